@@ -1,0 +1,172 @@
+//! Command line: serve (the default), `check-config FILE`, and `schema ENGINE`.
+//!
+//! Flags follow the Prometheus exporters' names (`--config.file`,
+//! `--web.listen-address`, `--web.telemetry-path`, `--log.level`). This module
+//! parses, sets up logging and hands over to [`crate::exporter`]; it keeps no state.
+
+use crate::config::{Config, TableName};
+use crate::engine::EngineKind;
+use crate::exporter::{self, ServeOptions};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "rpo-exporter",
+    version,
+    about = "Prometheus exporter for cross-region replication lag and data-loss exposure, in RPO terms",
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// The configuration file.
+    #[arg(
+        long = "config.file",
+        value_name = "FILE",
+        default_value = "rpo-exporter.yml"
+    )]
+    config_file: PathBuf,
+    /// Address to listen on for the web interface and telemetry (`:PORT` means every interface).
+    #[arg(
+        long = "web.listen-address",
+        value_name = "ADDRESS",
+        default_value = ":10087"
+    )]
+    listen_address: String,
+    /// Path under which to expose metrics.
+    #[arg(
+        long = "web.telemetry-path",
+        value_name = "PATH",
+        default_value = "/metrics"
+    )]
+    telemetry_path: String,
+    #[command(flatten)]
+    log: LogArgs,
+}
+
+#[derive(Debug, clap::Args)]
+struct LogArgs {
+    /// Only log messages with the given severity or above.
+    #[arg(long = "log.level", value_name = "LEVEL", default_value = "info",
+          value_parser = ["error", "warn", "info", "debug", "trace"])]
+    level: String,
+    /// Output format of log messages.
+    #[arg(long = "log.format", value_name = "FORMAT", default_value = "logfmt", value_parser = ["logfmt", "json"])]
+    format: String,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Validate a configuration file: exit 0 if it is valid, else print the problem and exit 1.
+    CheckConfig {
+        /// The configuration file to check.
+        file: PathBuf,
+    },
+    /// Print the heartbeat table DDL and the least-privilege GRANTs for an engine.
+    Schema {
+        /// The database engine.
+        #[arg(value_parser = parse_engine)]
+        engine: EngineKind,
+        /// The heartbeat table, as in `heartbeat.table`.
+        #[arg(long, default_value = "rpo.heartbeat", value_parser = parse_table)]
+        table: TableName,
+        /// The exporter's login role to grant privileges to.
+        #[arg(long, default_value = "rpo_exporter", value_parser = parse_role)]
+        role: String,
+    },
+}
+
+fn parse_engine(s: &str) -> Result<EngineKind, String> {
+    s.parse()
+}
+
+fn parse_table(s: &str) -> Result<TableName, String> {
+    s.parse()
+}
+
+fn parse_role(s: &str) -> Result<String, String> {
+    if crate::config::is_identifier(s) {
+        Ok(s.to_owned())
+    } else {
+        Err(format!(
+            "{s:?} must be a lower-case identifier ([a-z_][a-z0-9_]*)"
+        ))
+    }
+}
+
+/// Runs the command line; the caller turns an error into a message and exit code 1.
+pub fn run() -> anyhow::Result<ExitCode> {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::CheckConfig { file }) => match Config::load(&file) {
+            Ok(config) => {
+                let nodes: usize = config.clusters.iter().map(|c| c.nodes.len()).sum();
+                println!(
+                    "{}: valid ({} clusters, {nodes} nodes)",
+                    file.display(),
+                    config.clusters.len()
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                Ok(ExitCode::FAILURE)
+            }
+        },
+        Some(Command::Schema {
+            engine,
+            table,
+            role,
+        }) => {
+            print!("{}", engine.schema_sql(&table, &role));
+            Ok(ExitCode::SUCCESS)
+        }
+        None => serve(cli.serve),
+    }
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    init_logging(&args.log);
+    let config = match Config::load(&args.config_file) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "Invalid configuration");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(exporter::run(
+        config,
+        ServeOptions {
+            listen: args.listen_address,
+            telemetry_path: args.telemetry_path,
+        },
+    ))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn init_logging(args: &LogArgs) {
+    // Our own crate at the chosen level; drivers stay at warn so their debug
+    // output (which may echo connection parameters) never reaches the log.
+    let filter = tracing_subscriber::EnvFilter::new(format!("warn,rpo_exporter={}", args.level));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
+    if args.format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

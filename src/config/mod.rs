@@ -1,0 +1,537 @@
+//! Configuration: load one YAML file, validate it, hand out a [`Config`].
+//!
+//! Parsing happens in two steps (raw, then validated), as ripgrep does with its
+//! arguments: [`raw`] mirrors the file and rejects unknown fields; [`validate`]
+//! checks meaning (durations, ranges, duplicates, files that must exist) and builds
+//! the types the rest of the exporter uses. Every error is a [`ConfigError`] naming
+//! the file, the field path (`clusters[0].nodes[1].dsn`) and the problem. This is
+//! the only module that knows YAML. It keeps no state.
+
+mod raw;
+
+use crate::engine::EngineKind;
+use raw::{RawCluster, RawConfig, RawHeartbeat, RawNode};
+use std::collections::HashSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Heartbeat interval bounds from SPEC.md.
+pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
+pub const MAX_INTERVAL: Duration = Duration::from_secs(60);
+const MAX_TIMEOUT: Duration = Duration::from_secs(30);
+const MAX_LABEL_LEN: usize = 64;
+
+/// A configuration problem: which file, where in it, and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    /// Field path such as `clusters[0].heartbeat.interval`; empty for file-level problems.
+    pub path: String,
+    pub problem: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            write!(f, "{}: {}", self.file.display(), self.problem)
+        } else {
+            write!(
+                f,
+                "{}: {}: {}",
+                self.file.display(),
+                self.path,
+                self.problem
+            )
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub clusters: Vec<Cluster>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cluster {
+    /// The `db_cluster` label value.
+    pub name: String,
+    pub rpo: Duration,
+    pub rto: Duration,
+    pub write_mode: WriteMode,
+    pub heartbeat: Heartbeat,
+    pub nodes: Vec<Node>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteMode {
+    SingleWriter,
+    MultiWriter,
+}
+
+impl WriteMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WriteMode::SingleWriter => "single-writer",
+            WriteMode::MultiWriter => "multi-writer",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Heartbeat {
+    pub interval: Duration,
+    /// Deadline for one database round trip (connect, or one query).
+    pub timeout: Duration,
+    pub table: TableName,
+    pub create_table: bool,
+    pub sources: Sources,
+}
+
+/// Which heartbeat rows count as sources of (source → replica) pairs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sources {
+    /// Only rows written by nodes listed in the cluster (the default for a cluster
+    /// listing several nodes): anything else is counted as unknown.
+    Listed,
+    /// Any well-formed row (the default for a sidecar config listing one node, which
+    /// cannot list the writers it reads).
+    Any,
+}
+
+/// A `schema.table` (PostgreSQL) or `database.table` (MySQL) name, both parts plain
+/// lower-case identifiers so they never need quoting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableName {
+    pub schema: String,
+    pub table: String,
+}
+
+impl fmt::Display for TableName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.schema, self.table)
+    }
+}
+
+impl std::str::FromStr for TableName {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let Some((schema, table)) = s.split_once('.') else {
+            return Err(format!("{s:?} is not of the form schema.table"));
+        };
+        for part in [schema, table] {
+            if !is_identifier(part) {
+                return Err(format!(
+                    "{s:?}: {part:?} must be a lower-case identifier ([a-z_][a-z0-9_]*, at most 63 characters)"
+                ));
+            }
+        }
+        Ok(TableName {
+            schema: schema.to_owned(),
+            table: table.to_owned(),
+        })
+    }
+}
+
+/// Whether `s` is an SQL identifier that needs no quoting in either engine.
+pub fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some('a'..='z' | '_'))
+        && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '_'))
+        && s.len() <= 63
+}
+
+/// Whether `s` may be used as a label value taken from configuration or from a
+/// heartbeat row: short, printable, no surprises in PromQL or logs.
+pub fn is_label_safe(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= MAX_LABEL_LEN
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    /// The `node` label value; also the name written into heartbeat rows.
+    pub name: String,
+    pub region: String,
+    pub zone: Option<String>,
+    pub engine: EngineKind,
+    /// Connection string without a password (validation refuses one inline).
+    pub dsn: String,
+    pub password: PasswordSource,
+}
+
+/// Where a node's password comes from. It is read anew on every connection attempt
+/// so a rotated secret is picked up without a restart.
+#[derive(Clone, PartialEq)]
+pub enum PasswordSource {
+    None,
+    File(PathBuf),
+    Env(String),
+}
+
+impl fmt::Debug for PasswordSource {
+    // Says where the password lives, never what it is.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PasswordSource::None => write!(f, "None"),
+            PasswordSource::File(p) => write!(f, "File({})", p.display()),
+            PasswordSource::Env(v) => write!(f, "Env({v})"),
+        }
+    }
+}
+
+impl PasswordSource {
+    /// Reads the password; a trailing newline in a file is not part of it.
+    pub fn read(&self) -> Result<Option<String>, String> {
+        match self {
+            PasswordSource::None => Ok(None),
+            PasswordSource::File(path) => std::fs::read_to_string(path)
+                .map(|s| Some(s.trim_end_matches(['\n', '\r']).to_owned()))
+                .map_err(|e| format!("cannot read password_file {}: {e}", path.display())),
+            PasswordSource::Env(var) => match std::env::var(var) {
+                Ok(v) if !v.is_empty() => Ok(Some(v)),
+                Ok(_) => Err(format!(
+                    "environment variable {var} (password_env) is empty"
+                )),
+                Err(_) => Err(format!(
+                    "environment variable {var} (password_env) is not set"
+                )),
+            },
+        }
+    }
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(file: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(file).map_err(|e| ConfigError {
+            file: file.to_owned(),
+            path: String::new(),
+            problem: format!("cannot read the file: {e}"),
+        })?;
+        Config::parse(file, &text)
+    }
+
+    /// Parses and validates config text; `file` is only used in errors.
+    pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
+        let raw = parse_raw(file, text)?;
+        validate(file, raw)
+    }
+
+    pub fn cluster(&self, name: &str) -> Option<&Cluster> {
+        self.clusters.iter().find(|c| c.name == name)
+    }
+}
+
+fn parse_raw(file: &Path, text: &str) -> Result<RawConfig, ConfigError> {
+    let mut options = serde_saphyr::Options::default();
+    // The snippet is drawn over several lines; our errors are one line with the path.
+    options.with_snippet = false;
+    let mut path = String::new();
+    let result = serde_saphyr::with_deserializer_from_str_with_options(text, options, |de| {
+        serde_path_to_error::deserialize::<_, RawConfig>(de).map_err(|e| {
+            path = e.path().to_string();
+            e.into_inner()
+        })
+    });
+    result.map_err(|e| {
+        let mut problem = e.to_string();
+        if let Some(loc) = e.location() {
+            if loc.line() > 0 {
+                problem = format!("{problem} (line {}, column {})", loc.line(), loc.column());
+            }
+        }
+        ConfigError {
+            file: file.to_owned(),
+            path: if path == "." { String::new() } else { path },
+            problem,
+        }
+    })
+}
+
+/// Collects the context for errors while walking the raw config.
+struct Ctx<'a> {
+    file: &'a Path,
+}
+
+impl Ctx<'_> {
+    fn err(&self, path: impl Into<String>, problem: impl Into<String>) -> ConfigError {
+        ConfigError {
+            file: self.file.to_owned(),
+            path: path.into(),
+            problem: problem.into(),
+        }
+    }
+
+    fn duration(&self, path: &str, value: &str) -> Result<Duration, ConfigError> {
+        humantime::parse_duration(value.trim()).map_err(|e| {
+            self.err(
+                path,
+                format!("invalid duration {value:?}: {e} (write it like 500ms, 10s or 5m)"),
+            )
+        })
+    }
+
+    fn label(&self, path: &str, value: &str) -> Result<String, ConfigError> {
+        if is_label_safe(value) {
+            Ok(value.to_owned())
+        } else {
+            Err(self.err(
+                path,
+                format!(
+                    "{value:?} is not a valid name: use 1 to {MAX_LABEL_LEN} characters from A-Z a-z 0-9 - _ . :"
+                ),
+            ))
+        }
+    }
+}
+
+fn validate(file: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
+    let ctx = Ctx { file };
+    if raw.clusters.is_empty() {
+        return Err(ctx.err("clusters", "at least one cluster is required"));
+    }
+    let mut names = HashSet::new();
+    let mut clusters = Vec::with_capacity(raw.clusters.len());
+    for (i, rc) in raw.clusters.into_iter().enumerate() {
+        let path = format!("clusters[{i}]");
+        let cluster = validate_cluster(&ctx, &path, rc)?;
+        if !names.insert(cluster.name.clone()) {
+            return Err(ctx.err(
+                format!("{path}.name"),
+                format!("duplicate cluster name {:?}", cluster.name),
+            ));
+        }
+        clusters.push(cluster);
+    }
+    Ok(Config { clusters })
+}
+
+fn validate_cluster(ctx: &Ctx, path: &str, rc: RawCluster) -> Result<Cluster, ConfigError> {
+    let name = ctx.label(&format!("{path}.name"), &rc.name)?;
+    let rpo = ctx.duration(&format!("{path}.rpo"), &rc.rpo)?;
+    let rto = ctx.duration(&format!("{path}.rto"), &rc.rto)?;
+    for (field, d) in [("rpo", rpo), ("rto", rto)] {
+        if d.is_zero() {
+            return Err(ctx.err(format!("{path}.{field}"), "must be greater than 0"));
+        }
+    }
+    let write_mode = match rc.write_mode.as_deref() {
+        None | Some("single-writer") => WriteMode::SingleWriter,
+        Some("multi-writer") => WriteMode::MultiWriter,
+        Some(other) => {
+            return Err(ctx.err(
+                format!("{path}.write_mode"),
+                format!("unknown write mode {other:?}: expected single-writer or multi-writer"),
+            ))
+        }
+    };
+    if rc.nodes.is_empty() {
+        return Err(ctx.err(format!("{path}.nodes"), "at least one node is required"));
+    }
+    let heartbeat = validate_heartbeat(
+        ctx,
+        &format!("{path}.heartbeat"),
+        rc.heartbeat.unwrap_or_default(),
+        rc.nodes.len(),
+    )?;
+    let mut node_names = HashSet::new();
+    let mut nodes = Vec::with_capacity(rc.nodes.len());
+    for (j, rn) in rc.nodes.into_iter().enumerate() {
+        let npath = format!("{path}.nodes[{j}]");
+        let node = validate_node(ctx, &npath, rn)?;
+        if !node_names.insert(node.name.clone()) {
+            return Err(ctx.err(
+                format!("{npath}.name"),
+                format!("duplicate node name {:?} in cluster {name:?}", node.name),
+            ));
+        }
+        nodes.push(node);
+    }
+    Ok(Cluster {
+        name,
+        rpo,
+        rto,
+        write_mode,
+        heartbeat,
+        nodes,
+    })
+}
+
+fn validate_heartbeat(
+    ctx: &Ctx,
+    path: &str,
+    rh: RawHeartbeat,
+    node_count: usize,
+) -> Result<Heartbeat, ConfigError> {
+    let interval = match &rh.interval {
+        Some(v) => ctx.duration(&format!("{path}.interval"), v)?,
+        None => Duration::from_secs(1),
+    };
+    if !(MIN_INTERVAL..=MAX_INTERVAL).contains(&interval) {
+        return Err(ctx.err(
+            format!("{path}.interval"),
+            format!(
+                "{} is out of range: the interval must be between 100ms and 1m",
+                humantime::format_duration(interval)
+            ),
+        ));
+    }
+    // By default one round trip may take as long as one interval (so a dead node is
+    // seen within two intervals), but never less than a second: a cross-region round
+    // trip plus a busy server must fit.
+    let timeout = match &rh.timeout {
+        Some(v) => ctx.duration(&format!("{path}.timeout"), v)?,
+        None => interval.max(Duration::from_secs(1)),
+    };
+    if timeout < Duration::from_millis(10) || timeout > MAX_TIMEOUT {
+        return Err(ctx.err(format!("{path}.timeout"), "must be between 10ms and 30s"));
+    }
+    let table = match &rh.table {
+        Some(t) => t
+            .parse()
+            .map_err(|e: String| ctx.err(format!("{path}.table"), e))?,
+        None => TableName {
+            schema: "rpo".into(),
+            table: "heartbeat".into(),
+        },
+    };
+    let sources = match rh.sources.as_deref() {
+        None if node_count == 1 => Sources::Any,
+        None | Some("listed") => Sources::Listed,
+        Some("any") => Sources::Any,
+        Some(other) => {
+            return Err(ctx.err(
+                format!("{path}.sources"),
+                format!("unknown value {other:?}: expected listed or any"),
+            ))
+        }
+    };
+    Ok(Heartbeat {
+        interval,
+        timeout,
+        table,
+        create_table: rh.create_table.unwrap_or(true),
+        sources,
+    })
+}
+
+fn validate_node(ctx: &Ctx, path: &str, rn: RawNode) -> Result<Node, ConfigError> {
+    let name = ctx.label(&format!("{path}.name"), &rn.name)?;
+    let region = ctx.label(&format!("{path}.region"), &rn.region)?;
+    let zone = match &rn.zone {
+        Some(z) => Some(ctx.label(&format!("{path}.zone"), z)?),
+        None => None,
+    };
+    let engine: EngineKind = rn
+        .engine
+        .parse()
+        .map_err(|e: String| ctx.err(format!("{path}.engine"), e))?;
+    engine
+        .check_dsn(&rn.dsn)
+        .map_err(|e| ctx.err(format!("{path}.dsn"), e))?;
+    let password = match (rn.password_file, rn.password_env) {
+        (Some(_), Some(_)) => {
+            return Err(ctx.err(path, "set either password_file or password_env, not both"));
+        }
+        (Some(f), None) => PasswordSource::File(f),
+        (None, Some(v)) => PasswordSource::Env(v),
+        (None, None) => PasswordSource::None,
+    };
+    let field = match &password {
+        PasswordSource::File(_) => "password_file",
+        _ => "password_env",
+    };
+    password
+        .read()
+        .map_err(|e| ctx.err(format!("{path}.{field}"), e))?;
+    Ok(Node {
+        name,
+        region,
+        zone,
+        engine,
+        dsn: rn.dsn,
+        password,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, String> {
+        Config::parse(Path::new("t.yml"), text).map_err(|e| e.to_string())
+    }
+
+    const GOOD: &str = r#"
+clusters:
+  - name: orders
+    rpo: 5m
+    rto: 30m
+    heartbeat: { interval: 500ms, table: rpo.hb }
+    nodes:
+      - { name: a, region: us-east-1, engine: postgres, dsn: "host=127.0.0.1 port=5432 user=rpo dbname=x" }
+      - { name: b, region: eu-west-1, engine: postgres, dsn: "postgres://rpo@127.0.0.1:5433/x" }
+"#;
+
+    #[test]
+    fn good_config_gets_defaults() {
+        let c = parse(GOOD).unwrap();
+        let cl = &c.clusters[0];
+        assert_eq!(cl.rpo, Duration::from_secs(300));
+        assert_eq!(cl.write_mode, WriteMode::SingleWriter);
+        assert_eq!(cl.heartbeat.interval, Duration::from_millis(500));
+        assert_eq!(cl.heartbeat.timeout, Duration::from_secs(1));
+        assert_eq!(cl.heartbeat.table.to_string(), "rpo.hb");
+        assert!(cl.heartbeat.create_table);
+        assert_eq!(cl.heartbeat.sources, Sources::Listed);
+        assert_eq!(cl.nodes[1].region, "eu-west-1");
+    }
+
+    #[test]
+    fn sidecar_defaults_to_any_source() {
+        let one = GOOD.replace("      - { name: b, region: eu-west-1, engine: postgres, dsn: \"postgres://rpo@127.0.0.1:5433/x\" }\n", "");
+        assert_eq!(
+            parse(&one).unwrap().clusters[0].heartbeat.sources,
+            Sources::Any
+        );
+    }
+
+    fn check(replace: (&str, &str), expected: &str) {
+        assert!(GOOD.contains(replace.0), "{}", replace.0);
+        let text = GOOD.replacen(replace.0, replace.1, 1);
+        assert_eq!(parse(&text).unwrap_err(), expected);
+    }
+
+    #[test]
+    fn semantic_errors_name_the_field() {
+        check(("interval: 500ms", "interval: 50ms"), "t.yml: clusters[0].heartbeat.interval: 50ms is out of range: the interval must be between 100ms and 1m");
+        check(
+            ("rpo: 5m", "rpo: 0s"),
+            "t.yml: clusters[0].rpo: must be greater than 0",
+        );
+        check(
+            ("name: b,", "name: a,"),
+            "t.yml: clusters[0].nodes[1].name: duplicate node name \"a\" in cluster \"orders\"",
+        );
+        check(
+            ("table: rpo.hb", "table: hb"),
+            "t.yml: clusters[0].heartbeat.table: \"hb\" is not of the form schema.table",
+        );
+        check(("name: a,", "name: \"a b\","), "t.yml: clusters[0].nodes[0].name: \"a b\" is not a valid name: use 1 to 64 characters from A-Z a-z 0-9 - _ . :");
+    }
+
+    #[test]
+    fn identifiers() {
+        assert!(is_identifier("rpo_heartbeat1"));
+        assert!(!is_identifier("Rpo"));
+        assert!(!is_identifier("1a"));
+        assert!(!is_identifier("a;drop"));
+        assert!(!is_identifier(""));
+    }
+}

@@ -1,0 +1,246 @@
+//! Database engines behind one small interface.
+//!
+//! Everything an engine must do for the exporter is a method of [`Session`]:
+//! connect, probe the node's role and clock, make sure the heartbeat table exists,
+//! write a heartbeat, read every heartbeat row, and read the engine's own
+//! replication signals. Each engine lives in its own module and is the only place
+//! that knows its SQL; adding an engine adds a module and a variant here. Errors
+//! are reduced to a bounded [`ErrorKind`] (a label value) plus a message that never
+//! carries a credential.
+
+pub mod postgres;
+
+use crate::config::{Heartbeat, Node, TableName};
+use crate::metrics::{MetricDesc, Sample};
+use std::fmt;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EngineKind {
+    Postgres,
+}
+
+impl EngineKind {
+    pub const ALL: &'static [EngineKind] = &[EngineKind::Postgres];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EngineKind::Postgres => "postgres",
+        }
+    }
+
+    /// Checks a DSN without connecting: it must parse and must not hold a password.
+    pub fn check_dsn(self, dsn: &str) -> Result<(), String> {
+        match self {
+            EngineKind::Postgres => postgres::check_dsn(dsn),
+        }
+    }
+
+    /// The heartbeat table's DDL and the least-privilege grants for `role`.
+    pub fn schema_sql(self, table: &TableName, role: &str) -> String {
+        match self {
+            EngineKind::Postgres => postgres::schema_sql(table, role),
+        }
+    }
+
+    /// The engine's own metric families.
+    pub fn metrics(self) -> &'static [&'static MetricDesc] {
+        match self {
+            EngineKind::Postgres => postgres::METRICS,
+        }
+    }
+}
+
+impl std::str::FromStr for EngineKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "postgres" => Ok(EngineKind::Postgres),
+            other => Err(format!("unknown engine {other:?}: expected postgres")),
+        }
+    }
+}
+
+/// Bounded reasons a database operation fails; used as the `reason` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ErrorKind {
+    /// The server could not be reached or the connection broke.
+    Connect,
+    /// The server refused our credentials.
+    Auth,
+    /// No answer within the configured timeout.
+    Timeout,
+    /// The account lacks a privilege.
+    Permission,
+    /// The heartbeat table does not exist.
+    MissingTable,
+    /// A write was refused because the node is read-only (a role change under us).
+    ReadOnly,
+    /// Anything else the server or the driver reported.
+    Query,
+}
+
+impl ErrorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Connect => "connect",
+            ErrorKind::Auth => "auth",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Permission => "permission",
+            ErrorKind::MissingTable => "missing_table",
+            ErrorKind::ReadOnly => "read_only",
+            ErrorKind::Query => "query",
+        }
+    }
+
+    /// Whether the session is unusable after this error and must be replaced.
+    pub fn breaks_session(self) -> bool {
+        matches!(
+            self,
+            ErrorKind::Connect | ErrorKind::Timeout | ErrorKind::Auth
+        )
+    }
+}
+
+/// A failed database operation: a bounded kind and a message for the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineError {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl EngineError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        EngineError {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    pub fn timeout(what: &str, after: Duration) -> Self {
+        EngineError::new(
+            ErrorKind::Timeout,
+            format!(
+                "{what} timed out after {}",
+                humantime::format_duration(after)
+            ),
+        )
+    }
+}
+
+impl fmt::Display for EngineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for EngineError {}
+
+/// A node's role and identity, with its clock read during the same round trip.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Probe {
+    pub writable: bool,
+    /// The server's identity (PostgreSQL system identifier).
+    pub identity: String,
+    /// The identity heartbeat rows replicated to this node must carry, when the
+    /// engine's replication preserves it (PostgreSQL physical replication does).
+    pub expected_row_identity: Option<String>,
+    pub db_now_us: i64,
+}
+
+/// One heartbeat row as stored; any field may be missing in a damaged table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeartbeatRow {
+    pub node: Option<String>,
+    pub region: Option<String>,
+    pub seq: Option<i64>,
+    pub written_us: Option<i64>,
+    pub identity: Option<String>,
+}
+
+/// Every heartbeat row visible on a node, and the node's clock at the read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeartbeatRead {
+    pub rows: Vec<HeartbeatRow>,
+    pub db_now_us: i64,
+}
+
+/// A heartbeat that was committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Written {
+    pub seq: i64,
+    pub written_us: i64,
+}
+
+/// The labels every native sample starts with.
+#[derive(Debug, Clone)]
+pub struct NodeLabels {
+    pub cluster: String,
+    pub node: String,
+    pub region: String,
+}
+
+impl NodeLabels {
+    /// The node labels followed by `extra`, for a family whose labels extend [`crate::metrics::NODE`].
+    pub fn with(&self, extra: &[&str]) -> Vec<String> {
+        let mut v = vec![self.cluster.clone(), self.node.clone(), self.region.clone()];
+        v.extend(extra.iter().map(|s| (*s).to_owned()));
+        v
+    }
+}
+
+/// An open connection to one node.
+pub enum Session {
+    Postgres(postgres::PgSession),
+}
+
+impl Session {
+    /// Connects to `node`; the caller bounds the time it may take.
+    pub async fn connect(node: &Node, heartbeat: &Heartbeat) -> Result<Session, EngineError> {
+        match node.engine {
+            EngineKind::Postgres => Ok(Session::Postgres(
+                postgres::PgSession::connect(node, heartbeat).await?,
+            )),
+        }
+    }
+
+    pub async fn probe(&mut self) -> Result<Probe, EngineError> {
+        match self {
+            Session::Postgres(s) => s.probe().await,
+        }
+    }
+
+    /// Makes sure the heartbeat table exists, creating it when `create` allows.
+    pub async fn ensure_table(
+        &mut self,
+        table: &TableName,
+        create: bool,
+    ) -> Result<(), EngineError> {
+        match self {
+            Session::Postgres(s) => s.ensure_table(table, create).await,
+        }
+    }
+
+    pub async fn write_heartbeat(
+        &mut self,
+        node: &Node,
+        identity: &str,
+    ) -> Result<Written, EngineError> {
+        match self {
+            Session::Postgres(s) => s.write_heartbeat(node, identity).await,
+        }
+    }
+
+    pub async fn read_heartbeats(&mut self) -> Result<HeartbeatRead, EngineError> {
+        match self {
+            Session::Postgres(s) => s.read_heartbeats().await,
+        }
+    }
+
+    /// The engine's own replication signals, as samples of its metric families.
+    pub async fn replication(&mut self, labels: &NodeLabels) -> Result<Vec<Sample>, EngineError> {
+        match self {
+            Session::Postgres(s) => s.replication(labels).await,
+        }
+    }
+}

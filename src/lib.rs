@@ -1,0 +1,17 @@
+//! rpo-exporter: how much data each region would lose if a database primary failed
+//! now, measured with heartbeats and exported for Prometheus.
+//!
+//! See ARCHITECTURE.md for the map. In short: [`config`] reads the file,
+//! [`exporter`] starts one [`worker`] per node, workers talk to databases only
+//! through [`engine`] and store results in [`state`], and [`server`] renders them
+//! through [`metrics`] on each scrape. [`heartbeat`] holds the lag arithmetic.
+
+pub mod cli;
+pub mod config;
+pub mod engine;
+pub mod exporter;
+pub mod heartbeat;
+pub mod metrics;
+pub mod server;
+pub mod state;
+pub mod worker;

@@ -1,0 +1,277 @@
+//! The metric contract: one table of every series the exporter can emit, and the
+//! encoder that turns the latest measurements into OpenMetrics text at scrape time.
+//!
+//! Each family is described once, in [`CORE`] or in an engine's own table
+//! (`engine::*::METRICS`); docs/metrics.md is checked against [`all`]. The encoder
+//! is a prometheus-client [`Collector`] over a snapshot of [`crate::state::State`]:
+//! it only copies numbers out of memory, so a scrape never waits on a database.
+//! Label values come from configuration or are bounded enums; none is taken raw
+//! from a database.
+
+use crate::state::State;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricKind {
+    Gauge,
+    /// Registered without `_total`; the encoder adds it.
+    Counter,
+}
+
+/// One metric family: its name, what it means, and the labels it carries.
+#[derive(Debug)]
+pub struct MetricDesc {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub kind: MetricKind,
+    pub labels: &'static [&'static str],
+}
+
+impl MetricDesc {
+    /// The name as it appears on sample lines.
+    pub fn sample_name(&self) -> String {
+        match self.kind {
+            MetricKind::Gauge => self.name.to_owned(),
+            MetricKind::Counter => format!("{}_total", self.name),
+        }
+    }
+}
+
+/// Label sets shared by many families.
+pub const CLUSTER: &[&str] = &["db_cluster"];
+pub const NODE: &[&str] = &["db_cluster", "node", "node_region"];
+pub const PAIR: &[&str] = &[
+    "db_cluster",
+    "source_node",
+    "source_region",
+    "replica_node",
+    "replica_region",
+];
+
+macro_rules! desc {
+    ($id:ident, $name:literal, $kind:ident, $labels:expr, $help:literal) => {
+        pub static $id: MetricDesc = MetricDesc {
+            name: $name,
+            help: $help,
+            kind: MetricKind::$kind,
+            labels: $labels,
+        };
+    };
+}
+
+desc!(
+    BUILD_INFO,
+    "rpo_exporter_build_info",
+    Gauge,
+    &["version"],
+    "Always 1; labels carry the exporter's version."
+);
+desc!(OBJECTIVE, "rpo_objective_seconds", Gauge, CLUSTER, "The cluster's recovery point objective (rpo): the most data, in seconds of writes, a failover may lose.");
+desc!(
+    RTO_OBJECTIVE,
+    "rpo_rto_objective_seconds",
+    Gauge,
+    CLUSTER,
+    "The cluster's recovery time objective (rto)."
+);
+desc!(
+    HEARTBEAT_INTERVAL,
+    "rpo_heartbeat_interval_seconds",
+    Gauge,
+    CLUSTER,
+    "The configured heartbeat interval."
+);
+desc!(
+    NODE_UP,
+    "rpo_node_up",
+    Gauge,
+    NODE,
+    "1 if the node answered its last role probe, else 0."
+);
+desc!(
+    NODE_WRITABLE,
+    "rpo_node_writable",
+    Gauge,
+    NODE,
+    "1 if the node accepts writes (a primary), 0 if read-only; absent while the node is down."
+);
+desc!(CLOCK_OFFSET, "rpo_node_clock_offset_seconds", Gauge, NODE, "The node's database clock minus the exporter host's clock, estimated from the midpoint of a round trip.");
+desc!(
+    CLOCK_RTT,
+    "rpo_node_round_trip_seconds",
+    Gauge,
+    NODE,
+    "Duration of the last role probe round trip; half of it bounds the clock offset's error."
+);
+desc!(
+    COLLECTOR_SUCCESS,
+    "rpo_collector_success",
+    Gauge,
+    &["db_cluster", "node", "node_region", "collector"],
+    "1 if the collector's last run on the node succeeded, else 0."
+);
+desc!(
+    COLLECTOR_DURATION,
+    "rpo_collector_duration_seconds",
+    Gauge,
+    &["db_cluster", "node", "node_region", "collector"],
+    "Duration of the collector's last run on the node."
+);
+desc!(MEASUREMENT_AGE, "rpo_measurement_age_seconds", Gauge, &["db_cluster", "node", "node_region", "collector"], "Seconds since the collector last succeeded on the node, at scrape time; absent until its first success.");
+desc!(COLLECTOR_ERRORS, "rpo_collector_errors", Counter, &["db_cluster", "node", "node_region", "collector", "reason"], "Failed collector runs by bounded reason (connect, auth, timeout, permission, missing_table, read_only, query).");
+desc!(
+    HB_WRITES,
+    "rpo_heartbeat_writes",
+    Counter,
+    NODE,
+    "Heartbeats this exporter wrote on the node."
+);
+desc!(
+    HB_WRITTEN,
+    "rpo_heartbeat_written_timestamp_seconds",
+    Gauge,
+    NODE,
+    "Database-clock time of the last heartbeat this exporter wrote on the node."
+);
+desc!(
+    HB_SEQUENCE,
+    "rpo_heartbeat_sequence",
+    Gauge,
+    NODE,
+    "Sequence number of the last heartbeat this exporter wrote on the node."
+);
+desc!(LAG, "rpo_replication_lag_seconds", Gauge, PAIR, "Age of the oldest heartbeat written on the source that is not yet visible on the replica (0 when the replica has every heartbeat written so far). Absent while the replica cannot be read or its row is invalid.");
+desc!(EXPOSURE, "rpo_data_loss_exposure_seconds", Gauge, PAIR, "Age of the newest source heartbeat visible on the replica: the writes a failover to this replica would lose now. Absent while the replica cannot be read or its row is invalid.");
+desc!(
+    SEEN,
+    "rpo_heartbeat_seen_timestamp_seconds",
+    Gauge,
+    PAIR,
+    "Source database-clock time of the newest source heartbeat visible on the replica."
+);
+desc!(ROW_STATUS, "rpo_heartbeat_row_status", Gauge, &["db_cluster", "source_node", "source_region", "replica_node", "replica_region", "status"], "1 for the current status of the source's heartbeat row as read on the replica (ok, null_timestamp, future_timestamp, identity_mismatch), 0 for the others.");
+desc!(SEQ_REGRESSIONS, "rpo_heartbeat_sequence_regressions", Counter, PAIR, "Times the source's heartbeat sequence went backwards as read on the replica (table recreated, or a foreign writer).");
+desc!(UNKNOWN_ROWS, "rpo_heartbeat_unknown_rows", Gauge, &["db_cluster", "replica_node", "replica_region", "reason"], "Heartbeat rows on the replica that are no pair's source: reason unlisted_source (a writer not in the config) or malformed (a name unfit to be a label, or too many sources).");
+
+/// Families every build emits, in exposition order.
+pub static CORE: &[&MetricDesc] = &[
+    &BUILD_INFO,
+    &OBJECTIVE,
+    &RTO_OBJECTIVE,
+    &HEARTBEAT_INTERVAL,
+    &NODE_UP,
+    &NODE_WRITABLE,
+    &CLOCK_OFFSET,
+    &CLOCK_RTT,
+    &COLLECTOR_SUCCESS,
+    &COLLECTOR_DURATION,
+    &MEASUREMENT_AGE,
+    &COLLECTOR_ERRORS,
+    &HB_WRITES,
+    &HB_WRITTEN,
+    &HB_SEQUENCE,
+    &LAG,
+    &EXPOSURE,
+    &SEEN,
+    &ROW_STATUS,
+    &SEQ_REGRESSIONS,
+    &UNKNOWN_ROWS,
+];
+
+/// Every family the exporter can emit: the core ones, then each engine's.
+pub fn all() -> impl Iterator<Item = &'static MetricDesc> {
+    CORE.iter().copied().chain(
+        crate::engine::EngineKind::ALL
+            .iter()
+            .flat_map(|e| e.metrics().iter().copied()),
+    )
+}
+
+/// One sample: the label values in the order of its family's `labels`.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    pub desc: &'static MetricDesc,
+    pub values: Vec<String>,
+    pub value: f64,
+}
+
+/// Collects samples for one scrape, grouped by family.
+#[derive(Debug, Default)]
+pub struct Samples {
+    by_family: HashMap<&'static str, Vec<Sample>>,
+}
+
+impl Samples {
+    pub fn push(&mut self, desc: &'static MetricDesc, values: Vec<String>, value: f64) {
+        debug_assert_eq!(desc.labels.len(), values.len(), "{}", desc.name);
+        self.by_family.entry(desc.name).or_default().push(Sample {
+            desc,
+            values,
+            value,
+        });
+    }
+
+    pub fn extend(&mut self, samples: impl IntoIterator<Item = Sample>) {
+        for s in samples {
+            self.push(s.desc, s.values, s.value);
+        }
+    }
+}
+
+/// The prometheus-client collector that reads the shared state on each scrape.
+#[derive(Debug)]
+struct StateCollector {
+    state: Arc<State>,
+}
+
+impl Collector for StateCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let mut samples = self.state.samples();
+        for desc in all() {
+            let family = samples.by_family.remove(desc.name).unwrap_or_default();
+            let kind = match desc.kind {
+                MetricKind::Gauge => MetricType::Gauge,
+                MetricKind::Counter => MetricType::Counter,
+            };
+            let mut metric_encoder = encoder.encode_descriptor(desc.name, desc.help, None, kind)?;
+            for sample in family {
+                let labels: Vec<(&str, &str)> = desc
+                    .labels
+                    .iter()
+                    .copied()
+                    .zip(sample.values.iter().map(String::as_str))
+                    .collect();
+                let encoder = metric_encoder.encode_family(&labels)?;
+                match desc.kind {
+                    MetricKind::Gauge => ConstGauge::new(sample.value).encode(encoder)?,
+                    MetricKind::Counter => ConstCounter::new(sample.value).encode(encoder)?,
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Builds the registry the server encodes on each scrape.
+pub fn registry(state: Arc<State>) -> Registry {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(StateCollector { state }));
+    registry
+}
+
+/// Renders the registry as OpenMetrics text.
+pub fn render(registry: &Registry) -> Result<String, std::fmt::Error> {
+    let mut out = String::with_capacity(16 * 1024);
+    prometheus_client::encoding::text::encode(&mut out, registry)?;
+    Ok(out)
+}
+
+/// The content type of [`render`]'s output.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";

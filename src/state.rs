@@ -1,0 +1,302 @@
+//! The latest measurements, shared between the background workers (who write) and
+//! the scrape (which reads).
+//!
+//! One [`NodeState`] per configured node, each behind its own short-held mutex:
+//! a worker locks only to store a finished result, a scrape only to copy numbers
+//! out, and no lock is ever held across an `.await`. Counters live here too, so
+//! they survive reconnects. [`State::samples`] is the whole of the scrape's work.
+
+use crate::config::{Cluster, Config};
+use crate::engine::{ErrorKind, Written};
+use crate::heartbeat::{mono_now, ClockSample, Reading, RowStatus, WriteHistory};
+use crate::metrics::{self, Sample, Samples};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// The measurement loops a worker runs on each node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Collector {
+    /// Connect, then role, identity and clock.
+    Role,
+    HeartbeatWrite,
+    HeartbeatRead,
+    /// The engine's native replication signals.
+    Replication,
+}
+
+impl Collector {
+    pub const ALL: [Collector; 4] = [
+        Collector::Role,
+        Collector::HeartbeatWrite,
+        Collector::HeartbeatRead,
+        Collector::Replication,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Collector::Role => "role",
+            Collector::HeartbeatWrite => "heartbeat_write",
+            Collector::HeartbeatRead => "heartbeat_read",
+            Collector::Replication => "replication",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct CollectorData {
+    /// Whether it has ever run on this node (a replica never writes heartbeats).
+    pub ran: bool,
+    pub last_ok: bool,
+    pub last_duration: f64,
+    pub last_success_mono: Option<f64>,
+    pub errors: BTreeMap<ErrorKind, u64>,
+}
+
+/// What one replica knows of one source.
+#[derive(Debug, Clone)]
+pub struct PairData {
+    pub source_region: String,
+    pub status: RowStatus,
+    /// Lag and exposure at the read, when the row allowed a reading.
+    pub reading: Option<Reading>,
+    pub seen_written_us: Option<i64>,
+    pub last_seq: Option<i64>,
+    pub regressions: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct NodeData {
+    pub up: bool,
+    pub writable: Option<bool>,
+    pub identity: Option<String>,
+    pub expected_row_identity: Option<String>,
+    pub clock: Option<ClockSample>,
+    /// Database clock minus host wall clock, seconds.
+    pub clock_offset: Option<f64>,
+    pub collectors: [CollectorData; 4],
+    pub writes: u64,
+    pub last_written: Option<Written>,
+    pub history: WriteHistory,
+    /// Sources seen on this node, by source node name.
+    pub pairs: BTreeMap<String, PairData>,
+    pub unlisted_rows: usize,
+    pub malformed_rows: usize,
+    pub native: Vec<Sample>,
+}
+
+impl NodeData {
+    pub fn collector(&mut self, c: Collector) -> &mut CollectorData {
+        &mut self.collectors[c.index()]
+    }
+
+    pub fn record_success(&mut self, c: Collector, duration: f64) {
+        let d = self.collector(c);
+        d.ran = true;
+        d.last_ok = true;
+        d.last_duration = duration;
+        d.last_success_mono = Some(mono_now());
+    }
+
+    pub fn record_failure(&mut self, c: Collector, duration: f64, kind: ErrorKind) {
+        let d = self.collector(c);
+        d.ran = true;
+        d.last_ok = false;
+        d.last_duration = duration;
+        *d.errors.entry(kind).or_default() += 1;
+    }
+}
+
+#[derive(Debug)]
+pub struct NodeState {
+    pub cluster: String,
+    pub name: String,
+    pub region: String,
+    data: Mutex<NodeData>,
+}
+
+impl NodeState {
+    pub fn lock(&self) -> MutexGuard<'_, NodeData> {
+        // A panic while holding the lock cannot leave numbers half-written in a
+        // way that matters more than losing the exporter; keep serving.
+        self.data.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[derive(Debug)]
+pub struct ClusterState {
+    pub config: Arc<Cluster>,
+    pub nodes: Vec<Arc<NodeState>>,
+}
+
+impl ClusterState {
+    pub fn node(&self, name: &str) -> Option<&Arc<NodeState>> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+}
+
+#[derive(Debug)]
+pub struct State {
+    pub clusters: Vec<Arc<ClusterState>>,
+}
+
+impl State {
+    pub fn new(config: &Config) -> State {
+        let clusters = config
+            .clusters
+            .iter()
+            .map(|c| {
+                Arc::new(ClusterState {
+                    config: Arc::new(c.clone()),
+                    nodes: c
+                        .nodes
+                        .iter()
+                        .map(|n| {
+                            Arc::new(NodeState {
+                                cluster: c.name.clone(),
+                                name: n.name.clone(),
+                                region: n.region.clone(),
+                                data: Mutex::new(NodeData::default()),
+                            })
+                        })
+                        .collect(),
+                })
+            })
+            .collect();
+        State { clusters }
+    }
+
+    /// Everything a scrape shows, copied out of memory.
+    pub fn samples(&self) -> Samples {
+        let mut out = Samples::default();
+        out.push(
+            &metrics::BUILD_INFO,
+            vec![env!("CARGO_PKG_VERSION").into()],
+            1.0,
+        );
+        let now = mono_now();
+        for cluster in &self.clusters {
+            let c = &cluster.config;
+            let cl = vec![c.name.clone()];
+            out.push(&metrics::OBJECTIVE, cl.clone(), c.rpo.as_secs_f64());
+            out.push(&metrics::RTO_OBJECTIVE, cl.clone(), c.rto.as_secs_f64());
+            out.push(
+                &metrics::HEARTBEAT_INTERVAL,
+                cl,
+                c.heartbeat.interval.as_secs_f64(),
+            );
+            for node in &cluster.nodes {
+                node_samples(node, now, &mut out);
+            }
+        }
+        out
+    }
+}
+
+fn node_samples(node: &NodeState, now: f64, out: &mut Samples) {
+    let d = node.lock();
+    let labels = vec![node.cluster.clone(), node.name.clone(), node.region.clone()];
+    let with = |extra: &[&str]| {
+        let mut v = labels.clone();
+        v.extend(extra.iter().map(|s| (*s).to_owned()));
+        v
+    };
+    out.push(&metrics::NODE_UP, labels.clone(), f64::from(u8::from(d.up)));
+    if let (true, Some(w)) = (d.up, d.writable) {
+        out.push(
+            &metrics::NODE_WRITABLE,
+            labels.clone(),
+            f64::from(u8::from(w)),
+        );
+    }
+    if let Some(offset) = d.clock_offset {
+        out.push(&metrics::CLOCK_OFFSET, labels.clone(), offset);
+    }
+    if let Some(clock) = d.clock {
+        out.push(&metrics::CLOCK_RTT, labels.clone(), clock.rtt);
+    }
+    for c in Collector::ALL {
+        let cd = &d.collectors[c.index()];
+        if !cd.ran {
+            continue;
+        }
+        let l = with(&[c.as_str()]);
+        out.push(
+            &metrics::COLLECTOR_SUCCESS,
+            l.clone(),
+            f64::from(u8::from(cd.last_ok)),
+        );
+        out.push(&metrics::COLLECTOR_DURATION, l.clone(), cd.last_duration);
+        if let Some(t) = cd.last_success_mono {
+            out.push(&metrics::MEASUREMENT_AGE, l, (now - t).max(0.0));
+        }
+        for (kind, n) in &cd.errors {
+            out.push(
+                &metrics::COLLECTOR_ERRORS,
+                with(&[c.as_str(), kind.as_str()]),
+                *n as f64,
+            );
+        }
+    }
+    if d.writes > 0 {
+        out.push(&metrics::HB_WRITES, labels.clone(), d.writes as f64);
+    }
+    if let Some(w) = d.last_written {
+        out.push(
+            &metrics::HB_WRITTEN,
+            labels.clone(),
+            w.written_us as f64 / 1e6,
+        );
+        out.push(&metrics::HB_SEQUENCE, labels.clone(), w.seq as f64);
+    }
+    // A pair's lag is only as good as the last read: when it failed, the series go
+    // absent (unknown) rather than repeat an old value that may read 0.
+    let fresh = d.collectors[Collector::HeartbeatRead.index()].last_ok;
+    for (source, p) in &d.pairs {
+        let pair = vec![
+            node.cluster.clone(),
+            source.clone(),
+            p.source_region.clone(),
+            node.name.clone(),
+            node.region.clone(),
+        ];
+        if let (true, Some(Reading::Ok { lag, exposure, .. })) = (fresh, p.reading) {
+            out.push(&metrics::LAG, pair.clone(), lag);
+            out.push(&metrics::EXPOSURE, pair.clone(), exposure);
+        }
+        if let Some(us) = p.seen_written_us {
+            out.push(&metrics::SEEN, pair.clone(), us as f64 / 1e6);
+        }
+        for s in RowStatus::ALL {
+            let mut l = pair.clone();
+            l.push(s.as_str().to_owned());
+            out.push(&metrics::ROW_STATUS, l, f64::from(u8::from(p.status == s)));
+        }
+        out.push(&metrics::SEQ_REGRESSIONS, pair, p.regressions as f64);
+    }
+    if d.collectors[Collector::HeartbeatRead.index()].ran {
+        out.push(
+            &metrics::UNKNOWN_ROWS,
+            with_replica(node, "unlisted_source"),
+            d.unlisted_rows as f64,
+        );
+        out.push(
+            &metrics::UNKNOWN_ROWS,
+            with_replica(node, "malformed"),
+            d.malformed_rows as f64,
+        );
+    }
+    out.extend(d.native.iter().cloned());
+}
+
+fn with_replica(node: &NodeState, reason: &str) -> Vec<String> {
+    vec![
+        node.cluster.clone(),
+        node.name.clone(),
+        node.region.clone(),
+        reason.to_owned(),
+    ]
+}

@@ -241,10 +241,12 @@ fn parse_raw(file: &Path, text: &str) -> Result<RawConfig, ConfigError> {
     });
     result.map_err(|e| {
         let mut problem = e.to_string();
-        if let Some(loc) = e.location() {
-            if loc.line() > 0 {
-                problem = format!("{problem} (line {}, column {})", loc.line(), loc.column());
-            }
+        // Most parser messages already say where; add it when one does not.
+        if let Some(loc) = e
+            .location()
+            .filter(|l| l.line() > 0 && !problem.contains(" at line "))
+        {
+            problem = format!("{problem} at line {}, column {}", loc.line(), loc.column());
         }
         ConfigError {
             file: file.to_owned(),

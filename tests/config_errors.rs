@@ -1,0 +1,151 @@
+//! One file per config mistake, each mapped to its exact error text (as
+//! blackbox_exporter's config tests do), and `check-config`'s exit codes.
+
+use rpo_exporter::config::Config;
+use std::path::Path;
+use std::process::Command;
+
+const DIR: &str = "tests/testdata/config";
+
+/// (file, the error after "FILE: ").
+const CASES: &[(&str, &str)] = &[
+    ("invalid-unknown-field.yml", "clusters[0].heartbeat.jitter: unknown field `jitter`, expected one of interval, timeout, table, create_table, sources at line 5, column 32"),
+    ("invalid-bad-duration.yml", "clusters[0].heartbeat.interval: invalid duration \"1 second please\": expected number at 9 (write it like 500ms, 10s or 5m)"),
+    ("invalid-interval-out-of-range.yml", "clusters[0].heartbeat.interval: 2m is out of range: the interval must be between 100ms and 1m"),
+    ("invalid-missing-password-file.yml", "clusters[0].nodes[0].password_file: cannot read password_file tests/testdata/config/no-such-file: No such file or directory (os error 2)"),
+    ("invalid-duplicate-node.yml", "clusters[0].nodes[1].name: duplicate node name \"orders-use1\" in cluster \"orders\""),
+    ("invalid-duplicate-cluster.yml", "clusters[1].name: duplicate cluster name \"orders\""),
+    ("invalid-unknown-engine.yml", "clusters[0].nodes[0].engine: unknown engine \"oracle\": expected postgres"),
+    ("invalid-password-in-dsn.yml", "clusters[0].nodes[0].dsn: the connection string contains a password; move it to password_file or password_env"),
+    ("invalid-unset-password-env.yml", "clusters[0].nodes[0].password_env: environment variable RPO_TEST_UNSET_VARIABLE (password_env) is not set"),
+    ("invalid-two-password-sources.yml", "clusters[0].nodes[0]: set either password_file or password_env, not both"),
+    ("invalid-write-mode.yml", "clusters[0].write_mode: unknown write mode \"active-passive\": expected single-writer or multi-writer"),
+    ("invalid-table-name.yml", "clusters[0].heartbeat.table: \"heartbeat\" is not of the form schema.table"),
+    ("invalid-no-nodes.yml", "clusters[0].nodes: at least one node is required"),
+    ("invalid-missing-rpo.yml", "clusters[0]: missing field `rpo` at line 4, column 5"),
+    ("invalid-region-label.yml", "clusters[0].nodes[0].region: \"us east 1\" is not a valid name: use 1 to 64 characters from A-Z a-z 0-9 - _ . :"),
+    ("invalid-yaml-syntax.yml", "clusters[0]: unclosed quote at line 3, column 10"),
+];
+
+fn exporter() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rpo-exporter"));
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("RPO_TEST_PASSWORD", "from-the-environment");
+    cmd
+}
+
+#[test]
+fn every_mistake_has_its_exact_error() {
+    std::env::set_current_dir(env!("CARGO_MANIFEST_DIR")).unwrap();
+    std::env::set_var("RPO_TEST_PASSWORD", "from-the-environment");
+    let mut failures = Vec::new();
+    for (file, expected) in CASES {
+        let path = Path::new(DIR).join(file);
+        match Config::load(&path) {
+            Ok(_) => failures.push(format!("{file}: accepted")),
+            Err(e) => {
+                let want = format!("{}: {expected}", path.display());
+                if e.to_string() != want {
+                    failures.push(format!("{file}:\n  got  {e}\n  want {want}"));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn every_invalid_file_is_covered() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(DIR);
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        if name.starts_with("invalid-") {
+            assert!(
+                CASES.iter().any(|(f, _)| *f == name),
+                "{name} has no expected error in CASES"
+            );
+        }
+    }
+}
+
+#[test]
+fn check_config_exit_codes() {
+    let ok = exporter()
+        .args(["check-config", "tests/testdata/config/valid.yml"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("valid (1 clusters, 2 nodes)"));
+
+    let bad = exporter()
+        .args([
+            "check-config",
+            "tests/testdata/config/invalid-bad-duration.yml",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        stderr.starts_with(
+            "tests/testdata/config/invalid-bad-duration.yml: clusters[0].heartbeat.interval: "
+        ),
+        "{stderr}"
+    );
+
+    let missing = exporter()
+        .args(["check-config", "tests/testdata/config/nope.yml"])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot read the file"));
+
+    let usage = exporter().args(["check-config"]).output().unwrap();
+    assert_eq!(usage.status.code(), Some(2), "clap's usage error");
+}
+
+#[test]
+fn a_password_in_a_dsn_is_never_echoed() {
+    let out = exporter()
+        .args([
+            "check-config",
+            "tests/testdata/config/invalid-password-in-dsn.yml",
+        ])
+        .output()
+        .unwrap();
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!all.contains("hunter2"), "{all}");
+}
+
+#[test]
+fn schema_prints_ddl_and_grants() {
+    let out = exporter()
+        .args(["schema", "postgres", "--table", "ops.hb", "--role", "mon"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let sql = String::from_utf8(out.stdout).unwrap();
+    assert!(sql.contains("CREATE TABLE IF NOT EXISTS ops.hb ("), "{sql}");
+    assert!(
+        sql.contains("GRANT SELECT, INSERT, UPDATE ON ops.hb TO mon;"),
+        "{sql}"
+    );
+    let bad = exporter()
+        .args(["schema", "postgres", "--table", "x;drop"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("schema.table"));
+    let engine = exporter().args(["schema", "oracle"]).output().unwrap();
+    assert_eq!(engine.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&engine.stderr).contains("unknown engine \"oracle\""));
+}

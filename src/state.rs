@@ -188,15 +188,17 @@ impl State {
                 cl,
                 c.heartbeat.interval.as_secs_f64(),
             );
+            let hb = &c.heartbeat;
+            let max_age = (hb.interval + 2 * hb.timeout).as_secs_f64() + 1.0;
             for node in &cluster.nodes {
-                node_samples(node, now, &mut out);
+                node_samples(node, now, max_age, &mut out);
             }
         }
         out
     }
 }
 
-fn node_samples(node: &NodeState, now: f64, out: &mut Samples) {
+fn node_samples(node: &NodeState, now: f64, max_age: f64, out: &mut Samples) {
     let d = node.lock();
     let labels = vec![node.cluster.clone(), node.name.clone(), node.region.clone()];
     let with = |extra: &[&str]| {
@@ -252,9 +254,11 @@ fn node_samples(node: &NodeState, now: f64, out: &mut Samples) {
         );
         out.push(&metrics::HB_SEQUENCE, labels.clone(), w.seq as f64);
     }
-    // A pair's lag is only as good as the last read: when it failed, the series go
-    // absent (unknown) rather than repeat an old value that may read 0.
-    let fresh = d.collectors[Collector::HeartbeatRead.index()].last_ok;
+    // A pair's lag is only as good as the last read: when it failed, or is older
+    // than a worker can take to notice a failure, the series go absent (unknown)
+    // rather than repeat an old value that may read 0.
+    let read = &d.collectors[Collector::HeartbeatRead.index()];
+    let fresh = read.last_ok && read.last_success_mono.is_some_and(|t| now - t <= max_age);
     for (source, p) in &d.pairs {
         let pair = vec![
             node.cluster.clone(),

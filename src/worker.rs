@@ -158,6 +158,11 @@ impl Worker {
         {
             let mut d = self.node.lock();
             d.record_failure(collector, took, e.kind);
+            // A primary we cannot reach missed its heartbeat: count it as a failed
+            // write too, so write errors say "nobody is writing" whatever the cause.
+            if collector == Collector::Role && d.writable == Some(true) {
+                d.record_failure(Collector::HeartbeatWrite, took, e.kind);
+            }
             if e.kind.breaks_session() || collector == Collector::Role {
                 d.up = false;
             }

@@ -1,0 +1,343 @@
+//! Test support: a PostgreSQL lab set up for the exporter (role, grants, password
+//! file, config), the exporter binary run as a child process, and a small parser
+//! for its `/metrics` output.
+#![allow(dead_code)]
+
+use rpo_lab::{free_port, PgLab, PgLabSpec};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tempfile::TempDir;
+
+/// A password no log line or metric may ever contain.
+pub const PASSWORD: &str = "Pw-UNMISTAKABLE-4b7e19c2";
+pub const ROLE: &str = "rpo_exporter";
+
+/// Regions given to lab nodes, in order.
+pub const REGIONS: &[&str] = &["us-east-1", "eu-west-1", "ap-southeast-1", "sa-east-1"];
+
+/// A PostgreSQL lab whose primary has the heartbeat table and a least-privilege
+/// login role for the exporter, with its password in a file.
+pub struct Lab {
+    pub pg: PgLab,
+    pub dir: TempDir,
+    pub password_file: PathBuf,
+    /// (node name, region) in lab order.
+    pub nodes: Vec<(String, String)>,
+}
+
+impl Lab {
+    pub async fn start(spec: PgLabSpec) -> Lab {
+        let pg = PgLab::start(spec)
+            .await
+            .expect("start the PostgreSQL lab (run scripts/install-deps.sh?)");
+        let schema = rpo_exporter::engine::EngineKind::Postgres
+            .schema_sql(&"rpo.heartbeat".parse().unwrap(), ROLE);
+        pg.create_role(ROLE, PASSWORD, &schema)
+            .await
+            .expect("create the exporter's role");
+        let dir = tempfile::tempdir().unwrap();
+        let password_file = dir.path().join("password");
+        std::fs::write(&password_file, format!("{PASSWORD}\n")).unwrap();
+        let nodes = pg
+            .nodes()
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.name().to_owned(), REGIONS[i % REGIONS.len()].to_owned()))
+            .collect();
+        Lab {
+            pg,
+            dir,
+            password_file,
+            nodes,
+        }
+    }
+
+    pub fn region(&self, node: &str) -> &str {
+        &self
+            .nodes
+            .iter()
+            .find(|(n, _)| n == node)
+            .expect("node in lab")
+            .1
+    }
+
+    /// One node entry of the config.
+    pub fn node_yaml(&self, node: &str) -> String {
+        let port = self.pg.node(node).port();
+        format!(
+            "      - name: {node}\n        region: {}\n        engine: postgres\n        dsn: \"host=127.0.0.1 port={port} user={ROLE} dbname=postgres\"\n        password_file: {}\n",
+            self.region(node),
+            self.password_file.display()
+        )
+    }
+
+    /// A config with one cluster `lab` holding every lab node, then `extra_nodes`.
+    pub fn config(&self, interval: &str, extra_nodes: &str) -> String {
+        let nodes: String = self.nodes.iter().map(|(n, _)| self.node_yaml(n)).collect();
+        format!(
+            "clusters:\n  - name: lab\n    rpo: 30s\n    rto: 5m\n    heartbeat:\n      interval: {interval}\n      table: rpo.heartbeat\n      create_table: false\n    nodes:\n{nodes}{extra_nodes}"
+        )
+    }
+
+    /// Pair labels (source → replica) as the exporter writes them.
+    pub fn pair(&self, source: &str, replica: &str) -> Vec<(&'static str, String)> {
+        vec![
+            ("db_cluster", "lab".into()),
+            ("source_node", source.into()),
+            ("source_region", self.region(source).into()),
+            ("replica_node", replica.into()),
+            ("replica_region", self.region(replica).into()),
+        ]
+    }
+
+    pub fn node_labels(&self, node: &str) -> Vec<(&'static str, String)> {
+        vec![
+            ("db_cluster", "lab".into()),
+            ("node", node.into()),
+            ("node_region", self.region(node).into()),
+        ]
+    }
+}
+
+/// The exporter binary running with a config, logging at debug level to a file.
+pub struct Exporter {
+    child: Child,
+    pub addr: String,
+    pub dir: TempDir,
+    pub log_path: PathBuf,
+}
+
+impl Exporter {
+    pub async fn start(config: &str) -> Exporter {
+        let dir = tempfile::tempdir().unwrap();
+        let config_path = dir.path().join("config.yml");
+        std::fs::write(&config_path, config).unwrap();
+        let log_path = dir.path().join("exporter.log");
+        let addr = format!("127.0.0.1:{}", free_port());
+        let child = Command::new(env!("CARGO_BIN_EXE_rpo-exporter"))
+            .arg("--config.file")
+            .arg(&config_path)
+            .args(["--web.listen-address", &addr, "--log.level", "debug"])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log_path).unwrap())
+            .spawn()
+            .expect("spawn rpo-exporter");
+        let exporter = Exporter {
+            child,
+            addr,
+            dir,
+            log_path,
+        };
+        let url = format!("http://{}/-/ready", exporter.addr);
+        let ready = wait_for(Duration::from_secs(10), || async {
+            reqwest::get(&url)
+                .await
+                .map(|r| r.status().is_success())
+                .unwrap_or(false)
+        })
+        .await;
+        assert!(ready, "exporter not ready; log:\n{}", exporter.log());
+        exporter
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// GET a path; panics with the log if the exporter does not answer in 2 s.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()
+            .unwrap();
+        match client
+            .get(format!("http://{}{path}", self.addr))
+            .send()
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => panic!("GET {path} failed: {e}\nlog:\n{}", self.log()),
+        }
+    }
+
+    pub async fn scrape_text(&self) -> String {
+        let r = self.get("/metrics").await;
+        assert!(r.status().is_success());
+        r.text().await.unwrap()
+    }
+
+    pub async fn scrape(&self) -> Metrics {
+        Metrics::parse(&self.scrape_text().await)
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "exporter did not exit on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Exporter {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `cond` every 100 ms until it holds or `timeout` passes.
+pub async fn wait_for<F, Fut>(timeout: Duration, mut cond: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond().await {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// One parsed sample.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub value: f64,
+}
+
+/// Samples and family types from one scrape.
+#[derive(Debug, Clone, Default)]
+pub struct Metrics {
+    pub samples: Vec<Sample>,
+    /// Family name → type, from `# TYPE` lines.
+    pub types: BTreeMap<String, String>,
+}
+
+impl Metrics {
+    pub fn parse(text: &str) -> Metrics {
+        let mut m = Metrics::default();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let (name, kind) = rest.split_once(' ').expect("TYPE line");
+                m.types.insert(name.to_owned(), kind.to_owned());
+                continue;
+            }
+            if line.starts_with('#') || line.is_empty() {
+                continue;
+            }
+            m.samples.push(parse_sample(line));
+        }
+        m
+    }
+
+    /// Samples of `name` whose labels include all of `labels`.
+    pub fn find(&self, name: &str, labels: &[(&str, String)]) -> Vec<&Sample> {
+        self.samples
+            .iter()
+            .filter(|s| s.name == name && labels.iter().all(|(k, v)| s.labels.get(*k) == Some(v)))
+            .collect()
+    }
+
+    /// The one sample of `name` with `labels`, if present.
+    pub fn get(&self, name: &str, labels: &[(&str, String)]) -> Option<f64> {
+        let found = self.find(name, labels);
+        assert!(
+            found.len() <= 1,
+            "{name} {labels:?} matches {} samples",
+            found.len()
+        );
+        found.first().map(|s| s.value)
+    }
+}
+
+fn parse_sample(line: &str) -> Sample {
+    let (head, value) = line.rsplit_once(' ').expect("sample line");
+    let value: f64 = value
+        .parse()
+        .unwrap_or_else(|_| panic!("bad value in {line:?}"));
+    let mut labels = BTreeMap::new();
+    let name = match head.split_once('{') {
+        None => head.to_owned(),
+        Some((name, rest)) => {
+            let body = rest.strip_suffix('}').expect("closing brace");
+            let mut chars = body.chars().peekable();
+            while chars.peek().is_some() {
+                let key: String = chars.by_ref().take_while(|c| *c != '=').collect();
+                assert_eq!(chars.next(), Some('"'), "label value quote in {line:?}");
+                let mut value = String::new();
+                while let Some(c) = chars.next() {
+                    match c {
+                        '\\' => match chars.next() {
+                            Some('n') => value.push('\n'),
+                            Some(other) => value.push(other),
+                            None => panic!("dangling escape in {line:?}"),
+                        },
+                        '"' => break,
+                        c => value.push(c),
+                    }
+                }
+                labels.insert(key.trim_start_matches(',').to_owned(), value);
+                if chars.peek() == Some(&',') {
+                    chars.next();
+                }
+            }
+            name.to_owned()
+        }
+    };
+    Sample {
+        name,
+        labels,
+        value,
+    }
+}
+
+/// Labels from string pairs.
+pub fn labels(pairs: &[(&'static str, &str)]) -> Vec<(&'static str, String)> {
+    pairs.iter().map(|(k, v)| (*k, (*v).to_owned())).collect()
+}
+
+/// Extends a label set.
+pub fn with(
+    mut base: Vec<(&'static str, String)>,
+    extra: &[(&'static str, &str)],
+) -> Vec<(&'static str, String)> {
+    base.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
+    base
+}
+
+/// Starts a lab of `spec` and an exporter watching all of it.
+pub async fn lab_and_exporter(spec: PgLabSpec, interval: &str) -> (Lab, Exporter) {
+    let lab = Lab::start(spec).await;
+    let exporter = Exporter::start(&lab.config(interval, "")).await;
+    (lab, exporter)
+}
+
+pub fn spec_primary_replica() -> PgLabSpec {
+    PgLabSpec::new().primary("p").replica("r1", "p")
+}

@@ -254,11 +254,12 @@ fn node_samples(node: &NodeState, now: f64, max_age: f64, out: &mut Samples) {
         );
         out.push(&metrics::HB_SEQUENCE, labels.clone(), w.seq as f64);
     }
-    // A pair's lag is only as good as the last read: when it failed, or is older
+    // A pair's lag is only as good as the last read: when the node is down, the
+    // read failed, or it is older
     // than a worker can take to notice a failure, the series go absent (unknown)
     // rather than repeat an old value that may read 0.
     let read = &d.collectors[Collector::HeartbeatRead.index()];
-    let fresh = read.last_ok && read.last_success_mono.is_some_and(|t| now - t <= max_age);
+    let fresh = d.up && read.last_ok && read.last_success_mono.is_some_and(|t| now - t <= max_age);
     for (source, p) in &d.pairs {
         let pair = vec![
             node.cluster.clone(),

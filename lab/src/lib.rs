@@ -1,0 +1,22 @@
+//! `rpo-lab`: real local servers for rpo-exporter's tests and demo.
+//!
+//! - [`free_port`] — free loopback ports, unique across parallel tests and processes.
+//! - [`PgLab`] — a PostgreSQL primary with streaming (and cascading) replicas, with the
+//!   failure injections tests need: stop, kill, freeze/thaw, promote.
+//! - [`Prometheus`] — a Prometheus server scraping given targets, with query helpers.
+//! - [`Watchdog`] — cleans up (e.g. kills a spawned exporter) if the process dies.
+//!
+//! Everything listens on 127.0.0.1 only and lives in temporary directories. Dropping a lab
+//! or a Prometheus stops its servers (also when a test panics); if the process dies
+//! without unwinding, a watchdog process stops them and removes the directories.
+//! Server programs come from Debian packages: `scripts/install-deps.sh` installs them.
+
+mod ports;
+mod postgres;
+mod process;
+mod prometheus;
+
+pub use ports::free_port;
+pub use postgres::{pg_bindir, PgLab, PgLabSpec, PgNode};
+pub use process::Watchdog;
+pub use prometheus::{prometheus_bin, Prometheus};

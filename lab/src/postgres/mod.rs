@@ -1,0 +1,484 @@
+//! A PostgreSQL lab: one primary and any number of streaming replicas (cascading allowed),
+//! real servers on 127.0.0.1, all inside one temporary directory that the lab owns.
+//!
+//! Owns the lab's shape ([`PgLabSpec`]), its creation (`initdb` for the primary,
+//! `pg_basebackup -R -C -S` for each replica from its upstream), its teardown (immediate
+//! shutdown of every server on drop, then the directory is removed; a watchdog does the
+//! same if the process dies without unwinding) and the helpers that act on the whole lab.
+//! A single server lives in [`node`]; the configuration text in [`config`].
+//!
+//! As root, every server-side program runs as the unprivileged `postgres` account (the
+//! server refuses root); the lab directory is chowned to it.
+
+mod config;
+mod node;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use nix::unistd::{Gid, Uid, User};
+use std::os::unix::process::CommandExt;
+
+pub use node::PgNode;
+
+use crate::ports::free_port;
+use crate::process::{append, sh_quote, Watchdog};
+
+/// Where the PostgreSQL server programs are: `$RPO_LAB_PG_BINDIR`, else
+/// `pg_config --bindir`, else the newest `/usr/lib/postgresql/*/bin`.
+pub fn pg_bindir() -> Result<PathBuf> {
+    let complete = |dir: &Path| {
+        ["postgres", "initdb", "pg_basebackup"]
+            .iter()
+            .all(|p| dir.join(p).is_file())
+    };
+    if let Some(dir) = std::env::var_os("RPO_LAB_PG_BINDIR") {
+        let dir = PathBuf::from(dir);
+        if complete(&dir) {
+            return Ok(dir);
+        }
+        bail!(
+            "RPO_LAB_PG_BINDIR={} has no postgres/initdb/pg_basebackup",
+            dir.display()
+        );
+    }
+    if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
+        let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        if out.status.success() && complete(&dir) {
+            return Ok(dir);
+        }
+    }
+    let mut candidates: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let version = e.file_name().to_str()?.parse::<u32>().ok()?;
+            Some((version, e.path().join("bin")))
+        })
+        .filter(|(_, dir)| complete(dir))
+        .collect();
+    candidates.sort();
+    candidates.pop().map(|(_, dir)| dir).ok_or_else(|| {
+        anyhow!(
+            "PostgreSQL server programs (postgres, initdb, pg_basebackup) not found: not in \
+             `pg_config --bindir` nor /usr/lib/postgresql/*/bin; run scripts/install-deps.sh"
+        )
+    })
+}
+
+/// The shape of a lab: a primary and its replicas, each replica naming its upstream.
+///
+/// ```
+/// let spec = rpo_lab::PgLabSpec::new().primary("p").replica("r1", "p").replica("r2", "r1");
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct PgLabSpec {
+    nodes: Vec<(String, Option<String>)>,
+}
+
+impl PgLabSpec {
+    pub fn new() -> PgLabSpec {
+        PgLabSpec::default()
+    }
+
+    /// The primary (exactly one, declared first).
+    pub fn primary(mut self, name: &str) -> PgLabSpec {
+        self.nodes.push((name.to_string(), None));
+        self
+    }
+
+    /// A streaming replica of `upstream` (the primary or an earlier replica).
+    pub fn replica(mut self, name: &str, upstream: &str) -> PgLabSpec {
+        self.nodes
+            .push((name.to_string(), Some(upstream.to_string())));
+        self
+    }
+
+    fn validate(&self) -> Result<()> {
+        let Some((_, None)) = self.nodes.first() else {
+            bail!("lab spec must start with a primary: PgLabSpec::new().primary(\"p\")…");
+        };
+        let mut seen: Vec<&str> = Vec::new();
+        for (name, upstream) in &self.nodes {
+            let ok = !name.is_empty()
+                && name.len() <= 32
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            if !ok {
+                bail!("node name {name:?}: use 1-32 ASCII letters, digits, '-' or '_'");
+            }
+            if seen.iter().any(|s| slot_name(s) == slot_name(name)) {
+                bail!("node name {name:?} is used twice (names are compared case-insensitively, '-' = '_')");
+            }
+            match upstream {
+                None if !seen.is_empty() => bail!("second primary {name:?}: a lab has one"),
+                Some(up) if !seen.contains(&up.as_str()) => {
+                    bail!("replica {name:?}: upstream {up:?} must be declared before it")
+                }
+                _ => {}
+            }
+            seen.push(name);
+        }
+        Ok(())
+    }
+}
+
+/// The physical replication slot a replica uses on its upstream.
+fn slot_name(node: &str) -> String {
+    node.to_ascii_lowercase().replace('-', "_")
+}
+
+/// What every node needs to run programs: where they are and which account runs them.
+pub(crate) struct Ctx {
+    bindir: PathBuf,
+    /// The `postgres` account when we are root; `None` runs as ourselves.
+    owner: Option<(Uid, Gid)>,
+    home: PathBuf,
+}
+
+impl Ctx {
+    /// A command with a clean environment (no stray `PG*` variables), run as the owner.
+    fn command(&self, program: &Path) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.env_clear()
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .env("HOME", &self.home)
+            .env("LC_ALL", "C")
+            .stdin(Stdio::null());
+        if let Some((uid, gid)) = self.owner {
+            cmd.uid(uid.as_raw()).gid(gid.as_raw());
+        }
+        cmd
+    }
+
+    /// Runs a program to completion; on failure the error carries its output.
+    fn run(&self, program: &str, args: &[&str]) -> Result<()> {
+        let out = self
+            .command(&self.bindir.join(program))
+            .args(args)
+            .output()
+            .with_context(|| format!("running {program}"))?;
+        if !out.status.success() {
+            bail!(
+                "{program} {} failed ({}):\n{}{}",
+                args.join(" "),
+                out.status,
+                String::from_utf8_lossy(&out.stderr),
+                String::from_utf8_lossy(&out.stdout)
+            );
+        }
+        Ok(())
+    }
+
+    /// Creates a directory owned by the account that runs the servers.
+    fn mkdir(&self, dir: &Path) -> Result<()> {
+        std::fs::create_dir(dir).with_context(|| format!("creating {}", dir.display()))?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        self.chown(dir)
+    }
+
+    fn chown(&self, path: &Path) -> Result<()> {
+        if let Some((uid, gid)) = self.owner {
+            nix::unistd::chown(path, Some(uid), Some(gid))
+                .with_context(|| format!("chown postgres {}", path.display()))?;
+        }
+        Ok(())
+    }
+}
+
+/// A running PostgreSQL lab. Dropping it stops every server (immediate shutdown) and
+/// removes its directory.
+pub struct PgLab {
+    nodes: Vec<PgNode>,
+    ctx: Arc<Ctx>,
+    watchdog: Option<Watchdog>,
+    dir: tempfile::TempDir,
+}
+
+impl std::fmt::Debug for PgLab {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgLab")
+            .field("dir", &self.dir.path())
+            .field("nodes", &self.nodes)
+            .finish()
+    }
+}
+
+impl PgLab {
+    /// Creates and starts every node of `spec`, in order, and waits until every replica
+    /// is streaming. Takes a couple of seconds.
+    pub async fn start(spec: PgLabSpec) -> Result<PgLab> {
+        spec.validate()?;
+        let lab = tokio::task::spawn_blocking(move || PgLab::create(&spec))
+            .await
+            .map_err(|e| anyhow!("lab creation panicked: {e}"))??;
+        for node in lab.nodes.iter().filter(|n| n.upstream.is_some()) {
+            node.wait_replicating().await?;
+        }
+        Ok(lab)
+    }
+
+    fn create(spec: &PgLabSpec) -> Result<PgLab> {
+        let bindir = pg_bindir()?;
+        let owner = if Uid::effective().is_root() {
+            let user = User::from_name("postgres")
+                .context("looking up the postgres account")?
+                .context(
+                    "running as root, the servers need the unprivileged `postgres` account, \
+                     which does not exist: run scripts/install-deps.sh",
+                )?;
+            Some((user.uid, user.gid))
+        } else {
+            None
+        };
+        let dir = tempfile::Builder::new()
+            .prefix("rpo-lab-pg.")
+            .tempdir_in(crate::process::scratch_dir())
+            .context("creating the lab directory")?;
+        let ctx = Arc::new(Ctx {
+            bindir,
+            owner,
+            home: dir.path().to_path_buf(),
+        });
+        ctx.chown(dir.path())?;
+        let watchdog = Watchdog::spawn(&watchdog_script(dir.path(), spec))?;
+        let mut lab = PgLab {
+            nodes: Vec::new(),
+            ctx,
+            watchdog: Some(watchdog),
+            dir,
+        };
+        for (name, upstream) in &spec.nodes {
+            lab.add_node(name, upstream.as_deref())
+                .with_context(|| format!("creating node {name:?}"))?;
+        }
+        Ok(lab)
+    }
+
+    fn add_node(&mut self, name: &str, upstream: Option<&str>) -> Result<()> {
+        let ctx = self.ctx.clone();
+        let node_dir = self.dir.path().join(name);
+        ctx.mkdir(&node_dir)?;
+        let data_dir = node_dir.join("data");
+        let data = data_dir.to_str().context("non-UTF-8 lab path")?;
+        match upstream {
+            None => {
+                ctx.run(
+                    "initdb",
+                    &[
+                        "-D",
+                        data,
+                        "-U",
+                        "postgres",
+                        "-A",
+                        "trust",
+                        "-E",
+                        "UTF8",
+                        "--locale=C",
+                        "--no-sync",
+                        "--no-instructions",
+                    ],
+                )?;
+                append(&data_dir.join("postgresql.conf"), config::SHARED_SETTINGS)?;
+                std::fs::write(data_dir.join("pg_hba.conf"), config::PG_HBA)?;
+            }
+            Some(up) => {
+                let up_port = self.node(up).port.to_string();
+                ctx.run(
+                    "pg_basebackup",
+                    &[
+                        "-h",
+                        "127.0.0.1",
+                        "-p",
+                        &up_port,
+                        "-U",
+                        "postgres",
+                        "-D",
+                        data,
+                        "-R",
+                        "-X",
+                        "stream",
+                        "-C",
+                        "-S",
+                        &slot_name(name),
+                        "-c",
+                        "fast",
+                        "--no-sync",
+                    ],
+                )?;
+            }
+        }
+        let port = free_port();
+        append(
+            &data_dir.join("postgresql.conf"),
+            &config::node_settings(name, port, &node_dir),
+        )?;
+        let mut node = PgNode {
+            name: name.to_string(),
+            upstream: upstream.map(str::to_string),
+            port,
+            log_file: node_dir.join("postgres.log"),
+            node_dir,
+            data_dir,
+            ctx,
+            postmaster: Mutex::new(None),
+        };
+        // Another program may grab the port between free_port() and the bind: retry.
+        let mut attempt = 1;
+        loop {
+            match node.start() {
+                Ok(()) => break,
+                Err(_) if attempt < 3 && node.port_conflict_in_log() => {
+                    let port = free_port();
+                    append(
+                        &node.data_dir.join("postgresql.conf"),
+                        &config::port_override(port),
+                    )?;
+                    node.set_port(port);
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        self.nodes.push(node);
+        Ok(())
+    }
+
+    /// The node called `name`. Panics if there is none (a bug in the test).
+    pub fn node(&self, name: &str) -> &PgNode {
+        self.try_node(name).unwrap_or_else(|| {
+            let names: Vec<&str> = self.nodes.iter().map(|n| n.name()).collect();
+            panic!("no node named {name:?} in this lab (nodes: {names:?})")
+        })
+    }
+
+    /// The node called `name`, if any.
+    pub fn try_node(&self, name: &str) -> Option<&PgNode> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+
+    /// The primary (the first node of the spec).
+    pub fn primary(&self) -> &PgNode {
+        &self.nodes[0]
+    }
+
+    /// All nodes, in spec order.
+    pub fn nodes(&self) -> &[PgNode] {
+        &self.nodes
+    }
+
+    /// The lab's directory: one subdirectory per node (`NAME/data`, `NAME/postgres.log`,
+    /// the node's Unix socket).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The PostgreSQL programs directory in use (`psql` is there too).
+    pub fn bindir(&self) -> &Path {
+        &self.ctx.bindir
+    }
+
+    /// Keeps the lab directory (logs, data) after the lab stops, for inspection.
+    pub fn keep_dir(&mut self) -> Result<()> {
+        std::fs::write(self.dir.path().join(".keep"), b"")?;
+        self.dir.disable_cleanup(true);
+        Ok(())
+    }
+
+    /// Runs a multi-statement SQL script as superuser on node `node`.
+    pub async fn run_sql_script(&self, node: &str, sql: &str) -> Result<()> {
+        self.node(node).execute(sql).await
+    }
+
+    /// Creates the login role `role` on the primary, then runs `extra_sql` (e.g. GRANTs),
+    /// then waits until every replica has replayed it. Only the SCRAM verifier, computed
+    /// here, is sent to the server: the password itself never reaches it or its logs.
+    pub async fn create_role(&self, role: &str, password: &str, extra_sql: &str) -> Result<()> {
+        let verifier = postgres_protocol::password::scram_sha_256(password.as_bytes());
+        let ident = format!("\"{}\"", role.replace('"', "\"\""));
+        self.primary()
+            .execute(&format!("CREATE ROLE {ident} LOGIN PASSWORD '{verifier}'"))
+            .await
+            .with_context(|| format!("creating role {role:?}"))?;
+        if !extra_sql.trim().is_empty() {
+            self.primary().execute(extra_sql).await?;
+        }
+        self.wait_replayed(Duration::from_secs(30)).await
+    }
+
+    /// Waits until every replica has replayed the primary's current WAL position.
+    pub async fn wait_replayed(&self, timeout: Duration) -> Result<()> {
+        let lsn = self
+            .primary()
+            .query_one_string("SELECT pg_current_wal_lsn()")
+            .await?
+            .context("pg_current_wal_lsn() returned NULL")?;
+        let sql = format!("SELECT pg_last_wal_replay_lsn() >= '{lsn}'::pg_lsn");
+        for node in self.nodes.iter().filter(|n| n.upstream.is_some()) {
+            node.wait_for_value(&sql, "t", timeout)
+                .await
+                .with_context(|| format!("waiting for {} to replay {lsn}", node.describe()))?;
+        }
+        Ok(())
+    }
+
+    /// Stops every server and removes the directory (what `Drop` does), off the runtime.
+    pub async fn shutdown(self) {
+        let _ = tokio::task::spawn_blocking(move || drop(self)).await;
+    }
+}
+
+impl Drop for PgLab {
+    fn drop(&mut self) {
+        // All servers at once: SIGCONT (a test may have frozen them), immediate shutdown.
+        for node in &self.nodes {
+            node.begin_immediate_shutdown();
+        }
+        for node in &self.nodes {
+            node.finish_shutdown();
+        }
+        self.watchdog.take(); // servers are down: disarm (the directory goes with `dir`)
+    }
+}
+
+/// The script the watchdog runs if this process dies without dropping the lab: immediate
+/// shutdown of every postmaster (SIGCONT first), SIGKILL after 10 s, remove the directory
+/// unless `.keep` exists.
+fn watchdog_script(dir: &Path, spec: &PgLabSpec) -> String {
+    let data_dirs: Vec<String> = spec
+        .nodes
+        .iter()
+        .map(|(name, _)| sh_quote(&dir.join(name).join("data").display().to_string()))
+        .collect();
+    let dir = sh_quote(&dir.display().to_string());
+    format!(
+        r#"
+alive() {{ l=; read -r l < /proc/$1/stat 2>/dev/null || return 1; r=${{l##*) }}; set -- $r; [ "$1" != Z ]; }}
+tree() {{ sig=$1; p=$2; kill -$sig "$p" 2>/dev/null
+  for s in /proc/[0-9]*/stat; do l=; read -r l < "$s" 2>/dev/null || continue
+    r=${{l##*) }}; set -- $r; if [ "$2" = "$p" ]; then c=${{s#/proc/}}; kill -$sig "${{c%/stat}}" 2>/dev/null; fi
+  done; }}
+pids=
+for d in {data_dirs}; do
+  p=; read -r p < "$d/postmaster.pid" 2>/dev/null || continue
+  alive "$p" || continue
+  tree CONT "$p"; kill -QUIT "$p" 2>/dev/null; pids="$pids $p"
+done
+i=0
+while [ $i -lt 100 ]; do
+  any=; for p in $pids; do alive "$p" && any=1; done
+  [ -z "$any" ] && break
+  sleep 0.1; i=$((i+1))
+done
+for p in $pids; do alive "$p" && tree KILL "$p"; done
+[ -e {dir}/.keep ] || rm -rf {dir}
+"#,
+        data_dirs = data_dirs.join(" "),
+    )
+}

@@ -1,0 +1,173 @@
+//! Process plumbing shared by the server runners: finding a process's children through
+//! `/proc`, signalling a process tree, tailing log files, and the [`Watchdog`] that cleans
+//! up after a test process that died without running its destructors.
+//!
+//! PID 1 on these machines does not reap orphans, so a process that is not our own child
+//! stays a zombie after it dies: liveness checks here treat zombies as dead.
+
+use std::io::Write;
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+/// State letter and parent pid of a process, from `/proc/PID/stat`.
+fn stat(pid: i32) -> Option<(char, i32)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // "pid (comm) S ppid ...": comm may contain spaces and parentheses.
+    let rest = &text[text.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let ppid = fields.next()?.parse().ok()?;
+    Some((state, ppid))
+}
+
+/// Whether `pid` exists and is not a zombie.
+pub(crate) fn is_alive(pid: i32) -> bool {
+    matches!(stat(pid), Some((state, _)) if state != 'Z' && state != 'X')
+}
+
+/// Live direct children of `pid`.
+pub(crate) fn children_of(pid: i32) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&p| matches!(stat(p), Some((s, ppid)) if ppid == pid && s != 'Z' && s != 'X'))
+        .collect()
+}
+
+/// Sends `sig` to `pid` and to all its direct children (errors ignored: processes may be
+/// exiting). Children are listed before the parent is signalled.
+pub(crate) fn signal_tree(pid: i32, sig: Signal) {
+    let children = children_of(pid);
+    let _ = kill(Pid::from_raw(pid), sig);
+    for c in children {
+        let _ = kill(Pid::from_raw(c), sig);
+    }
+}
+
+/// Waits for our own child to exit, up to `timeout`. True if it exited (and was reaped).
+pub(crate) fn wait_child(child: &mut Child, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) | Err(_) => return true,
+            Ok(None) if Instant::now() >= deadline => return false,
+            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+        }
+    }
+}
+
+/// The last `lines` lines of a log file, for error messages.
+pub(crate) fn tail(path: &Path, lines: usize) -> String {
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            let text = String::from_utf8_lossy(&bytes);
+            let all: Vec<&str> = text.lines().collect();
+            all[all.len().saturating_sub(lines)..].join("\n")
+        }
+        Err(e) => format!("(cannot read {}: {e})", path.display()),
+    }
+}
+
+/// A `sh` process that runs a cleanup script when this process dies.
+///
+/// It blocks reading a pipe whose only writer is this process (Rust opens it close-on-exec,
+/// so no server inherits it). If this process exits for any reason — even SIGKILL — the
+/// pipe reaches EOF and the script runs. Dropping the `Watchdog` (after the owner cleaned up
+/// normally) kills the shell without running the script. It runs in its own process group
+/// and ignores SIGINT/SIGTERM/SIGHUP so a Ctrl-C in the terminal does not kill it first.
+pub struct Watchdog {
+    child: Child,
+    _pipe: ChildStdin,
+}
+
+impl Watchdog {
+    /// Arms a watchdog that runs `cleanup_script` (sh) if this process dies first.
+    pub fn spawn(cleanup_script: &str) -> Result<Watchdog> {
+        let script = format!(
+            "# rpo-lab watchdog: cleans up if its parent dies\n\
+             trap '' INT TERM HUP\nwhile read -r _; do :; done\n{cleanup_script}\n"
+        );
+        let mut child = Command::new("/bin/sh")
+            .arg("-c")
+            .arg(script)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .context("spawning the cleanup watchdog (/bin/sh)")?;
+        let pipe = child.stdin.take().context("watchdog stdin")?;
+        Ok(Watchdog { child, _pipe: pipe })
+    }
+
+    /// Arms a watchdog that SIGKILLs `pid` (e.g. an exporter a test spawned) if this
+    /// process dies first. Drop it once the process has been stopped and reaped.
+    pub fn kill_on_exit(pid: u32) -> Result<Watchdog> {
+        if pid <= 1 {
+            anyhow::bail!("Watchdog::kill_on_exit: refusing pid {pid}");
+        }
+        Watchdog::spawn(&format!("kill -KILL {pid} 2>/dev/null"))
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Single-quotes `s` for `sh`.
+pub(crate) fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// Appends `text` to a file, creating it.
+pub(crate) fn append(path: &Path, text: &str) -> Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    f.write_all(text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// Where labs create their temporary directories: `$RPO_LAB_TMPDIR` if set, else
+/// `/dev/shm` (tmpfs: initdb and base backups take half the time they take on this
+/// machine's disk, where creating a file costs about 1 ms), else the system temp dir.
+/// The directory and its ancestors must be searchable by everyone, as the servers run as
+/// the `postgres` account; `/tmp` is the fallback when they are not.
+pub(crate) fn scratch_dir() -> PathBuf {
+    let searchable = |dir: &Path| {
+        dir.ancestors().all(|d| {
+            std::fs::metadata(d)
+                .map(|m| m.is_dir() && m.mode() & 0o001 != 0)
+                .unwrap_or(false)
+        })
+    };
+    if let Some(dir) = std::env::var_os("RPO_LAB_TMPDIR") {
+        return PathBuf::from(dir);
+    }
+    let shm = Path::new("/dev/shm");
+    let writable =
+        |d: &Path| std::fs::metadata(d).is_ok_and(|m| m.is_dir() && m.mode() & 0o1777 == 0o1777);
+    if writable(shm) {
+        return shm.to_path_buf();
+    }
+    let tmp = std::env::temp_dir();
+    if searchable(&tmp) {
+        tmp
+    } else {
+        PathBuf::from("/tmp")
+    }
+}

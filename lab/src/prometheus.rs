@@ -1,0 +1,356 @@
+//! A real Prometheus server for tests: owns its config file, TSDB and log in a temporary
+//! directory, its loopback port, and the process (killed on drop; a watchdog kills it if
+//! the test process dies without unwinding). Also the HTTP API helpers tests need:
+//! instant queries, waiting for a query result, scrape targets.
+
+use std::fs::File;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde_json::Value;
+
+use crate::ports::free_port;
+use crate::process::{sh_quote, tail, wait_child, Watchdog};
+
+/// How long Prometheus may take to report `/-/ready`.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The Prometheus binary: `$RPO_LAB_PROMETHEUS`, else `/usr/bin/prometheus`, else `PATH`.
+pub fn prometheus_bin() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("RPO_LAB_PROMETHEUS") {
+        let p = PathBuf::from(p);
+        if p.is_file() {
+            return Ok(p);
+        }
+        bail!("RPO_LAB_PROMETHEUS={} does not exist", p.display());
+    }
+    let default = PathBuf::from("/usr/bin/prometheus");
+    if default.is_file() {
+        return Ok(default);
+    }
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|d| d.join("prometheus"))
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            anyhow!("prometheus not found (/usr/bin/prometheus, PATH): run scripts/install-deps.sh")
+        })
+}
+
+/// A running Prometheus scraping the given targets as job `rpo`.
+pub struct Prometheus {
+    child: Child,
+    port: u16,
+    url: String,
+    http: reqwest::Client,
+    _watchdog: Watchdog,
+    dir: tempfile::TempDir,
+}
+
+impl std::fmt::Debug for Prometheus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prometheus")
+            .field("url", &self.url)
+            .field("dir", &self.dir())
+            .finish()
+    }
+}
+
+impl Prometheus {
+    /// Starts Prometheus on a free 127.0.0.1 port, scraping `targets` (`host:port`, loopback
+    /// only) at `metrics_path` every `scrape_interval` (rule evaluation at the same pace),
+    /// and waits until it is ready. Retries on another port if the first one was taken.
+    pub async fn start(
+        targets: &[String],
+        scrape_interval: Duration,
+        metrics_path: &str,
+    ) -> Result<Prometheus> {
+        let mut attempt = 1;
+        loop {
+            match Prometheus::start_on(free_port(), targets, scrape_interval, metrics_path).await {
+                Err(e) if attempt < 3 && format!("{e:#}").contains("address already in use") => {
+                    attempt += 1;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    /// Like [`start`](Self::start) on a given port (e.g. one from [`free_port`], so that
+    /// the targets can include Prometheus itself). No retry if the port is taken.
+    pub async fn start_on(
+        port: u16,
+        targets: &[String],
+        scrape_interval: Duration,
+        metrics_path: &str,
+    ) -> Result<Prometheus> {
+        for t in targets {
+            check_loopback_target(t)?;
+        }
+        let bin = prometheus_bin()?;
+        let dir = tempfile::Builder::new()
+            .prefix("rpo-lab-prom.")
+            .tempdir_in(crate::process::scratch_dir())
+            .context("creating Prometheus's directory")?;
+        let config_file = dir.path().join("prometheus.yml");
+        std::fs::write(
+            &config_file,
+            config_text(targets, scrape_interval, metrics_path),
+        )
+        .context("writing prometheus.yml")?;
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(10))
+            .build()?;
+        let log = File::create(dir.path().join("prometheus.log"))?;
+        let mut child = Command::new(&bin)
+            .arg(format!("--config.file={}", config_file.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            // Own process group: a Ctrl-C in the terminal must not reach it.
+            .process_group(0)
+            .spawn()
+            .with_context(|| format!("spawning {}", bin.display()))?;
+        let watchdog = match Watchdog::spawn(&format!(
+            "kill -KILL {} 2>/dev/null; rm -rf {}",
+            child.id(),
+            sh_quote(&dir.path().display().to_string())
+        )) {
+            Ok(w) => w,
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(e);
+            }
+        };
+        let mut prom = Prometheus {
+            child,
+            port,
+            url: format!("http://127.0.0.1:{port}"),
+            http,
+            _watchdog: watchdog,
+            dir,
+        };
+        prom.wait_ready().await?;
+        Ok(prom)
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Its port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Its directory (config, `data/`, `prometheus.log`).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The last `lines` lines of its log.
+    pub fn log_tail(&self, lines: usize) -> String {
+        tail(&self.dir().join("prometheus.log"), lines)
+    }
+
+    /// An instant query: returns `data.result` (an array of `{metric, value}` for a vector).
+    pub async fn query(&self, promql: &str) -> Result<Value> {
+        let body = self
+            .api("/api/v1/query", &[("query", promql)])
+            .await
+            .with_context(|| format!("Prometheus query `{promql}`"))?;
+        Ok(body["data"]["result"].clone())
+    }
+
+    /// Repeats `promql` until `predicate(result)` holds, for up to `timeout`; returns the
+    /// result that satisfied it. Query errors count as "not yet" (and are reported on
+    /// timeout along with the last result).
+    ///
+    /// Note: Prometheus 2.42 hands static targets to its scrapers about 5 s after start
+    /// (its discovery manager updates on a 5 s tick), whatever the scrape interval: allow
+    /// for it in timeouts.
+    pub async fn wait_for(
+        &self,
+        promql: &str,
+        timeout: Duration,
+        predicate: impl Fn(&Value) -> bool,
+    ) -> Result<Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let last = match self.query(promql).await {
+                Ok(v) if predicate(&v) => return Ok(v),
+                Ok(v) => v.to_string(),
+                Err(e) => format!("error: {e:#}"),
+            };
+            if Instant::now() >= deadline {
+                bail!("Prometheus: `{promql}` did not satisfy the condition within {timeout:?}; last result: {last}");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// The active scrape targets (`data.activeTargets` of `/api/v1/targets`).
+    pub async fn targets(&self) -> Result<Value> {
+        let body = self.api("/api/v1/targets", &[("state", "active")]).await?;
+        Ok(body["data"]["activeTargets"].clone())
+    }
+
+    /// Waits until every active target has been scraped successfully (`health = "up"`).
+    pub async fn wait_targets_up(&self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let targets = self.targets().await?;
+            let list = targets.as_array().cloned().unwrap_or_default();
+            if !list.is_empty() && list.iter().all(|t| t["health"] == "up") {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                bail!("Prometheus targets not all up within {timeout:?}: {targets}");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// GET an API endpoint; error unless HTTP 200 and `status = "success"`.
+    async fn api(&self, path: &str, params: &[(&str, &str)]) -> Result<Value> {
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.url))
+            .query(params)
+            .send()
+            .await
+            .with_context(|| format!("GET {}{path}", self.url))?;
+        let status = resp.status();
+        let body: Value = resp
+            .json()
+            .await
+            .with_context(|| format!("GET {}{path}: HTTP {status}, body is not JSON", self.url))?;
+        if body["status"] != "success" {
+            bail!(
+                "GET {}{path}: HTTP {status}, {}: {}",
+                self.url,
+                body["errorType"].as_str().unwrap_or("error"),
+                body["error"].as_str().unwrap_or("(no message)")
+            );
+        }
+        Ok(body)
+    }
+
+    async fn wait_ready(&mut self) -> Result<()> {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        let ready = format!("{}/-/ready", self.url);
+        let log_file = self.dir().join("prometheus.log");
+        loop {
+            // Our process must say so in its log: on a port someone else serves, /-/ready
+            // would answer for that other server.
+            let logged = std::fs::read_to_string(&log_file)
+                .is_ok_and(|l| l.contains("Server is ready to receive web requests"));
+            if logged && matches!(self.child.try_wait(), Ok(None)) {
+                if let Ok(r) = self.http.get(&ready).send().await {
+                    if r.status().is_success() {
+                        return Ok(());
+                    }
+                }
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                bail!(
+                    "prometheus exited during startup ({status})\n--- log tail ---\n{}",
+                    self.log_tail(15)
+                );
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "prometheus not ready after {READY_TIMEOUT:?}\n--- log tail ---\n{}",
+                    self.log_tail(15)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn stop_process(&mut self) {
+        let _ = self.child.kill();
+        wait_child(&mut self.child, Duration::from_secs(10));
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        self.stop_process();
+    }
+}
+
+/// Prometheus's scrape config for job `rpo`.
+fn config_text(targets: &[String], interval: Duration, metrics_path: &str) -> String {
+    let ms = interval.as_millis().max(1);
+    let timeout_ms = ms.min(10_000);
+    let list: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
+    format!(
+        "global:\n  scrape_interval: {ms}ms\n  evaluation_interval: {ms}ms\n  scrape_timeout: {timeout_ms}ms\n\
+         scrape_configs:\n  - job_name: rpo\n    metrics_path: '{metrics_path}'\n    static_configs:\n      - targets: [{}]\n",
+        list.join(", ")
+    )
+}
+
+/// Targets must be `host:port` on a loopback address: the lab never scrapes anything else.
+fn check_loopback_target(target: &str) -> Result<()> {
+    let (host, port) = target
+        .rsplit_once(':')
+        .with_context(|| format!("scrape target {target:?} is not host:port"))?;
+    port.parse::<u16>()
+        .with_context(|| format!("scrape target {target:?}: bad port"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .map(|ip| ip.is_loopback())
+            .unwrap_or(false);
+    if !loopback || target.contains('\'') {
+        bail!(
+            "scrape target {target:?}: only loopback addresses (127.0.0.1, localhost) are allowed"
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_targets() {
+        assert!(check_loopback_target("127.0.0.1:9090").is_ok());
+        assert!(check_loopback_target("localhost:1").is_ok());
+        assert!(check_loopback_target("[::1]:80").is_ok());
+        assert!(check_loopback_target("10.0.0.1:9090").is_err());
+        assert!(check_loopback_target("0.0.0.0:9090").is_err());
+        assert!(check_loopback_target("example.com:80").is_err());
+        assert!(check_loopback_target("127.0.0.1").is_err());
+    }
+
+    #[test]
+    fn config_has_job_and_intervals() {
+        let c = config_text(
+            &["127.0.0.1:1".into()],
+            Duration::from_millis(500),
+            "/metrics",
+        );
+        assert!(c.contains("job_name: rpo"));
+        assert!(c.contains("scrape_interval: 500ms"));
+        assert!(c.contains("scrape_timeout: 500ms"));
+        assert!(c.contains("targets: ['127.0.0.1:1']"));
+    }
+}

@@ -28,25 +28,13 @@ struct Cli {
 #[derive(Debug, clap::Args)]
 struct ServeArgs {
     /// The configuration file.
-    #[arg(
-        long = "config.file",
-        value_name = "FILE",
-        default_value = "rpo-exporter.yml"
-    )]
+    #[arg(long = "config.file", value_name = "FILE", default_value = "rpo-exporter.yml")]
     config_file: PathBuf,
     /// Address to listen on for the web interface and telemetry (`:PORT` means every interface).
-    #[arg(
-        long = "web.listen-address",
-        value_name = "ADDRESS",
-        default_value = ":10087"
-    )]
+    #[arg(long = "web.listen-address", value_name = "ADDRESS", default_value = ":10087")]
     listen_address: String,
     /// Path under which to expose metrics.
-    #[arg(
-        long = "web.telemetry-path",
-        value_name = "PATH",
-        default_value = "/metrics"
-    )]
+    #[arg(long = "web.telemetry-path", value_name = "PATH", default_value = "/metrics")]
     telemetry_path: String,
     #[command(flatten)]
     log: LogArgs,
@@ -96,9 +84,7 @@ fn parse_role(s: &str) -> Result<String, String> {
     if crate::config::is_identifier(s) {
         Ok(s.to_owned())
     } else {
-        Err(format!(
-            "{s:?} must be a lower-case identifier ([a-z_][a-z0-9_]*)"
-        ))
+        Err(format!("{s:?} must be a lower-case identifier ([a-z_][a-z0-9_]*)"))
     }
 }
 
@@ -109,11 +95,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Some(Command::CheckConfig { file }) => match Config::load(&file) {
             Ok(config) => {
                 let nodes: usize = config.clusters.iter().map(|c| c.nodes.len()).sum();
-                println!(
-                    "{}: valid ({} clusters, {nodes} nodes)",
-                    file.display(),
-                    config.clusters.len()
-                );
+                println!("{}: valid ({} clusters, {nodes} nodes)", file.display(), config.clusters.len());
                 Ok(ExitCode::SUCCESS)
             }
             Err(e) => {
@@ -121,11 +103,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::FAILURE)
             }
         },
-        Some(Command::Schema {
-            engine,
-            table,
-            role,
-        }) => {
+        Some(Command::Schema { engine, table, role }) => {
             print!("{}", engine.schema_sql(&table, &role));
             Ok(ExitCode::SUCCESS)
         }
@@ -142,15 +120,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(exporter::run(
         config,
-        ServeOptions {
-            listen: args.listen_address,
-            telemetry_path: args.telemetry_path,
-        },
+        ServeOptions { listen: args.listen_address, telemetry_path: args.telemetry_path },
     ))?;
     Ok(ExitCode::SUCCESS)
 }
@@ -160,10 +133,8 @@ fn init_logging(args: &LogArgs) {
     // output (which may echo connection parameters) never reaches the log.
     let filter = tracing_subscriber::EnvFilter::new(format!("warn,rpo_exporter={}", args.level));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi);
+    let builder =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     if args.format == "json" {
         builder.json().init();
     } else {

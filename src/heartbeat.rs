@@ -63,9 +63,7 @@ impl WriteHistory {
     /// The write with this sequence and timestamp, if it is ours and remembered.
     fn find(&self, seq: i64, db_us: i64) -> Option<&WriteRecord> {
         let idx = self.entries.partition_point(|r| r.seq < seq);
-        self.entries
-            .get(idx)
-            .filter(|r| r.seq == seq && r.db_us == db_us)
+        self.entries.get(idx).filter(|r| r.seq == seq && r.db_us == db_us)
     }
 
     /// The oldest write after `seq` that happened before `before` (monotonic).
@@ -134,7 +132,10 @@ pub enum Reading {
     NullTimestamp,
     /// The row's timestamp lies in the future of the clock it was compared with,
     /// by `ahead` seconds: clock skew (or a forged row). Never read as lag 0.
-    FutureTimestamp { ahead: f64, basis: Basis },
+    FutureTimestamp {
+        ahead: f64,
+        basis: Basis,
+    },
 }
 
 impl Reading {
@@ -157,12 +158,8 @@ pub enum RowStatus {
 }
 
 impl RowStatus {
-    pub const ALL: [RowStatus; 4] = [
-        RowStatus::Ok,
-        RowStatus::NullTimestamp,
-        RowStatus::FutureTimestamp,
-        RowStatus::IdentityMismatch,
-    ];
+    pub const ALL: [RowStatus; 4] =
+        [RowStatus::Ok, RowStatus::NullTimestamp, RowStatus::FutureTimestamp, RowStatus::IdentityMismatch];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -181,10 +178,7 @@ pub fn evaluate(input: &PairInput) -> Reading {
     };
     let read_mono = input.replica_clock.mono;
     let ours = input.history.filter(|h| !h.is_empty());
-    let own_write = input
-        .seq
-        .zip(ours)
-        .and_then(|(seq, h)| h.find(seq, written_us));
+    let own_write = input.seq.zip(ours).and_then(|(seq, h)| h.find(seq, written_us));
     // Where the seen heartbeat was written, on our monotonic clock, and how
     // uncertain that placement is (the midpoints' half round trips).
     let (written_mono, slack, basis) = if let Some(rec) = own_write {
@@ -192,43 +186,28 @@ pub fn evaluate(input: &PairInput) -> Reading {
     } else if let Some(src) = input.source_clock {
         (src.to_mono(written_us), src.rtt / 2.0, Basis::SourceClock)
     } else {
-        (
-            input.replica_clock.to_mono(written_us),
-            0.0,
-            Basis::ReplicaClock,
-        )
+        (input.replica_clock.to_mono(written_us), 0.0, Basis::ReplicaClock)
     };
     let slack = slack + input.replica_clock.rtt / 2.0;
     let exposure = read_mono - written_mono;
     // One clock cannot disagree with itself: below zero on the monotonic basis is
     // only the midpoints' rounding.
     if exposure < -slack && basis != Basis::Monotonic {
-        return Reading::FutureTimestamp {
-            ahead: -exposure,
-            basis,
-        };
+        return Reading::FutureTimestamp { ahead: -exposure, basis };
     }
     // Within the measurement's own error a tiny negative is noise, not skew.
     let exposure = exposure.max(0.0);
     let lag = match (ours, input.seq) {
         // We wrote the source's heartbeats: the oldest one not visible yet is the
         // first of ours after the seen sequence that was written before the read.
-        (Some(h), Some(seq)) => h
-            .first_after(seq, read_mono)
-            .map_or(0.0, |next| (read_mono - next.mono).max(0.0)),
+        (Some(h), Some(seq)) => {
+            h.first_after(seq, read_mono).map_or(0.0, |next| (read_mono - next.mono).max(0.0))
+        }
         // Someone else writes them: the next one was due one interval after the
         // seen one, a lower bound while that writer is healthy.
         _ => (exposure - input.interval).max(0.0),
     };
-    Reading::Ok {
-        lag,
-        exposure,
-        basis: if own_write.is_some() {
-            Basis::Monotonic
-        } else {
-            basis
-        },
-    }
+    Reading::Ok { lag, exposure, basis: if own_write.is_some() { Basis::Monotonic } else { basis } }
 }
 
 #[cfg(test)]
@@ -241,29 +220,16 @@ mod tests {
         let mut h = WriteHistory::default();
         for &(seq, mono) in writes {
             // The source's clock runs 1000 s ahead of monotonic time here.
-            h.push(WriteRecord {
-                seq,
-                mono,
-                db_us: ((1000.0 + mono) * 1e6) as i64,
-            });
+            h.push(WriteRecord { seq, mono, db_us: ((1000.0 + mono) * 1e6) as i64 });
         }
         h
     }
 
     fn replica(at: f64, clock_ahead: f64) -> ClockSample {
-        ClockSample {
-            db_us: ((1000.0 + at + clock_ahead) * 1e6) as i64,
-            mono: at,
-            rtt: 0.0,
-        }
+        ClockSample { db_us: ((1000.0 + at + clock_ahead) * 1e6) as i64, mono: at, rtt: 0.0 }
     }
 
-    fn input<'a>(
-        seq: i64,
-        written_at: f64,
-        read_at: f64,
-        h: Option<&'a WriteHistory>,
-    ) -> PairInput<'a> {
+    fn input<'a>(seq: i64, written_at: f64, read_at: f64, h: Option<&'a WriteHistory>) -> PairInput<'a> {
         PairInput {
             seq: Some(seq),
             written_us: Some(((1000.0 + written_at) * 1e6) as i64),
@@ -276,15 +242,9 @@ mod tests {
 
     fn ok(r: Reading) -> (f64, f64, Basis) {
         match r {
-            Reading::Ok {
-                lag,
-                exposure,
-                basis,
-            } => (
-                (lag * 1e3).round() / 1e3,
-                (exposure * 1e3).round() / 1e3,
-                basis,
-            ),
+            Reading::Ok { lag, exposure, basis } => {
+                ((lag * 1e3).round() / 1e3, (exposure * 1e3).round() / 1e3, basis)
+            }
             other => panic!("{other:?}"),
         }
     }
@@ -292,29 +252,20 @@ mod tests {
     #[test]
     fn caught_up_replica_has_zero_lag_and_sub_interval_exposure() {
         let h = history(&[(1, 10.0), (2, 11.0), (3, 12.0)]);
-        assert_eq!(
-            ok(evaluate(&input(3, 12.0, 12.4, Some(&h)))),
-            (0.0, 0.4, Basis::Monotonic)
-        );
+        assert_eq!(ok(evaluate(&input(3, 12.0, 12.4, Some(&h)))), (0.0, 0.4, Basis::Monotonic));
     }
 
     #[test]
     fn stuck_replica_lag_counts_from_first_missing_heartbeat() {
         let h = history(&[(1, 10.0), (2, 11.0), (3, 12.0), (4, 13.0)]);
         // Replica shows seq 1; seq 2 was written at 11.0; read at 13.5.
-        assert_eq!(
-            ok(evaluate(&input(1, 10.0, 13.5, Some(&h)))),
-            (2.5, 3.5, Basis::Monotonic)
-        );
+        assert_eq!(ok(evaluate(&input(1, 10.0, 13.5, Some(&h)))), (2.5, 3.5, Basis::Monotonic));
     }
 
     #[test]
     fn a_write_after_the_read_is_not_expected_yet() {
         let h = history(&[(1, 10.0), (2, 11.0)]);
-        assert_eq!(
-            ok(evaluate(&input(1, 10.0, 10.9, Some(&h)))),
-            (0.0, 0.9, Basis::Monotonic)
-        );
+        assert_eq!(ok(evaluate(&input(1, 10.0, 10.9, Some(&h)))), (0.0, 0.9, Basis::Monotonic));
     }
 
     #[test]
@@ -323,11 +274,7 @@ mod tests {
         assert_eq!(ok(evaluate(&i)), (2.5, 3.5, Basis::ReplicaClock));
         // The source reached directly: its clock maps the timestamp, skew-free.
         i.replica_clock = replica(13.5, 50.0); // replica clock 50 s ahead
-        i.source_clock = Some(ClockSample {
-            db_us: 1013 * S,
-            mono: 13.0,
-            rtt: 0.002,
-        });
+        i.source_clock = Some(ClockSample { db_us: 1013 * S, mono: 13.0, rtt: 0.002 });
         assert_eq!(ok(evaluate(&i)), (2.5, 3.5, Basis::SourceClock));
     }
 
@@ -354,11 +301,7 @@ mod tests {
     #[test]
     fn history_resets_when_sequence_goes_back() {
         let mut h = history(&[(5, 1.0), (6, 2.0)]);
-        h.push(WriteRecord {
-            seq: 1,
-            mono: 3.0,
-            db_us: 0,
-        });
+        h.push(WriteRecord { seq: 1, mono: 3.0, db_us: 0 });
         assert_eq!(h.latest().unwrap().seq, 1);
         assert_eq!(h.entries.len(), 1);
     }
@@ -367,11 +310,7 @@ mod tests {
     fn history_is_bounded() {
         let mut h = WriteHistory::default();
         for i in 0..(HISTORY_LEN as i64 + 10) {
-            h.push(WriteRecord {
-                seq: i,
-                mono: i as f64,
-                db_us: i,
-            });
+            h.push(WriteRecord { seq: i, mono: i as f64, db_us: i });
         }
         assert_eq!(h.entries.len(), HISTORY_LEN);
         assert_eq!(h.entries.front().unwrap().seq, 10);

@@ -47,22 +47,12 @@ impl MetricDesc {
 /// Label sets shared by many families.
 pub const CLUSTER: &[&str] = &["db_cluster"];
 pub const NODE: &[&str] = &["db_cluster", "node", "node_region"];
-pub const PAIR: &[&str] = &[
-    "db_cluster",
-    "source_node",
-    "source_region",
-    "replica_node",
-    "replica_region",
-];
+pub const PAIR: &[&str] = &["db_cluster", "source_node", "source_region", "replica_node", "replica_region"];
 
 macro_rules! desc {
     ($id:ident, $name:literal, $kind:ident, $labels:expr, $help:literal) => {
-        pub static $id: MetricDesc = MetricDesc {
-            name: $name,
-            help: $help,
-            kind: MetricKind::$kind,
-            labels: $labels,
-        };
+        pub static $id: MetricDesc =
+            MetricDesc { name: $name, help: $help, kind: MetricKind::$kind, labels: $labels };
     };
 }
 
@@ -73,7 +63,13 @@ desc!(
     &["version"],
     "Always 1; labels carry the exporter's version."
 );
-desc!(OBJECTIVE, "rpo_objective_seconds", Gauge, CLUSTER, "The cluster's recovery point objective (rpo): the most data, in seconds of writes, a failover may lose.");
+desc!(
+    OBJECTIVE,
+    "rpo_objective_seconds",
+    Gauge,
+    CLUSTER,
+    "The cluster's recovery point objective (rpo): the most data, in seconds of writes, a failover may lose."
+);
 desc!(
     RTO_OBJECTIVE,
     "rpo_rto_objective_seconds",
@@ -88,13 +84,7 @@ desc!(
     CLUSTER,
     "The configured heartbeat interval."
 );
-desc!(
-    NODE_UP,
-    "rpo_node_up",
-    Gauge,
-    NODE,
-    "1 if the node answered its last role probe, else 0."
-);
+desc!(NODE_UP, "rpo_node_up", Gauge, NODE, "1 if the node answered its last role probe, else 0.");
 desc!(
     NODE_WRITABLE,
     "rpo_node_writable",
@@ -102,7 +92,13 @@ desc!(
     NODE,
     "1 if the node accepts writes (a primary), 0 if read-only; absent while the node is down."
 );
-desc!(CLOCK_OFFSET, "rpo_node_clock_offset_seconds", Gauge, NODE, "The node's database clock minus the exporter host's clock, estimated from the midpoint of a round trip.");
+desc!(
+    CLOCK_OFFSET,
+    "rpo_node_clock_offset_seconds",
+    Gauge,
+    NODE,
+    "The node's database clock minus the exporter host's clock, estimated from the midpoint of a round trip."
+);
 desc!(
     CLOCK_RTT,
     "rpo_node_round_trip_seconds",
@@ -124,15 +120,15 @@ desc!(
     &["db_cluster", "node", "node_region", "collector"],
     "Duration of the collector's last run on the node."
 );
-desc!(MEASUREMENT_AGE, "rpo_measurement_age_seconds", Gauge, &["db_cluster", "node", "node_region", "collector"], "Seconds since the collector last succeeded on the node, at scrape time; absent until its first success.");
-desc!(COLLECTOR_ERRORS, "rpo_collector_errors", Counter, &["db_cluster", "node", "node_region", "collector", "reason"], "Failed collector runs by bounded reason (connect, auth, timeout, permission, missing_table, read_only, query).");
 desc!(
-    HB_WRITES,
-    "rpo_heartbeat_writes",
-    Counter,
-    NODE,
-    "Heartbeats this exporter wrote on the node."
+    MEASUREMENT_AGE,
+    "rpo_measurement_age_seconds",
+    Gauge,
+    &["db_cluster", "node", "node_region", "collector"],
+    "Seconds since the collector last succeeded on the node, at scrape time; absent until its first success."
 );
+desc!(COLLECTOR_ERRORS, "rpo_collector_errors", Counter, &["db_cluster", "node", "node_region", "collector", "reason"], "Failed collector runs by bounded reason (connect, auth, timeout, permission, missing_table, read_only, query).");
+desc!(HB_WRITES, "rpo_heartbeat_writes", Counter, NODE, "Heartbeats this exporter wrote on the node.");
 desc!(
     HB_WRITTEN,
     "rpo_heartbeat_written_timestamp_seconds",
@@ -187,11 +183,9 @@ pub static CORE: &[&MetricDesc] = &[
 
 /// Every family the exporter can emit: the core ones, then each engine's.
 pub fn all() -> impl Iterator<Item = &'static MetricDesc> {
-    CORE.iter().copied().chain(
-        crate::engine::EngineKind::ALL
-            .iter()
-            .flat_map(|e| e.metrics().iter().copied()),
-    )
+    CORE.iter()
+        .copied()
+        .chain(crate::engine::EngineKind::ALL.iter().flat_map(|e| e.metrics().iter().copied()))
 }
 
 /// One sample: the label values in the order of its family's `labels`.
@@ -211,11 +205,7 @@ pub struct Samples {
 impl Samples {
     pub fn push(&mut self, desc: &'static MetricDesc, values: Vec<String>, value: f64) {
         debug_assert_eq!(desc.labels.len(), values.len(), "{}", desc.name);
-        self.by_family.entry(desc.name).or_default().push(Sample {
-            desc,
-            values,
-            value,
-        });
+        self.by_family.entry(desc.name).or_default().push(Sample { desc, values, value });
     }
 
     pub fn extend(&mut self, samples: impl IntoIterator<Item = Sample>) {
@@ -242,12 +232,8 @@ impl Collector for StateCollector {
             };
             let mut metric_encoder = encoder.encode_descriptor(desc.name, desc.help, None, kind)?;
             for sample in family {
-                let labels: Vec<(&str, &str)> = desc
-                    .labels
-                    .iter()
-                    .copied()
-                    .zip(sample.values.iter().map(String::as_str))
-                    .collect();
+                let labels: Vec<(&str, &str)> =
+                    desc.labels.iter().copied().zip(sample.values.iter().map(String::as_str)).collect();
                 let encoder = metric_encoder.encode_family(&labels)?;
                 match desc.kind {
                     MetricKind::Gauge => ConstGauge::new(sample.value).encode(encoder)?,

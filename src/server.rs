@@ -25,11 +25,7 @@ struct AppState {
 
 /// Resolves a Prometheus-style listen address: `:10087` means every interface.
 pub async fn bind(listen: &str) -> anyhow::Result<TcpListener> {
-    let addr = if listen.starts_with(':') {
-        format!("0.0.0.0{listen}")
-    } else {
-        listen.to_owned()
-    };
+    let addr = if listen.starts_with(':') { format!("0.0.0.0{listen}") } else { listen.to_owned() };
     let addrs: Vec<SocketAddr> = tokio::net::lookup_host(&addr)
         .await
         .map_err(|e| anyhow::anyhow!("invalid --web.listen-address {listen:?}: {e}"))?
@@ -37,9 +33,7 @@ pub async fn bind(listen: &str) -> anyhow::Result<TcpListener> {
     let first = addrs
         .first()
         .ok_or_else(|| anyhow::anyhow!("--web.listen-address {listen:?} resolves to nothing"))?;
-    TcpListener::bind(first)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {first}: {e}"))
+    TcpListener::bind(first).await.map_err(|e| anyhow::anyhow!("cannot listen on {first}: {e}"))
 }
 
 /// Serves until `shutdown` is cancelled, then finishes in-flight requests.
@@ -49,19 +43,14 @@ pub async fn serve(
     telemetry_path: &str,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let state = AppState {
-        registry: Arc::new(registry),
-        telemetry_path: telemetry_path.into(),
-    };
+    let state = AppState { registry: Arc::new(registry), telemetry_path: telemetry_path.into() };
     let app = Router::new()
         .route("/", get(landing))
         .route(telemetry_path, get(scrape))
         .route("/-/healthy", get(|| async { "Healthy\n" }))
         .route("/-/ready", get(|| async { "Ready\n" }))
         .with_state(state);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await?;
+    axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await?;
     Ok(())
 }
 
@@ -70,11 +59,7 @@ async fn scrape(AxumState(state): AxumState<AppState>) -> Response {
         Ok(body) => ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], body).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "Encoding metrics failed");
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "encoding metrics failed\n",
-            )
-                .into_response()
+            (StatusCode::INTERNAL_SERVER_ERROR, "encoding metrics failed\n").into_response()
         }
     }
 }

@@ -25,12 +25,8 @@ pub enum Collector {
 }
 
 impl Collector {
-    pub const ALL: [Collector; 4] = [
-        Collector::Role,
-        Collector::HeartbeatWrite,
-        Collector::HeartbeatRead,
-        Collector::Replication,
-    ];
+    pub const ALL: [Collector; 4] =
+        [Collector::Role, Collector::HeartbeatWrite, Collector::HeartbeatRead, Collector::Replication];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -172,22 +168,14 @@ impl State {
     /// Everything a scrape shows, copied out of memory.
     pub fn samples(&self) -> Samples {
         let mut out = Samples::default();
-        out.push(
-            &metrics::BUILD_INFO,
-            vec![env!("CARGO_PKG_VERSION").into()],
-            1.0,
-        );
+        out.push(&metrics::BUILD_INFO, vec![env!("CARGO_PKG_VERSION").into()], 1.0);
         let now = mono_now();
         for cluster in &self.clusters {
             let c = &cluster.config;
             let cl = vec![c.name.clone()];
             out.push(&metrics::OBJECTIVE, cl.clone(), c.rpo.as_secs_f64());
             out.push(&metrics::RTO_OBJECTIVE, cl.clone(), c.rto.as_secs_f64());
-            out.push(
-                &metrics::HEARTBEAT_INTERVAL,
-                cl,
-                c.heartbeat.interval.as_secs_f64(),
-            );
+            out.push(&metrics::HEARTBEAT_INTERVAL, cl, c.heartbeat.interval.as_secs_f64());
             let hb = &c.heartbeat;
             let max_age = (hb.interval + 2 * hb.timeout).as_secs_f64() + 1.0;
             for node in &cluster.nodes {
@@ -208,11 +196,7 @@ fn node_samples(node: &NodeState, now: f64, max_age: f64, out: &mut Samples) {
     };
     out.push(&metrics::NODE_UP, labels.clone(), f64::from(u8::from(d.up)));
     if let (true, Some(w)) = (d.up, d.writable) {
-        out.push(
-            &metrics::NODE_WRITABLE,
-            labels.clone(),
-            f64::from(u8::from(w)),
-        );
+        out.push(&metrics::NODE_WRITABLE, labels.clone(), f64::from(u8::from(w)));
     }
     if let Some(offset) = d.clock_offset {
         out.push(&metrics::CLOCK_OFFSET, labels.clone(), offset);
@@ -226,32 +210,20 @@ fn node_samples(node: &NodeState, now: f64, max_age: f64, out: &mut Samples) {
             continue;
         }
         let l = with(&[c.as_str()]);
-        out.push(
-            &metrics::COLLECTOR_SUCCESS,
-            l.clone(),
-            f64::from(u8::from(cd.last_ok)),
-        );
+        out.push(&metrics::COLLECTOR_SUCCESS, l.clone(), f64::from(u8::from(cd.last_ok)));
         out.push(&metrics::COLLECTOR_DURATION, l.clone(), cd.last_duration);
         if let Some(t) = cd.last_success_mono {
             out.push(&metrics::MEASUREMENT_AGE, l, (now - t).max(0.0));
         }
         for (kind, n) in &cd.errors {
-            out.push(
-                &metrics::COLLECTOR_ERRORS,
-                with(&[c.as_str(), kind.as_str()]),
-                *n as f64,
-            );
+            out.push(&metrics::COLLECTOR_ERRORS, with(&[c.as_str(), kind.as_str()]), *n as f64);
         }
     }
     if d.writes > 0 {
         out.push(&metrics::HB_WRITES, labels.clone(), d.writes as f64);
     }
     if let Some(w) = d.last_written {
-        out.push(
-            &metrics::HB_WRITTEN,
-            labels.clone(),
-            w.written_us as f64 / 1e6,
-        );
+        out.push(&metrics::HB_WRITTEN, labels.clone(), w.written_us as f64 / 1e6);
         out.push(&metrics::HB_SEQUENCE, labels.clone(), w.seq as f64);
     }
     // A pair's lag is only as good as the last read: when the node is down, the
@@ -283,25 +255,12 @@ fn node_samples(node: &NodeState, now: f64, max_age: f64, out: &mut Samples) {
         out.push(&metrics::SEQ_REGRESSIONS, pair, p.regressions as f64);
     }
     if d.collectors[Collector::HeartbeatRead.index()].ran {
-        out.push(
-            &metrics::UNKNOWN_ROWS,
-            with_replica(node, "unlisted_source"),
-            d.unlisted_rows as f64,
-        );
-        out.push(
-            &metrics::UNKNOWN_ROWS,
-            with_replica(node, "malformed"),
-            d.malformed_rows as f64,
-        );
+        out.push(&metrics::UNKNOWN_ROWS, with_replica(node, "unlisted_source"), d.unlisted_rows as f64);
+        out.push(&metrics::UNKNOWN_ROWS, with_replica(node, "malformed"), d.malformed_rows as f64);
     }
     out.extend(d.native.iter().cloned());
 }
 
 fn with_replica(node: &NodeState, reason: &str) -> Vec<String> {
-    vec![
-        node.cluster.clone(),
-        node.name.clone(),
-        node.region.clone(),
-        reason.to_owned(),
-    ]
+    vec![node.cluster.clone(), node.name.clone(), node.region.clone(), reason.to_owned()]
 }

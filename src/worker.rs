@@ -11,9 +11,7 @@
 
 use crate::config::{is_label_safe, Cluster, Sources};
 use crate::engine::{EngineError, ErrorKind, HeartbeatRead, NodeLabels, Session};
-use crate::heartbeat::{
-    evaluate, mono_now, ClockSample, PairInput, Reading, RowStatus, WriteRecord,
-};
+use crate::heartbeat::{evaluate, mono_now, ClockSample, PairInput, Reading, RowStatus, WriteRecord};
 use crate::state::{ClusterState, Collector, NodeState, PairData};
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -66,10 +64,7 @@ async fn timed<T>(
 }
 
 fn wall_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or_default()
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or_default()
 }
 
 pub struct Worker {
@@ -82,8 +77,9 @@ pub struct Worker {
     table_ready: bool,
     backoff: Backoff,
     retry_at: Instant,
-    /// Whether the last attempt failed, so a streak of failures logs once.
-    failing: bool,
+    /// Per collector, whether its last run failed, so a streak of failures
+    /// logs one warning (and its end one line) instead of one per interval.
+    failing: [bool; 4],
 }
 
 impl Worker {
@@ -104,7 +100,7 @@ impl Worker {
             session: None,
             table_ready: false,
             retry_at: Instant::now(),
-            failing: false,
+            failing: [false; 4],
         }
     }
 
@@ -133,8 +129,7 @@ impl Worker {
                 return;
             }
             let node_cfg = &self.cluster_config.nodes[self.index];
-            let (result, took) =
-                timed(hb.timeout, "connect", Session::connect(node_cfg, &hb)).await;
+            let (result, took) = timed(hb.timeout, "connect", Session::connect(node_cfg, &hb)).await;
             match result {
                 Ok(session) => {
                     self.session = Some(session);
@@ -142,14 +137,25 @@ impl Worker {
                 }
                 Err(e) => {
                     self.fail(Collector::Role, took, &e);
+                    self.retry_at = Instant::now() + self.backoff.next_delay();
                     return;
                 }
             }
         }
         if let Err(e) = self.measure().await {
             if e.kind.breaks_session() {
+                // Reconnect at the next tick; repeated failures back off from there.
                 self.session = None;
             }
+        }
+    }
+
+    /// Records a success, and the end of a failure streak.
+    fn succeed(&mut self, collector: Collector, took: f64) {
+        self.node.lock().record_success(collector, took);
+        if std::mem::take(&mut self.failing[collector as usize]) {
+            tracing::info!(cluster = %self.labels.cluster, node = %self.labels.node, collector = collector.as_str(),
+                "Measurement recovered");
         }
     }
 
@@ -170,17 +176,14 @@ impl Worker {
                 d.native.clear();
             }
         }
-        if e.kind.breaks_session() {
-            self.retry_at = Instant::now() + self.backoff.next_delay();
-        }
-        if !self.failing {
+        let failing = std::mem::replace(&mut self.failing[collector as usize], true);
+        if !failing {
             tracing::warn!(cluster = %self.labels.cluster, node = %self.labels.node, collector = collector.as_str(),
                 reason = e.kind.as_str(), error = %e, "Measurement failed");
         } else {
             tracing::debug!(cluster = %self.labels.cluster, node = %self.labels.node, collector = collector.as_str(),
                 reason = e.kind.as_str(), error = %e, "Measurement failed again");
         }
-        self.failing = true;
     }
 
     async fn measure(&mut self) -> Result<(), EngineError> {
@@ -197,11 +200,7 @@ impl Worker {
                 return Err(e);
             }
         };
-        let clock = ClockSample {
-            db_us: probe.db_now_us,
-            mono: mono0 + took / 2.0,
-            rtt: took,
-        };
+        let clock = ClockSample { db_us: probe.db_now_us, mono: mono0 + took / 2.0, rtt: took };
         {
             let mut d = self.node.lock();
             if d.writable.is_some_and(|w| w != probe.writable) {
@@ -216,9 +215,8 @@ impl Worker {
             d.expected_row_identity = probe.expected_row_identity.clone();
             d.clock = Some(clock);
             d.clock_offset = Some(probe.db_now_us as f64 / 1e6 - (wall0 + took / 2.0));
-            d.record_success(Collector::Role, took);
         }
-        self.failing = false;
+        self.succeed(Collector::Role, took);
         self.backoff.reset();
 
         if probe.writable {
@@ -252,7 +250,8 @@ impl Worker {
                 });
                 d.writes += 1;
                 d.last_written = Some(written);
-                d.record_success(Collector::HeartbeatWrite, took);
+                drop(d);
+                self.succeed(Collector::HeartbeatWrite, took);
                 Ok(())
             }
             Err(e) => {
@@ -277,15 +276,10 @@ impl Worker {
         let (result, took) = timed(hb.timeout, "heartbeat read", session.read_heartbeats()).await;
         match result {
             Ok(read) => {
-                let replica_clock = ClockSample {
-                    db_us: read.db_now_us,
-                    mono: mono0 + took / 2.0,
-                    rtt: took,
-                };
+                let replica_clock =
+                    ClockSample { db_us: read.db_now_us, mono: mono0 + took / 2.0, rtt: took };
                 self.store_pairs(read, replica_clock);
-                self.node
-                    .lock()
-                    .record_success(Collector::HeartbeatRead, took);
+                self.succeed(Collector::HeartbeatRead, took);
                 Ok(())
             }
             Err(e) => {
@@ -302,17 +296,11 @@ impl Worker {
     async fn read_replication(&mut self) -> Result<(), EngineError> {
         let hb = &self.cluster_config.heartbeat;
         let session = self.session.as_mut().expect("connected");
-        let (result, took) = timed(
-            hb.timeout,
-            "replication status",
-            session.replication(&self.labels),
-        )
-        .await;
+        let (result, took) = timed(hb.timeout, "replication status", session.replication(&self.labels)).await;
         match result {
             Ok(samples) => {
-                let mut d = self.node.lock();
-                d.native = samples;
-                d.record_success(Collector::Replication, took);
+                self.node.lock().native = samples;
+                self.succeed(Collector::Replication, took);
                 Ok(())
             }
             Err(e) => {
@@ -370,9 +358,7 @@ impl Worker {
                         written_us: row.written_us,
                         replica_clock,
                         history: Some(&d.history),
-                        source_clock: d
-                            .clock
-                            .filter(|c| replica_clock.mono - c.mono < CLOCK_SAMPLE_TTL),
+                        source_clock: d.clock.filter(|c| replica_clock.mono - c.mono < CLOCK_SAMPLE_TTL),
                         interval: cfg.heartbeat.interval.as_secs_f64(),
                     };
                     // A reachable source that no longer takes writes (a demoted
@@ -398,11 +384,7 @@ impl Worker {
                 (Some(expected), Some(seen)) => expected == seen,
                 _ => true,
             };
-            let status = if identity_ok {
-                reading.status()
-            } else {
-                RowStatus::IdentityMismatch
-            };
+            let status = if identity_ok { reading.status() } else { RowStatus::IdentityMismatch };
             let prev = previous.get(&name);
             let mut regressions = prev.map_or(0, |p| p.regressions);
             if let (Some(last), Some(seq)) = (prev.and_then(|p| p.last_seq), row.seq) {

@@ -29,8 +29,7 @@ const CASES: &[(&str, &str)] = &[
 
 fn exporter() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_rpo-exporter"));
-    cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("RPO_TEST_PASSWORD", "from-the-environment");
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR")).env("RPO_TEST_PASSWORD", "from-the-environment");
     cmd
 }
 
@@ -60,48 +59,28 @@ fn every_invalid_file_is_covered() {
     for entry in std::fs::read_dir(dir).unwrap() {
         let name = entry.unwrap().file_name().into_string().unwrap();
         if name.starts_with("invalid-") {
-            assert!(
-                CASES.iter().any(|(f, _)| *f == name),
-                "{name} has no expected error in CASES"
-            );
+            assert!(CASES.iter().any(|(f, _)| *f == name), "{name} has no expected error in CASES");
         }
     }
 }
 
 #[test]
 fn check_config_exit_codes() {
-    let ok = exporter()
-        .args(["check-config", "tests/testdata/config/valid.yml"])
-        .output()
-        .unwrap();
-    assert_eq!(
-        ok.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&ok.stderr)
-    );
+    let ok = exporter().args(["check-config", "tests/testdata/config/valid.yml"]).output().unwrap();
+    assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stderr));
     assert!(String::from_utf8_lossy(&ok.stdout).contains("valid (1 clusters, 2 nodes)"));
 
-    let bad = exporter()
-        .args([
-            "check-config",
-            "tests/testdata/config/invalid-bad-duration.yml",
-        ])
-        .output()
-        .unwrap();
+    let bad =
+        exporter().args(["check-config", "tests/testdata/config/invalid-bad-duration.yml"]).output().unwrap();
     assert_eq!(bad.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&bad.stderr);
     assert!(
-        stderr.starts_with(
-            "tests/testdata/config/invalid-bad-duration.yml: clusters[0].heartbeat.interval: "
-        ),
+        stderr
+            .starts_with("tests/testdata/config/invalid-bad-duration.yml: clusters[0].heartbeat.interval: "),
         "{stderr}"
     );
 
-    let missing = exporter()
-        .args(["check-config", "tests/testdata/config/nope.yml"])
-        .output()
-        .unwrap();
+    let missing = exporter().args(["check-config", "tests/testdata/config/nope.yml"]).output().unwrap();
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot read the file"));
 
@@ -112,37 +91,21 @@ fn check_config_exit_codes() {
 #[test]
 fn a_password_in_a_dsn_is_never_echoed() {
     let out = exporter()
-        .args([
-            "check-config",
-            "tests/testdata/config/invalid-password-in-dsn.yml",
-        ])
+        .args(["check-config", "tests/testdata/config/invalid-password-in-dsn.yml"])
         .output()
         .unwrap();
-    let all = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(!all.contains("hunter2"), "{all}");
 }
 
 #[test]
 fn schema_prints_ddl_and_grants() {
-    let out = exporter()
-        .args(["schema", "postgres", "--table", "ops.hb", "--role", "mon"])
-        .output()
-        .unwrap();
+    let out = exporter().args(["schema", "postgres", "--table", "ops.hb", "--role", "mon"]).output().unwrap();
     assert!(out.status.success());
     let sql = String::from_utf8(out.stdout).unwrap();
     assert!(sql.contains("CREATE TABLE IF NOT EXISTS ops.hb ("), "{sql}");
-    assert!(
-        sql.contains("GRANT SELECT, INSERT, UPDATE ON ops.hb TO mon;"),
-        "{sql}"
-    );
-    let bad = exporter()
-        .args(["schema", "postgres", "--table", "x;drop"])
-        .output()
-        .unwrap();
+    assert!(sql.contains("GRANT SELECT, INSERT, UPDATE ON ops.hb TO mon;"), "{sql}");
+    let bad = exporter().args(["schema", "postgres", "--table", "x;drop"]).output().unwrap();
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("schema.table"));
     let engine = exporter().args(["schema", "oracle"]).output().unwrap();

@@ -12,24 +12,16 @@ use support::*;
 
 /// (name, type, labels, meaning) rows of the table in docs/metrics.md.
 fn documented() -> BTreeMap<String, (String, Vec<String>, String)> {
-    let text =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/metrics.md")).unwrap();
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/metrics.md")).unwrap();
     let mut rows = BTreeMap::new();
     for line in text.lines().filter(|l| l.starts_with("| `rpo_")) {
         let cells: Vec<&str> = line.trim_matches('|').split(" | ").map(str::trim).collect();
         assert_eq!(cells.len(), 4, "docs/metrics.md row {line:?}");
-        let labels = cells[2]
-            .split(", ")
-            .filter(|l| !l.is_empty())
-            .map(|l| l.trim_matches('`').to_owned())
-            .collect();
+        let labels =
+            cells[2].split(", ").filter(|l| !l.is_empty()).map(|l| l.trim_matches('`').to_owned()).collect();
         let name = cells[0].trim_matches('`').to_owned();
         assert!(
-            rows.insert(
-                name.clone(),
-                (cells[1].to_owned(), labels, cells[3].to_owned())
-            )
-            .is_none(),
+            rows.insert(name.clone(), (cells[1].to_owned(), labels, cells[3].to_owned())).is_none(),
             "{name} twice"
         );
     }
@@ -45,12 +37,7 @@ fn expected_rows() -> String {
                 MetricKind::Counter => "counter",
             };
             let labels: Vec<String> = d.labels.iter().map(|l| format!("`{l}`")).collect();
-            format!(
-                "| `{}` | {kind} | {} | {} |\n",
-                d.sample_name(),
-                labels.join(", "),
-                d.help
-            )
+            format!("| `{}` | {kind} | {} | {} |\n", d.sample_name(), labels.join(", "), d.help)
         })
         .collect()
 }
@@ -63,43 +50,23 @@ fn docs_metrics_md_matches_the_metric_table() {
     for d in metrics::all() {
         let name = d.sample_name();
         names.insert(name.clone());
-        let kind = if d.kind == MetricKind::Counter {
-            "counter"
-        } else {
-            "gauge"
-        };
+        let kind = if d.kind == MetricKind::Counter { "counter" } else { "gauge" };
         let labels: Vec<String> = d.labels.iter().map(|l| (*l).to_owned()).collect();
         match docs.get(&name) {
             None => problems.push(format!("{name} is not documented")),
             Some(row) if *row != (kind.to_owned(), labels.clone(), d.help.to_owned()) => problems
-                .push(format!(
-                    "{name}: documented {row:?}, emitted ({kind}, {labels:?}, {:?})",
-                    d.help
-                )),
+                .push(format!("{name}: documented {row:?}, emitted ({kind}, {labels:?}, {:?})", d.help)),
             _ => {}
         }
-        assert!(
-            d.name.starts_with("rpo_"),
-            "{} lacks the rpo_ prefix",
-            d.name
-        );
+        assert!(d.name.starts_with("rpo_"), "{} lacks the rpo_ prefix", d.name);
         for clash in ["region", "cluster", "instance", "job", "zone", "env"] {
-            assert!(
-                !d.labels.contains(&clash),
-                "{} uses target label {clash}",
-                d.name
-            );
+            assert!(!d.labels.contains(&clash), "{} uses target label {clash}", d.name);
         }
     }
     for name in docs.keys().filter(|n| !names.contains(*n)) {
         problems.push(format!("{name} is documented but never emitted"));
     }
-    assert!(
-        problems.is_empty(),
-        "{}\n\nThe table should read:\n{}",
-        problems.join("\n"),
-        expected_rows()
-    );
+    assert!(problems.is_empty(), "{}\n\nThe table should read:\n{}", problems.join("\n"), expected_rows());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -107,11 +74,7 @@ async fn live_metrics_match_the_docs_and_prometheus_reads_them() {
     let (lab, exporter) = lab_and_exporter(spec_primary_replica(), "1s").await;
     let pair = lab.pair("p", "r1");
     let ok = wait_for(Duration::from_secs(15), || async {
-        exporter
-            .scrape()
-            .await
-            .get("rpo_replication_lag_seconds", &pair)
-            .is_some()
+        exporter.scrape().await.get("rpo_replication_lag_seconds", &pair).is_some()
     })
     .await;
     assert!(ok, "no lag series; log:\n{}", exporter.log());
@@ -121,77 +84,54 @@ async fn live_metrics_match_the_docs_and_prometheus_reads_them() {
     let docs = documented();
     let m = exporter.scrape().await;
     for (family, kind) in &m.types {
-        let name = if kind == "counter" {
-            format!("{family}_total")
-        } else {
-            family.clone()
-        };
-        let (doc_kind, _, _) = docs
-            .get(&name)
-            .unwrap_or_else(|| panic!("{name} emitted but not documented"));
+        let name = if kind == "counter" { format!("{family}_total") } else { family.clone() };
+        let (doc_kind, _, _) = docs.get(&name).unwrap_or_else(|| panic!("{name} emitted but not documented"));
         assert_eq!(doc_kind, kind, "{name}");
     }
-    assert_eq!(
-        m.types.len(),
-        docs.len(),
-        "families on /metrics vs docs/metrics.md"
-    );
+    assert_eq!(m.types.len(), docs.len(), "families on /metrics vs docs/metrics.md");
     for s in &m.samples {
-        let (_, doc_labels, _) = docs
-            .get(&s.name)
-            .unwrap_or_else(|| panic!("sample {} not documented", s.name));
+        let (_, doc_labels, _) =
+            docs.get(&s.name).unwrap_or_else(|| panic!("sample {} not documented", s.name));
         let got: BTreeSet<&String> = s.labels.keys().collect();
         let want: BTreeSet<&String> = doc_labels.iter().collect();
         assert_eq!(got, want, "labels of {}", s.name);
     }
-    for core in [
-        "rpo_objective_seconds",
-        "rpo_rto_objective_seconds",
-        "rpo_node_up",
-        "rpo_node_writable",
-    ] {
+    for core in ["rpo_objective_seconds", "rpo_rto_objective_seconds", "rpo_node_up", "rpo_node_writable"] {
         assert!(!m.find(core, &[]).is_empty(), "{core} missing");
     }
-    assert_eq!(
-        m.get("rpo_objective_seconds", &labels(&[("db_cluster", "lab")])),
-        Some(30.0)
-    );
+    assert_eq!(m.get("rpo_objective_seconds", &labels(&[("db_cluster", "lab")])), Some(30.0));
     assert_eq!(m.get("rpo_node_writable", &lab.node_labels("p")), Some(1.0));
+    assert_eq!(m.get("rpo_node_writable", &lab.node_labels("r1")), Some(0.0));
+    // PostgreSQL's own view of the same replication, beside the heartbeats.
+    let standby = with(lab.node_labels("p"), &[("standby", "r1")]);
+    assert_eq!(m.get("rpo_pg_standbys", &lab.node_labels("p")), Some(1.0));
+    assert_eq!(m.get("rpo_pg_standby_state", &with(standby.clone(), &[("state", "streaming")])), Some(1.0));
+    assert_eq!(m.get("rpo_pg_standby_state", &with(standby.clone(), &[("state", "catchup")])), Some(0.0));
+    assert!(m.get("rpo_pg_standby_lag_bytes", &with(standby, &[("stage", "replay")])).is_some());
+    let r1 = lab.node_labels("r1");
+    assert_eq!(m.get("rpo_pg_wal_receiver_status", &with(r1.clone(), &[("status", "streaming")])), Some(1.0));
+    assert_eq!(m.get("rpo_pg_replay_paused", &r1), Some(0.0));
+    assert!(m.get("rpo_pg_last_replay_timestamp_seconds", &r1).is_some());
     assert_eq!(
-        m.get("rpo_node_writable", &lab.node_labels("r1")),
-        Some(0.0)
+        m.get("rpo_pg_replay_paused", &lab.node_labels("p")),
+        None,
+        "replica-only signals stay off the primary"
     );
 
     // A real Prometheus scrapes the exporter and serves the pair's lag back.
-    let prom = Prometheus::start(&[exporter.addr.clone()], Duration::from_secs(1), "/metrics")
-        .await
-        .unwrap();
-    let query =
-        "rpo_replication_lag_seconds{db_cluster=\"lab\",source_node=\"p\",replica_node=\"r1\"}";
+    let prom = Prometheus::start(&[exporter.addr.clone()], Duration::from_secs(1), "/metrics").await.unwrap();
+    let query = "rpo_replication_lag_seconds{db_cluster=\"lab\",source_node=\"p\",replica_node=\"r1\"}";
     let result = prom
-        .wait_for(query, Duration::from_secs(20), |r| {
-            r.as_array().is_some_and(|a| a.len() == 1)
-        })
+        .wait_for(query, Duration::from_secs(20), |r| r.as_array().is_some_and(|a| a.len() == 1))
         .await
-        .unwrap_or_else(|e| {
-            panic!(
-                "Prometheus never returned the lag: {e:#}\n{}",
-                prom.log_tail(30)
-            )
-        });
+        .unwrap_or_else(|e| panic!("Prometheus never returned the lag: {e:#}\n{}", prom.log_tail(30)));
     let sample = &result[0];
     let value: f64 = sample["value"][1].as_str().unwrap().parse().unwrap();
-    println!(
-        "Prometheus read {query} = {value} with labels {}",
-        sample["metric"]
-    );
+    println!("Prometheus read {query} = {value} with labels {}", sample["metric"]);
     assert!((0.0..0.5).contains(&value));
     assert_eq!(sample["metric"]["replica_region"], "eu-west-1");
     let up = prom.query("up{job=\"rpo\"}").await.unwrap();
-    assert_eq!(
-        up[0]["value"][1], "1",
-        "Prometheus scraped the exporter successfully"
-    );
+    assert_eq!(up[0]["value"][1], "1", "Prometheus scraped the exporter successfully");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -217,11 +157,7 @@ async fn endpoints_and_clean_shutdown() {
     assert_eq!(exporter.get("/nope").await.status(), 404);
     let status = exporter.terminate();
     assert!(status.success(), "exit status after SIGTERM: {status}");
-    assert!(
-        exporter.log().contains("Shutting down"),
-        "{}",
-        exporter.log()
-    );
+    assert!(exporter.log().contains("Shutting down"), "{}", exporter.log());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -240,8 +176,7 @@ async fn passwords_never_reach_logs_or_metrics() {
     let exporter = Exporter::start(&lab.config("1s", &bad)).await;
     let ok = wait_for(Duration::from_secs(15), || async {
         let m = exporter.scrape().await;
-        m.get("rpo_replication_lag_seconds", &lab.pair("p", "r1"))
-            .is_some()
+        m.get("rpo_replication_lag_seconds", &lab.pair("p", "r1")).is_some()
             && m.get(
                 "rpo_collector_errors_total",
                 &labels(&[("node", "badpw"), ("collector", "role"), ("reason", "auth")]),
@@ -249,11 +184,7 @@ async fn passwords_never_reach_logs_or_metrics() {
             .is_some_and(|n| n >= 2.0)
     })
     .await;
-    assert!(
-        ok,
-        "expected readings and auth failures; log:\n{}",
-        exporter.log()
-    );
+    assert!(ok, "expected readings and auth failures; log:\n{}", exporter.log());
     let metrics = exporter.scrape_text().await;
     let log = exporter.log();
     assert!(log.contains("DEBUG"), "the log runs at debug level");

@@ -11,29 +11,17 @@ const LAG: &str = "rpo_replication_lag_seconds";
 const EXPOSURE: &str = "rpo_data_loss_exposure_seconds";
 
 async fn wait_for_pair(exporter: &Exporter, pair: &[(&'static str, String)]) {
-    let ok = wait_for(Duration::from_secs(15), || async {
-        exporter.scrape().await.get(LAG, pair).is_some()
-    })
-    .await;
+    let ok = wait_for(Duration::from_secs(15), || async { exporter.scrape().await.get(LAG, pair).is_some() })
+        .await;
     assert!(ok, "no lag series for {pair:?}; log:\n{}", exporter.log());
 }
 
 /// Scrapes every 100 ms until `node` reads down; returns how long that took.
-async fn time_until_down(
-    exporter: &Exporter,
-    node: &[(&'static str, String)],
-    limit: Duration,
-) -> f64 {
+async fn time_until_down(exporter: &Exporter, node: &[(&'static str, String)], limit: Duration) -> f64 {
     let start = Instant::now();
-    let ok = wait_for(limit, || async {
-        exporter.scrape().await.get("rpo_node_up", node) == Some(0.0)
-    })
-    .await;
-    assert!(
-        ok,
-        "node not down within {limit:?}; log:\n{}",
-        exporter.log()
-    );
+    let ok =
+        wait_for(limit, || async { exporter.scrape().await.get("rpo_node_up", node) == Some(0.0) }).await;
+    assert!(ok, "node not down within {limit:?}; log:\n{}", exporter.log());
     start.elapsed().as_secs_f64()
 }
 
@@ -52,16 +40,9 @@ async fn killed_replica_goes_down_never_reads_zero_and_comes_back() {
     while start.elapsed() < Duration::from_secs(5) {
         let m = exporter.scrape().await;
         assert_eq!(m.get("rpo_node_up", &r1), Some(0.0));
-        assert_eq!(
-            m.get(LAG, &pair),
-            None,
-            "lag must not be reported for a dead replica"
-        );
+        assert_eq!(m.get(LAG, &pair), None, "lag must not be reported for a dead replica");
         assert_eq!(m.get(EXPOSURE, &pair), None);
-        assert!(
-            m.get("rpo_node_up", &lab.node_labels("p")) == Some(1.0),
-            "the primary is unaffected"
-        );
+        assert!(m.get("rpo_node_up", &lab.node_labels("p")) == Some(1.0), "the primary is unaffected");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
@@ -73,10 +54,7 @@ async fn killed_replica_goes_down_never_reads_zero_and_comes_back() {
     })
     .await;
     assert!(ok, "replica did not come back; log:\n{}", exporter.log());
-    println!(
-        "killed replica: back {:.2} s after restart",
-        restarted.elapsed().as_secs_f64()
-    );
+    println!("killed replica: back {:.2} s after restart", restarted.elapsed().as_secs_f64());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -96,24 +74,15 @@ async fn frozen_replica_keeps_scrapes_fast_and_its_age_grows() {
         let m = exporter.scrape().await;
         let took = t.elapsed().as_secs_f64();
         slowest = slowest.max(took);
-        assert!(
-            took < 1.0,
-            "scrape took {took:.3} s while a replica is frozen"
-        );
-        let age = m
-            .get("rpo_measurement_age_seconds", &read_age)
-            .expect("age of the last read");
+        assert!(took < 1.0, "scrape took {took:.3} s while a replica is frozen");
+        let age = m.get("rpo_measurement_age_seconds", &read_age).expect("age of the last read");
         first_age.get_or_insert(age);
         last_age = age;
         if m.get("rpo_node_up", &r1) == Some(0.0) {
             down_after.get_or_insert(frozen.elapsed().as_secs_f64());
         }
         if down_after.is_some() {
-            assert_eq!(
-                m.get(LAG, &pair),
-                None,
-                "lag must not be reported for a frozen replica"
-            );
+            assert_eq!(m.get(LAG, &pair), None, "lag must not be reported for a frozen replica");
         }
         if let Some(lag) = m.get(LAG, &pair) {
             assert!(down_after.is_none() && lag >= 0.0);
@@ -126,22 +95,14 @@ async fn frozen_replica_keeps_scrapes_fast_and_its_age_grows() {
         slowest * 1e3,
         first_age.unwrap()
     );
-    assert!(
-        down_after <= 2.5,
-        "down after {down_after} s, want within two intervals"
-    );
+    assert!(down_after <= 2.5, "down after {down_after} s, want within two intervals");
     assert!(last_age >= 4.0, "measurement age did not grow: {last_age}");
 
     lab.pg.node("r1").thaw().unwrap();
-    let ok = wait_for(Duration::from_secs(15), || async {
-        exporter.scrape().await.get(LAG, &pair).is_some()
-    })
-    .await;
-    assert!(
-        ok,
-        "thawed replica did not come back; log:\n{}",
-        exporter.log()
-    );
+    let ok =
+        wait_for(Duration::from_secs(15), || async { exporter.scrape().await.get(LAG, &pair).is_some() })
+            .await;
+    assert!(ok, "thawed replica did not come back; log:\n{}", exporter.log());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -156,17 +117,12 @@ async fn hostile_rows_are_reported_per_pair_without_harm() {
             lab.password_file.display()
         )
     };
-    let ghosts: String = ["ghost-null", "ghost-future", "ghost-back", "ghost-alien"]
-        .iter()
-        .map(|n| ghost(n))
-        .collect();
+    let ghosts: String =
+        ["ghost-null", "ghost-future", "ghost-back", "ghost-alien"].iter().map(|n| ghost(n)).collect();
     let exporter = Exporter::start(&lab.config("1s", &ghosts)).await;
     let p = lab.pg.node("p");
-    let sysid = p
-        .query_one_string("SELECT system_identifier::text FROM pg_control_system()")
-        .await
-        .unwrap()
-        .unwrap();
+    let sysid =
+        p.query_one_string("SELECT system_identifier::text FROM pg_control_system()").await.unwrap().unwrap();
     // A table made by hand may allow what ours forbids.
     p.execute(&format!(
         "ALTER TABLE rpo.heartbeat ALTER COLUMN written_at DROP NOT NULL;
@@ -190,11 +146,7 @@ async fn hostile_rows_are_reported_per_pair_without_harm() {
     };
     let status = |name: &str, s: &str| with(src(name), &[("status", s)]);
     let ok = wait_for(Duration::from_secs(10), || async {
-        exporter
-            .scrape()
-            .await
-            .get("rpo_heartbeat_row_status", &status("ghost-back", "ok"))
-            == Some(1.0)
+        exporter.scrape().await.get("rpo_heartbeat_row_status", &status("ghost-back", "ok")) == Some(1.0)
     })
     .await;
     assert!(ok, "hostile rows not read; log:\n{}", exporter.log());
@@ -203,10 +155,8 @@ async fn hostile_rows_are_reported_per_pair_without_harm() {
         .await
         .unwrap();
     let ok = wait_for(Duration::from_secs(5), || async {
-        exporter.scrape().await.get(
-            "rpo_heartbeat_sequence_regressions_total",
-            &src("ghost-back"),
-        ) == Some(1.0)
+        exporter.scrape().await.get("rpo_heartbeat_sequence_regressions_total", &src("ghost-back"))
+            == Some(1.0)
     })
     .await;
     assert!(ok, "regression not counted; log:\n{}", exporter.log());
@@ -219,54 +169,25 @@ async fn hostile_rows_are_reported_per_pair_without_harm() {
         ("ghost-alien", "identity_mismatch"),
         ("ghost-back", "ok"),
     ] {
-        for s in [
-            "ok",
-            "null_timestamp",
-            "future_timestamp",
-            "identity_mismatch",
-        ] {
+        for s in ["ok", "null_timestamp", "future_timestamp", "identity_mismatch"] {
             let v = m.get("rpo_heartbeat_row_status", &status(name, s));
             assert_eq!(v, Some(f64::from(u8::from(s == want))), "{name} status {s}");
         }
         if want != "ok" {
-            assert_eq!(
-                m.get(LAG, &src(name)),
-                None,
-                "{name}: no lag from an unusable row"
-            );
-            assert_eq!(
-                m.get(EXPOSURE, &src(name)),
-                None,
-                "{name}: no exposure from an unusable row"
-            );
+            assert_eq!(m.get(LAG, &src(name)), None, "{name}: no lag from an unusable row");
+            assert_eq!(m.get(EXPOSURE, &src(name)), None, "{name}: no exposure from an unusable row");
         }
     }
-    let back_lag = m
-        .get(LAG, &src("ghost-back"))
-        .expect("a row whose sequence went back still measures");
+    let back_lag = m.get(LAG, &src("ghost-back")).expect("a row whose sequence went back still measures");
     assert!(back_lag >= 0.0);
     let unknown = labels(&[("replica_node", "r1"), ("reason", "unlisted_source")]);
-    assert_eq!(
-        m.get("rpo_heartbeat_unknown_rows", &unknown),
-        Some(1.0),
-        "the stranger's row"
-    );
+    assert_eq!(m.get("rpo_heartbeat_unknown_rows", &unknown), Some(1.0), "the stranger's row");
     // Nothing negative anywhere, and the real pair is untouched.
-    for s in m
-        .samples
-        .iter()
-        .filter(|s| s.name == LAG || s.name == EXPOSURE)
-    {
+    for s in m.samples.iter().filter(|s| s.name == LAG || s.name == EXPOSURE) {
         assert!(s.value >= 0.0, "negative reading {s:?}");
     }
     let real = lab.pair("p", "r1");
-    assert!(
-        m.get(LAG, &real).is_some_and(|l| l < 0.5),
-        "p → r1 affected"
-    );
-    assert_eq!(
-        m.get("rpo_heartbeat_row_status", &with(real, &[("status", "ok")])),
-        Some(1.0)
-    );
+    assert!(m.get(LAG, &real).is_some_and(|l| l < 0.5), "p → r1 affected");
+    assert_eq!(m.get("rpo_heartbeat_row_status", &with(real, &[("status", "ok")])), Some(1.0));
     assert!(!exporter.log().contains("panicked"), "{}", exporter.log());
 }

@@ -12,10 +12,8 @@ const EXPOSURE: &str = "rpo_data_loss_exposure_seconds";
 
 /// Waits until the pair's lag series exists; panics with the exporter log if not.
 async fn wait_for_pair(exporter: &Exporter, pair: &[(&'static str, String)]) {
-    let ok = wait_for(Duration::from_secs(15), || async {
-        exporter.scrape().await.get(LAG, pair).is_some()
-    })
-    .await;
+    let ok = wait_for(Duration::from_secs(15), || async { exporter.scrape().await.get(LAG, pair).is_some() })
+        .await;
     assert!(ok, "no lag series for {pair:?}; log:\n{}", exporter.log());
 }
 
@@ -29,31 +27,17 @@ async fn idle_primary_shows_no_false_lag() {
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(30) {
         let m = exporter.scrape().await;
-        let lag = m
-            .get(LAG, &pair)
-            .expect("lag series vanished on an idle primary");
+        let lag = m.get(LAG, &pair).expect("lag series vanished on an idle primary");
         let exposure = m.get(EXPOSURE, &pair).expect("exposure series vanished");
-        assert!(
-            lag < 0.5,
-            "idle primary: lag {lag} ≥ 0.5 s after {:?}",
-            start.elapsed()
-        );
-        assert!(
-            exposure < 1.5,
-            "idle primary: exposure {exposure} ≥ interval + 0.5 s"
-        );
-        assert!(
-            lag >= 0.0 && exposure >= lag,
-            "lag {lag} exposure {exposure}"
-        );
+        assert!(lag < 0.5, "idle primary: lag {lag} ≥ 0.5 s after {:?}", start.elapsed());
+        assert!(exposure < 1.5, "idle primary: exposure {exposure} ≥ interval + 0.5 s");
+        assert!(lag >= 0.0 && exposure >= lag, "lag {lag} exposure {exposure}");
         max_lag = max_lag.max(lag);
         max_exposure = max_exposure.max(exposure);
         samples += 1;
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    println!(
-        "idle 30 s: {samples} samples, max lag {max_lag:.4} s, max exposure {max_exposure:.4} s"
-    );
+    println!("idle 30 s: {samples} samples, max lag {max_lag:.4} s, max exposure {max_exposure:.4} s");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -64,11 +48,7 @@ async fn paused_replay_shows_lag_and_recovers() {
     let read_age = with(r1.clone(), &[("collector", "heartbeat_read")]);
     wait_for_pair(&exporter, &pair).await;
 
-    lab.pg
-        .node("r1")
-        .execute("SELECT pg_wal_replay_pause()")
-        .await
-        .unwrap();
+    lab.pg.node("r1").execute("SELECT pg_wal_replay_pause()").await.unwrap();
     let paused_at = Instant::now();
     let ok = wait_for(Duration::from_secs(3), || async {
         exporter.scrape().await.get("rpo_pg_replay_paused", &r1) == Some(1.0)
@@ -80,51 +60,28 @@ async fn paused_replay_shows_lag_and_recovers() {
     let at = paused_at.elapsed().as_secs_f64();
     let lag = m.get(LAG, &pair).expect("lag series while paused");
     let exposure = m.get(EXPOSURE, &pair).expect("exposure while paused");
-    let age = m
-        .get("rpo_measurement_age_seconds", &read_age)
-        .expect("read age");
+    let age = m.get("rpo_measurement_age_seconds", &read_age).expect("read age");
     // The reading is as of the last read, `age` ago; lag grows one for one while
     // replay is paused, so lag + age is the lag now.
     let lag_now = lag + age;
     println!("paused {at:.2} s: lag {lag:.3} s read {age:.3} s ago (lag now {lag_now:.3} s), exposure {exposure:.3} s");
-    assert!(
-        (lag_now - 10.0).abs() <= 1.5,
-        "lag now {lag_now}, want 10 ± 1.5"
-    );
-    assert!(
-        exposure >= lag && exposure - lag <= 1.5,
-        "exposure {exposure} vs lag {lag}"
-    );
+    assert!((lag_now - 10.0).abs() <= 1.5, "lag now {lag_now}, want 10 ± 1.5");
+    assert!(exposure >= lag && exposure - lag <= 1.5, "exposure {exposure} vs lag {lag}");
 
-    lab.pg
-        .node("r1")
-        .execute("SELECT pg_wal_replay_resume()")
-        .await
-        .unwrap();
+    lab.pg.node("r1").execute("SELECT pg_wal_replay_resume()").await.unwrap();
     let resumed_at = Instant::now();
     let ok = wait_for(Duration::from_secs(3), || async {
-        exporter
-            .scrape()
-            .await
-            .get(LAG, &pair)
-            .is_some_and(|l| l < 1.0)
+        exporter.scrape().await.get(LAG, &pair).is_some_and(|l| l < 1.0)
     })
     .await;
     let took = resumed_at.elapsed().as_secs_f64();
-    assert!(
-        ok,
-        "lag not under 1 s within 3 s of resume; log:\n{}",
-        exporter.log()
-    );
+    assert!(ok, "lag not under 1 s within 3 s of resume; log:\n{}", exporter.log());
     println!("after resume: lag under 1 s within {took:.2} s");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn cascading_replica_is_measured_end_to_end() {
-    let spec = PgLabSpec::new()
-        .primary("p")
-        .replica("r1", "p")
-        .replica("r2", "r1");
+    let spec = PgLabSpec::new().primary("p").replica("r1", "p").replica("r2", "r1");
     let (lab, exporter) = lab_and_exporter(spec, "1s").await;
     let p_r2 = lab.pair("p", "r2");
     wait_for_pair(&exporter, &p_r2).await;
@@ -139,20 +96,13 @@ async fn cascading_replica_is_measured_end_to_end() {
     let lag = m.get(LAG, &p_r2).expect("p → r2 lag while r1 is down");
     let since = stopped.elapsed().as_secs_f64();
     println!("r1 stopped {since:.2} s: p → r2 lag {lag:.3} s");
-    assert!(
-        lag >= since - 2.5,
-        "p → r2 lag {lag} after {since} s without its upstream"
-    );
+    assert!(lag >= since - 2.5, "p → r2 lag {lag} after {since} s without its upstream");
     assert_eq!(m.get("rpo_node_up", &lab.node_labels("r2")), Some(1.0));
     assert_eq!(m.get("rpo_node_up", &lab.node_labels("r1")), Some(0.0));
 
     lab.pg.node("r1").start().unwrap();
     let ok = wait_for(Duration::from_secs(20), || async {
-        exporter
-            .scrape()
-            .await
-            .get(LAG, &p_r2)
-            .is_some_and(|l| l < 0.5)
+        exporter.scrape().await.get(LAG, &p_r2).is_some_and(|l| l < 0.5)
     })
     .await;
     assert!(ok, "p → r2 did not catch up after r1 came back");
@@ -174,30 +124,14 @@ async fn stopped_primary_counts_write_errors_and_exposure_grows() {
 
     lab.pg.node("p").stop().unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let first = exporter
-        .scrape()
-        .await
-        .get(EXPOSURE, &pair)
-        .expect("exposure while the primary is down");
+    let first = exporter.scrape().await.get(EXPOSURE, &pair).expect("exposure while the primary is down");
     tokio::time::sleep(Duration::from_secs(4)).await;
     let m = exporter.scrape().await;
-    let later = m
-        .get(EXPOSURE, &pair)
-        .expect("exposure while the primary is down");
-    let errors: f64 = m
-        .find("rpo_collector_errors_total", &write_errors)
-        .iter()
-        .map(|s| s.value)
-        .sum();
+    let later = m.get(EXPOSURE, &pair).expect("exposure while the primary is down");
+    let errors: f64 = m.find("rpo_collector_errors_total", &write_errors).iter().map(|s| s.value).sum();
     println!("primary down: exposure {first:.3} s → {later:.3} s; write errors {errors_before} → {errors}");
-    assert!(
-        later - first >= 3.0,
-        "exposure did not keep growing: {first} → {later}"
-    );
-    assert!(
-        errors >= errors_before + 2.0,
-        "write errors not counted: {errors_before} → {errors}"
-    );
+    assert!(later - first >= 3.0, "exposure did not keep growing: {first} → {later}");
+    assert!(errors >= errors_before + 2.0, "write errors not counted: {errors_before} → {errors}");
     assert_eq!(m.get("rpo_node_up", &lab.node_labels("p")), Some(0.0));
     assert_eq!(m.get("rpo_node_up", &lab.node_labels("r1")), Some(1.0));
 }

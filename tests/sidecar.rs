@@ -23,15 +23,10 @@ async fn replica_sidecar_measures_the_primary_it_does_not_know() {
     let primary_side = Exporter::start(&sidecar_config(&lab, "p")).await;
     let replica_side = Exporter::start(&sidecar_config(&lab, "r1")).await;
     let pair = lab.pair("p", "r1");
-    let ok = wait_for(Duration::from_secs(15), || async {
-        replica_side.scrape().await.get(LAG, &pair).is_some()
-    })
-    .await;
-    assert!(
-        ok,
-        "replica sidecar has no p → r1 pair; log:\n{}",
-        replica_side.log()
-    );
+    let ok =
+        wait_for(Duration::from_secs(15), || async { replica_side.scrape().await.get(LAG, &pair).is_some() })
+            .await;
+    assert!(ok, "replica sidecar has no p → r1 pair; log:\n{}", replica_side.log());
 
     // Idle: the row's time against the replica's clock, within one interval.
     let start = Instant::now();
@@ -39,42 +34,19 @@ async fn replica_sidecar_measures_the_primary_it_does_not_know() {
         let m = replica_side.scrape().await;
         let exposure = m.get(EXPOSURE, &pair).unwrap();
         let lag = m.get(LAG, &pair).unwrap();
-        assert!(
-            exposure < 1.5 && lag < 0.5,
-            "idle via sidecar: lag {lag} exposure {exposure}"
-        );
+        assert!(exposure < 1.5 && lag < 0.5, "idle via sidecar: lag {lag} exposure {exposure}");
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     let p = primary_side.scrape().await;
-    assert!(
-        p.get("rpo_heartbeat_writes_total", &lab.node_labels("p"))
-            .unwrap()
-            >= 5.0
-    );
-    assert!(
-        p.find(LAG, &[]).is_empty(),
-        "the primary's sidecar reads only its own row"
-    );
+    assert!(p.get("rpo_heartbeat_writes_total", &lab.node_labels("p")).unwrap() >= 5.0);
+    assert!(p.find(LAG, &[]).is_empty(), "the primary's sidecar reads only its own row");
 
     // Replay paused: the lower-bound lag (exposure − interval) grows.
-    lab.pg
-        .node("r1")
-        .execute("SELECT pg_wal_replay_pause()")
-        .await
-        .unwrap();
+    lab.pg.node("r1").execute("SELECT pg_wal_replay_pause()").await.unwrap();
     tokio::time::sleep(Duration::from_secs(6)).await;
     let m = replica_side.scrape().await;
     let (lag, exposure) = (m.get(LAG, &pair).unwrap(), m.get(EXPOSURE, &pair).unwrap());
     println!("sidecar, replay paused 6 s: lag {lag:.3} s, exposure {exposure:.3} s");
-    assert!(
-        lag >= 3.5 && (exposure - lag - 1.0).abs() < 1e-6,
-        "lag {lag} exposure {exposure}"
-    );
-    assert_eq!(
-        m.get(
-            "rpo_heartbeat_row_status",
-            &with(pair.clone(), &[("status", "ok")])
-        ),
-        Some(1.0)
-    );
+    assert!(lag >= 3.5 && (exposure - lag - 1.0).abs() < 1e-6, "lag {lag} exposure {exposure}");
+    assert_eq!(m.get("rpo_heartbeat_row_status", &with(pair.clone(), &[("status", "ok")])), Some(1.0));
 }

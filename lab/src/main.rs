@@ -15,10 +15,7 @@ use rpo_lab::{PgLab, PgLabSpec, Watchdog};
 use tokio::signal::unix::{signal, SignalKind};
 
 #[derive(Parser)]
-#[command(
-    version,
-    about = "Real local servers for rpo-exporter's tests and demo"
-)]
+#[command(version, about = "Real local servers for rpo-exporter's tests and demo")]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -51,11 +48,7 @@ const TABLE: &str = "rpo.heartbeat";
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let Cmd::Demo {
-        exporter,
-        listen,
-        keep,
-    } = Cli::parse().command;
+    let Cmd::Demo { exporter, listen, keep } = Cli::parse().command;
     match demo(&exporter, listen, keep).await {
         Ok(code) => code,
         Err(e) => {
@@ -103,9 +96,7 @@ async fn demo(exporter: &Path, listen: SocketAddr, keep: bool) -> Result<ExitCod
         );
     }
     let sql = String::from_utf8(schema.stdout).context("schema SQL is not UTF-8")?;
-    lab.run_sql_script(NODES[0].0, &sql)
-        .await
-        .context("running the exporter's schema SQL on the primary")?;
+    lab.run_sql_script(NODES[0].0, &sql).await.context("running the exporter's schema SQL on the primary")?;
     lab.wait_replayed(Duration::from_secs(30)).await?;
 
     let config_file = lab.dir().join("rpo-exporter.yaml");
@@ -143,10 +134,7 @@ async fn demo(exporter: &Path, listen: SocketAddr, keep: bool) -> Result<ExitCod
                     nix::sys::signal::Signal::SIGTERM,
                 );
             }
-            if tokio::time::timeout(Duration::from_secs(5), child.wait())
-                .await
-                .is_err()
-            {
+            if tokio::time::timeout(Duration::from_secs(5), child.wait()).await.is_err() {
                 let _ = child.kill().await;
             }
             ExitCode::SUCCESS
@@ -167,10 +155,7 @@ fn random_password() -> Result<String> {
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut bytes))
         .context("reading /dev/urandom")?;
-    Ok(bytes
-        .iter()
-        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
-        .collect())
+    Ok(bytes.iter().map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char).collect())
 }
 
 fn exporter_config(lab: &PgLab, password_file: &Path) -> String {
@@ -197,10 +182,7 @@ fn print_banner(lab: &PgLab, listen: SocketAddr, config_file: &Path) {
             None => "primary".to_string(),
             Some(up) => format!("replica of {up}"),
         };
-        nodes += &format!(
-            "    {name:<9} {region:<15} 127.0.0.1:{:<6} {role}\n",
-            lab.node(name).port()
-        );
+        nodes += &format!("    {name:<9} {region:<15} 127.0.0.1:{:<6} {role}\n", lab.node(name).port());
     }
     let euw1 = lab.node("pg-euw1").psql_command();
     println!(
@@ -211,7 +193,7 @@ fn print_banner(lab: &PgLab, listen: SocketAddr, config_file: &Path) {
          \x20 lab dir:  {} (server logs: NODE/postgres.log)\n\
          \x20 nodes:\n{nodes}\n\
          Things to try:\n\
-         \x20 # pause replay on pg-euw1 (its lag grows, and so does pg-apse1's, downstream of it):\n\
+         \x20 # pause replay on pg-euw1: its lag grows; pg-apse1 keeps up (pg-euw1 relays WAL it received, replayed or not):\n\
          \x20 {euw1} -c 'SELECT pg_wal_replay_pause()'\n\
          \x20 # resume it:\n\
          \x20 {euw1} -c 'SELECT pg_wal_replay_resume()'\n\

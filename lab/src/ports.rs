@@ -55,12 +55,7 @@ fn random_u64(salt: u32) -> u64 {
     let mut h = RandomState::new().build_hasher();
     h.write_u32(std::process::id());
     h.write_u32(salt);
-    h.write_u128(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0),
-    );
+    h.write_u128(SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
     h.finish()
 }
 

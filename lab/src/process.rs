@@ -138,8 +138,7 @@ pub(crate) fn append(path: &Path, text: &str) -> Result<()> {
         .append(true)
         .open(path)
         .with_context(|| format!("opening {}", path.display()))?;
-    f.write_all(text.as_bytes())
-        .with_context(|| format!("writing {}", path.display()))
+    f.write_all(text.as_bytes()).with_context(|| format!("writing {}", path.display()))
 }
 
 /// Where labs create their temporary directories: `$RPO_LAB_TMPDIR` if set, else
@@ -149,18 +148,14 @@ pub(crate) fn append(path: &Path, text: &str) -> Result<()> {
 /// the `postgres` account; `/tmp` is the fallback when they are not.
 pub(crate) fn scratch_dir() -> PathBuf {
     let searchable = |dir: &Path| {
-        dir.ancestors().all(|d| {
-            std::fs::metadata(d)
-                .map(|m| m.is_dir() && m.mode() & 0o001 != 0)
-                .unwrap_or(false)
-        })
+        dir.ancestors()
+            .all(|d| std::fs::metadata(d).map(|m| m.is_dir() && m.mode() & 0o001 != 0).unwrap_or(false))
     };
     if let Some(dir) = std::env::var_os("RPO_LAB_TMPDIR") {
         return PathBuf::from(dir);
     }
     let shm = Path::new("/dev/shm");
-    let writable =
-        |d: &Path| std::fs::metadata(d).is_ok_and(|m| m.is_dir() && m.mode() & 0o1777 == 0o1777);
+    let writable = |d: &Path| std::fs::metadata(d).is_ok_and(|m| m.is_dir() && m.mode() & 0o1777 == 0o1777);
     if writable(shm) {
         return shm.to_path_buf();
     }

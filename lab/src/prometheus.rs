@@ -53,10 +53,7 @@ pub struct Prometheus {
 
 impl std::fmt::Debug for Prometheus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Prometheus")
-            .field("url", &self.url)
-            .field("dir", &self.dir())
-            .finish()
+        f.debug_struct("Prometheus").field("url", &self.url).field("dir", &self.dir()).finish()
     }
 }
 
@@ -97,22 +94,13 @@ impl Prometheus {
             .tempdir_in(crate::process::scratch_dir())
             .context("creating Prometheus's directory")?;
         let config_file = dir.path().join("prometheus.yml");
-        std::fs::write(
-            &config_file,
-            config_text(targets, scrape_interval, metrics_path),
-        )
-        .context("writing prometheus.yml")?;
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .timeout(Duration::from_secs(10))
-            .build()?;
+        std::fs::write(&config_file, config_text(targets, scrape_interval, metrics_path))
+            .context("writing prometheus.yml")?;
+        let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(10)).build()?;
         let log = File::create(dir.path().join("prometheus.log"))?;
         let mut child = Command::new(&bin)
             .arg(format!("--config.file={}", config_file.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
+            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .current_dir(dir.path())
             .stdin(Stdio::null())
@@ -266,10 +254,7 @@ impl Prometheus {
                 }
             }
             if let Ok(Some(status)) = self.child.try_wait() {
-                bail!(
-                    "prometheus exited during startup ({status})\n--- log tail ---\n{}",
-                    self.log_tail(15)
-                );
+                bail!("prometheus exited during startup ({status})\n--- log tail ---\n{}", self.log_tail(15));
             }
             if Instant::now() >= deadline {
                 bail!(
@@ -307,21 +292,14 @@ fn config_text(targets: &[String], interval: Duration, metrics_path: &str) -> St
 
 /// Targets must be `host:port` on a loopback address: the lab never scrapes anything else.
 fn check_loopback_target(target: &str) -> Result<()> {
-    let (host, port) = target
-        .rsplit_once(':')
-        .with_context(|| format!("scrape target {target:?} is not host:port"))?;
-    port.parse::<u16>()
-        .with_context(|| format!("scrape target {target:?}: bad port"))?;
+    let (host, port) =
+        target.rsplit_once(':').with_context(|| format!("scrape target {target:?} is not host:port"))?;
+    port.parse::<u16>().with_context(|| format!("scrape target {target:?}: bad port"))?;
     let host = host.trim_start_matches('[').trim_end_matches(']');
-    let loopback = host == "localhost"
-        || host
-            .parse::<std::net::IpAddr>()
-            .map(|ip| ip.is_loopback())
-            .unwrap_or(false);
+    let loopback =
+        host == "localhost" || host.parse::<std::net::IpAddr>().map(|ip| ip.is_loopback()).unwrap_or(false);
     if !loopback || target.contains('\'') {
-        bail!(
-            "scrape target {target:?}: only loopback addresses (127.0.0.1, localhost) are allowed"
-        );
+        bail!("scrape target {target:?}: only loopback addresses (127.0.0.1, localhost) are allowed");
     }
     Ok(())
 }
@@ -343,11 +321,7 @@ mod tests {
 
     #[test]
     fn config_has_job_and_intervals() {
-        let c = config_text(
-            &["127.0.0.1:1".into()],
-            Duration::from_millis(500),
-            "/metrics",
-        );
+        let c = config_text(&["127.0.0.1:1".into()], Duration::from_millis(500), "/metrics");
         assert!(c.contains("job_name: rpo"));
         assert!(c.contains("scrape_interval: 500ms"));
         assert!(c.contains("scrape_timeout: 500ms"));

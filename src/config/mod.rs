@@ -36,13 +36,7 @@ impl fmt::Display for ConfigError {
         if self.path.is_empty() {
             write!(f, "{}: {}", self.file.display(), self.problem)
         } else {
-            write!(
-                f,
-                "{}: {}: {}",
-                self.file.display(),
-                self.path,
-                self.problem
-            )
+            write!(f, "{}: {}: {}", self.file.display(), self.path, self.problem)
         }
     }
 }
@@ -129,10 +123,7 @@ impl std::str::FromStr for TableName {
                 ));
             }
         }
-        Ok(TableName {
-            schema: schema.to_owned(),
-            table: table.to_owned(),
-        })
+        Ok(TableName { schema: schema.to_owned(), table: table.to_owned() })
     }
 }
 
@@ -149,8 +140,7 @@ pub fn is_identifier(s: &str) -> bool {
 pub fn is_label_safe(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= MAX_LABEL_LEN
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -195,12 +185,8 @@ impl PasswordSource {
                 .map_err(|e| format!("cannot read password_file {}: {e}", path.display())),
             PasswordSource::Env(var) => match std::env::var(var) {
                 Ok(v) if !v.is_empty() => Ok(Some(v)),
-                Ok(_) => Err(format!(
-                    "environment variable {var} (password_env) is empty"
-                )),
-                Err(_) => Err(format!(
-                    "environment variable {var} (password_env) is not set"
-                )),
+                Ok(_) => Err(format!("environment variable {var} (password_env) is empty")),
+                Err(_) => Err(format!("environment variable {var} (password_env) is not set")),
             },
         }
     }
@@ -242,17 +228,10 @@ fn parse_raw(file: &Path, text: &str) -> Result<RawConfig, ConfigError> {
     result.map_err(|e| {
         let mut problem = e.to_string();
         // Most parser messages already say where; add it when one does not.
-        if let Some(loc) = e
-            .location()
-            .filter(|l| l.line() > 0 && !problem.contains(" at line "))
-        {
+        if let Some(loc) = e.location().filter(|l| l.line() > 0 && !problem.contains(" at line ")) {
             problem = format!("{problem} at line {}, column {}", loc.line(), loc.column());
         }
-        ConfigError {
-            file: file.to_owned(),
-            path: if path == "." { String::new() } else { path },
-            problem,
-        }
+        ConfigError { file: file.to_owned(), path: if path == "." { String::new() } else { path }, problem }
     })
 }
 
@@ -263,19 +242,12 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn err(&self, path: impl Into<String>, problem: impl Into<String>) -> ConfigError {
-        ConfigError {
-            file: self.file.to_owned(),
-            path: path.into(),
-            problem: problem.into(),
-        }
+        ConfigError { file: self.file.to_owned(), path: path.into(), problem: problem.into() }
     }
 
     fn duration(&self, path: &str, value: &str) -> Result<Duration, ConfigError> {
         humantime::parse_duration(value.trim()).map_err(|e| {
-            self.err(
-                path,
-                format!("invalid duration {value:?}: {e} (write it like 500ms, 10s or 5m)"),
-            )
+            self.err(path, format!("invalid duration {value:?}: {e} (write it like 500ms, 10s or 5m)"))
         })
     }
 
@@ -304,10 +276,7 @@ fn validate(file: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
         let path = format!("clusters[{i}]");
         let cluster = validate_cluster(&ctx, &path, rc)?;
         if !names.insert(cluster.name.clone()) {
-            return Err(ctx.err(
-                format!("{path}.name"),
-                format!("duplicate cluster name {:?}", cluster.name),
-            ));
+            return Err(ctx.err(format!("{path}.name"), format!("duplicate cluster name {:?}", cluster.name)));
         }
         clusters.push(cluster);
     }
@@ -355,14 +324,7 @@ fn validate_cluster(ctx: &Ctx, path: &str, rc: RawCluster) -> Result<Cluster, Co
         }
         nodes.push(node);
     }
-    Ok(Cluster {
-        name,
-        rpo,
-        rto,
-        write_mode,
-        heartbeat,
-        nodes,
-    })
+    Ok(Cluster { name, rpo, rto, write_mode, heartbeat, nodes })
 }
 
 fn validate_heartbeat(
@@ -395,32 +357,19 @@ fn validate_heartbeat(
         return Err(ctx.err(format!("{path}.timeout"), "must be between 10ms and 30s"));
     }
     let table = match &rh.table {
-        Some(t) => t
-            .parse()
-            .map_err(|e: String| ctx.err(format!("{path}.table"), e))?,
-        None => TableName {
-            schema: "rpo".into(),
-            table: "heartbeat".into(),
-        },
+        Some(t) => t.parse().map_err(|e: String| ctx.err(format!("{path}.table"), e))?,
+        None => TableName { schema: "rpo".into(), table: "heartbeat".into() },
     };
     let sources = match rh.sources.as_deref() {
         None if node_count == 1 => Sources::Any,
         None | Some("listed") => Sources::Listed,
         Some("any") => Sources::Any,
         Some(other) => {
-            return Err(ctx.err(
-                format!("{path}.sources"),
-                format!("unknown value {other:?}: expected listed or any"),
-            ))
+            return Err(ctx
+                .err(format!("{path}.sources"), format!("unknown value {other:?}: expected listed or any")))
         }
     };
-    Ok(Heartbeat {
-        interval,
-        timeout,
-        table,
-        create_table: rh.create_table.unwrap_or(true),
-        sources,
-    })
+    Ok(Heartbeat { interval, timeout, table, create_table: rh.create_table.unwrap_or(true), sources })
 }
 
 fn validate_node(ctx: &Ctx, path: &str, rn: RawNode) -> Result<Node, ConfigError> {
@@ -430,13 +379,8 @@ fn validate_node(ctx: &Ctx, path: &str, rn: RawNode) -> Result<Node, ConfigError
         Some(z) => Some(ctx.label(&format!("{path}.zone"), z)?),
         None => None,
     };
-    let engine: EngineKind = rn
-        .engine
-        .parse()
-        .map_err(|e: String| ctx.err(format!("{path}.engine"), e))?;
-    engine
-        .check_dsn(&rn.dsn)
-        .map_err(|e| ctx.err(format!("{path}.dsn"), e))?;
+    let engine: EngineKind = rn.engine.parse().map_err(|e: String| ctx.err(format!("{path}.engine"), e))?;
+    engine.check_dsn(&rn.dsn).map_err(|e| ctx.err(format!("{path}.dsn"), e))?;
     let password = match (rn.password_file, rn.password_env) {
         (Some(_), Some(_)) => {
             return Err(ctx.err(path, "set either password_file or password_env, not both"));
@@ -449,17 +393,8 @@ fn validate_node(ctx: &Ctx, path: &str, rn: RawNode) -> Result<Node, ConfigError
         PasswordSource::File(_) => "password_file",
         _ => "password_env",
     };
-    password
-        .read()
-        .map_err(|e| ctx.err(format!("{path}.{field}"), e))?;
-    Ok(Node {
-        name,
-        region,
-        zone,
-        engine,
-        dsn: rn.dsn,
-        password,
-    })
+    password.read().map_err(|e| ctx.err(format!("{path}.{field}"), e))?;
+    Ok(Node { name, region, zone, engine, dsn: rn.dsn, password })
 }
 
 #[cfg(test)]
@@ -498,10 +433,7 @@ clusters:
     #[test]
     fn sidecar_defaults_to_any_source() {
         let one = GOOD.replace("      - { name: b, region: eu-west-1, engine: postgres, dsn: \"postgres://rpo@127.0.0.1:5433/x\" }\n", "");
-        assert_eq!(
-            parse(&one).unwrap().clusters[0].heartbeat.sources,
-            Sources::Any
-        );
+        assert_eq!(parse(&one).unwrap().clusters[0].heartbeat.sources, Sources::Any);
     }
 
     fn check(replace: (&str, &str), expected: &str) {
@@ -513,10 +445,7 @@ clusters:
     #[test]
     fn semantic_errors_name_the_field() {
         check(("interval: 500ms", "interval: 50ms"), "t.yml: clusters[0].heartbeat.interval: 50ms is out of range: the interval must be between 100ms and 1m");
-        check(
-            ("rpo: 5m", "rpo: 0s"),
-            "t.yml: clusters[0].rpo: must be greater than 0",
-        );
+        check(("rpo: 5m", "rpo: 0s"), "t.yml: clusters[0].rpo: must be greater than 0");
         check(
             ("name: b,", "name: a,"),
             "t.yml: clusters[0].nodes[1].name: duplicate node name \"a\" in cluster \"orders\"",

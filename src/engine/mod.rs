@@ -95,10 +95,7 @@ impl ErrorKind {
 
     /// Whether the session is unusable after this error and must be replaced.
     pub fn breaks_session(self) -> bool {
-        matches!(
-            self,
-            ErrorKind::Connect | ErrorKind::Timeout | ErrorKind::Auth
-        )
+        matches!(self, ErrorKind::Connect | ErrorKind::Timeout | ErrorKind::Auth)
     }
 }
 
@@ -111,19 +108,13 @@ pub struct EngineError {
 
 impl EngineError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        EngineError {
-            kind,
-            message: message.into(),
-        }
+        EngineError { kind, message: message.into() }
     }
 
     pub fn timeout(what: &str, after: Duration) -> Self {
         EngineError::new(
             ErrorKind::Timeout,
-            format!(
-                "{what} timed out after {}",
-                humantime::format_duration(after)
-            ),
+            format!("{what} timed out after {}", humantime::format_duration(after)),
         )
     }
 }
@@ -198,9 +189,9 @@ impl Session {
     /// Connects to `node`; the caller bounds the time it may take.
     pub async fn connect(node: &Node, heartbeat: &Heartbeat) -> Result<Session, EngineError> {
         match node.engine {
-            EngineKind::Postgres => Ok(Session::Postgres(
-                postgres::PgSession::connect(node, heartbeat).await?,
-            )),
+            EngineKind::Postgres => {
+                Ok(Session::Postgres(postgres::PgSession::connect(node, heartbeat).await?))
+            }
         }
     }
 
@@ -211,21 +202,13 @@ impl Session {
     }
 
     /// Makes sure the heartbeat table exists, creating it when `create` allows.
-    pub async fn ensure_table(
-        &mut self,
-        table: &TableName,
-        create: bool,
-    ) -> Result<(), EngineError> {
+    pub async fn ensure_table(&mut self, table: &TableName, create: bool) -> Result<(), EngineError> {
         match self {
             Session::Postgres(s) => s.ensure_table(table, create).await,
         }
     }
 
-    pub async fn write_heartbeat(
-        &mut self,
-        node: &Node,
-        identity: &str,
-    ) -> Result<Written, EngineError> {
+    pub async fn write_heartbeat(&mut self, node: &Node, identity: &str) -> Result<Written, EngineError> {
         match self {
             Session::Postgres(s) => s.write_heartbeat(node, identity).await,
         }

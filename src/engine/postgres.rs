@@ -83,14 +83,7 @@ pub static METRICS: &[&MetricDesc] = &[
 ];
 
 const STANDBY_STATES: &[&str] = &["startup", "catchup", "streaming", "backup", "stopping"];
-const RECEIVER_STATUSES: &[&str] = &[
-    "starting",
-    "streaming",
-    "waiting",
-    "restarting",
-    "stopping",
-    "stopped",
-];
+const RECEIVER_STATUSES: &[&str] = &["starting", "streaming", "waiting", "restarting", "stopping", "stopped"];
 
 /// Microseconds since the epoch of a timestamptz expression, on the server's clock.
 fn epoch_us(expr: &str) -> String {
@@ -101,17 +94,12 @@ pub fn check_dsn(dsn: &str) -> Result<(), String> {
     // tokio-postgres' own message may quote the DSN; describe it without that.
     let config = tokio_postgres::Config::from_str(dsn).map_err(|e| {
         let reason = e.to_string();
-        let reason = if reason.contains(dsn) {
-            "invalid connection string".to_owned()
-        } else {
-            reason
-        };
+        let reason = if reason.contains(dsn) { "invalid connection string".to_owned() } else { reason };
         format!("not a valid PostgreSQL connection string (key=value or postgres:// URL): {reason}")
     })?;
     if config.get_password().is_some() {
         return Err(
-            "the connection string contains a password; move it to password_file or password_env"
-                .into(),
+            "the connection string contains a password; move it to password_file or password_env".into()
         );
     }
     if config.get_user().is_none() {
@@ -124,10 +112,7 @@ pub fn check_dsn(dsn: &str) -> Result<(), String> {
 }
 
 pub fn schema_sql(table: &TableName, role: &str) -> String {
-    let TableName {
-        schema,
-        table: name,
-    } = table;
+    let TableName { schema, table: name } = table;
     format!(
         "-- rpo-exporter heartbeat table for PostgreSQL: one row per writing node.
 -- Run once on the primary as an administrator; it replicates to every standby.
@@ -177,10 +162,7 @@ fn classify(e: &tokio_postgres::Error, table: &TableName) -> EngineError {
             ),
             _ => String::new(),
         };
-        return EngineError::new(
-            kind,
-            format!("{} {}: {}{hint}", db.severity(), code.code(), db.message()),
-        );
+        return EngineError::new(kind, format!("{} {}: {}{hint}", db.severity(), code.code(), db.message()));
     }
     // Not a server error: the connection failed or broke. Spell out the causes.
     let mut message = e.to_string();
@@ -224,10 +206,7 @@ impl PgSession {
         }
         config.connect_timeout(heartbeat.timeout);
         let table = heartbeat.table.clone();
-        let (client, connection) = config
-            .connect(NoTls)
-            .await
-            .map_err(|e| classify(&e, &table))?;
+        let (client, connection) = config.connect(NoTls).await.map_err(|e| classify(&e, &table))?;
         let connection = tokio::spawn(async move {
             // The error, if any, surfaces on the client's next query.
             let _ = connection.await;
@@ -240,10 +219,7 @@ impl PgSession {
             heartbeat.timeout.as_millis(),
             heartbeat.timeout.as_millis()
         );
-        client
-            .batch_execute(&setup)
-            .await
-            .map_err(|e| classify(&e, &table))?;
+        client.batch_execute(&setup).await.map_err(|e| classify(&e, &table))?;
         let probe = client
             .prepare(&format!(
                 "SELECT NOT pg_is_in_recovery() AND current_setting('transaction_read_only') = 'off',
@@ -253,22 +229,11 @@ impl PgSession {
             ))
             .await
             .map_err(|e| classify(&e, &table))?;
-        Ok(PgSession {
-            client,
-            connection,
-            table,
-            probe,
-            read: None,
-            update: None,
-        })
+        Ok(PgSession { client, connection, table, probe, read: None, update: None })
     }
 
     pub async fn probe(&mut self) -> Result<Probe, EngineError> {
-        let row = self
-            .client
-            .query_one(&self.probe, &[])
-            .await
-            .map_err(|e| classify(&e, &self.table))?;
+        let row = self.client.query_one(&self.probe, &[]).await.map_err(|e| classify(&e, &self.table))?;
         let identity: String = row.get(1);
         Ok(Probe {
             writable: row.get(0),
@@ -278,11 +243,7 @@ impl PgSession {
         })
     }
 
-    pub async fn ensure_table(
-        &mut self,
-        table: &TableName,
-        create: bool,
-    ) -> Result<(), EngineError> {
+    pub async fn ensure_table(&mut self, table: &TableName, create: bool) -> Result<(), EngineError> {
         let exists: bool = self
             .client
             .query_one("SELECT to_regclass($1) IS NOT NULL", &[&table.to_string()])
@@ -301,11 +262,8 @@ impl PgSession {
             ));
         }
         // The same DDL an administrator would run; the grants are theirs to give.
-        let ddl: String = schema_sql(table, "-")
-            .split("-- Least privilege")
-            .next()
-            .unwrap_or_default()
-            .to_owned();
+        let ddl: String =
+            schema_sql(table, "-").split("-- Least privilege").next().unwrap_or_default().to_owned();
         self.client.batch_execute(&ddl).await.map_err(|e| {
             let mut err = classify(&e, table);
             err.message = format!("cannot create heartbeat table {table}: {}", err.message);
@@ -319,11 +277,7 @@ impl PgSession {
         Ok(())
     }
 
-    pub async fn write_heartbeat(
-        &mut self,
-        node: &Node,
-        identity: &str,
-    ) -> Result<Written, EngineError> {
+    pub async fn write_heartbeat(&mut self, node: &Node, identity: &str) -> Result<Written, EngineError> {
         let table = self.table.clone();
         if self.update.is_none() {
             // One small UPDATE per heartbeat: no index column changes, so it is a
@@ -333,44 +287,25 @@ impl PgSession {
                  WHERE node = $1 RETURNING seq, {}",
                 epoch_us("written_at")
             );
-            self.update = Some(
-                self.client
-                    .prepare(&sql)
-                    .await
-                    .map_err(|e| classify(&e, &table))?,
-            );
+            self.update = Some(self.client.prepare(&sql).await.map_err(|e| classify(&e, &table))?);
         }
         let update = self.update.clone().expect("prepared above");
-        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] =
-            [&node.name, &node.region, &identity];
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&node.name, &node.region, &identity];
         for _ in 0..2 {
-            let rows = self
-                .client
-                .query(&update, &params)
-                .await
-                .map_err(|e| classify(&e, &table))?;
+            let rows = self.client.query(&update, &params).await.map_err(|e| classify(&e, &table))?;
             if let Some(row) = rows.first() {
-                return Ok(Written {
-                    seq: row.get(0),
-                    written_us: row.get(1),
-                });
+                return Ok(Written { seq: row.get(0), written_us: row.get(1) });
             }
             // First heartbeat of this node: create its row, then update it.
             let insert = format!(
                 "INSERT INTO {table} (node, region, seq, written_at, identity)
                  VALUES ($1, $2, 0, clock_timestamp(), $3) ON CONFLICT (node) DO NOTHING"
             );
-            self.client
-                .execute(&insert, &params)
-                .await
-                .map_err(|e| classify(&e, &table))?;
+            self.client.execute(&insert, &params).await.map_err(|e| classify(&e, &table))?;
         }
         Err(EngineError::new(
             ErrorKind::Query,
-            format!(
-                "heartbeat row for {} in {table} vanished while writing",
-                node.name
-            ),
+            format!("heartbeat row for {} in {table} vanished while writing", node.name),
         ))
     }
 
@@ -386,19 +321,10 @@ impl PgSession {
                 now = epoch_us("clock_timestamp()"),
                 written = epoch_us("h.written_at"),
             );
-            self.read = Some(
-                self.client
-                    .prepare(&sql)
-                    .await
-                    .map_err(|e| classify(&e, &table))?,
-            );
+            self.read = Some(self.client.prepare(&sql).await.map_err(|e| classify(&e, &table))?);
         }
         let read = self.read.clone().expect("prepared above");
-        let rows = self
-            .client
-            .query(&read, &[])
-            .await
-            .map_err(|e| classify(&e, &table))?;
+        let rows = self.client.query(&read, &[]).await.map_err(|e| classify(&e, &table))?;
         let db_now_us = rows.first().map(|r| r.get::<_, i64>(0)).unwrap_or_default();
         let rows = rows
             .iter()
@@ -449,28 +375,16 @@ impl PgSession {
             }
             for (i, stage) in ["write", "flush", "replay"].iter().enumerate() {
                 if let Some(v) = row.get::<_, Option<f64>>(3 + i) {
-                    out.push(sample(
-                        &STANDBY_LAG_DESC,
-                        labels.with(&[&standby, stage]),
-                        v,
-                    ));
+                    out.push(sample(&STANDBY_LAG_DESC, labels.with(&[&standby, stage]), v));
                 }
             }
             for (i, stage) in ["sent", "write", "flush", "replay"].iter().enumerate() {
                 if let Some(v) = row.get::<_, Option<f64>>(6 + i) {
-                    out.push(sample(
-                        &STANDBY_BYTES_DESC,
-                        labels.with(&[&standby, stage]),
-                        v.max(0.0),
-                    ));
+                    out.push(sample(&STANDBY_BYTES_DESC, labels.with(&[&standby, stage]), v.max(0.0)));
                 }
             }
         }
-        out.push(sample(
-            &STANDBY_COUNT_DESC,
-            labels.with(&[]),
-            standbys.len() as f64,
-        ));
+        out.push(sample(&STANDBY_COUNT_DESC, labels.with(&[]), standbys.len() as f64));
 
         let row = self
             .client
@@ -491,18 +405,10 @@ impl PgSession {
             let status: Option<String> = row.get(1);
             let status = status.as_deref().unwrap_or("stopped");
             for s in RECEIVER_STATUSES {
-                out.push(sample(
-                    &RECEIVER_DESC,
-                    labels.with(&[s]),
-                    f64::from(u8::from(status == *s)),
-                ));
+                out.push(sample(&RECEIVER_DESC, labels.with(&[s]), f64::from(u8::from(status == *s))));
             }
             if let Some(paused) = row.get::<_, Option<bool>>(2) {
-                out.push(sample(
-                    &REPLAY_PAUSED_DESC,
-                    labels.with(&[]),
-                    f64::from(u8::from(paused)),
-                ));
+                out.push(sample(&REPLAY_PAUSED_DESC, labels.with(&[]), f64::from(u8::from(paused))));
             }
             if let Some(us) = row.get::<_, Option<i64>>(3) {
                 out.push(sample(&LAST_REPLAY_DESC, labels.with(&[]), us as f64 / 1e6));
@@ -516,11 +422,7 @@ impl PgSession {
 }
 
 fn sample(desc: &'static MetricDesc, values: Vec<String>, value: f64) -> Sample {
-    Sample {
-        desc,
-        values,
-        value,
-    }
+    Sample { desc, values, value }
 }
 
 /// A bounded, unique label for a standby: its application_name unless that is the
@@ -540,13 +442,7 @@ fn standby_label(
     let base: String = base
         .chars()
         .take(48)
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
-                c
-            } else {
-                '_'
-            }
-        })
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '_' })
         .collect();
     let mut label = base.clone();
     let mut n = 2;
@@ -568,9 +464,7 @@ mod tests {
         let e = check_dsn("postgres://rpo:hunter2@127.0.0.1/x").unwrap_err();
         assert!(e.contains("contains a password"), "{e}");
         assert!(!e.contains("hunter2"));
-        assert!(check_dsn("host=127.0.0.1 dbname=x")
-            .unwrap_err()
-            .contains("no user"));
+        assert!(check_dsn("host=127.0.0.1 dbname=x").unwrap_err().contains("no user"));
         let e = check_dsn("host=127.0.0.1 user=u password='secret' bogus=1").unwrap_err();
         assert!(!e.contains("secret"), "{e}");
     }
@@ -578,22 +472,10 @@ mod tests {
     #[test]
     fn standby_labels_are_unique_and_bounded() {
         let mut seen = Default::default();
-        assert_eq!(
-            standby_label(Some("walreceiver"), Some("r1"), &mut seen),
-            "r1"
-        );
-        assert_eq!(
-            standby_label(Some("walreceiver"), None, &mut seen),
-            "walreceiver"
-        );
-        assert_eq!(
-            standby_label(Some("walreceiver"), None, &mut seen),
-            "walreceiver-2"
-        );
-        assert_eq!(
-            standby_label(Some("eu west\"1"), None, &mut seen),
-            "eu_west_1"
-        );
+        assert_eq!(standby_label(Some("walreceiver"), Some("r1"), &mut seen), "r1");
+        assert_eq!(standby_label(Some("walreceiver"), None, &mut seen), "walreceiver");
+        assert_eq!(standby_label(Some("walreceiver"), None, &mut seen), "walreceiver-2");
+        assert_eq!(standby_label(Some("eu west\"1"), None, &mut seen), "eu_west_1");
     }
 
     #[test]

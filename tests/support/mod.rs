@@ -29,15 +29,18 @@ pub struct Lab {
 }
 
 impl Lab {
+    /// A lab set up as `rpo-exporter schema postgres` says: table and grants.
     pub async fn start(spec: PgLabSpec) -> Lab {
-        let pg = PgLab::start(spec)
-            .await
-            .expect("start the PostgreSQL lab (run scripts/install-deps.sh?)");
-        let schema = rpo_exporter::engine::EngineKind::Postgres
-            .schema_sql(&"rpo.heartbeat".parse().unwrap(), ROLE);
-        pg.create_role(ROLE, PASSWORD, &schema)
-            .await
-            .expect("create the exporter's role");
+        let schema =
+            rpo_exporter::engine::EngineKind::Postgres.schema_sql(&"rpo.heartbeat".parse().unwrap(), ROLE);
+        Lab::start_with_sql(spec, &schema).await
+    }
+
+    /// A lab whose exporter role gets only what `setup_sql` grants (run as
+    /// superuser after the role is created).
+    pub async fn start_with_sql(spec: PgLabSpec, setup_sql: &str) -> Lab {
+        let pg = PgLab::start(spec).await.expect("start the PostgreSQL lab (run scripts/install-deps.sh?)");
+        pg.create_role(ROLE, PASSWORD, setup_sql).await.expect("create the exporter's role");
         let dir = tempfile::tempdir().unwrap();
         let password_file = dir.path().join("password");
         std::fs::write(&password_file, format!("{PASSWORD}\n")).unwrap();
@@ -47,21 +50,11 @@ impl Lab {
             .enumerate()
             .map(|(i, n)| (n.name().to_owned(), REGIONS[i % REGIONS.len()].to_owned()))
             .collect();
-        Lab {
-            pg,
-            dir,
-            password_file,
-            nodes,
-        }
+        Lab { pg, dir, password_file, nodes }
     }
 
     pub fn region(&self, node: &str) -> &str {
-        &self
-            .nodes
-            .iter()
-            .find(|(n, _)| n == node)
-            .expect("node in lab")
-            .1
+        &self.nodes.iter().find(|(n, _)| n == node).expect("node in lab").1
     }
 
     /// One node entry of the config.
@@ -76,9 +69,13 @@ impl Lab {
 
     /// A config with one cluster `lab` holding every lab node, then `extra_nodes`.
     pub fn config(&self, interval: &str, extra_nodes: &str) -> String {
+        self.config_with(interval, false, extra_nodes)
+    }
+
+    pub fn config_with(&self, interval: &str, create_table: bool, extra_nodes: &str) -> String {
         let nodes: String = self.nodes.iter().map(|(n, _)| self.node_yaml(n)).collect();
         format!(
-            "clusters:\n  - name: lab\n    rpo: 30s\n    rto: 5m\n    heartbeat:\n      interval: {interval}\n      table: rpo.heartbeat\n      create_table: false\n    nodes:\n{nodes}{extra_nodes}"
+            "clusters:\n  - name: lab\n    rpo: 30s\n    rto: 5m\n    heartbeat:\n      interval: {interval}\n      table: rpo.heartbeat\n      create_table: {create_table}\n    nodes:\n{nodes}{extra_nodes}"
         )
     }
 
@@ -94,11 +91,7 @@ impl Lab {
     }
 
     pub fn node_labels(&self, node: &str) -> Vec<(&'static str, String)> {
-        vec![
-            ("db_cluster", "lab".into()),
-            ("node", node.into()),
-            ("node_region", self.region(node).into()),
-        ]
+        vec![("db_cluster", "lab".into()), ("node", node.into()), ("node_region", self.region(node).into())]
     }
 }
 
@@ -125,18 +118,10 @@ impl Exporter {
             .stderr(std::fs::File::create(&log_path).unwrap())
             .spawn()
             .expect("spawn rpo-exporter");
-        let exporter = Exporter {
-            child,
-            addr,
-            dir,
-            log_path,
-        };
+        let exporter = Exporter { child, addr, dir, log_path };
         let url = format!("http://{}/-/ready", exporter.addr);
         let ready = wait_for(Duration::from_secs(10), || async {
-            reqwest::get(&url)
-                .await
-                .map(|r| r.status().is_success())
-                .unwrap_or(false)
+            reqwest::get(&url).await.map(|r| r.status().is_success()).unwrap_or(false)
         })
         .await;
         assert!(ready, "exporter not ready; log:\n{}", exporter.log());
@@ -153,15 +138,8 @@ impl Exporter {
 
     /// GET a path; panics with the log if the exporter does not answer in 2 s.
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(2))
-            .build()
-            .unwrap();
-        match client
-            .get(format!("http://{}{path}", self.addr))
-            .send()
-            .await
-        {
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(2)).build().unwrap();
+        match client.get(format!("http://{}{path}", self.addr)).send().await {
             Ok(r) => r,
             Err(e) => panic!("GET {path} failed: {e}\nlog:\n{}", self.log()),
         }
@@ -189,10 +167,7 @@ impl Exporter {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status;
             }
-            assert!(
-                Instant::now() < deadline,
-                "exporter did not exit on SIGTERM"
-            );
+            assert!(Instant::now() < deadline, "exporter did not exit on SIGTERM");
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -267,20 +242,14 @@ impl Metrics {
     /// The one sample of `name` with `labels`, if present.
     pub fn get(&self, name: &str, labels: &[(&str, String)]) -> Option<f64> {
         let found = self.find(name, labels);
-        assert!(
-            found.len() <= 1,
-            "{name} {labels:?} matches {} samples",
-            found.len()
-        );
+        assert!(found.len() <= 1, "{name} {labels:?} matches {} samples", found.len());
         found.first().map(|s| s.value)
     }
 }
 
 fn parse_sample(line: &str) -> Sample {
     let (head, value) = line.rsplit_once(' ').expect("sample line");
-    let value: f64 = value
-        .parse()
-        .unwrap_or_else(|_| panic!("bad value in {line:?}"));
+    let value: f64 = value.parse().unwrap_or_else(|_| panic!("bad value in {line:?}"));
     let mut labels = BTreeMap::new();
     let name = match head.split_once('{') {
         None => head.to_owned(),
@@ -310,11 +279,7 @@ fn parse_sample(line: &str) -> Sample {
             name.to_owned()
         }
     };
-    Sample {
-        name,
-        labels,
-        value,
-    }
+    Sample { name, labels, value }
 }
 
 /// Labels from string pairs.

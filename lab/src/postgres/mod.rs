@@ -31,20 +31,13 @@ use crate::process::{append, sh_quote, Watchdog};
 /// Where the PostgreSQL server programs are: `$RPO_LAB_PG_BINDIR`, else
 /// `pg_config --bindir`, else the newest `/usr/lib/postgresql/*/bin`.
 pub fn pg_bindir() -> Result<PathBuf> {
-    let complete = |dir: &Path| {
-        ["postgres", "initdb", "pg_basebackup"]
-            .iter()
-            .all(|p| dir.join(p).is_file())
-    };
+    let complete = |dir: &Path| ["postgres", "initdb", "pg_basebackup"].iter().all(|p| dir.join(p).is_file());
     if let Some(dir) = std::env::var_os("RPO_LAB_PG_BINDIR") {
         let dir = PathBuf::from(dir);
         if complete(&dir) {
             return Ok(dir);
         }
-        bail!(
-            "RPO_LAB_PG_BINDIR={} has no postgres/initdb/pg_basebackup",
-            dir.display()
-        );
+        bail!("RPO_LAB_PG_BINDIR={} has no postgres/initdb/pg_basebackup", dir.display());
     }
     if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
         let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
@@ -94,8 +87,7 @@ impl PgLabSpec {
 
     /// A streaming replica of `upstream` (the primary or an earlier replica).
     pub fn replica(mut self, name: &str, upstream: &str) -> PgLabSpec {
-        self.nodes
-            .push((name.to_string(), Some(upstream.to_string())));
+        self.nodes.push((name.to_string(), Some(upstream.to_string())));
         self
     }
 
@@ -107,9 +99,7 @@ impl PgLabSpec {
         for (name, upstream) in &self.nodes {
             let ok = !name.is_empty()
                 && name.len() <= 32
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
             if !ok {
                 bail!("node name {name:?}: use 1-32 ASCII letters, digits, '-' or '_'");
             }
@@ -203,10 +193,7 @@ pub struct PgLab {
 
 impl std::fmt::Debug for PgLab {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PgLab")
-            .field("dir", &self.dir.path())
-            .field("nodes", &self.nodes)
-            .finish()
+        f.debug_struct("PgLab").field("dir", &self.dir.path()).field("nodes", &self.nodes).finish()
     }
 }
 
@@ -227,12 +214,10 @@ impl PgLab {
     fn create(spec: &PgLabSpec) -> Result<PgLab> {
         let bindir = pg_bindir()?;
         let owner = if Uid::effective().is_root() {
-            let user = User::from_name("postgres")
-                .context("looking up the postgres account")?
-                .context(
-                    "running as root, the servers need the unprivileged `postgres` account, \
+            let user = User::from_name("postgres").context("looking up the postgres account")?.context(
+                "running as root, the servers need the unprivileged `postgres` account, \
                      which does not exist: run scripts/install-deps.sh",
-                )?;
+            )?;
             Some((user.uid, user.gid))
         } else {
             None
@@ -241,22 +226,12 @@ impl PgLab {
             .prefix("rpo-lab-pg.")
             .tempdir_in(crate::process::scratch_dir())
             .context("creating the lab directory")?;
-        let ctx = Arc::new(Ctx {
-            bindir,
-            owner,
-            home: dir.path().to_path_buf(),
-        });
+        let ctx = Arc::new(Ctx { bindir, owner, home: dir.path().to_path_buf() });
         ctx.chown(dir.path())?;
         let watchdog = Watchdog::spawn(&watchdog_script(dir.path(), spec))?;
-        let mut lab = PgLab {
-            nodes: Vec::new(),
-            ctx,
-            watchdog: Some(watchdog),
-            dir,
-        };
+        let mut lab = PgLab { nodes: Vec::new(), ctx, watchdog: Some(watchdog), dir };
         for (name, upstream) in &spec.nodes {
-            lab.add_node(name, upstream.as_deref())
-                .with_context(|| format!("creating node {name:?}"))?;
+            lab.add_node(name, upstream.as_deref()).with_context(|| format!("creating node {name:?}"))?;
         }
         Ok(lab)
     }
@@ -315,10 +290,7 @@ impl PgLab {
             }
         }
         let port = free_port();
-        append(
-            &data_dir.join("postgresql.conf"),
-            &config::node_settings(name, port, &node_dir),
-        )?;
+        append(&data_dir.join("postgresql.conf"), &config::node_settings(name, port, &node_dir))?;
         let mut node = PgNode {
             name: name.to_string(),
             upstream: upstream.map(str::to_string),
@@ -336,10 +308,7 @@ impl PgLab {
                 Ok(()) => break,
                 Err(_) if attempt < 3 && node.port_conflict_in_log() => {
                     let port = free_port();
-                    append(
-                        &node.data_dir.join("postgresql.conf"),
-                        &config::port_override(port),
-                    )?;
+                    append(&node.data_dir.join("postgresql.conf"), &config::port_override(port))?;
                     node.set_port(port);
                     attempt += 1;
                 }

@@ -93,10 +93,7 @@ impl PgNode {
 
     /// libpq key=value DSN for `user` (no password: pass it separately).
     pub fn dsn(&self, user: &str) -> String {
-        format!(
-            "host=127.0.0.1 port={} user={user} dbname=postgres",
-            self.port
-        )
+        format!("host=127.0.0.1 port={} user={user} dbname=postgres", self.port)
     }
 
     /// A shell command line that opens `psql` on this node as the superuser.
@@ -201,10 +198,7 @@ impl PgNode {
     /// Waits (up to 30 s) until this replica's `pg_stat_wal_receiver.status` is `streaming`.
     pub async fn wait_replicating(&self) -> Result<()> {
         let Some(upstream) = &self.upstream else {
-            bail!(
-                "{} is the primary: it has no upstream to replicate from",
-                self.describe()
-            );
+            bail!("{} is the primary: it has no upstream to replicate from", self.describe());
         };
         let deadline = Instant::now() + REPLICATING_TIMEOUT;
         let mut last = String::from("(no answer yet)");
@@ -236,11 +230,7 @@ impl PgNode {
     pub fn start(&self) -> Result<()> {
         let mut guard = self.lock();
         if let Some(child) = running(&mut guard) {
-            bail!(
-                "{} is already running (pid {})",
-                self.describe(),
-                child.id()
-            );
+            bail!("{} is already running (pid {})", self.describe(), child.id());
         }
         self.clear_stale_pid_file()?;
         let log = OpenOptions::new()
@@ -297,10 +287,7 @@ impl PgNode {
         let pid = child.id() as i32;
         signal_tree(pid, Signal::SIGKILL);
         if !wait_child(child, Duration::from_secs(10)) {
-            bail!(
-                "{}: postmaster {pid} survived SIGKILL for 10s",
-                self.describe()
-            );
+            bail!("{}: postmaster {pid} survived SIGKILL for 10s", self.describe());
         }
         *guard = None;
         Ok(())
@@ -319,8 +306,7 @@ impl PgNode {
 
     fn signal_all(&self, sig: Signal) -> Result<()> {
         let mut guard = self.lock();
-        let child =
-            running(&mut guard).ok_or_else(|| anyhow!("{} is not running", self.describe()))?;
+        let child = running(&mut guard).ok_or_else(|| anyhow!("{} is not running", self.describe()))?;
         signal_tree(child.id() as i32, sig);
         Ok(())
     }
@@ -364,11 +350,7 @@ impl PgNode {
         let Ok(text) = std::fs::read_to_string(&pid_file) else {
             return Ok(());
         };
-        if let Some(pid) = text
-            .lines()
-            .next()
-            .and_then(|l| l.trim().parse::<i32>().ok())
-        {
+        if let Some(pid) = text.lines().next().and_then(|l| l.trim().parse::<i32>().ok()) {
             let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
             if is_alive(pid) && comm.trim() == "postgres" {
                 bail!(
@@ -378,8 +360,7 @@ impl PgNode {
                 );
             }
         }
-        std::fs::remove_file(&pid_file)
-            .with_context(|| format!("removing stale {}", pid_file.display()))
+        std::fs::remove_file(&pid_file).with_context(|| format!("removing stale {}", pid_file.display()))
     }
 
     /// Waits until `postmaster.pid` (written by `pid`) says `ready` or `standby`.
@@ -417,9 +398,7 @@ impl PgNode {
 
     /// The postmaster's current child processes (diagnostics).
     pub fn child_pids(&self) -> Vec<i32> {
-        self.pid()
-            .map(|p| children_of(p as i32))
-            .unwrap_or_default()
+        self.pid().map(|p| children_of(p as i32)).unwrap_or_default()
     }
 
     /// Moves the node to another port (at creation, when its first port was taken).

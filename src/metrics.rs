@@ -49,12 +49,18 @@ pub const CLUSTER: &[&str] = &["db_cluster"];
 pub const NODE: &[&str] = &["db_cluster", "node", "node_region"];
 pub const PAIR: &[&str] = &["db_cluster", "source_node", "source_region", "replica_node", "replica_region"];
 
+/// Declares one metric family: `desc!(ID, "name", Gauge|Counter, labels, "help")`.
 macro_rules! desc {
     ($id:ident, $name:literal, $kind:ident, $labels:expr, $help:literal) => {
-        pub static $id: MetricDesc =
-            MetricDesc { name: $name, help: $help, kind: MetricKind::$kind, labels: $labels };
+        pub static $id: $crate::metrics::MetricDesc = $crate::metrics::MetricDesc {
+            name: $name,
+            help: $help,
+            kind: $crate::metrics::MetricKind::$kind,
+            labels: $labels,
+        };
     };
 }
+pub(crate) use desc;
 
 desc!(
     BUILD_INFO,

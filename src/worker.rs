@@ -186,6 +186,16 @@ impl Worker {
         }
     }
 
+    /// Records a failed step; only an error that broke the session ends the tick.
+    fn step_failed(&mut self, collector: Collector, took: f64, e: EngineError) -> Result<(), EngineError> {
+        self.fail(collector, took, &e);
+        if e.kind.breaks_session() {
+            Err(e)
+        } else {
+            Ok(())
+        }
+    }
+
     async fn measure(&mut self) -> Result<(), EngineError> {
         let hb = self.cluster_config.heartbeat.clone();
         let session = self.session.as_mut().expect("connected");
@@ -258,13 +268,8 @@ impl Worker {
                 if e.kind == ErrorKind::MissingTable {
                     self.table_ready = false;
                 }
-                self.fail(Collector::HeartbeatWrite, took, &e);
                 // A refused write is no reason to stop reading.
-                if e.kind.breaks_session() {
-                    Err(e)
-                } else {
-                    Ok(())
-                }
+                self.step_failed(Collector::HeartbeatWrite, took, e)
             }
         }
     }
@@ -282,14 +287,7 @@ impl Worker {
                 self.succeed(Collector::HeartbeatRead, took);
                 Ok(())
             }
-            Err(e) => {
-                self.fail(Collector::HeartbeatRead, took, &e);
-                if e.kind.breaks_session() {
-                    Err(e)
-                } else {
-                    Ok(())
-                }
-            }
+            Err(e) => self.step_failed(Collector::HeartbeatRead, took, e),
         }
     }
 
@@ -303,14 +301,7 @@ impl Worker {
                 self.succeed(Collector::Replication, took);
                 Ok(())
             }
-            Err(e) => {
-                self.fail(Collector::Replication, took, &e);
-                if e.kind.breaks_session() {
-                    Err(e)
-                } else {
-                    Ok(())
-                }
-            }
+            Err(e) => self.step_failed(Collector::Replication, took, e),
         }
     }
 

@@ -119,7 +119,9 @@ async fn live_metrics_match_the_docs_and_prometheus_reads_them() {
     );
 
     // A real Prometheus scrapes the exporter and serves the pair's lag back.
-    let prom = Prometheus::start(&[exporter.addr.clone()], Duration::from_secs(1), "/metrics").await.unwrap();
+    let prom = Prometheus::start(std::slice::from_ref(&exporter.addr), Duration::from_secs(1), "/metrics")
+        .await
+        .unwrap();
     let query = "rpo_replication_lag_seconds{db_cluster=\"lab\",source_node=\"p\",replica_node=\"r1\"}";
     let result = prom
         .wait_for(query, Duration::from_secs(20), |r| r.as_array().is_some_and(|a| a.len() == 1))

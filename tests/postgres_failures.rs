@@ -10,12 +10,6 @@ use support::*;
 const LAG: &str = "rpo_replication_lag_seconds";
 const EXPOSURE: &str = "rpo_data_loss_exposure_seconds";
 
-async fn wait_for_pair(exporter: &Exporter, pair: &[(&'static str, String)]) {
-    let ok = wait_for(Duration::from_secs(15), || async { exporter.scrape().await.get(LAG, pair).is_some() })
-        .await;
-    assert!(ok, "no lag series for {pair:?}; log:\n{}", exporter.log());
-}
-
 /// Scrapes every 100 ms until `node` reads down; returns how long that took.
 async fn time_until_down(exporter: &Exporter, node: &[(&'static str, String)], limit: Duration) -> f64 {
     let start = Instant::now();

@@ -10,13 +10,6 @@ use support::*;
 const LAG: &str = "rpo_replication_lag_seconds";
 const EXPOSURE: &str = "rpo_data_loss_exposure_seconds";
 
-/// Waits until the pair's lag series exists; panics with the exporter log if not.
-async fn wait_for_pair(exporter: &Exporter, pair: &[(&'static str, String)]) {
-    let ok = wait_for(Duration::from_secs(15), || async { exporter.scrape().await.get(LAG, pair).is_some() })
-        .await;
-    assert!(ok, "no lag series for {pair:?}; log:\n{}", exporter.log());
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn idle_primary_shows_no_false_lag() {
     let (lab, exporter) = lab_and_exporter(spec_primary_replica(), "1s").await;

@@ -11,7 +11,7 @@
 
 use super::{EngineError, ErrorKind, HeartbeatRead, HeartbeatRow, NodeLabels, Probe, Written};
 use crate::config::{Heartbeat, Node, TableName};
-use crate::metrics::{MetricDesc, MetricKind, Sample, NODE};
+use crate::metrics::{desc, MetricDesc, Sample, NODE};
 use std::str::FromStr;
 use tokio::task::JoinHandle;
 use tokio_postgres::error::SqlState;
@@ -21,54 +21,26 @@ const STANDBY_STATE: &[&str] = &["db_cluster", "node", "node_region", "standby",
 const STANDBY_STAGE: &[&str] = &["db_cluster", "node", "node_region", "standby", "stage"];
 const RECEIVER_STATUS: &[&str] = &["db_cluster", "node", "node_region", "status"];
 
-pub static STANDBY_STATE_DESC: MetricDesc = MetricDesc {
-    name: "rpo_pg_standby_state",
-    help: "Per standby connected to this node (pg_stat_replication): 1 for its current state (startup, catchup, streaming, backup, stopping), 0 for the others.",
-    kind: MetricKind::Gauge,
-    labels: STANDBY_STATE,
-};
-pub static STANDBY_LAG_DESC: MetricDesc = MetricDesc {
-    name: "rpo_pg_standby_lag_seconds",
-    help: "pg_stat_replication write_lag, flush_lag and replay_lag by stage; absent while PostgreSQL reports NULL (no recent WAL activity to time).",
-    kind: MetricKind::Gauge,
-    labels: STANDBY_STAGE,
-};
-pub static STANDBY_BYTES_DESC: MetricDesc = MetricDesc {
-    name: "rpo_pg_standby_lag_bytes",
-    help: "Bytes of WAL between this node's current position and the standby's sent, write, flush and replay positions.",
-    kind: MetricKind::Gauge,
-    labels: STANDBY_STAGE,
-};
-pub static STANDBY_COUNT_DESC: MetricDesc = MetricDesc {
-    name: "rpo_pg_standbys",
-    help: "Standbys (WAL senders) connected to this node.",
-    kind: MetricKind::Gauge,
-    labels: NODE,
-};
-pub static RECEIVER_DESC: MetricDesc = MetricDesc {
-    name: "rpo_pg_wal_receiver_status",
-    help: "On a replica, 1 for the WAL receiver's current status (starting, streaming, waiting, restarting, stopping, stopped; stopped also when no receiver runs), 0 for the others.",
-    kind: MetricKind::Gauge,
-    labels: RECEIVER_STATUS,
-};
-pub static REPLAY_PAUSED_DESC: MetricDesc = MetricDesc {
-    name: "rpo_pg_replay_paused",
-    help: "On a replica, 1 if WAL replay is paused (pg_wal_replay_pause()), else 0.",
-    kind: MetricKind::Gauge,
-    labels: NODE,
-};
-pub static LAST_REPLAY_DESC: MetricDesc = MetricDesc {
-    name: "rpo_pg_last_replay_timestamp_seconds",
-    help: "On a replica, commit time of the last replayed transaction (pg_last_xact_replay_timestamp()); does not move while the primary is idle, so it is no lag measure by itself.",
-    kind: MetricKind::Gauge,
-    labels: NODE,
-};
-pub static UNREPLAYED_DESC: MetricDesc = MetricDesc {
-    name: "rpo_pg_unreplayed_bytes",
-    help: "On a replica, bytes of WAL received but not yet replayed.",
-    kind: MetricKind::Gauge,
-    labels: NODE,
-};
+desc!(STANDBY_STATE_DESC, "rpo_pg_standby_state", Gauge, STANDBY_STATE, "Per standby connected to this node (pg_stat_replication): 1 for its current state (startup, catchup, streaming, backup, stopping), 0 for the others.");
+desc!(STANDBY_LAG_DESC, "rpo_pg_standby_lag_seconds", Gauge, STANDBY_STAGE, "pg_stat_replication write_lag, flush_lag and replay_lag by stage; absent while PostgreSQL reports NULL (no recent WAL activity to time).");
+desc!(STANDBY_BYTES_DESC, "rpo_pg_standby_lag_bytes", Gauge, STANDBY_STAGE, "Bytes of WAL between this node's current position and the standby's sent, write, flush and replay positions.");
+desc!(STANDBY_COUNT_DESC, "rpo_pg_standbys", Gauge, NODE, "Standbys (WAL senders) connected to this node.");
+desc!(RECEIVER_DESC, "rpo_pg_wal_receiver_status", Gauge, RECEIVER_STATUS, "On a replica, 1 for the WAL receiver's current status (starting, streaming, waiting, restarting, stopping, stopped; stopped also when no receiver runs), 0 for the others.");
+desc!(
+    REPLAY_PAUSED_DESC,
+    "rpo_pg_replay_paused",
+    Gauge,
+    NODE,
+    "On a replica, 1 if WAL replay is paused (pg_wal_replay_pause()), else 0."
+);
+desc!(LAST_REPLAY_DESC, "rpo_pg_last_replay_timestamp_seconds", Gauge, NODE, "On a replica, commit time of the last replayed transaction (pg_last_xact_replay_timestamp()); does not move while the primary is idle, so it is no lag measure by itself.");
+desc!(
+    UNREPLAYED_DESC,
+    "rpo_pg_unreplayed_bytes",
+    Gauge,
+    NODE,
+    "On a replica, bytes of WAL received but not yet replayed."
+);
 
 /// PostgreSQL's own metric families.
 pub static METRICS: &[&MetricDesc] = &[

@@ -180,6 +180,15 @@ impl Drop for Exporter {
     }
 }
 
+/// Waits until the pair's lag series exists; panics with the exporter log if not.
+pub async fn wait_for_pair(exporter: &Exporter, pair: &[(&'static str, String)]) {
+    let ok = wait_for(Duration::from_secs(15), || async {
+        exporter.scrape().await.get("rpo_replication_lag_seconds", pair).is_some()
+    })
+    .await;
+    assert!(ok, "no lag series for {pair:?}; log:\n{}", exporter.log());
+}
+
 /// Polls `cond` every 100 ms until it holds or `timeout` passes.
 pub async fn wait_for<F, Fut>(timeout: Duration, mut cond: F) -> bool
 where

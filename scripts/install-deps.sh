@@ -1,33 +1,41 @@
 #!/usr/bin/env bash
 # Installs the real servers that rpo-lab starts for the tests and the demo, from Debian
-# packages: PostgreSQL (server, client, pg_basebackup) and Prometheus.
+# packages: PostgreSQL (server, client, pg_basebackup), MariaDB (server and client),
+# Prometheus (with promtool) and Alertmanager (with amtool).
 #
 # Idempotent and fast when everything is present: apt is only touched (and `apt-get
 # update` only run) when something is missing. Package scripts are not allowed to start
 # services while installing (a temporary policy-rc.d), so nothing grabs a port; the lab
-# runs its own servers on its own loopback ports. An already-running PostgreSQL or
-# Prometheus service is left alone.
+# runs its own servers on its own loopback ports. Running services are left alone.
 set -euo pipefail
 
 log() { printf 'install-deps: %s\n' "$*"; }
 
-pg_server_present() {
-    compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null &&
-        compgen -G '/usr/lib/postgresql/*/bin/pg_basebackup' >/dev/null &&
-        compgen -G '/usr/lib/postgresql/*/bin/psql' >/dev/null &&
-        id -u postgres >/dev/null 2>&1
+# package → a check that passes once it is usable
+present() {
+    case "$1" in
+    postgresql)
+        compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null &&
+            compgen -G '/usr/lib/postgresql/*/bin/pg_basebackup' >/dev/null &&
+            compgen -G '/usr/lib/postgresql/*/bin/psql' >/dev/null &&
+            id -u postgres >/dev/null 2>&1
+        ;;
+    mariadb-server) command -v mariadbd >/dev/null 2>&1 && command -v mariadb-install-db >/dev/null 2>&1 ;;
+    mariadb-client) command -v mariadb >/dev/null 2>&1 ;;
+    prometheus) command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 ;;
+    prometheus-alertmanager) command -v prometheus-alertmanager >/dev/null 2>&1 && command -v amtool >/dev/null 2>&1 ;;
+    *) return 1 ;;
+    esac
 }
 
+packages=(postgresql mariadb-server mariadb-client prometheus prometheus-alertmanager)
 missing=()
-if ! pg_server_present; then
-    missing+=(postgresql)
-fi
-if ! command -v prometheus >/dev/null 2>&1; then
-    missing+=(prometheus)
-fi
+for p in "${packages[@]}"; do
+    present "$p" || missing+=("$p")
+done
 
 if [ "${#missing[@]}" -eq 0 ]; then
-    log "already installed: PostgreSQL ($(ls -d /usr/lib/postgresql/*/bin | tr '\n' ' ')), prometheus ($(command -v prometheus))"
+    log "already installed: ${packages[*]}"
     exit 0
 fi
 
@@ -50,20 +58,16 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -q
 apt-get install -y -q --no-install-recommends "${missing[@]}"
 
-if ! pg_server_present; then
-    log "PostgreSQL server programs still missing after install" >&2
-    exit 1
-fi
-command -v prometheus >/dev/null 2>&1 || {
-    log "prometheus still missing after install" >&2
-    exit 1
-}
+for p in "${missing[@]}"; do
+    present "$p" || {
+        log "$p still unusable after install" >&2
+        exit 1
+    }
+done
 log "installed: ${missing[*]}"
-log "PostgreSQL: $(ls -d /usr/lib/postgresql/*/bin | tr '\n' ' ')"
-log "Prometheus: $(prometheus --version 2>&1 | head -n1)"
 
 # Report (never stop) services that hold the packages' default ports.
-for port in 5432 9090; do
+for port in 3306 5432 9090 9093; do
     if command -v ss >/dev/null 2>&1 && ss -Hltn "sport = :$port" | grep -q .; then
         log "note: something already listens on port $port (left alone; the lab uses its own ports)"
     fi

@@ -70,6 +70,13 @@ desc!(
     "Always 1; labels carry the exporter's version."
 );
 desc!(
+    CLUSTER_INFO,
+    "rpo_cluster_info",
+    Gauge,
+    &["db_cluster", "write_mode"],
+    "Always 1; write_mode is single-writer (more than one writable node is split brain) or multi-writer."
+);
+desc!(
     OBJECTIVE,
     "rpo_objective_seconds",
     Gauge,
@@ -165,6 +172,7 @@ desc!(UNKNOWN_ROWS, "rpo_heartbeat_unknown_rows", Gauge, &["db_cluster", "replic
 /// Families every build emits, in exposition order.
 pub static CORE: &[&MetricDesc] = &[
     &BUILD_INFO,
+    &CLUSTER_INFO,
     &OBJECTIVE,
     &RTO_OBJECTIVE,
     &HEARTBEAT_INTERVAL,

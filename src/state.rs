@@ -173,6 +173,7 @@ impl State {
         for cluster in &self.clusters {
             let c = &cluster.config;
             let cl = vec![c.name.clone()];
+            out.push(&metrics::CLUSTER_INFO, vec![c.name.clone(), c.write_mode.as_str().into()], 1.0);
             out.push(&metrics::OBJECTIVE, cl.clone(), c.rpo.as_secs_f64());
             out.push(&metrics::RTO_OBJECTIVE, cl.clone(), c.rto.as_secs_f64());
             out.push(&metrics::HEARTBEAT_INTERVAL, cl, c.heartbeat.interval.as_secs_f64());

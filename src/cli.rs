@@ -69,6 +69,10 @@ enum Command {
         /// The exporter's login role to grant privileges to.
         #[arg(long, default_value = "rpo_exporter", value_parser = parse_role)]
         role: String,
+        /// For mysql: the server flavour and version whose privileges to grant,
+        /// e.g. mariadb-10.11, mariadb-10.4, mysql-8.0 (default mariadb-10.11).
+        #[arg(long, value_name = "FLAVOUR-VERSION")]
+        server: Option<String>,
     },
 }
 
@@ -103,9 +107,17 @@ pub fn run() -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::FAILURE)
             }
         },
-        Some(Command::Schema { engine, table, role }) => {
-            print!("{}", engine.schema_sql(&table, &role));
-            Ok(ExitCode::SUCCESS)
+        Some(Command::Schema { engine, table, role, server }) => {
+            match engine.schema_sql(&table, &role, server.as_deref()) {
+                Ok(sql) => {
+                    print!("{sql}");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("rpo-exporter schema: {e}");
+                    Ok(ExitCode::from(2))
+                }
+            }
         }
         None => serve(cli.serve),
     }

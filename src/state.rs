@@ -70,6 +70,8 @@ pub struct NodeData {
     pub writable: Option<bool>,
     pub identity: Option<String>,
     pub expected_row_identity: Option<String>,
+    /// Identities under which this node's heartbeat rows may appear.
+    pub aliases: Vec<String>,
     pub clock: Option<ClockSample>,
     /// Database clock minus host wall clock, seconds.
     pub clock_offset: Option<f64>,

@@ -10,7 +10,7 @@
 //! holds two nodes' locks at once.
 
 use crate::config::{is_label_safe, Cluster, Sources};
-use crate::engine::{EngineError, ErrorKind, HeartbeatRead, NodeLabels, Session};
+use crate::engine::{EngineError, ErrorKind, HeartbeatRead, HeartbeatRow, NodeLabels, Session};
 use crate::heartbeat::{evaluate, mono_now, ClockSample, PairInput, Reading, RowStatus, WriteRecord};
 use crate::state::{ClusterState, Collector, NodeState, PairData};
 use std::collections::BTreeMap;
@@ -223,13 +223,14 @@ impl Worker {
             d.writable = Some(probe.writable);
             d.identity = Some(probe.identity.clone());
             d.expected_row_identity = probe.expected_row_identity.clone();
+            d.aliases = probe.aliases.clone();
             d.clock = Some(clock);
             d.clock_offset = Some(probe.db_now_us as f64 / 1e6 - (wall0 + took / 2.0));
         }
         self.succeed(Collector::Role, took);
         self.backoff.reset();
 
-        if probe.writable {
+        if probe.writable && hb.format.writes() {
             self.write_heartbeat(&probe.identity).await?;
         }
         self.read_heartbeats().await?;
@@ -305,6 +306,18 @@ impl Worker {
         }
     }
 
+    /// The source node a row belongs to: its `node` column, or for tables that
+    /// key rows by server identity (pt-heartbeat's server_id) the listed node
+    /// known under that identity, else `server-<identity>`.
+    fn source_name(&self, row: &HeartbeatRow) -> Option<String> {
+        if let Some(name) = &row.node {
+            return Some(name.clone());
+        }
+        let identity = row.identity.as_ref()?;
+        let listed = self.cluster.nodes.iter().find(|n| n.lock().aliases.contains(identity));
+        Some(listed.map_or_else(|| format!("server-{identity}"), |n| n.name.clone()))
+    }
+
     /// Turns every row this node shows into a (source → this node) reading.
     fn store_pairs(&self, read: HeartbeatRead, replica_clock: ClockSample) {
         let cfg = &self.cluster_config;
@@ -316,7 +329,7 @@ impl Worker {
         let (mut unlisted, mut malformed) = (0, 0);
         let mut unlisted_sources = 0;
         for row in read.rows {
-            let Some(name) = row.node else { continue };
+            let Some(name) = self.source_name(&row) else { continue };
             if name == self.node.name {
                 continue;
             }

@@ -9,13 +9,13 @@ const DIR: &str = "tests/testdata/config";
 
 /// (file, the error after "FILE: ").
 const CASES: &[(&str, &str)] = &[
-    ("invalid-unknown-field.yml", "clusters[0].heartbeat.jitter: unknown field `jitter`, expected one of interval, timeout, table, create_table, sources at line 5, column 32"),
+    ("invalid-unknown-field.yml", "clusters[0].heartbeat.jitter: unknown field `jitter`, expected one of interval, timeout, table, create_table, sources, format, utc at line 5, column 32"),
     ("invalid-bad-duration.yml", "clusters[0].heartbeat.interval: invalid duration \"1 second please\": expected number at 9 (write it like 500ms, 10s or 5m)"),
     ("invalid-interval-out-of-range.yml", "clusters[0].heartbeat.interval: 2m is out of range: the interval must be between 100ms and 1m"),
     ("invalid-missing-password-file.yml", "clusters[0].nodes[0].password_file: cannot read password_file tests/testdata/config/no-such-file: No such file or directory (os error 2)"),
     ("invalid-duplicate-node.yml", "clusters[0].nodes[1].name: duplicate node name \"orders-use1\" in cluster \"orders\""),
     ("invalid-duplicate-cluster.yml", "clusters[1].name: duplicate cluster name \"orders\""),
-    ("invalid-unknown-engine.yml", "clusters[0].nodes[0].engine: unknown engine \"oracle\": expected postgres"),
+    ("invalid-unknown-engine.yml", "clusters[0].nodes[0].engine: unknown engine \"oracle\": expected postgres or mysql (which covers MariaDB)"),
     ("invalid-password-in-dsn.yml", "clusters[0].nodes[0].dsn: the connection string contains a password; move it to password_file or password_env"),
     ("invalid-unset-password-env.yml", "clusters[0].nodes[0].password_env: environment variable RPO_TEST_UNSET_VARIABLE (password_env) is not set"),
     ("invalid-two-password-sources.yml", "clusters[0].nodes[0]: set either password_file or password_env, not both"),
@@ -24,6 +24,10 @@ const CASES: &[(&str, &str)] = &[
     ("invalid-no-nodes.yml", "clusters[0].nodes: at least one node is required"),
     ("invalid-missing-rpo.yml", "clusters[0]: missing field `rpo` at line 4, column 5"),
     ("invalid-region-label.yml", "clusters[0].nodes[0].region: \"us east 1\" is not a valid name: use 1 to 64 characters from A-Z a-z 0-9 - _ . :"),
+    ("invalid-pt-heartbeat-on-postgres.yml", "clusters[0].nodes[0].engine: heartbeat.format pt-heartbeat needs engine mysql, not postgres"),
+    ("invalid-utc-without-pt-heartbeat.yml", "clusters[0].heartbeat.utc: only applies to format: pt-heartbeat"),
+    ("invalid-heartbeat-format.yml", "clusters[0].heartbeat.format: unknown heartbeat format \"pt\": expected rpo or pt-heartbeat"),
+    ("invalid-mysql-dsn.yml", "clusters[0].nodes[0].dsn: the connection URL contains a password; move it to password_file or password_env"),
     ("invalid-yaml-syntax.yml", "clusters[0]: unclosed quote at line 3, column 10"),
 ];
 

@@ -83,6 +83,25 @@ pub struct Heartbeat {
     pub table: TableName,
     pub create_table: bool,
     pub sources: Sources,
+    pub format: HeartbeatFormat,
+}
+
+/// The heartbeat table's layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeartbeatFormat {
+    /// rpo-exporter's own table, written by this exporter.
+    Rpo,
+    /// An existing pt-heartbeat table (MySQL family), read only: pt-heartbeat keeps
+    /// writing it. `utc` says whether it runs with `--utc` (timestamps in UTC) or
+    /// without (timestamps in local time, read in the replica server's time zone).
+    PtHeartbeat { utc: bool },
+}
+
+impl HeartbeatFormat {
+    /// Whether this exporter writes the heartbeats itself.
+    pub fn writes(self) -> bool {
+        self == HeartbeatFormat::Rpo
+    }
 }
 
 /// Which heartbeat rows count as sources of (source → replica) pairs.
@@ -322,6 +341,14 @@ fn validate_cluster(ctx: &Ctx, path: &str, rc: RawCluster) -> Result<Cluster, Co
                 format!("duplicate node name {:?} in cluster {name:?}", node.name),
             ));
         }
+        if let HeartbeatFormat::PtHeartbeat { .. } = heartbeat.format {
+            if !node.engine.reads_pt_heartbeat() {
+                return Err(ctx.err(
+                    format!("{npath}.engine"),
+                    format!("heartbeat.format pt-heartbeat needs engine mysql, not {}", node.engine.as_str()),
+                ));
+            }
+        }
         nodes.push(node);
     }
     Ok(Cluster { name, rpo, rto, write_mode, heartbeat, nodes })
@@ -369,7 +396,20 @@ fn validate_heartbeat(
                 .err(format!("{path}.sources"), format!("unknown value {other:?}: expected listed or any")))
         }
     };
-    Ok(Heartbeat { interval, timeout, table, create_table: rh.create_table.unwrap_or(true), sources })
+    let format = match (rh.format.as_deref(), rh.utc) {
+        (None | Some("rpo"), None) => HeartbeatFormat::Rpo,
+        (None | Some("rpo"), Some(_)) => {
+            return Err(ctx.err(format!("{path}.utc"), "only applies to format: pt-heartbeat"))
+        }
+        (Some("pt-heartbeat"), utc) => HeartbeatFormat::PtHeartbeat { utc: utc.unwrap_or(false) },
+        (Some(other), _) => {
+            return Err(ctx.err(
+                format!("{path}.format"),
+                format!("unknown heartbeat format {other:?}: expected rpo or pt-heartbeat"),
+            ))
+        }
+    };
+    Ok(Heartbeat { interval, timeout, table, create_table: rh.create_table.unwrap_or(true), sources, format })
 }
 
 fn validate_node(ctx: &Ctx, path: &str, rn: RawNode) -> Result<Node, ConfigError> {

@@ -40,6 +40,10 @@ pub struct RawHeartbeat {
     pub create_table: Option<bool>,
     #[serde(default)]
     pub sources: Option<String>,
+    #[serde(default)]
+    pub format: Option<String>,
+    #[serde(default)]
+    pub utc: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -8,6 +8,7 @@
 //! are reduced to a bounded [`ErrorKind`] (a label value) plus a message that never
 //! carries a credential.
 
+pub mod mysql;
 pub mod postgres;
 
 use crate::config::{Heartbeat, Node, TableName};
@@ -18,14 +19,17 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EngineKind {
     Postgres,
+    /// MySQL 8.x and MariaDB 10.x/11.x; the flavour is discovered at connect.
+    Mysql,
 }
 
 impl EngineKind {
-    pub const ALL: &'static [EngineKind] = &[EngineKind::Postgres];
+    pub const ALL: &'static [EngineKind] = &[EngineKind::Postgres, EngineKind::Mysql];
 
     pub fn as_str(self) -> &'static str {
         match self {
             EngineKind::Postgres => "postgres",
+            EngineKind::Mysql => "mysql",
         }
     }
 
@@ -33,20 +37,36 @@ impl EngineKind {
     pub fn check_dsn(self, dsn: &str) -> Result<(), String> {
         match self {
             EngineKind::Postgres => postgres::check_dsn(dsn),
+            EngineKind::Mysql => mysql::check_dsn(dsn),
         }
     }
 
     /// The heartbeat table's DDL and the least-privilege grants for `role`.
-    pub fn schema_sql(self, table: &TableName, role: &str) -> String {
+    /// `server` names the server flavour and version where grants differ
+    /// (`mariadb-10.11`, `mysql-8.0`); `None` means the engine's common case.
+    pub fn schema_sql(self, table: &TableName, role: &str, server: Option<&str>) -> Result<String, String> {
         match self {
-            EngineKind::Postgres => postgres::schema_sql(table, role),
+            EngineKind::Postgres => match server {
+                None => Ok(postgres::schema_sql(table, role)),
+                Some(s) => Err(format!("--server {s:?} does not apply to postgres")),
+            },
+            EngineKind::Mysql => {
+                let server = mysql::Server::parse(server.unwrap_or("mariadb-10.11"))?;
+                Ok(mysql::schema_sql(table, role, &server))
+            }
         }
+    }
+
+    /// Whether the engine can read a pt-heartbeat table.
+    pub fn reads_pt_heartbeat(self) -> bool {
+        self == EngineKind::Mysql
     }
 
     /// The engine's own metric families.
     pub fn metrics(self) -> &'static [&'static MetricDesc] {
         match self {
             EngineKind::Postgres => postgres::METRICS,
+            EngineKind::Mysql => mysql::METRICS,
         }
     }
 }
@@ -56,7 +76,10 @@ impl std::str::FromStr for EngineKind {
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
             "postgres" => Ok(EngineKind::Postgres),
-            other => Err(format!("unknown engine {other:?}: expected postgres")),
+            "mysql" => Ok(EngineKind::Mysql),
+            other => {
+                Err(format!("unknown engine {other:?}: expected postgres or mysql (which covers MariaDB)"))
+            }
         }
     }
 }
@@ -136,6 +159,9 @@ pub struct Probe {
     /// The identity heartbeat rows replicated to this node must carry, when the
     /// engine's replication preserves it (PostgreSQL physical replication does).
     pub expected_row_identity: Option<String>,
+    /// Every identity under which this server's heartbeat rows may appear
+    /// (MySQL: its server_uuid and its server_id, which pt-heartbeat uses).
+    pub aliases: Vec<String>,
     pub db_now_us: i64,
 }
 
@@ -183,6 +209,7 @@ impl NodeLabels {
 /// An open connection to one node.
 pub enum Session {
     Postgres(postgres::PgSession),
+    Mysql(mysql::MySession),
 }
 
 impl Session {
@@ -192,12 +219,14 @@ impl Session {
             EngineKind::Postgres => {
                 Ok(Session::Postgres(postgres::PgSession::connect(node, heartbeat).await?))
             }
+            EngineKind::Mysql => Ok(Session::Mysql(mysql::MySession::connect(node, heartbeat).await?)),
         }
     }
 
     pub async fn probe(&mut self) -> Result<Probe, EngineError> {
         match self {
             Session::Postgres(s) => s.probe().await,
+            Session::Mysql(s) => s.probe().await,
         }
     }
 
@@ -205,18 +234,21 @@ impl Session {
     pub async fn ensure_table(&mut self, table: &TableName, create: bool) -> Result<(), EngineError> {
         match self {
             Session::Postgres(s) => s.ensure_table(table, create).await,
+            Session::Mysql(s) => s.ensure_table(table, create).await,
         }
     }
 
     pub async fn write_heartbeat(&mut self, node: &Node, identity: &str) -> Result<Written, EngineError> {
         match self {
             Session::Postgres(s) => s.write_heartbeat(node, identity).await,
+            Session::Mysql(s) => s.write_heartbeat(node, identity).await,
         }
     }
 
     pub async fn read_heartbeats(&mut self) -> Result<HeartbeatRead, EngineError> {
         match self {
             Session::Postgres(s) => s.read_heartbeats().await,
+            Session::Mysql(s) => s.read_heartbeats().await,
         }
     }
 
@@ -224,6 +256,7 @@ impl Session {
     pub async fn replication(&mut self, labels: &NodeLabels) -> Result<Vec<Sample>, EngineError> {
         match self {
             Session::Postgres(s) => s.replication(labels).await,
+            Session::Mysql(s) => s.replication(labels).await,
         }
     }
 }

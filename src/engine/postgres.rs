@@ -210,6 +210,7 @@ impl PgSession {
         Ok(Probe {
             writable: row.get(0),
             expected_row_identity: Some(identity.clone()),
+            aliases: vec![identity.clone()],
             identity,
             db_now_us: row.get(2),
         })
@@ -235,7 +236,7 @@ impl PgSession {
         }
         // The same DDL an administrator would run; the grants are theirs to give.
         let ddl: String =
-            schema_sql(table, "-").split("-- Least privilege").next().unwrap_or_default().to_owned();
+            schema_sql(table, "unused").split("-- Least privilege").next().unwrap_or_default().to_owned();
         self.client.batch_execute(&ddl).await.map_err(|e| {
             let mut err = classify(&e, table);
             err.message = format!("cannot create heartbeat table {table}: {}", err.message);

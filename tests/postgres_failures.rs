@@ -89,7 +89,7 @@ async fn frozen_replica_keeps_scrapes_fast_and_its_age_grows() {
         slowest * 1e3,
         first_age.unwrap()
     );
-    assert!(down_after <= 2.5, "down after {down_after} s, want within two intervals");
+    assert!(down_after <= 2.3, "down after {down_after} s, want within two intervals (+ one poll)");
     assert!(last_age >= 4.0, "measurement age did not grow: {last_age}");
 
     lab.pg.node("r1").thaw().unwrap();

@@ -373,12 +373,12 @@ fn validate_heartbeat(
             ),
         ));
     }
-    // By default one round trip may take as long as one interval (so a dead node is
-    // seen within two intervals), but never less than a second: a cross-region round
-    // trip plus a busy server must fit.
+    // By default one round trip may take three quarters of an interval, so a hung
+    // node is declared down within two intervals of its last answer, but never
+    // less than 750ms: a cross-region round trip plus a busy server must fit.
     let timeout = match &rh.timeout {
         Some(v) => ctx.duration(&format!("{path}.timeout"), v)?,
-        None => interval.max(Duration::from_secs(1)),
+        None => interval.mul_f64(0.75).max(Duration::from_millis(750)),
     };
     if timeout < Duration::from_millis(10) || timeout > MAX_TIMEOUT {
         return Err(ctx.err(format!("{path}.timeout"), "must be between 10ms and 30s"));
@@ -463,7 +463,7 @@ clusters:
         assert_eq!(cl.rpo, Duration::from_secs(300));
         assert_eq!(cl.write_mode, WriteMode::SingleWriter);
         assert_eq!(cl.heartbeat.interval, Duration::from_millis(500));
-        assert_eq!(cl.heartbeat.timeout, Duration::from_secs(1));
+        assert_eq!(cl.heartbeat.timeout, Duration::from_millis(750));
         assert_eq!(cl.heartbeat.table.to_string(), "rpo.hb");
         assert!(cl.heartbeat.create_table);
         assert_eq!(cl.heartbeat.sources, Sources::Listed);

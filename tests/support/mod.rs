@@ -3,6 +3,8 @@
 //! for its `/metrics` output.
 #![allow(dead_code)]
 
+pub mod maria;
+
 use rpo_lab::{free_port, PgLab, PgLabSpec};
 use std::collections::BTreeMap;
 use std::future::Future;

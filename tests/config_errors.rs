@@ -72,7 +72,7 @@ fn every_invalid_file_is_covered() {
 fn check_config_exit_codes() {
     let ok = exporter().args(["check-config", "tests/testdata/config/valid.yml"]).output().unwrap();
     assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stderr));
-    assert!(String::from_utf8_lossy(&ok.stdout).contains("valid (1 clusters, 2 nodes)"));
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("valid (2 clusters, 3 nodes)"));
 
     let bad =
         exporter().args(["check-config", "tests/testdata/config/invalid-bad-duration.yml"]).output().unwrap();

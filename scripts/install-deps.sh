@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the real servers that rpo-lab starts for the tests and the demo, from Debian
 # packages: PostgreSQL (server, client, pg_basebackup), MariaDB (server and client),
-# Prometheus (with promtool) and Alertmanager (with amtool).
+# Prometheus (with promtool), Alertmanager (with amtool), and the DNS servers Knot
+# (authoritative) and Unbound (caching resolver).
 #
 # Idempotent and fast when everything is present: apt is only touched (and `apt-get
 # update` only run) when something is missing. Package scripts are not allowed to start
@@ -24,11 +25,13 @@ present() {
     mariadb-client) command -v mariadb >/dev/null 2>&1 ;;
     prometheus) command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 ;;
     prometheus-alertmanager) command -v prometheus-alertmanager >/dev/null 2>&1 && command -v amtool >/dev/null 2>&1 ;;
+    knot) command -v knotd >/dev/null 2>&1 && command -v knotc >/dev/null 2>&1 ;;
+    unbound) [ -x /usr/sbin/unbound ] ;;
     *) return 1 ;;
     esac
 }
 
-packages=(postgresql mariadb-server mariadb-client prometheus prometheus-alertmanager)
+packages=(postgresql mariadb-server mariadb-client prometheus prometheus-alertmanager knot unbound)
 missing=()
 for p in "${packages[@]}"; do
     present "$p" || missing+=("$p")
@@ -67,7 +70,7 @@ done
 log "installed: ${missing[*]}"
 
 # Report (never stop) services that hold the packages' default ports.
-for port in 3306 5432 9090 9093; do
+for port in 53 3306 5432 9090 9093; do
     if command -v ss >/dev/null 2>&1 && ss -Hltn "sport = :$port" | grep -q .; then
         log "note: something already listens on port $port (left alone; the lab uses its own ports)"
     fi

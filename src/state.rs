@@ -81,6 +81,10 @@ pub struct NodeData {
     pub history: WriteHistory,
     /// Sources seen on this node, by source node name.
     pub pairs: BTreeMap<String, PairData>,
+    /// Times the node's role (writable or not) changed, and when it last did
+    /// (wall clock, seconds since the epoch).
+    pub role_changes: u64,
+    pub role_changed_at: Option<f64>,
     pub unlisted_rows: usize,
     pub malformed_rows: usize,
     pub native: Vec<Sample>,
@@ -178,7 +182,16 @@ impl State {
             out.push(&metrics::CLUSTER_INFO, vec![c.name.clone(), c.write_mode.as_str().into()], 1.0);
             out.push(&metrics::OBJECTIVE, cl.clone(), c.rpo.as_secs_f64());
             out.push(&metrics::RTO_OBJECTIVE, cl.clone(), c.rto.as_secs_f64());
-            out.push(&metrics::HEARTBEAT_INTERVAL, cl, c.heartbeat.interval.as_secs_f64());
+            out.push(&metrics::HEARTBEAT_INTERVAL, cl.clone(), c.heartbeat.interval.as_secs_f64());
+            let writable = cluster
+                .nodes
+                .iter()
+                .filter(|n| {
+                    let d = n.lock();
+                    d.up && d.writable == Some(true)
+                })
+                .count();
+            out.push(&metrics::WRITABLE_NODES, cl, writable as f64);
             let hb = &c.heartbeat;
             let max_age = (hb.interval + 2 * hb.timeout).as_secs_f64() + 1.0;
             for node in &cluster.nodes {
@@ -200,6 +213,10 @@ fn node_samples(node: &NodeState, now: f64, max_age: f64, out: &mut Samples) {
     out.push(&metrics::NODE_UP, labels.clone(), f64::from(u8::from(d.up)));
     if let (true, Some(w)) = (d.up, d.writable) {
         out.push(&metrics::NODE_WRITABLE, labels.clone(), f64::from(u8::from(w)));
+    }
+    out.push(&metrics::ROLE_CHANGES, labels.clone(), d.role_changes as f64);
+    if let Some(at) = d.role_changed_at {
+        out.push(&metrics::ROLE_CHANGED, labels.clone(), at);
     }
     if let Some(offset) = d.clock_offset {
         out.push(&metrics::CLOCK_OFFSET, labels.clone(), offset);

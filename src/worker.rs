@@ -9,7 +9,7 @@
 //! node's [`NodeState`]; the worker holds no lock across an `.await` and never
 //! holds two nodes' locks at once.
 
-use crate::config::{is_label_safe, Cluster, Sources};
+use crate::config::{is_label_safe, Cluster, Sources, WriteMode};
 use crate::engine::{EngineError, ErrorKind, HeartbeatRead, HeartbeatRow, NodeLabels, Session};
 use crate::heartbeat::{evaluate, mono_now, ClockSample, PairInput, Reading, RowStatus, WriteRecord};
 use crate::state::{ClusterState, Collector, NodeState, PairData};
@@ -215,6 +215,8 @@ impl Worker {
             let mut d = self.node.lock();
             if d.writable.is_some_and(|w| w != probe.writable) {
                 tracing::info!(cluster = %self.labels.cluster, node = %self.labels.node, writable = probe.writable, "Node role changed");
+                d.role_changes += 1;
+                d.role_changed_at = Some(wall0);
             }
             if !d.up {
                 tracing::info!(cluster = %self.labels.cluster, node = %self.labels.node, writable = probe.writable, "Node is up");
@@ -325,6 +327,18 @@ impl Worker {
             let d = self.node.lock();
             (d.pairs.clone(), d.expected_row_identity.clone())
         };
+        let single_writer = cfg.write_mode == WriteMode::SingleWriter;
+        // Taken before the loop: no node's lock is held while another's is taken.
+        let writable_now: Vec<String> = self
+            .cluster
+            .nodes
+            .iter()
+            .filter(|n| {
+                let d = n.lock();
+                d.up && d.writable == Some(true)
+            })
+            .map(|n| n.name.clone())
+            .collect();
         let mut pairs = BTreeMap::new();
         let (mut unlisted, mut malformed) = (0, 0);
         let mut unlisted_sources = 0;
@@ -357,6 +371,13 @@ impl Worker {
             let (reading, retired) = match &listed {
                 Some(src) => {
                     let d = src.lock();
+                    let writable = d.up && d.writable == Some(true);
+                    // A reachable source that no longer takes writes (a demoted
+                    // primary), or in a single-writer cluster any source while
+                    // another node is the writable one (a failed-over primary),
+                    // wrote its row in the past: that row measures nothing now.
+                    let demoted = d.up && d.writable == Some(false);
+                    let superseded = single_writer && !writable && writable_now.iter().any(|n| *n != name);
                     let input = PairInput {
                         seq: row.seq,
                         written_us: row.written_us,
@@ -365,9 +386,7 @@ impl Worker {
                         source_clock: d.clock.filter(|c| replica_clock.mono - c.mono < CLOCK_SAMPLE_TTL),
                         interval: cfg.heartbeat.interval.as_secs_f64(),
                     };
-                    // A reachable source that no longer takes writes (a demoted
-                    // primary) wrote its row in the past: that row measures nothing now.
-                    (evaluate(&input), d.up && d.writable == Some(false))
+                    (evaluate(&input), demoted || superseded)
                 }
                 None => {
                     let input = PairInput {

@@ -113,7 +113,11 @@ async fn hostile_rows_are_reported_per_pair_without_harm() {
     };
     let ghosts: String =
         ["ghost-null", "ghost-future", "ghost-back", "ghost-alien"].iter().map(|n| ghost(n)).collect();
-    let exporter = Exporter::start(&lab.config("1s", &ghosts)).await;
+    // Multi-writer: every writer's row is a live source even while its node is
+    // down (in a single-writer cluster a dead writer's row retires as soon as
+    // another node is the writable one).
+    let config = lab.config("1s", &ghosts).replace("    rto: 5m\n", "    rto: 5m\n    write_mode: multi-writer\n");
+    let exporter = Exporter::start(&config).await;
     let p = lab.pg.node("p");
     let sysid =
         p.query_one_string("SELECT system_identifier::text FROM pg_control_system()").await.unwrap().unwrap();

@@ -11,11 +11,13 @@
 //! without unwinding, a watchdog process stops them and removes the directories.
 //! Server programs come from Debian packages: `scripts/install-deps.sh` installs them.
 
+mod mariadb;
 mod ports;
 mod postgres;
 mod process;
 mod prometheus;
 
+pub use mariadb::{MariaLab, MariaLabSpec, MariaNode};
 pub use ports::free_port;
 pub use postgres::{pg_bindir, PgLab, PgLabSpec, PgNode};
 pub use process::Watchdog;

@@ -1,0 +1,705 @@
+//! A MariaDB lab: writable primaries and GTID replicas of them (chained and multi-source
+//! allowed), real servers on 127.0.0.1, all inside one temporary directory the lab owns.
+//!
+//! Owns the lab's shape ([`MariaLabSpec`]), its creation (every server's data directory is
+//! a copy of a template made once per process by `mariadb-install-db`; the servers start in
+//! parallel; then `CHANGE MASTER … MASTER_USE_GTID=slave_pos` on each replica), its
+//! teardown (clean shutdown of every server on drop, then the directory is removed; a
+//! watchdog does the same if the process dies without unwinding) and the helpers that act
+//! on the whole lab. A single server lives in [`node`]; the option files in [`config`].
+//!
+//! As root, the servers and `mariadb-install-db` run as the unprivileged `mysql` account
+//! (Debian's package creates it); the lab directory is chowned to it. Each server gets its
+//! own `tmpdir` inside the lab: InnoDB fails with errno 13 if `$TMPDIR` is not writable by
+//! the server's account.
+
+mod config;
+mod node;
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use nix::unistd::{Gid, Uid, User};
+
+pub use node::MariaNode;
+
+use crate::ports::free_port;
+use crate::process::{sh_quote, Watchdog};
+
+/// The account replicas log in to their upstream with (it exists on every node).
+const REPL_USER: &str = "rpo_lab_repl";
+/// How long `start` waits for the replication threads and `run_on_primaries` for replicas.
+const REPLICATION_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest Unix socket path (`sun_path` is 108 bytes with the NUL).
+const MAX_SOCKET_PATH: usize = 107;
+
+/// The shape of a lab: primaries and replicas, each replica naming its upstreams.
+///
+/// ```
+/// let spec = rpo_lab::MariaLabSpec::new()
+///     .primary("a")
+///     .primary("a2")
+///     .replica("b", &["a"]) // replica of a
+///     .replica("c", &["b"]) // chained: c replicates from b
+///     .replica("m", &["a", "a2"]); // multi-source: connections named "a" and "a2"
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct MariaLabSpec {
+    /// (name, upstreams): a primary has none.
+    nodes: Vec<(String, Vec<String>)>,
+}
+
+impl MariaLabSpec {
+    pub fn new() -> MariaLabSpec {
+        MariaLabSpec::default()
+    }
+
+    /// A writable server (`read_only=OFF`) with a GTID domain of its own. Several are
+    /// allowed (multi-writer labs); they do not replicate from each other.
+    pub fn primary(mut self, name: &str) -> MariaLabSpec {
+        self.nodes.push((name.to_string(), Vec::new()));
+        self
+    }
+
+    /// A `read_only=ON` replica of `upstreams` (earlier nodes: primaries or replicas). One
+    /// upstream: the default (unnamed) replication connection. Several: multi-source, one
+    /// connection per upstream, named after it.
+    pub fn replica(mut self, name: &str, upstreams: &[&str]) -> MariaLabSpec {
+        self.nodes.push((name.to_string(), upstreams.iter().map(|u| u.to_string()).collect()));
+        self
+    }
+
+    fn validate(&self) -> Result<()> {
+        if !self.nodes.iter().any(|(_, ups)| ups.is_empty()) {
+            bail!("lab spec has no primary: MariaLabSpec::new().primary(\"a\")…");
+        }
+        let mut seen: Vec<&str> = Vec::new();
+        for (name, upstreams) in &self.nodes {
+            let ok = !name.is_empty()
+                && name.len() <= 32
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            if !ok {
+                bail!("node name {name:?}: use 1-32 ASCII letters, digits, '-' or '_'");
+            }
+            // Replication connection names are case-insensitive.
+            if seen.iter().any(|s| s.eq_ignore_ascii_case(name)) {
+                bail!("node name {name:?} is used twice (names are compared case-insensitively)");
+            }
+            for (i, up) in upstreams.iter().enumerate() {
+                if !seen.contains(&up.as_str()) {
+                    bail!("replica {name:?}: upstream {up:?} must be declared before it");
+                }
+                if upstreams[..i].contains(up) {
+                    bail!("replica {name:?}: upstream {up:?} is listed twice");
+                }
+            }
+            seen.push(name);
+        }
+        Ok(())
+    }
+
+    /// The primaries `name` ultimately replicates from (itself for a primary).
+    fn primaries_of(&self, name: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut todo = vec![name.to_string()];
+        while let Some(n) = todo.pop() {
+            let Some((_, ups)) = self.nodes.iter().find(|(m, _)| *m == n) else { continue };
+            if ups.is_empty() {
+                if !out.contains(&n) {
+                    out.push(n);
+                }
+            } else {
+                todo.extend(ups.iter().cloned());
+            }
+        }
+        out
+    }
+}
+
+/// The MariaDB programs: `mariadbd` and `mariadb-install-db`.
+struct Programs {
+    mariadbd: PathBuf,
+    install_db: PathBuf,
+}
+
+fn find_programs() -> Result<Programs> {
+    let find = |name: &str| {
+        let path_dirs = std::env::var_os("PATH").map(|p| std::env::split_paths(&p).collect::<Vec<_>>());
+        ["/usr/sbin", "/usr/local/sbin", "/usr/bin", "/usr/local/bin"]
+            .iter()
+            .map(PathBuf::from)
+            .chain(path_dirs.unwrap_or_default())
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+            .ok_or_else(|| {
+                anyhow!("{name} not found (MariaDB server not installed? run scripts/install-deps.sh)")
+            })
+    };
+    Ok(Programs { mariadbd: find("mariadbd")?, install_db: find("mariadb-install-db")? })
+}
+
+/// What every node needs to run programs: where they are and which account runs them.
+pub(crate) struct Ctx {
+    mariadbd: PathBuf,
+    /// The `mysql` account when we are root; `None` runs as ourselves.
+    owner: Option<(Uid, Gid)>,
+    home: PathBuf,
+}
+
+impl Ctx {
+    fn new(home: &Path) -> Result<Ctx> {
+        let programs = find_programs()?;
+        Ok(Ctx { mariadbd: programs.mariadbd, owner: server_account()?, home: home.to_path_buf() })
+    }
+
+    /// A command with a clean environment (no stray `MYSQL_*` variables), run as the owner.
+    fn command(&self, program: &Path) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.env_clear()
+            .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+            .env("HOME", &self.home)
+            .env("LC_ALL", "C")
+            .stdin(Stdio::null());
+        if let Some((uid, gid)) = self.owner {
+            cmd.uid(uid.as_raw()).gid(gid.as_raw());
+        }
+        cmd
+    }
+
+    /// Creates a directory (mode 0700) owned by the account that runs the servers.
+    fn mkdir(&self, dir: &Path) -> Result<()> {
+        std::fs::create_dir(dir).with_context(|| format!("creating {}", dir.display()))?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        self.chown(dir)
+    }
+
+    fn chown(&self, path: &Path) -> Result<()> {
+        if let Some((uid, gid)) = self.owner {
+            nix::unistd::chown(path, Some(uid), Some(gid))
+                .with_context(|| format!("chown mysql {}", path.display()))?;
+        }
+        Ok(())
+    }
+
+    /// Copies the directory tree `from` to `to` (which must not exist), owned by the owner.
+    fn copy_tree(&self, from: &Path, to: &Path) -> Result<()> {
+        self.mkdir(to)?;
+        for entry in std::fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
+            let entry = entry?;
+            let (src, dst) = (entry.path(), to.join(entry.file_name()));
+            if entry.file_type()?.is_dir() {
+                self.copy_tree(&src, &dst)?;
+            } else {
+                std::fs::copy(&src, &dst)
+                    .with_context(|| format!("copying {} to {}", src.display(), dst.display()))?;
+                self.chown(&dst)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The account the servers run as: `mysql` when we are root, else ourselves.
+fn server_account() -> Result<Option<(Uid, Gid)>> {
+    if !Uid::effective().is_root() {
+        return Ok(None);
+    }
+    let user = User::from_name("mysql").context("looking up the mysql account")?.context(
+        "running as root, the MariaDB servers need the unprivileged `mysql` account (created by \
+         Debian's mariadb-server package), which does not exist: run scripts/install-deps.sh",
+    )?;
+    Ok(Some((user.uid, user.gid)))
+}
+
+/// A freshly initialised data directory (`mariadb-install-db`, no binary log, root without
+/// a password, the replication account), copied for every server. Made once per process:
+/// it takes about 0.6 s. A watchdog removes it when the process exits.
+struct Template {
+    data_dir: PathBuf,
+    repl_password: String,
+    _watchdog: Watchdog,
+}
+
+static TEMPLATE: Mutex<Option<Arc<Template>>> = Mutex::new(None);
+
+fn template() -> Result<Arc<Template>> {
+    let mut guard = TEMPLATE.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(t) = guard.as_ref() {
+        return Ok(t.clone());
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("rpo-lab-maria-template.")
+        .tempdir_in(crate::process::scratch_dir())
+        .context("creating the MariaDB template directory")?;
+    // Kept for the life of the process, removed by the watchdog when it exits.
+    let watchdog = Watchdog::spawn(&format!("rm -rf {}", sh_quote(&dir.path().display().to_string())))?;
+    let t =
+        make_template(dir.path(), watchdog).context("initialising the MariaDB template data directory")?;
+    let _ = dir.keep();
+    let t = Arc::new(t);
+    *guard = Some(t.clone());
+    Ok(t)
+}
+
+fn make_template(dir: &Path, watchdog: Watchdog) -> Result<Template> {
+    let programs = find_programs()?;
+    let ctx = Ctx { mariadbd: programs.mariadbd, owner: server_account()?, home: dir.to_path_buf() };
+    ctx.chown(dir)?;
+    let (data_dir, tmp_dir) = (dir.join("data"), dir.join("tmp"));
+    ctx.mkdir(&tmp_dir)?;
+    let config_file = dir.join("my.cnf");
+    std::fs::write(&config_file, config::template_config(&data_dir, &tmp_dir))?;
+    let repl_password = random_password();
+    let extra_sql = dir.join("setup.sql");
+    std::fs::write(
+        &extra_sql,
+        format!(
+            "-- Bootstrap runs with --skip-grant-tables; FLUSH PRIVILEGES enables account statements.\n\
+             FLUSH PRIVILEGES;\n\
+             -- Accounts for the machine's host name are useless under skip-name-resolve.\n\
+             DELETE FROM mysql.global_priv WHERE Host NOT IN ('localhost', '127.0.0.1', '::1');\n\
+             DELETE FROM mysql.proxies_priv WHERE Host NOT IN ('localhost', '127.0.0.1', '::1');\n\
+             FLUSH PRIVILEGES;\n\
+             CREATE USER '{REPL_USER}'@'127.0.0.1' IDENTIFIED BY PASSWORD '{}';\n\
+             GRANT REPLICATION SLAVE, SLAVE MONITOR ON *.* TO '{REPL_USER}'@'127.0.0.1';\n",
+            native_password_hash(&repl_password)
+        ),
+    )?;
+    ctx.chown(&extra_sql)?;
+    let out = ctx
+        .command(&programs.install_db)
+        .arg(format!("--defaults-file={}", config_file.display()))
+        .args(["--auth-root-authentication-method=normal", "--skip-test-db", "--skip-name-resolve"])
+        .arg(format!("--extra-file={}", extra_sql.display()))
+        .env("TMPDIR", &tmp_dir)
+        .output()
+        .context("running mariadb-install-db")?;
+    if !out.status.success() {
+        bail!(
+            "mariadb-install-db failed ({}):\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(Template { data_dir, repl_password, _watchdog: watchdog })
+}
+
+/// A running MariaDB lab. Dropping it stops every server and removes its directory.
+pub struct MariaLab {
+    nodes: Vec<MariaNode>,
+    spec: MariaLabSpec,
+    watchdog: Option<Watchdog>,
+    dir: tempfile::TempDir,
+}
+
+impl std::fmt::Debug for MariaLab {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MariaLab").field("dir", &self.dir.path()).field("nodes", &self.nodes).finish()
+    }
+}
+
+impl MariaLab {
+    /// Creates and starts every node of `spec` (in parallel), connects the replicas, and
+    /// returns once every replica's IO and SQL threads run.
+    pub async fn start(spec: MariaLabSpec) -> Result<MariaLab> {
+        spec.validate()?;
+        let lab = tokio::task::spawn_blocking(move || MariaLab::create(spec))
+            .await
+            .map_err(|e| anyhow!("MariaDB lab creation panicked: {e}"))??;
+        lab.connect_replicas().await?;
+        Ok(lab)
+    }
+
+    fn create(spec: MariaLabSpec) -> Result<MariaLab> {
+        let template = template()?;
+        let dir = tempfile::Builder::new()
+            .prefix("rpo-lab-maria.")
+            .tempdir_in(crate::process::scratch_dir())
+            .context("creating the lab directory")?;
+        let ctx = Arc::new(Ctx::new(dir.path())?);
+        ctx.chown(dir.path())?;
+        let watchdog = Watchdog::spawn(&watchdog_script(dir.path(), &spec))?;
+        let results: Vec<Result<MariaNode>> = std::thread::scope(|s| {
+            let handles: Vec<_> = spec
+                .nodes
+                .iter()
+                .enumerate()
+                .map(|(i, (name, upstreams))| {
+                    let (ctx, template, dir) = (ctx.clone(), &template, dir.path());
+                    s.spawn(move || {
+                        create_node(ctx, template, dir, name, upstreams, i as u32 + 1)
+                            .with_context(|| format!("creating MariaDB node {name:?}"))
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| Err(anyhow!("node creation panicked"))))
+                .collect()
+        });
+        let mut lab = MariaLab { nodes: Vec::new(), spec, watchdog: Some(watchdog), dir };
+        let mut first_error = None;
+        for r in results {
+            match r {
+                Ok(node) => lab.nodes.push(node),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        match first_error {
+            Some(e) => Err(e), // dropping `lab` stops the nodes that did start
+            None => Ok(lab),
+        }
+    }
+
+    /// `RESET MASTER` on every primary that wrote anything, then `CHANGE MASTER` + `START ALL SLAVES` on every
+    /// replica, then waits for the replication threads.
+    async fn connect_replicas(&self) -> Result<()> {
+        for p in self.primaries() {
+            // The template has no binary log, so a new server's is empty and RESET MASTER
+            // (which takes about 1 s here) is only needed if something was written already.
+            if p.query_one_string("SELECT @@GLOBAL.gtid_binlog_state").await?.is_some_and(|s| !s.is_empty()) {
+                p.exec("RESET MASTER").await?;
+            }
+        }
+        let password = template()?.repl_password.clone();
+        for r in self.replicas() {
+            let mut sql = String::new();
+            for up in &r.upstreams {
+                let conn = r.connection_name(up).unwrap_or_default();
+                sql.push_str(&format!(
+                    "CHANGE MASTER '{conn}' TO MASTER_HOST='127.0.0.1', MASTER_PORT={}, \
+                     MASTER_USER='{REPL_USER}', MASTER_PASSWORD='{password}', \
+                     MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1;\n",
+                    self.node(up).port
+                ));
+            }
+            sql.push_str("START ALL SLAVES;\n");
+            r.exec(&sql)
+                .await
+                .with_context(|| format!("connecting replica {:?} to {:?}", r.name, r.upstreams))?;
+        }
+        for r in self.replicas() {
+            r.wait_replication_running(REPLICATION_TIMEOUT).await?;
+        }
+        Ok(())
+    }
+
+    /// The node called `name`. Panics if there is none (a bug in the test).
+    pub fn node(&self, name: &str) -> &MariaNode {
+        self.try_node(name).unwrap_or_else(|| {
+            let names: Vec<&str> = self.nodes.iter().map(|n| n.name()).collect();
+            panic!("no MariaDB node named {name:?} in this lab (nodes: {names:?})")
+        })
+    }
+
+    /// The node called `name`, if any.
+    pub fn try_node(&self, name: &str) -> Option<&MariaNode> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+
+    /// All nodes, in spec order.
+    pub fn nodes(&self) -> &[MariaNode] {
+        &self.nodes
+    }
+
+    /// The primaries, in spec order.
+    pub fn primaries(&self) -> impl Iterator<Item = &MariaNode> {
+        self.nodes.iter().filter(|n| n.is_primary())
+    }
+
+    /// The replicas, in spec order.
+    pub fn replicas(&self) -> impl Iterator<Item = &MariaNode> {
+        self.nodes.iter().filter(|n| !n.is_primary())
+    }
+
+    /// The lab's directory: one subdirectory per node (see [`MariaNode::node_dir`]).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Keeps the lab directory (logs, data) after the lab stops, for inspection.
+    pub fn keep_dir(&mut self) -> Result<()> {
+        std::fs::write(self.dir.path().join(".keep"), b"")?;
+        self.dir.disable_cleanup(true);
+        Ok(())
+    }
+
+    /// Runs `sql_script` (several statements allowed) as root on every primary, in spec
+    /// order, then waits (30 s at most) until every replica has applied it. The script runs
+    /// once per primary: make it idempotent (`IF NOT EXISTS`) when a multi-source replica
+    /// receives it from several primaries.
+    pub async fn run_on_primaries(&self, sql_script: &str) -> Result<()> {
+        for p in self.primaries() {
+            p.exec(sql_script).await?;
+        }
+        self.wait_replicated(REPLICATION_TIMEOUT).await
+    }
+
+    /// Creates the account `'user'@'127.0.0.1'` (TCP logins from 127.0.0.1; with
+    /// `skip-name-resolve`, `@localhost` is the Unix socket only) on every primary with
+    /// `password`, sets that password if it existed, runs `grants_sql` (e.g. `GRANT SELECT
+    /// ON rpo.* TO 'user'@'127.0.0.1'`), and waits until every replica has it. Only the
+    /// password's hash reaches the servers and their binary logs.
+    pub async fn create_user(&self, user: &str, password: &str, grants_sql: &str) -> Result<()> {
+        let account = format!("'{}'@'127.0.0.1'", sql_escape(user));
+        let hash = native_password_hash(password);
+        let mut script = format!(
+            "CREATE USER IF NOT EXISTS {account} IDENTIFIED BY PASSWORD '{hash}';\n\
+             ALTER USER {account} IDENTIFIED BY PASSWORD '{hash}';\n"
+        );
+        if !grants_sql.trim().is_empty() {
+            script.push_str(grants_sql.trim_end().trim_end_matches(';'));
+            script.push_str(";\n");
+        }
+        self.run_on_primaries(&script).await.with_context(|| format!("creating MariaDB user {user:?}"))
+    }
+
+    /// Waits until every replica has applied everything its primaries have written so far
+    /// (`MASTER_GTID_WAIT` with the primaries' `gtid_binlog_pos`).
+    pub async fn wait_replicated(&self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        let mut positions: BTreeMap<&str, String> = BTreeMap::new();
+        for p in self.primaries() {
+            let pos = p.query_one_string("SELECT @@GLOBAL.gtid_binlog_pos").await?.unwrap_or_default();
+            positions.insert(&p.name, pos);
+        }
+        for r in self.replicas() {
+            let sources = self.spec.primaries_of(&r.name);
+            let pos = merge_gtid_positions(sources.iter().filter_map(|s| positions.get(s.as_str())));
+            if pos.is_empty() {
+                continue;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            let sql = format!("SELECT MASTER_GTID_WAIT('{pos}', {:.3})", left.as_secs_f64());
+            let answer = tokio::time::timeout(left + Duration::from_secs(5), r.query_one_string(&sql)).await;
+            match answer {
+                Ok(Ok(Some(v))) if v == "0" => {}
+                Ok(Ok(v)) => bail!(
+                    "replica {} has not applied {pos} within {timeout:?} (MASTER_GTID_WAIT returned {v:?}); \
+                     replication: {}",
+                    r.describe(),
+                    r.status_summary().await
+                ),
+                Ok(Err(e)) => return Err(e.context(format!("waiting for {} to apply {pos}", r.describe()))),
+                Err(_) => {
+                    bail!("replica {} did not answer MASTER_GTID_WAIT within {timeout:?}", r.describe())
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops every server and removes the directory (what `Drop` does), off the runtime.
+    pub async fn shutdown(self) {
+        let _ = tokio::task::spawn_blocking(move || drop(self)).await;
+    }
+}
+
+impl Drop for MariaLab {
+    fn drop(&mut self) {
+        // All servers at once: SIGCONT (a test may have frozen them), then SIGTERM.
+        for node in &self.nodes {
+            node.begin_shutdown();
+        }
+        for node in &self.nodes {
+            node.finish_shutdown();
+        }
+        self.watchdog.take(); // servers are down: disarm (the directory goes with `dir`)
+    }
+}
+
+/// Creates node `name` (data directory copied from the template, options file) and starts
+/// it, moving to another port if its first one was taken meanwhile.
+fn create_node(
+    ctx: Arc<Ctx>,
+    template: &Template,
+    lab_dir: &Path,
+    name: &str,
+    upstreams: &[String],
+    server_id: u32,
+) -> Result<MariaNode> {
+    let node_dir = lab_dir.join(name);
+    ctx.mkdir(&node_dir)?;
+    ctx.mkdir(&node_dir.join("tmp"))?;
+    let data_dir = node_dir.join("data");
+    ctx.copy_tree(&template.data_dir, &data_dir)?;
+    let socket = node_dir.join("mariadbd.sock");
+    if socket.as_os_str().len() > MAX_SOCKET_PATH {
+        bail!(
+            "Unix socket path {} is longer than {MAX_SOCKET_PATH} bytes: set RPO_LAB_TMPDIR to a shorter directory",
+            socket.display()
+        );
+    }
+    let mut node = MariaNode {
+        name: name.to_string(),
+        upstreams: upstreams.to_vec(),
+        server_id,
+        domain_id: server_id,
+        port: free_port(),
+        pid_file: node_dir.join("mariadbd.pid"),
+        config_file: node_dir.join("my.cnf"),
+        log_file: node_dir.join("mariadbd.log"),
+        socket,
+        data_dir,
+        node_dir,
+        ctx,
+        server: Mutex::new(None),
+    };
+    let mut attempt = 1;
+    loop {
+        write_config(&node)?;
+        match node.start() {
+            Ok(()) => return Ok(node),
+            // Another program may grab the port between free_port() and the bind: retry.
+            Err(_) if attempt < 3 && node.port_conflict_in_log() => {
+                node.port = free_port();
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn write_config(node: &MariaNode) -> Result<()> {
+    let text = config::node_config(&config::NodeSettings {
+        name: &node.name,
+        data_dir: &node.data_dir,
+        socket: &node.socket,
+        pid_file: &node.pid_file,
+        tmp_dir: &node.node_dir.join("tmp"),
+        port: node.port,
+        server_id: node.server_id,
+        domain_id: node.domain_id,
+        read_only: !node.is_primary(),
+    });
+    std::fs::write(&node.config_file, text).with_context(|| format!("writing {}", node.config_file.display()))
+}
+
+/// Merges `gtid_binlog_pos` values ("D-S-N,…"): one GTID per domain, the highest sequence.
+fn merge_gtid_positions<'a>(positions: impl Iterator<Item = &'a String>) -> String {
+    let mut by_domain: BTreeMap<u32, (u32, u64)> = BTreeMap::new();
+    for gtid in positions.flat_map(|p| p.split(',')).map(str::trim).filter(|g| !g.is_empty()) {
+        let parts: Vec<&str> = gtid.split('-').collect();
+        let [Ok(d), Ok(s), Ok(n)] = [parts.first(), parts.get(1), parts.get(2)]
+            .map(|p| p.ok_or(()).and_then(|p| p.parse::<u64>().map_err(|_| ())))
+        else {
+            continue;
+        };
+        let e = by_domain.entry(d as u32).or_insert((s as u32, n));
+        if n > e.1 {
+            *e = (s as u32, n);
+        }
+    }
+    by_domain.iter().map(|(d, (s, n))| format!("{d}-{s}-{n}")).collect::<Vec<_>>().join(",")
+}
+
+/// The `mysql_native_password` hash of `password`: `*` + hex(SHA1(SHA1(password))).
+fn native_password_hash(password: &str) -> String {
+    use sha1::{Digest, Sha1};
+    let inner = Sha1::digest(password.as_bytes());
+    let outer = Sha1::digest(inner);
+    let hex: String = outer.iter().map(|b| format!("{b:02X}")).collect();
+    format!("*{hex}")
+}
+
+/// Escapes `s` for a single-quoted SQL string literal.
+fn sql_escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('\'', "''")
+}
+
+/// 24 random alphanumeric characters.
+fn random_password() -> String {
+    use std::collections::hash_map::RandomState;
+    use std::hash::{BuildHasher, Hasher};
+    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+    (0..24)
+        .map(|i| {
+            let mut h = RandomState::new().build_hasher();
+            h.write_usize(i);
+            ALPHABET[(h.finish() % ALPHABET.len() as u64) as usize] as char
+        })
+        .collect()
+}
+
+/// The script the watchdog runs if this process dies without dropping the lab: SIGCONT and
+/// SIGTERM to every server, SIGKILL after 10 s, remove the directory unless `.keep` exists.
+fn watchdog_script(dir: &Path, spec: &MariaLabSpec) -> String {
+    let pid_files: Vec<String> = spec
+        .nodes
+        .iter()
+        .map(|(name, _)| sh_quote(&dir.join(name).join("mariadbd.pid").display().to_string()))
+        .collect();
+    let dir = sh_quote(&dir.display().to_string());
+    format!(
+        r#"
+alive() {{ l=; read -r l < /proc/$1/stat 2>/dev/null || return 1; r=${{l##*) }}; set -- $r; [ "$1" != Z ]; }}
+pids=
+for f in {pid_files}; do
+  p=; read -r p < "$f" 2>/dev/null || continue
+  alive "$p" || continue
+  c=; read -r c < /proc/$p/comm 2>/dev/null; [ "$c" = mariadbd ] || continue
+  kill -CONT "$p" 2>/dev/null; kill -TERM "$p" 2>/dev/null; pids="$pids $p"
+done
+i=0
+while [ $i -lt 100 ]; do
+  any=; for p in $pids; do alive "$p" && any=1; done
+  [ -z "$any" ] && break
+  sleep 0.1; i=$((i+1))
+done
+for p in $pids; do alive "$p" && kill -KILL "$p" 2>/dev/null; done
+[ -e {dir}/.keep ] || rm -rf {dir}
+"#,
+        pid_files = pid_files.join(" "),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lab_can_be_shared_across_tasks() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<MariaLab>();
+        send_sync::<MariaNode>();
+    }
+
+    #[test]
+    fn gtid_positions_merge_per_domain() {
+        let a = "1-1-5".to_string();
+        let b = "2-2-3,1-1-4".to_string();
+        let empty = String::new();
+        assert_eq!(merge_gtid_positions([&a, &b, &empty].into_iter()), "1-1-5,2-2-3");
+        assert_eq!(merge_gtid_positions([&empty].into_iter()), "");
+    }
+
+    #[test]
+    fn native_password_hash_matches_mariadb() {
+        // SELECT PASSWORD('secret') on MariaDB.
+        assert_eq!(native_password_hash("secret"), "*14E65567ABDB5135D0CFD9A70B3032C179A49EE7");
+    }
+
+    #[test]
+    fn spec_validation() {
+        assert!(MariaLabSpec::new().replica("b", &["a"]).validate().is_err());
+        assert!(MariaLabSpec::new().primary("a").replica("b", &["x"]).validate().is_err());
+        assert!(MariaLabSpec::new().primary("a").primary("A").validate().is_err());
+        assert!(MariaLabSpec::new().primary("a").replica("m", &["a", "a"]).validate().is_err());
+        let spec =
+            MariaLabSpec::new().primary("a").primary("a2").replica("b", &["a"]).replica("m", &["b", "a2"]);
+        spec.validate().unwrap();
+        let mut p = spec.primaries_of("m");
+        p.sort();
+        assert_eq!(p, ["a", "a2"]);
+        assert_eq!(spec.primaries_of("a"), ["a"]);
+    }
+}

@@ -33,6 +33,9 @@ pub async fn run(config: Config, options: ServeOptions) -> anyhow::Result<()> {
             workers.spawn(supervise(cluster.clone(), index, shutdown.clone()));
         }
     }
+    if let Some(health) = &state.health {
+        workers.spawn(crate::health::run(health.clone(), shutdown.clone()));
+    }
     tokio::spawn(wait_for_signal(shutdown.clone()));
     let registry = metrics::registry(state.clone());
     let served = server::serve(listener, registry, &options.telemetry_path, shutdown.clone()).await;

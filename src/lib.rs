@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod exporter;
+pub mod health;
 pub mod heartbeat;
 pub mod metrics;
 pub mod server;

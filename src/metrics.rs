@@ -99,7 +99,13 @@ desc!(
 );
 desc!(WRITABLE_NODES, "rpo_cluster_writable_nodes", Gauge, CLUSTER, "Nodes of the cluster that are up and accept writes; above 1 in a single-writer cluster is split brain, 0 means nobody can write.");
 desc!(ROLE_CHANGES, "rpo_node_role_changes", Counter, NODE, "Times the node's discovered role changed (writable ↔ read-only): promotions, demotions, read_only toggles.");
-desc!(ROLE_CHANGED, "rpo_node_role_last_change_timestamp_seconds", Gauge, NODE, "When the node's role last changed (exporter host clock); absent until it first changes.");
+desc!(
+    ROLE_CHANGED,
+    "rpo_node_role_last_change_timestamp_seconds",
+    Gauge,
+    NODE,
+    "When the node's role last changed (exporter host clock); absent until it first changes."
+);
 desc!(NODE_UP, "rpo_node_up", Gauge, NODE, "1 if the node answered its last role probe, else 0.");
 desc!(
     NODE_WRITABLE,
@@ -206,6 +212,7 @@ pub fn all() -> impl Iterator<Item = &'static MetricDesc> {
     CORE.iter()
         .copied()
         .chain(crate::engine::EngineKind::ALL.iter().flat_map(|e| e.metrics().iter().copied()))
+        .chain(crate::health::METRICS.iter().copied())
 }
 
 /// One sample: the label values in the order of its family's `labels`.

@@ -8,6 +8,7 @@
 
 use crate::config::{Cluster, Config};
 use crate::engine::{ErrorKind, Written};
+use crate::health::HealthState;
 use crate::heartbeat::{mono_now, ClockSample, Reading, RowStatus, WriteHistory};
 use crate::metrics::{self, Sample, Samples};
 use std::collections::BTreeMap;
@@ -143,6 +144,8 @@ impl ClusterState {
 #[derive(Debug)]
 pub struct State {
     pub clusters: Vec<Arc<ClusterState>>,
+    /// Region probes' latest results, when the config has a `health:` section.
+    pub health: Option<Arc<HealthState>>,
 }
 
 impl State {
@@ -168,7 +171,8 @@ impl State {
                 })
             })
             .collect();
-        State { clusters }
+        let health = config.health.as_ref().map(|h| Arc::new(HealthState::new(h)));
+        State { clusters, health }
     }
 
     /// Everything a scrape shows, copied out of memory.
@@ -197,6 +201,9 @@ impl State {
             for node in &cluster.nodes {
                 node_samples(node, now, max_age, &mut out);
             }
+        }
+        if let Some(health) = &self.health {
+            health.samples(&mut out);
         }
         out
     }

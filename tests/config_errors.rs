@@ -28,6 +28,10 @@ const CASES: &[(&str, &str)] = &[
     ("invalid-utc-without-pt-heartbeat.yml", "clusters[0].heartbeat.utc: only applies to format: pt-heartbeat"),
     ("invalid-heartbeat-format.yml", "clusters[0].heartbeat.format: unknown heartbeat format \"pt\": expected rpo or pt-heartbeat"),
     ("invalid-mysql-dsn.yml", "clusters[0].nodes[0].dsn: the connection URL contains a password; move it to password_file or password_env"),
+    ("invalid-health-bad-url.yml", "health.regions.us-east-1.probes[0].http: \"https://exa mple.com:x/healthz\" is not a URL: invalid international domain name"),
+    ("invalid-health-timeout.yml", "health.regions.us-east-1.probes[0].timeout: 10s must be greater than 0 and at most the health interval (5s)"),
+    ("invalid-health-quorum.yml", "health.regions.us-east-1.quorum: 3 is out of range: between 1 and the region's 2 probes"),
+    ("invalid-health-tcp-address.yml", "health.regions.us-east-1.probes[0].tcp: \"10.0.0.9\" is not host:port"),
     ("invalid-yaml-syntax.yml", "clusters[0]: unclosed quote at line 3, column 10"),
 ];
 

@@ -7,7 +7,10 @@
 //! the file, the field path (`clusters[0].nodes[1].dsn`) and the problem. This is
 //! the only module that knows YAML. It keeps no state.
 
+mod health;
 mod raw;
+
+pub use health::{Health, Probe, Region, Target};
 
 use crate::engine::EngineKind;
 use raw::{RawCluster, RawConfig, RawHeartbeat, RawNode};
@@ -47,6 +50,7 @@ impl std::error::Error for ConfigError {}
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub clusters: Vec<Cluster>,
+    pub health: Option<Health>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -255,22 +259,22 @@ fn parse_raw(file: &Path, text: &str) -> Result<RawConfig, ConfigError> {
 }
 
 /// Collects the context for errors while walking the raw config.
-struct Ctx<'a> {
+pub(crate) struct Ctx<'a> {
     file: &'a Path,
 }
 
 impl Ctx<'_> {
-    fn err(&self, path: impl Into<String>, problem: impl Into<String>) -> ConfigError {
+    pub(crate) fn err(&self, path: impl Into<String>, problem: impl Into<String>) -> ConfigError {
         ConfigError { file: self.file.to_owned(), path: path.into(), problem: problem.into() }
     }
 
-    fn duration(&self, path: &str, value: &str) -> Result<Duration, ConfigError> {
+    pub(crate) fn duration(&self, path: &str, value: &str) -> Result<Duration, ConfigError> {
         humantime::parse_duration(value.trim()).map_err(|e| {
             self.err(path, format!("invalid duration {value:?}: {e} (write it like 500ms, 10s or 5m)"))
         })
     }
 
-    fn label(&self, path: &str, value: &str) -> Result<String, ConfigError> {
+    pub(crate) fn label(&self, path: &str, value: &str) -> Result<String, ConfigError> {
         if is_label_safe(value) {
             Ok(value.to_owned())
         } else {
@@ -299,7 +303,8 @@ fn validate(file: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
         }
         clusters.push(cluster);
     }
-    Ok(Config { clusters })
+    let health = raw.health.map(|h| health::validate(&ctx, "health", h)).transpose()?;
+    Ok(Config { clusters, health })
 }
 
 fn validate_cluster(ctx: &Ctx, path: &str, rc: RawCluster) -> Result<Cluster, ConfigError> {

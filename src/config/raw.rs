@@ -12,6 +12,8 @@ use std::path::PathBuf;
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
     pub clusters: Vec<RawCluster>,
+    #[serde(default)]
+    pub health: Option<super::health::RawHealth>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,0 +1,404 @@
+//! Region health: HTTP(S) and TCP probes per region, rolled up into one
+//! region-healthy signal (all probes, or the region's quorum).
+//!
+//! One background loop runs every region's probes concurrently each interval,
+//! each bounded by its own timeout, and stores the latest result per probe in
+//! [`HealthState`]; the scrape only copies those results. A failure is reduced to
+//! a bounded [`ProbeStatus`]. For HTTPS the leaf certificate's expiry is read
+//! from the handshake. State kept: the latest result and failure counts per probe.
+
+use crate::config::{Health, Probe, Target};
+use crate::metrics::{desc, MetricDesc, Samples};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tokio::time::MissedTickBehavior;
+use tokio_util::sync::CancellationToken;
+
+const PROBE: &[&str] = &["probe_region", "probe"];
+const PROBE_STATUS: &[&str] = &["probe_region", "probe", "status"];
+const PROBE_REASON: &[&str] = &["probe_region", "probe", "reason"];
+const REGION: &[&str] = &["probe_region"];
+
+desc!(REGION_HEALTHY, "rpo_region_healthy", Gauge, REGION, "1 if at least the region's quorum of probes passed in the last round (by default all of them), else 0; absent before the first round.");
+desc!(
+    REGION_PASSING,
+    "rpo_region_probes_passing",
+    Gauge,
+    REGION,
+    "Probes of the region that passed in the last round."
+);
+desc!(
+    REGION_QUORUM,
+    "rpo_region_probe_quorum",
+    Gauge,
+    REGION,
+    "Probes of the region that must pass for it to be healthy."
+);
+desc!(PROBE_SUCCESS, "rpo_probe_success", Gauge, PROBE, "1 if the probe's last run passed, else 0.");
+desc!(
+    PROBE_DURATION,
+    "rpo_probe_duration_seconds",
+    Gauge,
+    PROBE,
+    "Duration of the probe's last run (connect, TLS handshake and response; at most its timeout)."
+);
+desc!(PROBE_STATE, "rpo_probe_status", Gauge, PROBE_STATUS, "1 for the probe's current outcome (ok, timeout, refused, resolve, tls, bad_status, error), 0 for the others.");
+desc!(
+    PROBE_FAILURES,
+    "rpo_probe_failures",
+    Counter,
+    PROBE_REASON,
+    "Failed probe runs by bounded reason (timeout, refused, resolve, tls, bad_status, error)."
+);
+desc!(
+    HTTP_STATUS,
+    "rpo_probe_http_status_code",
+    Gauge,
+    PROBE,
+    "HTTP status code of the probe's last response; absent for TCP probes and before a response."
+);
+desc!(
+    CERT_EXPIRY,
+    "rpo_probe_tls_cert_expiry_timestamp_seconds",
+    Gauge,
+    PROBE,
+    "When the certificate the HTTPS endpoint last presented (its leaf) expires."
+);
+
+/// The region-health families.
+pub static METRICS: &[&MetricDesc] = &[
+    &REGION_HEALTHY,
+    &REGION_PASSING,
+    &REGION_QUORUM,
+    &PROBE_SUCCESS,
+    &PROBE_DURATION,
+    &PROBE_STATE,
+    &PROBE_FAILURES,
+    &HTTP_STATUS,
+    &CERT_EXPIRY,
+];
+
+/// A probe's outcome, bounded: the `status` and `reason` label values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ProbeStatus {
+    Ok,
+    /// No complete answer within the probe's timeout.
+    Timeout,
+    /// The connection was refused (nothing listens).
+    Refused,
+    /// The host name did not resolve.
+    Resolve,
+    /// The TLS handshake failed (untrusted, expired or mismatched certificate).
+    Tls,
+    /// An HTTP answer with a status code the probe does not accept.
+    BadStatus,
+    /// Anything else (reset connection, protocol error).
+    Error,
+}
+
+impl ProbeStatus {
+    pub const ALL: [ProbeStatus; 7] = [
+        ProbeStatus::Ok,
+        ProbeStatus::Timeout,
+        ProbeStatus::Refused,
+        ProbeStatus::Resolve,
+        ProbeStatus::Tls,
+        ProbeStatus::BadStatus,
+        ProbeStatus::Error,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProbeStatus::Ok => "ok",
+            ProbeStatus::Timeout => "timeout",
+            ProbeStatus::Refused => "refused",
+            ProbeStatus::Resolve => "resolve",
+            ProbeStatus::Tls => "tls",
+            ProbeStatus::BadStatus => "bad_status",
+            ProbeStatus::Error => "error",
+        }
+    }
+}
+
+/// What one probe run found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    pub status: ProbeStatus,
+    pub duration: f64,
+    pub http_status: Option<u16>,
+    pub cert_expiry: Option<f64>,
+    /// For the log: what went wrong, without credentials (URLs are configured
+    /// by the operator and carry none of ours).
+    pub detail: String,
+}
+
+#[derive(Debug, Default, Clone)]
+struct ProbeData {
+    last: Option<Outcome>,
+    failures: BTreeMap<ProbeStatus, u64>,
+}
+
+/// Latest results of every probe, per region in config order.
+#[derive(Debug)]
+pub struct HealthState {
+    config: Health,
+    probes: Mutex<Vec<Vec<ProbeData>>>,
+}
+
+impl HealthState {
+    pub fn new(config: &Health) -> HealthState {
+        let probes = config.regions.iter().map(|r| vec![ProbeData::default(); r.probes.len()]).collect();
+        HealthState { config: config.clone(), probes: Mutex::new(probes) }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Vec<ProbeData>>> {
+        self.probes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn record(&self, region: usize, probe: usize, outcome: Outcome) {
+        let mut all = self.lock();
+        let data = &mut all[region][probe];
+        if outcome.status != ProbeStatus::Ok {
+            *data.failures.entry(outcome.status).or_default() += 1;
+        }
+        data.last = Some(outcome);
+    }
+
+    pub fn samples(&self, out: &mut Samples) {
+        let all = self.lock();
+        for (region, results) in self.config.regions.iter().zip(all.iter()) {
+            let r = vec![region.name.clone()];
+            out.push(&REGION_QUORUM, r.clone(), region.quorum as f64);
+            let ran: Vec<&Outcome> = results.iter().filter_map(|p| p.last.as_ref()).collect();
+            if ran.len() == results.len() {
+                let passing = ran.iter().filter(|o| o.status == ProbeStatus::Ok).count();
+                out.push(&REGION_PASSING, r.clone(), passing as f64);
+                out.push(&REGION_HEALTHY, r, f64::from(u8::from(passing >= region.quorum)));
+            }
+            for (probe, data) in region.probes.iter().zip(results) {
+                let l = vec![region.name.clone(), probe.name.clone()];
+                let with = |extra: &str| {
+                    let mut v = l.clone();
+                    v.push(extra.to_owned());
+                    v
+                };
+                for (status, n) in &data.failures {
+                    out.push(&PROBE_FAILURES, with(status.as_str()), *n as f64);
+                }
+                let Some(o) = &data.last else { continue };
+                out.push(&PROBE_SUCCESS, l.clone(), f64::from(u8::from(o.status == ProbeStatus::Ok)));
+                out.push(&PROBE_DURATION, l.clone(), o.duration);
+                for s in ProbeStatus::ALL {
+                    out.push(&PROBE_STATE, with(s.as_str()), f64::from(u8::from(o.status == s)));
+                }
+                if let Some(code) = o.http_status {
+                    out.push(&HTTP_STATUS, l.clone(), f64::from(code));
+                }
+                if let Some(at) = o.cert_expiry {
+                    out.push(&CERT_EXPIRY, l, at);
+                }
+            }
+        }
+    }
+}
+
+/// A probe ready to run: HTTP probes carry their client (and its trust anchors).
+struct Runner {
+    region: usize,
+    index: usize,
+    region_name: String,
+    probe: Probe,
+    client: Result<reqwest::Client, String>,
+}
+
+fn http_client(probe: &Probe) -> Result<reqwest::Client, String> {
+    let Target::Http { ca_file, insecure_skip_verify, .. } = &probe.target else {
+        return Err("not an http probe".into());
+    };
+    let mut builder = reqwest::Client::builder()
+        .timeout(probe.timeout)
+        .tls_info(true)
+        .danger_accept_invalid_certs(*insecure_skip_verify)
+        .user_agent(concat!("rpo-exporter/", env!("CARGO_PKG_VERSION")))
+        // A probe checks one endpoint; a redirect elsewhere is its answer.
+        .redirect(reqwest::redirect::Policy::none());
+    if let Some(path) = ca_file {
+        let pem = std::fs::read(path).map_err(|e| format!("cannot read ca_file {}: {e}", path.display()))?;
+        for cert in reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| format!("ca_file {}: {e}", path.display()))?
+        {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    builder.build().map_err(|e| format!("cannot build the HTTP client: {e}"))
+}
+
+/// Probes every region until `shutdown` is cancelled.
+pub async fn run(state: Arc<HealthState>, shutdown: CancellationToken) {
+    let config = state.config.clone();
+    let runners: Vec<Arc<Runner>> = config
+        .regions
+        .iter()
+        .enumerate()
+        .flat_map(|(ri, region)| {
+            region.probes.iter().enumerate().map(move |(pi, probe)| {
+                Arc::new(Runner {
+                    region: ri,
+                    index: pi,
+                    region_name: region.name.clone(),
+                    client: http_client(probe),
+                    probe: probe.clone(),
+                })
+            })
+        })
+        .collect();
+    let mut ticker = tokio::time::interval(config.interval);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut failing: Vec<bool> = vec![false; runners.len()];
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        let mut round = tokio::task::JoinSet::new();
+        for (i, runner) in runners.iter().enumerate() {
+            let runner = runner.clone();
+            round.spawn(async move { (i, probe_once(&runner).await) });
+        }
+        let outcomes = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            all = round.join_all() => all,
+        };
+        for (i, outcome) in outcomes {
+            let r = &runners[i];
+            let failed = outcome.status != ProbeStatus::Ok;
+            if failed && !failing[i] {
+                tracing::warn!(region = %r.region_name, probe = %r.probe.name, reason = outcome.status.as_str(),
+                    error = %outcome.detail, "Probe failed");
+            } else if !failed && failing[i] {
+                tracing::info!(region = %r.region_name, probe = %r.probe.name, "Probe recovered");
+            }
+            failing[i] = failed;
+            state.record(r.region, r.index, outcome);
+        }
+    }
+}
+
+async fn probe_once(r: &Runner) -> Outcome {
+    let start = Instant::now();
+    let limit = r.probe.timeout;
+    let mut outcome = match tokio::time::timeout(limit, attempt(r)).await {
+        Ok(o) => o,
+        Err(_) => Outcome {
+            status: ProbeStatus::Timeout,
+            duration: 0.0,
+            http_status: None,
+            cert_expiry: None,
+            detail: format!("no answer within {}", humantime::format_duration(limit)),
+        },
+    };
+    outcome.duration = start.elapsed().as_secs_f64();
+    outcome
+}
+
+fn failed(status: ProbeStatus, detail: impl Into<String>) -> Outcome {
+    Outcome { status, duration: 0.0, http_status: None, cert_expiry: None, detail: detail.into() }
+}
+
+async fn attempt(r: &Runner) -> Outcome {
+    match &r.probe.target {
+        Target::Tcp { address } => match tokio::net::TcpStream::connect(address.as_str()).await {
+            Ok(_) => failed(ProbeStatus::Ok, ""),
+            Err(e) => failed(classify_io(&e), format!("connect to {address}: {e}")),
+        },
+        Target::Http { url, expect_status, .. } => {
+            let client = match &r.client {
+                Ok(c) => c,
+                Err(e) => return failed(ProbeStatus::Error, e.clone()),
+            };
+            match client.get(url.clone()).send().await {
+                Ok(resp) => {
+                    let code = resp.status().as_u16();
+                    let cert_expiry = resp
+                        .extensions()
+                        .get::<reqwest::tls::TlsInfo>()
+                        .and_then(|info| info.peer_certificate())
+                        .and_then(cert_not_after);
+                    let accepted = if expect_status.is_empty() {
+                        (200..300).contains(&code)
+                    } else {
+                        expect_status.contains(&code)
+                    };
+                    let status = if accepted { ProbeStatus::Ok } else { ProbeStatus::BadStatus };
+                    Outcome {
+                        status,
+                        duration: 0.0,
+                        http_status: Some(code),
+                        cert_expiry,
+                        detail: if accepted { String::new() } else { format!("HTTP status {code}") },
+                    }
+                }
+                Err(e) => failed(classify_http(&e), error_chain(&e)),
+            }
+        }
+    }
+}
+
+/// The leaf certificate's notAfter, seconds since the epoch.
+fn cert_not_after(der: &[u8]) -> Option<f64> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    Some(cert.validity().not_after.timestamp() as f64)
+}
+
+fn classify_io(e: &std::io::Error) -> ProbeStatus {
+    use std::io::ErrorKind as K;
+    match e.kind() {
+        K::ConnectionRefused => ProbeStatus::Refused,
+        K::TimedOut => ProbeStatus::Timeout,
+        _ if e.to_string().contains("failed to lookup address") => ProbeStatus::Resolve,
+        _ => ProbeStatus::Error,
+    }
+}
+
+fn classify_http(e: &reqwest::Error) -> ProbeStatus {
+    if e.is_timeout() {
+        return ProbeStatus::Timeout;
+    }
+    // Walk the causes: the io error, the TLS error or the resolver's message.
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            if io.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()) {
+                return ProbeStatus::Tls;
+            }
+            let status = classify_io(io);
+            if status != ProbeStatus::Error {
+                return status;
+            }
+        }
+        if s.is::<rustls::Error>() {
+            return ProbeStatus::Tls;
+        }
+        let text = s.to_string();
+        if text.contains("dns error") || text.contains("failed to lookup address") {
+            return ProbeStatus::Resolve;
+        }
+        if text.contains("certificate") || text.contains("tls handshake") {
+            return ProbeStatus::Tls;
+        }
+        source = s.source();
+    }
+    ProbeStatus::Error
+}
+
+fn error_chain(e: &reqwest::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}

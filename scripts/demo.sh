@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Starts a local lab (a PostgreSQL primary, a replica and a cascading replica, each
+# Starts a local lab (a PostgreSQL primary, a replica and a cascading replica, and a
+# MariaDB primary and replica, each
 # standing in for a region) and runs rpo-exporter against it on
 # http://127.0.0.1:10087/metrics. Ctrl-C stops the exporter and removes the lab.
 set -euo pipefail

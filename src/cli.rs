@@ -73,6 +73,9 @@ enum Command {
         /// e.g. mariadb-10.11, mariadb-10.4, mysql-8.0 (default mariadb-10.11).
         #[arg(long, value_name = "FLAVOUR-VERSION")]
         server: Option<String>,
+        /// For mysql: the account's host part (default %).
+        #[arg(long, value_name = "HOST")]
+        host: Option<String>,
     },
 }
 
@@ -107,8 +110,8 @@ pub fn run() -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::FAILURE)
             }
         },
-        Some(Command::Schema { engine, table, role, server }) => {
-            match engine.schema_sql(&table, &role, server.as_deref()) {
+        Some(Command::Schema { engine, table, role, server, host }) => {
+            match engine.schema_sql(&table, &role, server.as_deref(), host.as_deref()) {
                 Ok(sql) => {
                     print!("{sql}");
                     Ok(ExitCode::SUCCESS)

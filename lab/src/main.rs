@@ -1,6 +1,8 @@
 //! The `rpo-lab` command: `rpo-lab demo --exporter PATH` starts a three-region PostgreSQL
-//! lab (primary, replica, cascading replica), sets up the exporter's role and heartbeat
-//! schema, writes its config and runs the exporter against it until Ctrl-C/SIGTERM.
+//! lab (primary, replica, cascading replica) and a two-region MariaDB lab (primary,
+//! replica), sets up the exporter's accounts and heartbeat schema as `rpo-exporter
+//! schema` prints it, writes a config (both clusters, and TCP health probes per region)
+//! and runs the exporter against it until Ctrl-C/SIGTERM.
 
 use std::io::Read;
 use std::net::SocketAddr;
@@ -11,7 +13,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
-use rpo_lab::{PgLab, PgLabSpec, Watchdog};
+use rpo_lab::{MariaLab, MariaLabSpec, PgLab, PgLabSpec, Watchdog};
 use tokio::signal::unix::{signal, SignalKind};
 
 #[derive(Parser)]
@@ -43,6 +45,9 @@ const NODES: [(&str, &str, Option<&str>); 3] = [
     ("pg-euw1", "eu-west-1", Some("pg-use1")),
     ("pg-apse1", "ap-southeast-1", Some("pg-euw1")),
 ];
+/// The MariaDB demo nodes: name, region, upstream.
+const MARIA_NODES: [(&str, &str, Option<&str>); 2] =
+    [("my-use1", "us-east-1", None), ("my-euw1", "eu-west-1", Some("my-use1"))];
 const ROLE: &str = "rpo_exporter";
 const TABLE: &str = "rpo.heartbeat";
 
@@ -83,24 +88,27 @@ async fn demo(exporter: &Path, listen: SocketAddr, keep: bool) -> Result<ExitCod
         .with_context(|| format!("writing {}", password_file.display()))?;
     lab.create_role(ROLE, &password, "").await?;
 
-    let schema = std::process::Command::new(exporter)
-        .args(["schema", "postgres", "--table", TABLE, "--role", ROLE])
-        .output()
-        .with_context(|| format!("running {} schema postgres", exporter.display()))?;
-    if !schema.status.success() {
-        eprint!("{}", String::from_utf8_lossy(&schema.stderr));
-        bail!(
-            "`{} schema postgres --table {TABLE} --role {ROLE}` failed ({})",
-            exporter.display(),
-            schema.status
-        );
-    }
-    let sql = String::from_utf8(schema.stdout).context("schema SQL is not UTF-8")?;
+    let sql = schema_sql(exporter, &["postgres"])?;
     lab.run_sql_script(NODES[0].0, &sql).await.context("running the exporter's schema SQL on the primary")?;
     lab.wait_replayed(Duration::from_secs(30)).await?;
 
+    eprintln!("rpo-lab: starting MariaDB primary and replica…");
+    let mut maria_spec = MariaLabSpec::new();
+    for (name, _, upstream) in MARIA_NODES {
+        maria_spec = match upstream {
+            None => maria_spec.primary(name),
+            Some(up) => maria_spec.replica(name, &[up]),
+        };
+    }
+    let mut maria = MariaLab::start(maria_spec).await?;
+    let maria_sql = schema_sql(exporter, &["mysql", "--server", "mariadb-10.11", "--host", "127.0.0.1"])?;
+    maria
+        .create_user(ROLE, &password, &maria_sql)
+        .await
+        .context("setting up the MariaDB account and schema")?;
+
     let config_file = lab.dir().join("rpo-exporter.yaml");
-    std::fs::write(&config_file, exporter_config(&lab, &password_file))
+    std::fs::write(&config_file, exporter_config(&lab, &maria, &password_file))
         .with_context(|| format!("writing {}", config_file.display()))?;
 
     let mut child = tokio::process::Command::new(exporter)
@@ -113,7 +121,7 @@ async fn demo(exporter: &Path, listen: SocketAddr, keep: bool) -> Result<ExitCod
         .with_context(|| format!("starting {}", exporter.display()))?;
     // kill_on_drop covers errors and panics; this covers `rpo-lab` being killed.
     let _watchdog = Watchdog::kill_on_exit(child.id().context("the exporter exited at once")?)?;
-    print_banner(&lab, listen, &config_file);
+    print_banner(&lab, &maria, listen, &config_file);
 
     let mut sigterm = signal(SignalKind::terminate())?;
     let exited = tokio::select! {
@@ -142,9 +150,11 @@ async fn demo(exporter: &Path, listen: SocketAddr, keep: bool) -> Result<ExitCod
     };
     if keep {
         lab.keep_dir()?;
-        eprintln!("rpo-lab: kept {}", lab.dir().display());
+        maria.keep_dir()?;
+        eprintln!("rpo-lab: kept {} and {}", lab.dir().display(), maria.dir().display());
     }
     lab.shutdown().await;
+    maria.shutdown().await;
     Ok(code)
 }
 
@@ -158,11 +168,31 @@ fn random_password() -> Result<String> {
     Ok(bytes.iter().map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char).collect())
 }
 
-fn exporter_config(lab: &PgLab, password_file: &Path) -> String {
+/// Runs `EXPORTER schema ARGS… --table TABLE --role ROLE` and returns the SQL it prints.
+fn schema_sql(exporter: &Path, args: &[&str]) -> Result<String> {
+    let out = std::process::Command::new(exporter)
+        .arg("schema")
+        .args(args)
+        .args(["--table", TABLE, "--role", ROLE])
+        .output()
+        .with_context(|| format!("running {} schema {}", exporter.display(), args.join(" ")))?;
+    if !out.status.success() {
+        eprint!("{}", String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "`{} schema {} --table {TABLE} --role {ROLE}` failed ({})",
+            exporter.display(),
+            args.join(" "),
+            out.status
+        );
+    }
+    String::from_utf8(out.stdout).context("schema SQL is not UTF-8")
+}
+
+fn exporter_config(lab: &PgLab, maria: &MariaLab, password_file: &Path) -> String {
+    let heartbeat =
+        format!("    heartbeat:\n      interval: 1s\n      table: {TABLE}\n      create_table: false\n");
     let mut yaml = format!(
-        "clusters:\n  - name: demo\n    rpo: 30s\n    rto: 5m\n    write_mode: single-writer\n\
-         \x20   heartbeat:\n      interval: 1s\n      table: {TABLE}\n      create_table: false\n\
-         \x20   nodes:\n"
+        "clusters:\n  - name: demo\n    rpo: 30s\n    rto: 5m\n    write_mode: single-writer\n{heartbeat}    nodes:\n"
     );
     for (name, region, _) in NODES {
         yaml += &format!(
@@ -172,36 +202,76 @@ fn exporter_config(lab: &PgLab, password_file: &Path) -> String {
             password_file.display()
         );
     }
+    yaml += &format!("  - name: demo-maria\n    rpo: 30s\n    rto: 5m\n{heartbeat}    nodes:\n");
+    for (name, region, _) in MARIA_NODES {
+        yaml += &format!(
+            "      - name: {name}\n        region: {region}\n        engine: mysql\n\
+             \x20       dsn: \"{}\"\n        password_file: \"{}\"\n",
+            maria.node(name).dsn(ROLE),
+            password_file.display()
+        );
+    }
+    // Region health: each region's database ports must accept connections.
+    yaml += "health:\n  interval: 5s\n  regions:\n";
+    for (_, region, _) in NODES {
+        yaml += &format!("    {region}:\n      probes:\n");
+        for (name, r, _) in NODES {
+            if r == region {
+                yaml += &format!(
+                    "        - {{ name: {name}, tcp: \"127.0.0.1:{}\", timeout: 1s }}\n",
+                    lab.node(name).port()
+                );
+            }
+        }
+        for (name, r, _) in MARIA_NODES {
+            if r == region {
+                yaml += &format!(
+                    "        - {{ name: {name}, tcp: \"127.0.0.1:{}\", timeout: 1s }}\n",
+                    maria.node(name).port()
+                );
+            }
+        }
+    }
     yaml
 }
 
-fn print_banner(lab: &PgLab, listen: SocketAddr, config_file: &Path) {
+fn print_banner(lab: &PgLab, maria: &MariaLab, listen: SocketAddr, config_file: &Path) {
     let mut nodes = String::new();
     for (name, region, upstream) in NODES {
         let role = match upstream {
             None => "primary".to_string(),
             Some(up) => format!("replica of {up}"),
         };
-        nodes += &format!("    {name:<9} {region:<15} 127.0.0.1:{:<6} {role}\n", lab.node(name).port());
+        nodes +=
+            &format!("    {name:<9} {region:<15} 127.0.0.1:{:<6} PostgreSQL {role}\n", lab.node(name).port());
     }
+    for (name, region, upstream) in MARIA_NODES {
+        let role = upstream.map_or("primary".to_string(), |up| format!("replica of {up}"));
+        nodes +=
+            &format!("    {name:<9} {region:<15} 127.0.0.1:{:<6} MariaDB {role}\n", maria.node(name).port());
+    }
+    let my_euw1 = maria.node("my-euw1").mariadb_command();
     let euw1 = lab.node("pg-euw1").psql_command();
     println!(
         "\n\
          rpo-lab demo is running\n\
          \x20 metrics:  http://{listen}/metrics\n\
          \x20 config:   {}\n\
-         \x20 lab dir:  {} (server logs: NODE/postgres.log)\n\
+         \x20 lab dirs: {} and {} (server logs under each node's directory)\n\
          \x20 nodes:\n{nodes}\n\
          Things to try:\n\
          \x20 # pause replay on pg-euw1: its lag grows; pg-apse1 keeps up (pg-euw1 relays WAL it received, replayed or not):\n\
          \x20 {euw1} -c 'SELECT pg_wal_replay_pause()'\n\
          \x20 # resume it:\n\
          \x20 {euw1} -c 'SELECT pg_wal_replay_resume()'\n\
+         \x20 # stop the MariaDB replica's SQL thread: its lag grows, Seconds_Behind_Master turns NULL:\n\
+         \x20 {my_euw1} -e 'STOP SLAVE SQL_THREAD'   # START SLAVE SQL_THREAD to resume\n\
          \x20 # watch the metrics:\n\
          \x20 curl -s http://{listen}/metrics | grep -v '^#'\n\
          \n\
          Ctrl-C stops the exporter and the lab.\n",
         config_file.display(),
         lab.dir().display(),
+        maria.dir().display(),
     );
 }

@@ -42,17 +42,28 @@ impl EngineKind {
     }
 
     /// The heartbeat table's DDL and the least-privilege grants for `role`.
-    /// `server` names the server flavour and version where grants differ
-    /// (`mariadb-10.11`, `mysql-8.0`); `None` means the engine's common case.
-    pub fn schema_sql(self, table: &TableName, role: &str, server: Option<&str>) -> Result<String, String> {
+    /// For MySQL, `server` names the flavour and version where grants differ
+    /// (`mariadb-10.11`, `mysql-8.0`; default `mariadb-10.11`) and `host` the
+    /// account's host part (default `%`).
+    pub fn schema_sql(
+        self,
+        table: &TableName,
+        role: &str,
+        server: Option<&str>,
+        host: Option<&str>,
+    ) -> Result<String, String> {
         match self {
-            EngineKind::Postgres => match server {
-                None => Ok(postgres::schema_sql(table, role)),
-                Some(s) => Err(format!("--server {s:?} does not apply to postgres")),
+            EngineKind::Postgres => match (server, host) {
+                (None, None) => Ok(postgres::schema_sql(table, role)),
+                _ => Err("--server and --host apply to mysql only".into()),
             },
             EngineKind::Mysql => {
                 let server = mysql::Server::parse(server.unwrap_or("mariadb-10.11"))?;
-                Ok(mysql::schema_sql(table, role, &server))
+                let host = host.unwrap_or("%");
+                if host.is_empty() || host.contains(['\'', '\\', '`', ' ']) {
+                    return Err(format!("--host {host:?} is not an account host"));
+                }
+                Ok(mysql::schema_sql(table, role, host, &server))
             }
         }
     }

@@ -141,9 +141,9 @@ pub fn check_dsn(dsn: &str) -> Result<(), String> {
     Ok(())
 }
 
-pub fn schema_sql(table: &TableName, role: &str, server: &Server) -> String {
+pub fn schema_sql(table: &TableName, role: &str, host: &str, server: &Server) -> String {
     let TableName { schema, table: name } = table;
-    let account = format!("'{role}'@'%'");
+    let account = format!("'{role}'@'{host}'");
     let monitor = server.monitor_privilege();
     format!(
         "-- rpo-exporter heartbeat table for {server}: one row per writing node.
@@ -157,7 +157,7 @@ CREATE TABLE IF NOT EXISTS {schema}.{name} (
     identity   VARCHAR(64) NOT NULL              -- @@server_uuid (MySQL) or @@server_id (MariaDB)
 ) ENGINE=InnoDB;
 
--- Least privilege for the exporter's account (narrow '%' to the exporter's hosts).
+-- Least privilege for the exporter's account (`--host` narrows it to the exporter's hosts).
 -- Create the account first, e.g.
 --   CREATE USER {account} IDENTIFIED BY '...';
 GRANT SELECT, INSERT, UPDATE ON {schema}.{name} TO {account};
@@ -298,7 +298,7 @@ impl MySession {
                 format!("heartbeat table {table} does not exist and heartbeat.create_table is false; {hint}"),
             ));
         }
-        let ddl = schema_sql(table, "unused", &self.server);
+        let ddl = schema_sql(table, "unused", "%", &self.server);
         let ddl = ddl.split("-- Least privilege").next().unwrap_or_default().to_owned();
         self.conn.query_drop(ddl).await.map_err(|e| {
             let err = self.classify(&e);
@@ -603,10 +603,10 @@ mod tests {
     #[test]
     fn schema_grants_follow_the_server() {
         let t: TableName = "rpo.heartbeat".parse().unwrap();
-        let maria = schema_sql(&t, "mon", &Server::parse("mariadb-10.11").unwrap());
+        let maria = schema_sql(&t, "mon", "%", &Server::parse("mariadb-10.11").unwrap());
         assert!(maria.contains("GRANT SLAVE MONITOR ON *.* TO 'mon'@'%';"), "{maria}");
         assert!(maria.contains("GRANT SELECT, INSERT, UPDATE ON rpo.heartbeat TO 'mon'@'%';"));
-        let mysql = schema_sql(&t, "mon", &Server::parse("mysql-8.0").unwrap());
-        assert!(mysql.contains("GRANT REPLICATION CLIENT ON *.* TO 'mon'@'%';"), "{mysql}");
+        let mysql = schema_sql(&t, "mon", "10.0.%", &Server::parse("mysql-8.0").unwrap());
+        assert!(mysql.contains("GRANT REPLICATION CLIENT ON *.* TO 'mon'@'10.0.%';"), "{mysql}");
     }
 }

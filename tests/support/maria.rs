@@ -15,13 +15,12 @@ pub struct MyLab {
     pub nodes: Vec<(String, String)>,
 }
 
-/// The grants `rpo-exporter schema mysql` prints for this lab's servers, for the
-/// lab's account host (the lab creates `'user'@'127.0.0.1'`).
+/// What `rpo-exporter schema mysql --server mariadb-10.11 --host 127.0.0.1` prints
+/// (the lab creates accounts as `'user'@'127.0.0.1'`).
 pub fn schema_sql() -> String {
     rpo_exporter::engine::EngineKind::Mysql
-        .schema_sql(&"rpo.heartbeat".parse().unwrap(), ROLE, Some("mariadb-10.11"))
+        .schema_sql(&"rpo.heartbeat".parse().unwrap(), ROLE, Some("mariadb-10.11"), Some("127.0.0.1"))
         .unwrap()
-        .replace("'@'%'", "'@'127.0.0.1'")
 }
 
 impl MyLab {

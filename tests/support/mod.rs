@@ -34,7 +34,7 @@ impl Lab {
     /// A lab set up as `rpo-exporter schema postgres` says: table and grants.
     pub async fn start(spec: PgLabSpec) -> Lab {
         let schema = rpo_exporter::engine::EngineKind::Postgres
-            .schema_sql(&"rpo.heartbeat".parse().unwrap(), ROLE, None)
+            .schema_sql(&"rpo.heartbeat".parse().unwrap(), ROLE, None, None)
             .unwrap();
         Lab::start_with_sql(spec, &schema).await
     }

@@ -1,7 +1,10 @@
 //! A real Prometheus server for tests: owns its config file, TSDB and log in a temporary
 //! directory, its loopback port, and the process (killed on drop; a watchdog kills it if
 //! the test process dies without unwinding). Also the HTTP API helpers tests need:
-//! instant queries, waiting for a query result, scrape targets.
+//! instant queries, waiting for a query result, scrape targets, alerts.
+//!
+//! [`Prometheus::start`] scrapes targets; [`Prometheus::start_with`] takes
+//! [`PrometheusOptions`] to also load rule files and notify Alertmanagers.
 
 use std::fs::File;
 use std::os::unix::process::CommandExt;
@@ -41,6 +44,105 @@ pub fn prometheus_bin() -> Result<PathBuf> {
         })
 }
 
+/// What a [`Prometheus`] scrapes (as job `rpo`), how often it evaluates rules, which rule
+/// files it loads and which Alertmanagers it notifies. Targets and Alertmanagers must be
+/// loopback `host:port`s.
+#[derive(Debug, Clone)]
+pub struct PrometheusOptions {
+    targets: Vec<String>,
+    scrape_interval: Duration,
+    evaluation_interval: Option<Duration>,
+    metrics_path: String,
+    rule_files: Vec<PathBuf>,
+    alertmanagers: Vec<String>,
+}
+
+impl PrometheusOptions {
+    /// Scrapes `targets` at `/metrics` every second, evaluating rules at the same pace; no
+    /// rules, no Alertmanager.
+    pub fn new(targets: &[String]) -> PrometheusOptions {
+        PrometheusOptions {
+            targets: targets.to_vec(),
+            scrape_interval: Duration::from_secs(1),
+            evaluation_interval: None,
+            metrics_path: "/metrics".to_owned(),
+            rule_files: Vec::new(),
+            alertmanagers: Vec::new(),
+        }
+    }
+
+    /// How often targets are scraped (also the rule evaluation interval unless
+    /// [`evaluation_interval`](Self::evaluation_interval) says otherwise).
+    pub fn scrape_interval(mut self, interval: Duration) -> PrometheusOptions {
+        self.scrape_interval = interval;
+        self
+    }
+
+    /// How often rules are evaluated.
+    pub fn evaluation_interval(mut self, interval: Duration) -> PrometheusOptions {
+        self.evaluation_interval = Some(interval);
+        self
+    }
+
+    /// The path scraped on every target.
+    pub fn metrics_path(mut self, path: &str) -> PrometheusOptions {
+        self.metrics_path = path.to_owned();
+        self
+    }
+
+    /// Loads a rule file (recording and alerting rules), as it is: Prometheus reads it
+    /// from where it lies. A rule file Prometheus refuses makes the start fail.
+    pub fn rule_file(mut self, path: impl Into<PathBuf>) -> PrometheusOptions {
+        self.rule_files.push(path.into());
+        self
+    }
+
+    /// Sends alerts to the Alertmanager at `host:port` (loopback only).
+    pub fn alertmanager(mut self, host_port: &str) -> PrometheusOptions {
+        self.alertmanagers.push(host_port.to_owned());
+        self
+    }
+
+    fn check(&self) -> Result<Vec<PathBuf>> {
+        for t in &self.targets {
+            check_loopback_target(t)?;
+        }
+        for a in &self.alertmanagers {
+            check_loopback_target(a).with_context(|| format!("alertmanager {a:?}"))?;
+        }
+        self.rule_files
+            .iter()
+            .map(|f| {
+                let abs = std::fs::canonicalize(f).with_context(|| format!("rule file {}", f.display()))?;
+                if abs.to_string_lossy().contains('\'') {
+                    bail!("rule file {}: a quote in the path", abs.display());
+                }
+                Ok(abs)
+            })
+            .collect()
+    }
+
+    /// Prometheus's configuration file for these options (rule files already absolute).
+    fn config_text(&self, rule_files: &[PathBuf]) -> String {
+        let eval = self.evaluation_interval.unwrap_or(self.scrape_interval);
+        let mut text = scrape_config_text(&self.targets, self.scrape_interval, eval, &self.metrics_path);
+        if !rule_files.is_empty() {
+            text.push_str("rule_files:\n");
+            for f in rule_files {
+                text.push_str(&format!("  - '{}'\n", f.display()));
+            }
+        }
+        if !self.alertmanagers.is_empty() {
+            let list: Vec<String> = self.alertmanagers.iter().map(|a| format!("'{a}'")).collect();
+            text.push_str(&format!(
+                "alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: [{}]\n",
+                list.join(", ")
+            ));
+        }
+        text
+    }
+}
+
 /// A running Prometheus scraping the given targets as job `rpo`.
 pub struct Prometheus {
     child: Child,
@@ -66,9 +168,19 @@ impl Prometheus {
         scrape_interval: Duration,
         metrics_path: &str,
     ) -> Result<Prometheus> {
+        Prometheus::start_with(
+            &PrometheusOptions::new(targets).scrape_interval(scrape_interval).metrics_path(metrics_path),
+        )
+        .await
+    }
+
+    /// Starts Prometheus on a free 127.0.0.1 port as `options` say (scrape targets, rule
+    /// files, Alertmanagers) and waits until it is ready. Retries on another port if the
+    /// first one was taken.
+    pub async fn start_with(options: &PrometheusOptions) -> Result<Prometheus> {
         let mut attempt = 1;
         loop {
-            match Prometheus::start_on(free_port(), targets, scrape_interval, metrics_path).await {
+            match Prometheus::start_with_on(free_port(), options).await {
                 Err(e) if attempt < 3 && format!("{e:#}").contains("address already in use") => {
                     attempt += 1;
                 }
@@ -85,17 +197,21 @@ impl Prometheus {
         scrape_interval: Duration,
         metrics_path: &str,
     ) -> Result<Prometheus> {
-        for t in targets {
-            check_loopback_target(t)?;
-        }
+        let options =
+            PrometheusOptions::new(targets).scrape_interval(scrape_interval).metrics_path(metrics_path);
+        Prometheus::start_with_on(port, &options).await
+    }
+
+    /// Like [`start_with`](Self::start_with) on a given port. No retry if the port is taken.
+    pub async fn start_with_on(port: u16, options: &PrometheusOptions) -> Result<Prometheus> {
+        let rule_files = options.check()?;
         let bin = prometheus_bin()?;
         let dir = tempfile::Builder::new()
             .prefix("rpo-lab-prom.")
             .tempdir_in(crate::process::scratch_dir())
             .context("creating Prometheus's directory")?;
         let config_file = dir.path().join("prometheus.yml");
-        std::fs::write(&config_file, config_text(targets, scrape_interval, metrics_path))
-            .context("writing prometheus.yml")?;
+        std::fs::write(&config_file, options.config_text(&rule_files)).context("writing prometheus.yml")?;
         let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(10)).build()?;
         let log = File::create(dir.path().join("prometheus.log"))?;
         let mut child = Command::new(&bin)
@@ -196,6 +312,13 @@ impl Prometheus {
         Ok(body["data"]["activeTargets"].clone())
     }
 
+    /// The alerts its rules hold now, pending or firing (`data.alerts` of `/api/v1/alerts`):
+    /// each has `labels`, `annotations`, `state`, `activeAt` and `value`.
+    pub async fn alerts(&self) -> Result<Value> {
+        let body = self.api("/api/v1/alerts", &[]).await?;
+        Ok(body["data"]["alerts"].clone())
+    }
+
     /// Waits until every active target has been scraped successfully (`health = "up"`).
     pub async fn wait_targets_up(&self, timeout: Duration) -> Result<()> {
         let deadline = Instant::now() + timeout;
@@ -278,13 +401,25 @@ impl Drop for Prometheus {
     }
 }
 
-/// Prometheus's scrape config for job `rpo`.
+/// Prometheus's scrape config for job `rpo`, rules evaluated at the scrape interval.
+#[cfg(test)]
 fn config_text(targets: &[String], interval: Duration, metrics_path: &str) -> String {
+    scrape_config_text(targets, interval, interval, metrics_path)
+}
+
+/// Prometheus's scrape config for job `rpo`, with its own rule evaluation interval.
+fn scrape_config_text(
+    targets: &[String],
+    interval: Duration,
+    evaluation: Duration,
+    metrics_path: &str,
+) -> String {
     let ms = interval.as_millis().max(1);
+    let eval_ms = evaluation.as_millis().max(1);
     let timeout_ms = ms.min(10_000);
     let list: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
     format!(
-        "global:\n  scrape_interval: {ms}ms\n  evaluation_interval: {ms}ms\n  scrape_timeout: {timeout_ms}ms\n\
+        "global:\n  scrape_interval: {ms}ms\n  evaluation_interval: {eval_ms}ms\n  scrape_timeout: {timeout_ms}ms\n\
          scrape_configs:\n  - job_name: rpo\n    metrics_path: '{metrics_path}'\n    static_configs:\n      - targets: [{}]\n",
         list.join(", ")
     )
@@ -317,6 +452,24 @@ mod tests {
         assert!(check_loopback_target("0.0.0.0:9090").is_err());
         assert!(check_loopback_target("example.com:80").is_err());
         assert!(check_loopback_target("127.0.0.1").is_err());
+    }
+
+    #[test]
+    fn options_add_rules_and_alertmanagers() {
+        let options = PrometheusOptions::new(&["127.0.0.1:1".into()])
+            .scrape_interval(Duration::from_secs(1))
+            .evaluation_interval(Duration::from_millis(500))
+            .alertmanager("127.0.0.1:2");
+        let c = options.config_text(&[PathBuf::from("/x/rules.yml")]);
+        assert!(c.contains("scrape_interval: 1000ms"), "{c}");
+        assert!(c.contains("evaluation_interval: 500ms"), "{c}");
+        assert!(c.contains("rule_files:\n  - '/x/rules.yml'\n"), "{c}");
+        assert!(
+            c.contains("alertmanagers:\n    - static_configs:\n        - targets: ['127.0.0.1:2']"),
+            "{c}"
+        );
+        assert!(PrometheusOptions::new(&[]).alertmanager("10.0.0.1:9093").check().is_err());
+        assert!(PrometheusOptions::new(&[]).rule_file("/does/not/exist.yml").check().is_err());
     }
 
     #[test]

@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if ! command -v cargo >/dev/null 2>&1; then
-    echo "demo.sh: cargo not found: install a Rust toolchain (1.80 or newer, e.g. with rustup) first" >&2
+    echo "demo.sh: cargo not found: install a Rust toolchain (1.89 or newer, e.g. with rustup) first" >&2
     exit 1
 fi
 

@@ -2,7 +2,7 @@
 # Installs the real servers that rpo-lab starts for the tests and the demo, from Debian
 # packages: PostgreSQL (server, client, pg_basebackup), MariaDB (server and client),
 # Prometheus (with promtool), Alertmanager (with amtool), and the DNS servers Knot
-# (authoritative) and Unbound (caching resolver).
+# (authoritative) and Unbound (caching resolver); systemd-analyze checks the unit file.
 #
 # Idempotent and fast when everything is present: apt is only touched (and `apt-get
 # update` only run) when something is missing. Package scripts are not allowed to start
@@ -27,11 +27,12 @@ present() {
     prometheus-alertmanager) command -v prometheus-alertmanager >/dev/null 2>&1 && command -v amtool >/dev/null 2>&1 ;;
     knot) command -v knotd >/dev/null 2>&1 && command -v knotc >/dev/null 2>&1 ;;
     unbound) [ -x /usr/sbin/unbound ] ;;
+    systemd) command -v systemd-analyze >/dev/null 2>&1 ;;
     *) return 1 ;;
     esac
 }
 
-packages=(postgresql mariadb-server mariadb-client prometheus prometheus-alertmanager knot unbound)
+packages=(postgresql mariadb-server mariadb-client prometheus prometheus-alertmanager knot unbound systemd)
 missing=()
 for p in "${packages[@]}"; do
     present "$p" || missing+=("$p")

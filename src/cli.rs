@@ -36,6 +36,9 @@ struct ServeArgs {
     /// Path under which to expose metrics.
     #[arg(long = "web.telemetry-path", value_name = "PATH", default_value = "/metrics")]
     telemetry_path: String,
+    /// Web config file (exporter-toolkit format) enabling TLS and/or basic auth; re-read when it changes.
+    #[arg(long = "web.config.file", value_name = "FILE")]
+    web_config_file: Option<PathBuf>,
     #[command(flatten)]
     log: LogArgs,
 }
@@ -135,10 +138,23 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     };
+    let web_config =
+        match args.web_config_file.as_deref().map(crate::server::WebConfigWatch::load).transpose() {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::error!(error = %e, "Invalid web configuration");
+                return Ok(ExitCode::FAILURE);
+            }
+        };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(exporter::run(
         config,
-        ServeOptions { listen: args.listen_address, telemetry_path: args.telemetry_path },
+        ServeOptions {
+            config_file: args.config_file,
+            listen: args.listen_address,
+            telemetry_path: args.telemetry_path,
+            web_config,
+        },
     ))?;
     Ok(ExitCode::SUCCESS)
 }

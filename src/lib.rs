@@ -8,6 +8,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod dns;
 pub mod engine;
 pub mod exporter;
 pub mod health;
@@ -15,4 +16,5 @@ pub mod heartbeat;
 pub mod metrics;
 pub mod server;
 pub mod state;
+pub mod webconfig;
 pub mod worker;

@@ -8,7 +8,7 @@
 //! Label values come from configuration or are bounded enums; none is taken raw
 //! from a database.
 
-use crate::state::State;
+use crate::state::Live;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
@@ -62,6 +62,14 @@ macro_rules! desc {
 }
 pub(crate) use desc;
 
+desc!(RELOAD_OK, "rpo_exporter_config_last_reload_successful", Gauge, &[], "1 if the last configuration reload (SIGHUP or POST /-/reload) succeeded, 0 if it failed and the previous configuration kept running.");
+desc!(
+    RELOAD_AT,
+    "rpo_exporter_config_last_reload_success_timestamp_seconds",
+    Gauge,
+    &[],
+    "When the configuration was last loaded successfully (start or reload)."
+);
 desc!(
     BUILD_INFO,
     "rpo_exporter_build_info",
@@ -149,7 +157,7 @@ desc!(
     &["db_cluster", "node", "node_region", "collector"],
     "Seconds since the collector last succeeded on the node, at scrape time; absent until its first success."
 );
-desc!(COLLECTOR_ERRORS, "rpo_collector_errors", Counter, &["db_cluster", "node", "node_region", "collector", "reason"], "Failed collector runs by bounded reason (connect, auth, timeout, permission, missing_table, read_only, query).");
+desc!(COLLECTOR_ERRORS, "rpo_collector_errors", Counter, &["db_cluster", "node", "node_region", "collector", "reason"], "Failed collector runs by bounded reason (connect, auth, tls, timeout, permission, missing_table, read_only, query).");
 desc!(HB_WRITES, "rpo_heartbeat_writes", Counter, NODE, "Heartbeats this exporter wrote on the node.");
 desc!(
     HB_WRITTEN,
@@ -181,6 +189,8 @@ desc!(UNKNOWN_ROWS, "rpo_heartbeat_unknown_rows", Gauge, &["db_cluster", "replic
 /// Families every build emits, in exposition order.
 pub static CORE: &[&MetricDesc] = &[
     &BUILD_INFO,
+    &RELOAD_OK,
+    &RELOAD_AT,
     &CLUSTER_INFO,
     &OBJECTIVE,
     &RTO_OBJECTIVE,
@@ -213,6 +223,7 @@ pub fn all() -> impl Iterator<Item = &'static MetricDesc> {
         .copied()
         .chain(crate::engine::EngineKind::ALL.iter().flat_map(|e| e.metrics().iter().copied()))
         .chain(crate::health::METRICS.iter().copied())
+        .chain(crate::dns::METRICS.iter().copied())
 }
 
 /// One sample: the label values in the order of its family's `labels`.
@@ -245,12 +256,12 @@ impl Samples {
 /// The prometheus-client collector that reads the shared state on each scrape.
 #[derive(Debug)]
 struct StateCollector {
-    state: Arc<State>,
+    live: Arc<Live>,
 }
 
 impl Collector for StateCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let mut samples = self.state.samples();
+        let mut samples = self.live.samples();
         for desc in all() {
             let family = samples.by_family.remove(desc.name).unwrap_or_default();
             let kind = match desc.kind {
@@ -273,9 +284,9 @@ impl Collector for StateCollector {
 }
 
 /// Builds the registry the server encodes on each scrape.
-pub fn registry(state: Arc<State>) -> Registry {
+pub fn registry(live: Arc<Live>) -> Registry {
     let mut registry = Registry::default();
-    registry.register_collector(Box::new(StateCollector { state }));
+    registry.register_collector(Box::new(StateCollector { live }));
     registry
 }
 

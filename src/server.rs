@@ -1,26 +1,45 @@
 //! The HTTP side: `/metrics` (or the configured telemetry path), `/-/healthy`,
-//! `/-/ready` and a landing page at `/`.
+//! `/-/ready`, `/-/reload` and a landing page at `/`.
 //!
 //! The only module that knows HTTP. A scrape renders the latest measurements from
 //! memory (see [`crate::metrics`]) and never waits on a database; the server keeps
 //! no state of its own beyond the registry it encodes.
+//!
+//! With `--web.config.file` (see [`crate::webconfig`]) it serves through its own
+//! accept loop instead of `axum::serve`: TLS with rustls, optional client
+//! certificates, bcrypt basic auth, the file re-read when it changes. Then it also
+//! keeps the last good web config and a small cache of bcrypt outcomes.
 
+use crate::exporter::ReloadRequest;
 use crate::metrics;
-use axum::extract::State as AxumState;
-use axum::http::{header, StatusCode};
+use crate::webconfig::WebConfig;
+use axum::extract::{Request, State as AxumState};
+use axum::http::{header, HeaderName, HeaderValue, StatusCode};
+use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder as AutoBuilder;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use prometheus_client::registry::Registry;
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use tokio::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Clone)]
 struct AppState {
     registry: Arc<Registry>,
     telemetry_path: Arc<str>,
+    reload: mpsc::Sender<ReloadRequest>,
 }
 
 /// Resolves a Prometheus-style listen address: `:10087` means every interface.
@@ -36,22 +55,39 @@ pub async fn bind(listen: &str) -> anyhow::Result<TcpListener> {
     TcpListener::bind(first).await.map_err(|e| anyhow::anyhow!("cannot listen on {first}: {e}"))
 }
 
-/// Serves until `shutdown` is cancelled, then finishes in-flight requests.
+/// Serves until `shutdown` is cancelled, then finishes in-flight requests. Without
+/// a web config: plain HTTP through `axum::serve`; with one: TLS and/or basic auth.
 pub async fn serve(
     listener: TcpListener,
     registry: Registry,
     telemetry_path: &str,
+    reload: mpsc::Sender<ReloadRequest>,
+    web: Option<WebConfigWatch>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let state = AppState { registry: Arc::new(registry), telemetry_path: telemetry_path.into() };
-    let app = Router::new()
+    let state = AppState { registry: Arc::new(registry), telemetry_path: telemetry_path.into(), reload };
+    let app = router(state);
+    match web {
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move { shutdown.cancelled().await })
+                .await?;
+            Ok(())
+        }
+        Some(web) => serve_with_web_config(listener, app, Arc::new(web), shutdown).await,
+    }
+}
+
+/// Every route the exporter serves, in one place.
+fn router(state: AppState) -> Router {
+    let telemetry_path = state.telemetry_path.clone();
+    Router::new()
         .route("/", get(landing))
-        .route(telemetry_path, get(scrape))
+        .route(&telemetry_path, get(scrape))
         .route("/-/healthy", get(|| async { "Healthy\n" }))
         .route("/-/ready", get(|| async { "Ready\n" }))
-        .with_state(state);
-    axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await?;
-    Ok(())
+        .route("/-/reload", post(reload_config).put(reload_config))
+        .with_state(state)
 }
 
 async fn scrape(AxumState(state): AxumState<AppState>) -> Response {
@@ -61,6 +97,23 @@ async fn scrape(AxumState(state): AxumState<AppState>) -> Response {
             tracing::error!(error = %e, "Encoding metrics failed");
             (StatusCode::INTERNAL_SERVER_ERROR, "encoding metrics failed\n").into_response()
         }
+    }
+}
+
+/// `POST /-/reload`: 200 once the new config runs, 500 with the problem (file,
+/// field path) when it was refused and the old one keeps running.
+async fn reload_config(AxumState(state): AxumState<AppState>) -> Response {
+    let (tx, rx) = oneshot::channel();
+    if state.reload.send(tx).await.is_err() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
+    }
+    match rx.await {
+        Ok(Ok(())) => (StatusCode::OK, "Configuration reloaded\n").into_response(),
+        Ok(Err(problem)) => {
+            (StatusCode::INTERNAL_SERVER_ERROR, format!("failed to reload config: {problem}\n"))
+                .into_response()
+        }
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response(),
     }
 }
 
@@ -75,4 +128,298 @@ async fn landing(AxumState(state): AxumState<AppState>) -> Html<String> {
          </body></html>",
         env!("CARGO_PKG_VERSION")
     ))
+}
+
+// ---------------------------------------------------------------------------------
+// --web.config.file: TLS and basic auth (the exporter-toolkit web config format).
+//
+// axum::serve speaks plain HTTP only, so with a web config the server runs its own
+// accept loop: each connection gets the web config current at accept time (TLS
+// settings, certificates), each request the one current when it arrives (users,
+// headers). The file and every file it names are checked for changes on each new
+// connection and each request (a few stat calls), so a new password, a renewed
+// certificate or a new client CA takes effect without a restart; a file that does
+// not load keeps the last good config and logs why.
+
+/// Bound on a TLS handshake, so a client that connects and says nothing (or
+/// speaks slowly on purpose) cannot hold a task forever.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bound on reading a request's headers (slowloris).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long shutdown waits for in-flight requests on open connections.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// Cached bcrypt outcomes before the cache is emptied and starts again.
+const AUTH_CACHE_ENTRIES: usize = 1024;
+/// What a plain-HTTP client reads from a TLS port, as Go's servers answer it.
+const PLAIN_HTTP_ON_TLS_PORT: &[u8] =
+    b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n\
+Connection: close\r\n\r\nClient sent an HTTP request to an HTTPS server.\n";
+
+/// The web config file and the last good config read from it.
+pub struct WebConfigWatch {
+    path: PathBuf,
+    inner: Mutex<Watched>,
+}
+
+struct Watched {
+    config: Arc<WebConfig>,
+    /// Stamps of `config.files` when last looked at (after a failed reload too, so
+    /// a broken file is reported once, not on every connection).
+    seen: Vec<Option<FileStamp>>,
+}
+
+/// What tells a changed file from an unchanged one without reading it: an edit in
+/// place changes mtime/ctime, an atomic rename (Kubernetes Secret volumes, cert
+/// managers) changes the inode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileStamp {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+fn stamps(files: &[PathBuf]) -> Vec<Option<FileStamp>> {
+    use std::os::unix::fs::MetadataExt;
+    files
+        .iter()
+        .map(|f| {
+            std::fs::metadata(f).ok().map(|m| FileStamp {
+                dev: m.dev(),
+                ino: m.ino(),
+                len: m.len(),
+                mtime: (m.mtime(), m.mtime_nsec()),
+                ctime: (m.ctime(), m.ctime_nsec()),
+            })
+        })
+        .collect()
+}
+
+impl WebConfigWatch {
+    /// Loads the web config; an error here stops the exporter before it serves.
+    pub fn load(path: &Path) -> Result<WebConfigWatch, crate::config::ConfigError> {
+        let config = WebConfig::load(path)?;
+        let seen = stamps(&config.files);
+        Ok(WebConfigWatch {
+            path: path.to_owned(),
+            inner: Mutex::new(Watched { config: Arc::new(config), seen }),
+        })
+    }
+
+    /// The web config to use now, read again first if any of its files changed.
+    pub fn current(&self) -> Arc<WebConfig> {
+        let mut w = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let now = stamps(&w.config.files);
+        if now == w.seen {
+            return w.config.clone();
+        }
+        w.seen = now;
+        match WebConfig::load(&self.path) {
+            // Turning TLS off by editing a file would silently downgrade every
+            // scrape to plaintext; turning it on would break every scraper at once.
+            Ok(new) if new.tls.is_some() != w.config.tls.is_some() => {
+                tracing::error!(file = %self.path.display(),
+                    "Web config not reloaded: switching TLS on or off needs a restart; the previous web config stays in use");
+            }
+            Ok(new) => {
+                w.seen = stamps(&new.files);
+                tracing::info!(file = %self.path.display(), tls = new.tls.is_some(),
+                    client_auth = new.client_auth.as_str(), users = new.users.len(), "Web config reloaded");
+                w.config = Arc::new(new);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "Web config reload failed; the previous web config stays in use");
+            }
+        }
+        w.config.clone()
+    }
+}
+
+/// Basic-auth checking with bcrypt, shared by every connection.
+#[derive(Clone)]
+struct Auth {
+    web: Arc<WebConfigWatch>,
+    /// SHA-256(user, hash, password) → outcome. bcrypt costs tens of
+    /// milliseconds by design; Prometheus sends the same credentials every scrape.
+    cache: Arc<Mutex<HashMap<[u8; 32], bool>>>,
+    /// One bcrypt at a time: a flood of wrong passwords queues up instead of
+    /// taking every core.
+    bcrypt: Arc<Semaphore>,
+}
+
+impl Auth {
+    async fn verify(&self, config: &Arc<WebConfig>, user: &str, password: &str) -> bool {
+        let hash = config.users.get(user).cloned();
+        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        for part in [user, hash.as_deref().unwrap_or(""), password] {
+            ctx.update(&(part.len() as u64).to_le_bytes());
+            ctx.update(part.as_bytes());
+        }
+        let mut key = [0u8; 32];
+        key.copy_from_slice(ctx.finish().as_ref());
+        if let Some(ok) = self.cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+            return *ok;
+        }
+        let Ok(_permit) = self.bcrypt.acquire().await else { return false };
+        let password = password.to_owned();
+        let config = config.clone();
+        let ok = tokio::task::spawn_blocking(move || config.check_password(hash.as_deref(), &password))
+            .await
+            .unwrap_or(false);
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= AUTH_CACHE_ENTRIES {
+            cache.clear();
+        }
+        cache.insert(key, ok);
+        ok
+    }
+}
+
+/// `Authorization: Basic base64(user:password)` → (user, password).
+fn basic_credentials(headers: &axum::http::HeaderMap) -> Option<(String, String)> {
+    use base64::Engine as _;
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, encoded) = value.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
+    let (user, password) = std::str::from_utf8(&decoded).ok()?.split_once(':')?;
+    Some((user.to_owned(), password.to_owned()))
+}
+
+/// Middleware: basic auth when the web config lists users, and its extra headers.
+async fn authenticate(AxumState(auth): AxumState<Auth>, request: Request, next: Next) -> Response {
+    let config = auth.web.current();
+    let allowed = config.users.is_empty()
+        || match basic_credentials(request.headers()) {
+            Some((user, password)) => {
+                let ok = auth.verify(&config, &user, &password).await;
+                if !ok {
+                    tracing::debug!(user = %user, path = %request.uri().path(), "Basic authentication failed");
+                }
+                ok
+            }
+            None => false,
+        };
+    let mut response = if allowed {
+        next.run(request).await
+    } else {
+        (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Basic realm=\"rpo-exporter\", charset=\"UTF-8\"")],
+            "Unauthorized\n",
+        )
+            .into_response()
+    };
+    for (name, value) in &config.headers {
+        if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value))
+        {
+            response.headers_mut().insert(name, value);
+        }
+    }
+    response
+}
+
+/// The accept loop used with a web config: TLS (when configured) per connection,
+/// hyper-util's auto builder (HTTP/1.1, and HTTP/2 when offered) per connection.
+async fn serve_with_web_config(
+    listener: TcpListener,
+    app: Router,
+    web: Arc<WebConfigWatch>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let config = web.current();
+    tracing::info!(file = %web.path.display(), tls = config.tls.is_some(), client_auth = config.client_auth.as_str(),
+        users = config.users.len(), http2 = config.http2, "Serving with the web config");
+    let app = app.layer(axum::middleware::from_fn_with_state(
+        Auth { web: web.clone(), cache: Arc::default(), bcrypt: Arc::new(Semaphore::new(1)) },
+        authenticate,
+    ));
+    let mut builder = AutoBuilder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
+    builder.http2().timer(TokioTimer::new());
+    let graceful = GracefulShutdown::new();
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "Accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let service = TowerToHyperService::new(app.clone());
+        let watcher = graceful.watcher();
+        let builder = builder.clone();
+        let web = web.clone();
+        tokio::spawn(async move {
+            let config = web.current();
+            let result = match &config.tls {
+                None => {
+                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                    watcher.watch(conn.into_owned()).await
+                }
+                Some(tls) => {
+                    let Some(stream) = tls_accept(stream, tls.clone(), peer).await else { return };
+                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                    watcher.watch(conn.into_owned()).await
+                }
+            };
+            if let Err(e) = result {
+                tracing::debug!(peer = %peer, error = %e, "Connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
+        tracing::warn!("Open connections did not finish within {DRAIN_TIMEOUT:?}; closing them");
+    }
+    Ok(())
+}
+
+/// Completes a TLS handshake, or answers a plain-HTTP client with a 400 that says
+/// what went wrong. Failures are logged at debug level: port scanners and
+/// load-balancer health checks make plenty of them.
+async fn tls_accept(
+    mut stream: TcpStream,
+    config: Arc<rustls::ServerConfig>,
+    peer: SocketAddr,
+) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+    let handshake = async {
+        // A TLS connection opens with a handshake record (content type 22).
+        let mut first = [0u8; 1];
+        match stream.peek(&mut first).await {
+            Ok(1) if first[0] == 0x16 => {}
+            Ok(1) if first[0].is_ascii_alphabetic() => {
+                tracing::debug!(peer = %peer, "Plain HTTP request on the TLS port; answered 400");
+                let _ = stream.write_all(PLAIN_HTTP_ON_TLS_PORT).await;
+                let _ = stream.shutdown().await;
+                return None;
+            }
+            _ => {
+                tracing::debug!(peer = %peer, "Connection closed or not TLS; dropped");
+                return None;
+            }
+        }
+        match tokio_rustls::TlsAcceptor::from(config).accept(stream).await {
+            Ok(tls) => Some(tls),
+            Err(e) => {
+                tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
+                None
+            }
+        }
+    };
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
+        Ok(tls) => tls,
+        Err(_) => {
+            tracing::debug!(peer = %peer, "TLS handshake timed out");
+            None
+        }
+    }
 }

@@ -12,7 +12,7 @@ use crate::health::HealthState;
 use crate::heartbeat::{mono_now, ClockSample, Reading, RowStatus, WriteHistory};
 use crate::metrics::{self, Sample, Samples};
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 /// The measurement loops a worker runs on each node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -146,9 +146,81 @@ pub struct State {
     pub clusters: Vec<Arc<ClusterState>>,
     /// Region probes' latest results, when the config has a `health:` section.
     pub health: Option<Arc<HealthState>>,
+    /// DNS propagation's latest results, when the config has a `dns:` section.
+    pub dns: Option<Arc<crate::dns::DnsState>>,
+}
+
+/// The state a scrape reads, swapped whole on a config reload, and the reload
+/// outcome the exporter reports about itself.
+#[derive(Debug)]
+pub struct Live {
+    state: RwLock<Arc<State>>,
+    /// (last reload succeeded, wall-clock time of the last success).
+    reload: Mutex<(bool, f64)>,
+}
+
+impl Live {
+    pub fn new(state: State) -> Live {
+        Live { state: RwLock::new(Arc::new(state)), reload: Mutex::new((true, wall_clock())) }
+    }
+
+    pub fn current(&self) -> Arc<State> {
+        self.state.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn swap(&self, next: Arc<State>) {
+        *self.state.write().unwrap_or_else(|p| p.into_inner()) = next;
+    }
+
+    pub fn record_reload(&self, ok: bool) {
+        let mut r = self.reload.lock().unwrap_or_else(|p| p.into_inner());
+        r.0 = ok;
+        if ok {
+            r.1 = wall_clock();
+        }
+    }
+
+    /// Everything a scrape shows.
+    pub fn samples(&self) -> Samples {
+        let mut out = self.current().samples();
+        let (ok, at) = *self.reload.lock().unwrap_or_else(|p| p.into_inner());
+        out.push(&metrics::RELOAD_OK, vec![], f64::from(u8::from(ok)));
+        out.push(&metrics::RELOAD_AT, vec![], at);
+        out
+    }
+}
+
+fn wall_clock() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or_default()
 }
 
 impl State {
+    /// The state for a reloaded `config`: clusters (and probe sets) whose
+    /// configuration did not change keep their state, counters included;
+    /// everything else starts afresh, and what the new config dropped is gone.
+    pub fn rebuild(config: &Config, old: &State) -> Arc<State> {
+        let mut next = State::new(config);
+        for cluster in &mut next.clusters {
+            if let Some(same) = old.clusters.iter().find(|o| o.config == cluster.config) {
+                *cluster = same.clone();
+            }
+        }
+        if let (Some(new), Some(old)) = (&mut next.health, &old.health) {
+            if new.same_config(old) {
+                *new = old.clone();
+            }
+        }
+        if let (Some(new), Some(old)) = (&mut next.dns, &old.dns) {
+            if new.same_config(old) {
+                *new = old.clone();
+            }
+        }
+        Arc::new(next)
+    }
+
     pub fn new(config: &Config) -> State {
         let clusters = config
             .clusters
@@ -172,7 +244,8 @@ impl State {
             })
             .collect();
         let health = config.health.as_ref().map(|h| Arc::new(HealthState::new(h)));
-        State { clusters, health }
+        let dns = config.dns.as_ref().map(|d| Arc::new(crate::dns::DnsState::new(d)));
+        State { clusters, health, dns }
     }
 
     /// Everything a scrape shows, copied out of memory.
@@ -204,6 +277,9 @@ impl State {
         }
         if let Some(health) = &self.health {
             health.samples(&mut out);
+        }
+        if let Some(dns) = &self.dns {
+            dns.samples(&mut out);
         }
         out
     }

@@ -32,7 +32,21 @@ const CASES: &[(&str, &str)] = &[
     ("invalid-health-timeout.yml", "health.regions.us-east-1.probes[0].timeout: 10s must be greater than 0 and at most the health interval (5s)"),
     ("invalid-health-quorum.yml", "health.regions.us-east-1.quorum: 3 is out of range: between 1 and the region's 2 probes"),
     ("invalid-health-tcp-address.yml", "health.regions.us-east-1.probes[0].tcp: \"10.0.0.9\" is not host:port"),
+    ("invalid-tls-mode.yml", "clusters[0].nodes[0].tls.mode: unknown TLS mode \"verify-everything\": expected disable, prefer, require, verify-ca or verify-full"),
+    ("invalid-tls-and-sslmode.yml", "clusters[0].nodes[0].dsn: sets TLS options too; configure TLS in tls: only"),
+    ("invalid-tls-ca-file.yml", "clusters[0].nodes[0].tls.ca_file: cannot read tests/testdata/config/no-such-ca.pem: No such file or directory (os error 2)"),
+    ("invalid-tls-prefer-mysql.yml", "clusters[0].nodes[0].tls.mode: prefer is not available for mysql: use disable, require, verify-ca or verify-full"),
     ("invalid-yaml-syntax.yml", "clusters[0]: unclosed quote at line 3, column 10"),
+    ("invalid-dns-resolver-address.yml", "dns.records[0].resolvers[1]: \"dns2.example.com:53\" is not a server address: write IP:port (e.g. 10.0.0.2:53 or [2001:db8::53]:53); host names are not resolved"),
+    ("invalid-dns-answer-not-address.yml", "dns.records[0].answers.us-east-1: \"db-use1.example.com.\" is not an IPv4 address, as an A record's answer must be"),
+    ("invalid-dns-follow-unknown-cluster.yml", "dns.records[0].follow_cluster: no cluster is named \"payments\" (clusters: orders)"),
+    ("invalid-dns-answer-region-not-in-cluster.yml", "dns.records[0].answers.ap-south-1: no node of cluster \"orders\" is in region \"ap-south-1\" (its regions: us-east-1, eu-west-1)"),
+    ("invalid-dns-record-type.yml", "dns.records[0].type: unsupported record type \"MX\": expected A, AAAA or CNAME"),
+    ("invalid-dns-no-active-region.yml", "dns.records[0]: set follow_cluster (the active region follows that cluster's writable node) or active_region"),
+    ("invalid-dns-active-region-without-answer.yml", "dns.records[0].active_region: \"eu-central-1\" has no answer (answers: eu-west-1, us-east-1)"),
+    ("invalid-dns-authoritative.yml", "dns.records[0].authoritative: \"auto\": expected discover or a list of servers (\"IP:port\")"),
+    ("invalid-dns-timeout.yml", "dns.timeout: 10s is out of range: the timeout must be between 10ms and the interval (5s)"),
+    ("invalid-dns-unknown-field.yml", "dns.records[0].ttl: unknown field `ttl`, expected one of name, type, answers, follow_cluster, active_region, resolvers, authoritative, discover_port, zone at line 15, column 7"),
 ];
 
 fn exporter() -> Command {

@@ -5,7 +5,7 @@
 
 mod support;
 
-use rpo_lab::{MariaLabSpec, PgLabSpec, Prometheus};
+use rpo_lab::{MariaLabSpec, PgLabSpec, Prometheus, PrometheusOptions};
 use std::time::{Duration, Instant};
 use support::maria::MyLab;
 use support::*;
@@ -65,17 +65,42 @@ async fn postgres_failover_is_followed_without_restart() {
     assert_eq!(m.get("rpo_data_loss_exposure_seconds", &lab.pair("p", "r2")), None);
 }
 
+/// The shipped rule files, and the expression of the alert named `name`.
+fn shipped_rules(name: &str) -> (Vec<std::path::PathBuf>, String) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("alerts");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yml"))
+        .collect();
+    files.sort();
+    for file in &files {
+        let doc: serde_json::Value = serde_saphyr::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+        for group in doc["groups"].as_array().into_iter().flatten() {
+            for rule in group["rules"].as_array().into_iter().flatten() {
+                if rule["alert"] == name {
+                    return (files.clone(), rule["expr"].as_str().unwrap().to_owned());
+                }
+            }
+        }
+    }
+    panic!("no alert {name} in {}", dir.display());
+}
+
 /// Starts Prometheus scraping the exporter with the shipped rules and returns
-/// what the RPOSplitBrain alert's expression evaluates to.
+/// what the RPOSplitBrain alert's expression evaluates to once it holds.
 async fn split_brain_through_prometheus(exporter: &Exporter) -> serde_json::Value {
-    let prom = Prometheus::start(std::slice::from_ref(&exporter.addr), Duration::from_secs(1), "/metrics")
+    let (files, expr) = shipped_rules("RPOSplitBrain");
+    let mut options = PrometheusOptions::new(std::slice::from_ref(&exporter.addr))
+        .scrape_interval(Duration::from_secs(1))
+        .evaluation_interval(Duration::from_secs(1));
+    for file in files {
+        options = options.rule_file(file);
+    }
+    let prom = Prometheus::start_with(&options).await.unwrap();
+    prom.wait_for(&expr, Duration::from_secs(30), |r| r.as_array().is_some_and(|a| !a.is_empty()))
         .await
-        .unwrap();
-    let expr = "sum by (db_cluster) (max by (db_cluster, node, node_region) (rpo_node_writable)) > 1 \
-                and on (db_cluster) rpo_cluster_info{write_mode=\"single-writer\"}";
-    prom.wait_for(expr, Duration::from_secs(20), |r| r.as_array().is_some_and(|a| !a.is_empty()))
-        .await
-        .unwrap_or_else(|e| panic!("split brain not visible through Prometheus: {e:#}"))
+        .unwrap_or_else(|e| panic!("the split-brain alert's expression never held: {e:#}\n{expr}"))
 }
 
 #[tokio::test(flavor = "multi_thread")]

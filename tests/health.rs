@@ -1,102 +1,18 @@
-//! Region health probes against real local servers: HTTP, HTTPS with a
-//! certificate close to expiry (from a CA the test makes), a closed port, and a
-//! server that accepts connections but never answers.
+//! Region health probes against real local servers (tests/support/probes.rs):
+//! HTTP, HTTPS with a certificate close to expiry (from a CA the test makes), a
+//! closed port, and a server that accepts connections but never answers.
 
 mod support;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use support::probes::{http_server, https_server, silent_server};
 use support::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
-
-/// Answers each HTTP/1.1 request on `stream` with 200 for /healthz and 503
-/// otherwise, then closes. A test fixture, not a web server.
-async fn answer<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(mut stream: S) {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 1024];
-    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-        match stream.read(&mut chunk).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-    }
-    let ok = buf.starts_with(b"GET /healthz ");
-    let status = if ok { "200 OK" } else { "503 Service Unavailable" };
-    let _ = stream
-        .write_all(
-            format!("HTTP/1.1 {status}\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok").as_bytes(),
-        )
-        .await;
-    let _ = stream.shutdown().await;
-}
-
-async fn http_server() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        while let Ok((s, _)) = listener.accept().await {
-            tokio::spawn(answer(s));
-        }
-    });
-    port
-}
-
-/// An HTTPS server whose certificate (for 127.0.0.1, signed by a fresh CA)
-/// expires in three days. Returns its port, the CA's PEM and the expiry.
-async fn https_server() -> (u16, String, i64) {
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = rcgen::Issuer::from_params(&ca_params, &ca_key);
-    let leaf_key = rcgen::KeyPair::generate().unwrap();
-    let mut leaf_params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
-    let expiry = time::OffsetDateTime::now_utc() + time::Duration::days(3);
-    let expiry = expiry.replace_nanosecond(0).unwrap();
-    leaf_params.not_after = expiry;
-    let leaf = leaf_params.signed_by(&leaf_key, &issuer).unwrap();
-    let key = rustls::pki_types::PrivateKeyDer::try_from(leaf_key.serialize_der()).unwrap();
-    let config =
-        rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(vec![leaf.der().clone()], key)
-            .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        while let Ok((s, _)) = listener.accept().await {
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                if let Ok(tls) = acceptor.accept(s).await {
-                    answer(tls).await;
-                }
-            });
-        }
-    });
-    (port, ca.pem(), expiry.unix_timestamp())
-}
-
-/// Accepts connections and holds them without ever answering.
-async fn silent_server() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((s, _)) = listener.accept().await {
-            held.push(s);
-        }
-    });
-    port
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn each_probe_reports_its_own_state_and_regions_roll_up() {
     let http = http_server().await;
-    let (https, ca_pem, expiry) = https_server().await;
+    let tls = https_server(3).await;
+    let (https, ca_pem, expiry) = (tls.port, tls.ca_pem, tls.expiry);
     let silent = silent_server().await;
     let closed = rpo_lab::free_port();
     let dir = tempfile::tempdir().unwrap();

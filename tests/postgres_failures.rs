@@ -116,7 +116,8 @@ async fn hostile_rows_are_reported_per_pair_without_harm() {
     // Multi-writer: every writer's row is a live source even while its node is
     // down (in a single-writer cluster a dead writer's row retires as soon as
     // another node is the writable one).
-    let config = lab.config("1s", &ghosts).replace("    rto: 5m\n", "    rto: 5m\n    write_mode: multi-writer\n");
+    let config =
+        lab.config("1s", &ghosts).replace("    rto: 5m\n", "    rto: 5m\n    write_mode: multi-writer\n");
     let exporter = Exporter::start(&config).await;
     let p = lab.pg.node("p");
     let sysid =

@@ -4,6 +4,9 @@
 //! - [`PgLab`] — a PostgreSQL primary with streaming (and cascading) replicas, with the
 //!   failure injections tests need: stop, kill, freeze/thaw, promote.
 //! - [`Prometheus`] — a Prometheus server scraping given targets, with query helpers.
+//! - [`Alertmanager`] — an Alertmanager with a given config, for Prometheus to notify.
+//! - [`Knot`] and [`Unbound`] — an authoritative DNS server serving a [`Zone`] the test
+//!   rewrites, and caching resolvers forwarding to it.
 //! - [`Watchdog`] — cleans up (e.g. kills a spawned exporter) if the process dies.
 //!
 //! Everything listens on 127.0.0.1 only and lives in temporary directories. Dropping a lab
@@ -11,14 +14,18 @@
 //! without unwinding, a watchdog process stops them and removes the directories.
 //! Server programs come from Debian packages: `scripts/install-deps.sh` installs them.
 
+mod alertmanager;
+mod dns;
 mod mariadb;
 mod ports;
 mod postgres;
 mod process;
 mod prometheus;
 
+pub use alertmanager::{alertmanager_bin, Alertmanager};
+pub use dns::{free_dns_port, Knot, Unbound, Zone};
 pub use mariadb::{MariaLab, MariaLabSpec, MariaNode};
 pub use ports::free_port;
 pub use postgres::{pg_bindir, PgLab, PgLabSpec, PgNode};
 pub use process::Watchdog;
-pub use prometheus::{prometheus_bin, Prometheus};
+pub use prometheus::{prometheus_bin, Prometheus, PrometheusOptions};

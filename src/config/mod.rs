@@ -7,9 +7,11 @@
 //! the file, the field path (`clusters[0].nodes[1].dsn`) and the problem. This is
 //! the only module that knows YAML. It keeps no state.
 
+mod dns;
 mod health;
 mod raw;
 
+pub use dns::{in_zone, Active, Authoritative, Dns, Record, RecordType};
 pub use health::{Health, Probe, Region, Target};
 
 use crate::engine::EngineKind;
@@ -51,6 +53,7 @@ impl std::error::Error for ConfigError {}
 pub struct Config {
     pub clusters: Vec<Cluster>,
     pub health: Option<Health>,
+    pub dns: Option<Dns>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -176,6 +179,52 @@ pub struct Node {
     /// Connection string without a password (validation refuses one inline).
     pub dsn: String,
     pub password: PasswordSource,
+    /// TLS to the database; `None` leaves it to the DSN's defaults.
+    pub tls: Option<Tls>,
+}
+
+/// TLS to a database, with libpq's modes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tls {
+    pub mode: TlsMode,
+    /// Trust anchors (PEM); without it the system's (PostgreSQL) or Mozilla's
+    /// (MySQL) roots are used.
+    pub ca_file: Option<PathBuf>,
+    /// A client certificate and its key (PEM), both or neither.
+    pub client: Option<(PathBuf, PathBuf)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsMode {
+    /// Never TLS.
+    Disable,
+    /// TLS when the server offers it, unverified (PostgreSQL only).
+    Prefer,
+    /// TLS always, the certificate not verified: encryption without
+    /// authentication.
+    Require,
+    /// TLS always, the chain verified against the CA, the host name not.
+    VerifyCa,
+    /// TLS always, chain and host name verified.
+    VerifyFull,
+}
+
+impl std::str::FromStr for TlsMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "disable" => TlsMode::Disable,
+            "prefer" => TlsMode::Prefer,
+            "require" => TlsMode::Require,
+            "verify-ca" => TlsMode::VerifyCa,
+            "verify-full" => TlsMode::VerifyFull,
+            other => {
+                return Err(format!(
+                    "unknown TLS mode {other:?}: expected disable, prefer, require, verify-ca or verify-full"
+                ))
+            }
+        })
+    }
 }
 
 /// Where a node's password comes from. It is read anew on every connection attempt
@@ -304,7 +353,8 @@ fn validate(file: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
         clusters.push(cluster);
     }
     let health = raw.health.map(|h| health::validate(&ctx, "health", h)).transpose()?;
-    Ok(Config { clusters, health })
+    let dns = raw.dns.map(|d| dns::validate(&ctx, "dns", d, &clusters)).transpose()?;
+    Ok(Config { clusters, health, dns })
 }
 
 fn validate_cluster(ctx: &Ctx, path: &str, rc: RawCluster) -> Result<Cluster, ConfigError> {
@@ -439,7 +489,40 @@ fn validate_node(ctx: &Ctx, path: &str, rn: RawNode) -> Result<Node, ConfigError
         _ => "password_env",
     };
     password.read().map_err(|e| ctx.err(format!("{path}.{field}"), e))?;
-    Ok(Node { name, region, zone, engine, dsn: rn.dsn, password })
+    let tls = match rn.tls {
+        None => None,
+        Some(rt) => {
+            let tpath = format!("{path}.tls");
+            let mode: TlsMode = rt.mode.parse().map_err(|e: String| ctx.err(format!("{tpath}.mode"), e))?;
+            if mode == TlsMode::Prefer && engine == EngineKind::Mysql {
+                return Err(ctx.err(
+                    format!("{tpath}.mode"),
+                    "prefer is not available for mysql: use disable, require, verify-ca or verify-full",
+                ));
+            }
+            if engine.dsn_sets_tls(&rn.dsn) {
+                return Err(
+                    ctx.err(format!("{path}.dsn"), "sets TLS options too; configure TLS in tls: only")
+                );
+            }
+            for (field, file) in
+                [("ca_file", &rt.ca_file), ("cert_file", &rt.cert_file), ("key_file", &rt.key_file)]
+            {
+                if let Some(f) = file {
+                    std::fs::metadata(f).map_err(|e| {
+                        ctx.err(format!("{tpath}.{field}"), format!("cannot read {}: {e}", f.display()))
+                    })?;
+                }
+            }
+            let client = match (rt.cert_file, rt.key_file) {
+                (Some(c), Some(k)) => Some((c, k)),
+                (None, None) => None,
+                _ => return Err(ctx.err(tpath, "set cert_file and key_file together")),
+            };
+            Some(Tls { mode, ca_file: rt.ca_file, client })
+        }
+    };
+    Ok(Node { name, region, zone, engine, dsn: rn.dsn, password, tls })
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@
 
 pub mod mysql;
 pub mod postgres;
+mod tls;
 
 use crate::config::{Heartbeat, Node, TableName};
 use crate::metrics::{MetricDesc, Sample};
@@ -68,6 +69,15 @@ impl EngineKind {
         }
     }
 
+    /// Whether the DSN itself chooses TLS settings (which would then clash
+    /// with a node's `tls:` block).
+    pub fn dsn_sets_tls(self, dsn: &str) -> bool {
+        match self {
+            EngineKind::Postgres => postgres::dsn_sets_tls(dsn),
+            EngineKind::Mysql => mysql::dsn_sets_tls(dsn),
+        }
+    }
+
     /// Whether the engine can read a pt-heartbeat table.
     pub fn reads_pt_heartbeat(self) -> bool {
         self == EngineKind::Mysql
@@ -95,6 +105,24 @@ impl std::str::FromStr for EngineKind {
     }
 }
 
+/// A name read from a database (a standby, a replication channel) made fit to
+/// be a label value: at most 48 characters, unsafe ones replaced, and unique
+/// within `seen` by a `-N` suffix so two series never collide.
+pub(crate) fn unique_label(name: &str, seen: &mut std::collections::HashSet<String>) -> String {
+    let base: String = name
+        .chars()
+        .take(48)
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '_' })
+        .collect();
+    let mut label = base.clone();
+    let mut n = 2;
+    while !seen.insert(label.clone()) {
+        label = format!("{base}-{n}");
+        n += 1;
+    }
+    label
+}
+
 /// Bounded reasons a database operation fails; used as the `reason` label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ErrorKind {
@@ -110,6 +138,8 @@ pub enum ErrorKind {
     MissingTable,
     /// A write was refused because the node is read-only (a role change under us).
     ReadOnly,
+    /// The TLS handshake failed (untrusted or mismatched certificate, no TLS).
+    Tls,
     /// Anything else the server or the driver reported.
     Query,
 }
@@ -123,13 +153,14 @@ impl ErrorKind {
             ErrorKind::Permission => "permission",
             ErrorKind::MissingTable => "missing_table",
             ErrorKind::ReadOnly => "read_only",
+            ErrorKind::Tls => "tls",
             ErrorKind::Query => "query",
         }
     }
 
     /// Whether the session is unusable after this error and must be replaced.
     pub fn breaks_session(self) -> bool {
-        matches!(self, ErrorKind::Connect | ErrorKind::Timeout | ErrorKind::Auth)
+        matches!(self, ErrorKind::Connect | ErrorKind::Timeout | ErrorKind::Auth | ErrorKind::Tls)
     }
 }
 

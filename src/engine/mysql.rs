@@ -12,10 +12,10 @@
 //! is read in the server's own time zone as pt-heartbeat itself does.
 
 use super::{EngineError, ErrorKind, HeartbeatRead, HeartbeatRow, NodeLabels, Probe, Written};
-use crate::config::{Heartbeat, HeartbeatFormat, Node, TableName};
+use crate::config::{Heartbeat, HeartbeatFormat, Node, TableName, Tls, TlsMode};
 use crate::metrics::{desc, MetricDesc, Sample, NODE};
 use mysql_async::prelude::{FromValue, Queryable};
-use mysql_async::{Conn, Opts, OptsBuilder, Row};
+use mysql_async::{ClientIdentity, Conn, Opts, OptsBuilder, Row, SslOpts};
 use std::collections::HashSet;
 
 const CHANNEL: &[&str] = &["db_cluster", "node", "node_region", "channel"];
@@ -141,6 +141,28 @@ pub fn check_dsn(dsn: &str) -> Result<(), String> {
     Ok(())
 }
 
+pub fn dsn_sets_tls(dsn: &str) -> bool {
+    Opts::from_url(dsn).is_ok_and(|o| o.ssl_opts().is_some())
+}
+
+/// mysql_async's TLS options for a node's `tls:` block (`None` for disable).
+fn ssl_opts(tls: &Tls) -> Option<SslOpts> {
+    let mut opts = SslOpts::default();
+    if let Some(ca) = &tls.ca_file {
+        opts = opts.with_root_certs(vec![ca.clone().into()]);
+    }
+    if let Some((cert, key)) = &tls.client {
+        opts = opts.with_client_identity(Some(ClientIdentity::new(cert.clone().into(), key.clone().into())));
+    }
+    match tls.mode {
+        TlsMode::Disable => None,
+        // Config validation refuses prefer for MySQL; treat it as require here.
+        TlsMode::Prefer | TlsMode::Require => Some(opts.with_danger_accept_invalid_certs(true)),
+        TlsMode::VerifyCa => Some(opts.with_danger_skip_domain_validation(true)),
+        TlsMode::VerifyFull => Some(opts),
+    }
+}
+
 pub fn schema_sql(table: &TableName, role: &str, host: &str, server: &Server) -> String {
     let TableName { schema, table: name } = table;
     let account = format!("'{role}'@'{host}'");
@@ -204,7 +226,11 @@ impl MySession {
             Opts::from_url(&node.dsn).map_err(|e| EngineError::new(ErrorKind::Connect, e.to_string()))?;
         let user = opts.user().unwrap_or_default().to_owned();
         let password = node.password.read().map_err(|e| EngineError::new(ErrorKind::Auth, e))?;
-        let opts = OptsBuilder::from_opts(opts).pass(password).prefer_socket(false).stmt_cache_size(16);
+        let opts = OptsBuilder::from_opts(opts)
+            .pass(password)
+            .prefer_socket(false)
+            .stmt_cache_size(16)
+            .ssl_opts(node.tls.as_ref().and_then(ssl_opts));
         let mut conn = Conn::new(opts).await.map_err(|e| classify(&e, None, ""))?;
         let version: String = conn
             .query_first("SELECT VERSION()")
@@ -413,7 +439,7 @@ impl MySession {
         for row in &status {
             let name: String =
                 col_any(row, &["Connection_name", "Channel_Name", "Channel_name"]).unwrap_or_default();
-            let channel = unique_label(if name.is_empty() { "default" } else { &name }, &mut seen);
+            let channel = super::unique_label(if name.is_empty() { "default" } else { &name }, &mut seen);
             let ch = |extra: &[&str]| {
                 let mut v = labels.with(&[&channel]);
                 v.extend(extra.iter().map(|s| (*s).to_owned()));
@@ -467,22 +493,6 @@ impl MySession {
 
 fn sample(desc: &'static MetricDesc, values: Vec<String>, value: f64) -> Sample {
     Sample { desc, values, value }
-}
-
-/// A channel name fit to be a label, unique within one node.
-fn unique_label(name: &str, seen: &mut HashSet<String>) -> String {
-    let base: String = name
-        .chars()
-        .take(48)
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '_' })
-        .collect();
-    let mut label = base.clone();
-    let mut n = 2;
-    while !seen.insert(label.clone()) {
-        label = format!("{base}-{n}");
-        n += 1;
-    }
-    label
 }
 
 /// The highest sequence number per domain of a GTID position or set:
@@ -547,6 +557,12 @@ fn classify(e: &mysql_async::Error, server: Option<&Server>, user: &str) -> Engi
             EngineError::new(kind, format!("ERROR {} ({}): {}{hint}", s.code, s.state, s.message))
         }
         other => {
+            let kind =
+                if matches!(other, E::Io(mysql_async::IoError::Tls(_))) || super::tls::is_tls_error(other) {
+                    ErrorKind::Tls
+                } else {
+                    ErrorKind::Connect
+                };
             let mut message = other.to_string();
             let mut source = std::error::Error::source(other);
             while let Some(s) = source {
@@ -554,7 +570,7 @@ fn classify(e: &mysql_async::Error, server: Option<&Server>, user: &str) -> Engi
                 message.push_str(&s.to_string());
                 source = s.source();
             }
-            EngineError::new(ErrorKind::Connect, message)
+            EngineError::new(kind, message)
         }
     }
 }

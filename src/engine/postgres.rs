@@ -10,10 +10,11 @@
 //! recovery functions on replicas.
 
 use super::{EngineError, ErrorKind, HeartbeatRead, HeartbeatRow, NodeLabels, Probe, Written};
-use crate::config::{Heartbeat, Node, TableName};
+use crate::config::{Heartbeat, Node, TableName, Tls, TlsMode};
 use crate::metrics::{desc, MetricDesc, Sample, NODE};
 use std::str::FromStr;
 use tokio::task::JoinHandle;
+use tokio_postgres::config::SslMode;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls, Statement};
 
@@ -77,10 +78,11 @@ pub fn check_dsn(dsn: &str) -> Result<(), String> {
     if config.get_user().is_none() {
         return Err("the connection string names no user (add user=...)".into());
     }
-    if config.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
-        return Err("sslmode=require is not supported by this build yet (TLS to databases is planned); use sslmode=disable or prefer".into());
-    }
     Ok(())
+}
+
+pub fn dsn_sets_tls(dsn: &str) -> bool {
+    tokio_postgres::Config::from_str(dsn).is_ok_and(|c| c.get_ssl_mode() != SslMode::Prefer)
 }
 
 pub fn schema_sql(table: &TableName, role: &str) -> String {
@@ -137,6 +139,12 @@ fn classify(e: &tokio_postgres::Error, table: &TableName) -> EngineError {
         return EngineError::new(kind, format!("{} {}: {}{hint}", db.severity(), code.code(), db.message()));
     }
     // Not a server error: the connection failed or broke. Spell out the causes.
+    let kind =
+        if super::tls::is_tls_error(e) || e.to_string().contains("TLS") || e.to_string().contains("SSL") {
+            ErrorKind::Tls
+        } else {
+            ErrorKind::Connect
+        };
     let mut message = e.to_string();
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
@@ -144,7 +152,7 @@ fn classify(e: &tokio_postgres::Error, table: &TableName) -> EngineError {
         message.push_str(&s.to_string());
         source = s.source();
     }
-    EngineError::new(ErrorKind::Connect, message)
+    EngineError::new(kind, message)
 }
 
 pub struct PgSession {
@@ -178,11 +186,34 @@ impl PgSession {
         }
         config.connect_timeout(heartbeat.timeout);
         let table = heartbeat.table.clone();
-        let (client, connection) = config.connect(NoTls).await.map_err(|e| classify(&e, &table))?;
-        let connection = tokio::spawn(async move {
-            // The error, if any, surfaces on the client's next query.
-            let _ = connection.await;
+        // The error, if any, surfaces on the client's next query.
+        // sslmode=require in the DSN alone means what libpq means: encrypt, verify nothing.
+        let tls = node.tls.clone().or_else(|| {
+            (config.get_ssl_mode() == SslMode::Require).then_some(Tls {
+                mode: TlsMode::Require,
+                ca_file: None,
+                client: None,
+            })
         });
+        let (client, connection) = match &tls {
+            None => {
+                let (client, conn) = config.connect(NoTls).await.map_err(|e| classify(&e, &table))?;
+                (client, tokio::spawn(async move { drop(conn.await) }))
+            }
+            Some(tls) if tls.mode == TlsMode::Disable => {
+                config.ssl_mode(SslMode::Disable);
+                let (client, conn) = config.connect(NoTls).await.map_err(|e| classify(&e, &table))?;
+                (client, tokio::spawn(async move { drop(conn.await) }))
+            }
+            Some(tls) => {
+                config.ssl_mode(if tls.mode == TlsMode::Prefer { SslMode::Prefer } else { SslMode::Require });
+                let rustls =
+                    super::tls::client_config(tls).map_err(|e| EngineError::new(ErrorKind::Tls, e))?;
+                let connector = tokio_postgres_rustls::MakeRustlsConnect::new(rustls);
+                let (client, conn) = config.connect(connector).await.map_err(|e| classify(&e, &table))?;
+                (client, tokio::spawn(async move { drop(conn.await) }))
+            }
+        };
         // The server gives up on a statement when we do, and a heartbeat never
         // waits for a synchronous standby: a blocked heartbeat would hide the
         // very lag it exists to show.
@@ -412,18 +443,7 @@ fn standby_label(
         (Some(a), _) if !a.is_empty() => a,
         _ => "unnamed",
     };
-    let base: String = base
-        .chars()
-        .take(48)
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '_' })
-        .collect();
-    let mut label = base.clone();
-    let mut n = 2;
-    while !seen.insert(label.clone()) {
-        label = format!("{base}-{n}");
-        n += 1;
-    }
-    label
+    super::unique_label(base, seen)
 }
 
 #[cfg(test)]

@@ -152,6 +152,11 @@ impl HealthState {
         HealthState { config: config.clone(), probes: Mutex::new(probes) }
     }
 
+    /// Whether `other` probes exactly what this one does.
+    pub fn same_config(&self, other: &HealthState) -> bool {
+        self.config == other.config
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Vec<ProbeData>>> {
         self.probes.lock().unwrap_or_else(|p| p.into_inner())
     }

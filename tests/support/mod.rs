@@ -3,7 +3,9 @@
 //! for its `/metrics` output.
 #![allow(dead_code)]
 
+pub mod dns;
 pub mod maria;
+pub mod probes;
 
 use rpo_lab::{free_port, PgLab, PgLabSpec};
 use std::collections::BTreeMap;
@@ -129,6 +131,16 @@ impl Exporter {
         .await;
         assert!(ready, "exporter not ready; log:\n{}", exporter.log());
         exporter
+    }
+
+    /// Replaces the config file the exporter was started with (for reloads).
+    pub fn rewrite_config(&self, config: &str) {
+        std::fs::write(self.dir.path().join("config.yml"), config).unwrap();
+    }
+
+    /// Sends a signal to the exporter process.
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), signal).unwrap();
     }
 
     pub fn log(&self) -> String {

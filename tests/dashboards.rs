@@ -1,0 +1,802 @@
+//! The Grafana dashboards in dashboards/ and the provisioning files in deploy/grafana/.
+//!
+//! - The JSON itself: unique uids, current schema, every panel, target and annotation on
+//!   the `datasource` variable (no datasource uid written anywhere), the required
+//!   variables, links between the dashboards that keep the time range and variables,
+//!   rates over `$__rate_interval`, and every metric a query names documented in
+//!   docs/metrics.md (or recorded by alerts/rules.yml) with the labels it filters on.
+//! - The provisioning files: a Prometheus datasource and a file provider whose path is
+//!   where deploy/grafana/README.md mounts dashboards/.
+//! - Every query against live data: a PostgreSQL primary and replica, a multi-writer
+//!   MariaDB cluster (two writers and a multi-source replica, so the lag matrix has rows
+//!   and columns), HTTP, HTTPS and TCP probe targets in three regions, an authoritative
+//!   Knot and two caching Unbound resolvers serving the failover records, the exporter,
+//!   and a real Prometheus scraping it with alerts/rules.yml loaded. The test evaluates each
+//!   dashboard's variables through Prometheus as Grafana would, substitutes their real
+//!   values, runs every panel's (and row's nested panels') targets and every annotation
+//!   through /api/v1/query, and fails on any query that does not parse or returns no
+//!   series, except the few listed in [`EXCEPTIONS`].
+//!
+//! `RPO_DASHBOARDS_VERBOSE=1` prints what every query returned.
+//!
+//! Grafana itself is not installable on the test machines: the dashboards' rendering is
+//! not tested here, only what they ask Prometheus and how they are wired.
+
+mod support;
+
+use rpo_lab::{Knot, MariaLabSpec, PgLabSpec, Prometheus, PrometheusOptions, Unbound, Zone};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use support::dns::{servers, EUW1, USE1, ZONE};
+use support::maria::MyLab;
+use support::*;
+
+/// What every `datasource` field must say: the dashboard's `datasource` variable.
+fn datasource_ref() -> Value {
+    json!({"type": "prometheus", "uid": "${datasource}"})
+}
+
+/// Variables every dashboard must have.
+const REQUIRED_VARIABLES: &[&str] = &["datasource", "job", "db_cluster", "region"];
+
+/// Tag every bundled dashboard carries; the dashboards' links list dashboards by it.
+const TAG: &str = "rpo-exporter";
+
+/// Queries allowed to return no series in the lab, as (dashboard uid, panel title,
+/// refId, why). Each must be a query that legitimately returns nothing while the lab is
+/// healthy; a panel whose series exists but reads 0 needs no exception.
+///
+/// Empty: the lab makes every panel's data happen (a refused probe, a resolver nobody
+/// runs, a published DNS change, a `read_only` toggle, paused replay), and the panels
+/// that count rare events (collector errors) fall back to 0 per collector rather than
+/// showing nothing.
+const EXCEPTIONS: &[(&str, &str, &str, &str)] = &[];
+
+/// What Grafana substitutes for its built-in interval variables in the test's queries.
+const BUILTINS: &[(&str, &str)] = &[("__rate_interval", "1m"), ("__interval", "1m"), ("__range", "5m")];
+
+fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+/// The dashboards in dashboards/, by file name.
+fn dashboards() -> Vec<(String, Value)> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(repo("dashboards"))
+        .expect("dashboards/")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 3, "dashboards in dashboards/: {files:?}");
+    files
+        .iter()
+        .map(|f| {
+            let text = std::fs::read_to_string(f).unwrap();
+            let json = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+            (f.file_name().unwrap().to_string_lossy().into_owned(), json)
+        })
+        .collect()
+}
+
+fn uid(d: &Value) -> &str {
+    d["uid"].as_str().unwrap_or_default()
+}
+
+/// Every panel that is not a row, with rows' nested panels (collapsed rows keep theirs
+/// in `panels`), in dashboard order.
+fn panels(d: &Value) -> Vec<&Value> {
+    fn walk<'a>(list: &'a Value, out: &mut Vec<&'a Value>) {
+        for p in list.as_array().into_iter().flatten() {
+            if p["type"] == "row" {
+                walk(&p["panels"], out);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&d["panels"], &mut out);
+    out
+}
+
+fn rows(d: &Value) -> usize {
+    d["panels"].as_array().into_iter().flatten().filter(|p| p["type"] == "row").count()
+}
+
+/// One PromQL query of a dashboard: a panel target or an annotation.
+struct Query<'a> {
+    panel: String,
+    ref_id: String,
+    expr: &'a str,
+    /// The variable the panel repeats over: one query per value of it.
+    repeat: Option<&'a str>,
+}
+
+fn queries(d: &Value) -> Vec<Query<'_>> {
+    let mut out = Vec::new();
+    for p in panels(d) {
+        for t in p["targets"].as_array().into_iter().flatten() {
+            out.push(Query {
+                panel: p["title"].as_str().unwrap_or_default().to_owned(),
+                ref_id: t["refId"].as_str().unwrap_or_default().to_owned(),
+                expr: t["expr"].as_str().unwrap_or_default(),
+                repeat: p["repeat"].as_str().filter(|r| !r.is_empty()),
+            });
+        }
+    }
+    for a in d["annotations"]["list"].as_array().into_iter().flatten() {
+        out.push(Query {
+            panel: format!("annotation {}", a["name"].as_str().unwrap_or_default()),
+            ref_id: "-".into(),
+            expr: a["expr"].as_str().unwrap_or_default(),
+            repeat: None,
+        });
+    }
+    out
+}
+
+fn variables(d: &Value) -> Vec<&Value> {
+    d["templating"]["list"].as_array().map(|l| l.iter().collect()).unwrap_or_default()
+}
+
+/// The query text of a query variable (string, or the editor's `{query, refId}` object).
+fn variable_query(v: &Value) -> &str {
+    v["query"].as_str().or_else(|| v["query"]["query"].as_str()).unwrap_or_default()
+}
+
+// ---------------------------------------------------------------------------- PromQL
+
+/// Metric selectors of a PromQL expression: (metric name, label names it matches on).
+/// Only names that are ours count as metrics: `rpo_*` families and recording rules
+/// (`level:metric:operation`); everything in quotes or brackets is skipped.
+fn selectors(expr: &str) -> Vec<(String, Vec<String>)> {
+    let chars: Vec<char> = expr.chars().collect();
+    let ident = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == ':';
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '"' {
+            i = skip_string(&chars, i);
+        } else if c == '[' {
+            while i < chars.len() && chars[i] != ']' {
+                i += 1;
+            }
+            i += 1;
+        } else if ident(c) && !c.is_ascii_digit() {
+            let start = i;
+            while i < chars.len() && ident(chars[i]) {
+                i += 1;
+            }
+            let name: String = chars[start..i].iter().collect();
+            if !(name.starts_with("rpo_") || name.contains(':')) {
+                continue;
+            }
+            let mut labels = Vec::new();
+            let mut j = i;
+            while j < chars.len() && chars[j].is_whitespace() {
+                j += 1;
+            }
+            if j < chars.len() && chars[j] == '{' {
+                j += 1;
+                loop {
+                    while j < chars.len() && (chars[j].is_whitespace() || chars[j] == ',') {
+                        j += 1;
+                    }
+                    if j >= chars.len() || chars[j] == '}' {
+                        break;
+                    }
+                    let s = j;
+                    while j < chars.len() && ident(chars[j]) {
+                        j += 1;
+                    }
+                    labels.push(chars[s..j].iter().collect());
+                    while j < chars.len() && chars[j] != '"' {
+                        j += 1;
+                    }
+                    j = skip_string(&chars, j);
+                }
+                i = j + 1;
+            }
+            out.push((name, labels));
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Index after the string literal starting at `i` (a `"`).
+fn skip_string(chars: &[char], mut i: usize) -> usize {
+    i += 1;
+    while i < chars.len() && chars[i] != '"' {
+        if chars[i] == '\\' {
+            i += 1;
+        }
+        i += 1;
+    }
+    i + 1
+}
+
+/// The ranges (`[...]`) an expression selects over.
+fn ranges(expr: &str) -> Vec<&str> {
+    expr.split('[').skip(1).filter_map(|s| s.split_once(']').map(|(r, _)| r)).collect()
+}
+
+/// Documented families (sample names, counters with `_total`) and their labels.
+fn documented() -> BTreeMap<String, Vec<String>> {
+    let text = std::fs::read_to_string(repo("docs/metrics.md")).unwrap();
+    text.lines()
+        .filter(|l| l.starts_with("| `rpo_"))
+        .map(|line| {
+            let cells: Vec<&str> = line.trim_matches('|').split(" | ").map(str::trim).collect();
+            let labels = cells[2]
+                .split(", ")
+                .filter(|l| !l.is_empty())
+                .map(|l| l.trim_matches('`').to_owned())
+                .collect();
+            (cells[0].trim_matches('`').to_owned(), labels)
+        })
+        .collect()
+}
+
+/// Names recorded by alerts/rules.yml.
+fn recorded() -> BTreeSet<String> {
+    let text = std::fs::read_to_string(repo("alerts/rules.yml")).unwrap();
+    let rules: Value = serde_saphyr::from_str(&text).expect("alerts/rules.yml");
+    rules["groups"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|g| g["rules"].as_array().cloned().unwrap_or_default())
+        .filter_map(|r| r["record"].as_str().map(str::to_owned))
+        .collect()
+}
+
+// ---------------------------------------------------------------------------- the JSON
+
+/// Checks that every `datasource` field in `v` is the variable and that no other `uid`
+/// than the dashboard's own appears anywhere.
+fn check_no_hardcoded_datasource(v: &Value, path: &str, problems: &mut Vec<String>) {
+    match v {
+        Value::Object(map) => {
+            for (k, child) in map {
+                let here = format!("{path}.{k}");
+                if k == "datasource" && *child != datasource_ref() {
+                    problems.push(format!("{here} is {child}, not the datasource variable"));
+                } else if k == "uid" && !path.is_empty() && child != "${datasource}" {
+                    problems.push(format!("{here} is {child}: a hard-coded uid"));
+                }
+                check_no_hardcoded_datasource(child, &here, problems);
+            }
+        }
+        Value::Array(list) => {
+            for (i, child) in list.iter().enumerate() {
+                check_no_hardcoded_datasource(child, &format!("{path}[{i}]"), problems);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn dashboards_are_wired_to_the_datasource_variable_and_to_each_other() {
+    let all = dashboards();
+    let docs = documented();
+    let rules = recorded();
+    let mut problems = Vec::new();
+    let mut uids = BTreeSet::new();
+    let mut titles = BTreeSet::new();
+    for (file, d) in &all {
+        let mut problem = |p: String| problems.push(format!("{file}: {p}"));
+        if uid(d).is_empty() || !uids.insert(uid(d).to_owned()) {
+            problem(format!("uid {:?} missing or not unique", d["uid"]));
+        }
+        if !titles.insert(d["title"].as_str().unwrap_or_default().to_owned()) {
+            problem("title not unique".into());
+        }
+        if d["schemaVersion"].as_u64().unwrap_or(0) < 39 {
+            problem(format!("schemaVersion {} < 39", d["schemaVersion"]));
+        }
+        if !d["id"].is_null() {
+            problem("id must be null so that provisioning and imports assign their own".into());
+        }
+        if !d["tags"].as_array().is_some_and(|t| t.contains(&json!(TAG))) {
+            problem(format!("not tagged {TAG}"));
+        }
+        let mut hardcoded = Vec::new();
+        check_no_hardcoded_datasource(d, "", &mut hardcoded);
+        hardcoded.into_iter().for_each(&mut problem);
+
+        // Variables.
+        let vars = variables(d);
+        for name in REQUIRED_VARIABLES {
+            if !vars.iter().any(|v| v["name"] == *name) {
+                problem(format!("no variable {name}"));
+            }
+        }
+        for v in &vars {
+            let name = v["name"].as_str().unwrap_or_default();
+            match v["type"].as_str() {
+                Some("datasource") => {
+                    if name != "datasource" || v["query"] != "prometheus" {
+                        problem(format!("datasource variable {name} must be `datasource`, type prometheus"));
+                    }
+                }
+                Some("query") => {
+                    if v["datasource"] != datasource_ref() {
+                        problem(format!("variable {name} is not on the datasource variable"));
+                    }
+                    if name != "job" && !variable_query(v).contains("$job") {
+                        problem(format!("variable {name} ignores $job"));
+                    }
+                }
+                other => problem(format!("variable {name}: unexpected type {other:?}")),
+            }
+        }
+
+        // Panels and their queries.
+        let mut ids = BTreeSet::new();
+        let top_rows = d["panels"].as_array().into_iter().flatten().filter(|p| p["type"] == "row");
+        for p in top_rows.chain(panels(d)) {
+            if !ids.insert(p["id"].as_u64().unwrap_or(0)) {
+                problem(format!("panel id {} repeated", p["id"]));
+            }
+            let g = &p["gridPos"];
+            if g["w"].as_u64().unwrap_or(0) == 0
+                || g["x"].as_u64().unwrap_or(99) + g["w"].as_u64().unwrap_or(0) > 24
+            {
+                problem(format!("panel {:?}: bad gridPos {g}", p["title"]));
+            }
+        }
+        for p in panels(d) {
+            let title = p["title"].as_str().unwrap_or_default();
+            if p["datasource"] != datasource_ref() {
+                problem(format!("panel {title:?} is not on the datasource variable"));
+            }
+            if p["description"].as_str().unwrap_or_default().len() < 20 {
+                problem(format!("panel {title:?} has no description"));
+            }
+            let targets = p["targets"].as_array().cloned().unwrap_or_default();
+            if targets.is_empty() {
+                problem(format!("panel {title:?} has no query"));
+            }
+            for t in &targets {
+                if t["datasource"] != datasource_ref() {
+                    problem(format!(
+                        "panel {title:?} target {} is not on the datasource variable",
+                        t["refId"]
+                    ));
+                }
+            }
+            if let Some(r) = p["repeat"].as_str() {
+                if !vars.iter().any(|v| v["name"] == r && v["multi"] == true) {
+                    problem(format!("panel {title:?} repeats over {r}, which is no multi-value variable"));
+                }
+            }
+        }
+        for a in d["annotations"]["list"].as_array().into_iter().flatten() {
+            if a["datasource"] != datasource_ref() {
+                problem(format!("annotation {} is not on the datasource variable", a["name"]));
+            }
+        }
+        for q in queries(d) {
+            let what = format!("{:?} {}", q.panel, q.ref_id);
+            if q.expr.trim().is_empty() {
+                problem(format!("{what}: empty expr"));
+            }
+            for r in ranges(q.expr) {
+                let r = r.trim_end_matches(':');
+                if !BUILTINS.iter().any(|(name, _)| r == format!("${name}")) {
+                    problem(format!("{what}: range [{r}] is not a Grafana interval variable"));
+                }
+            }
+            for f in ["rate(", "irate("] {
+                if q.expr.contains(f) && !q.expr.contains("[$__rate_interval]") {
+                    problem(format!("{what}: {f} without [$__rate_interval]"));
+                }
+            }
+            for (name, matchers) in selectors(q.expr) {
+                if name.contains(':') {
+                    if !rules.contains(&name) {
+                        problem(format!("{what}: {name} is not recorded by alerts/rules.yml"));
+                    }
+                    continue;
+                }
+                let Some(labels) = docs.get(&name) else {
+                    problem(format!("{what}: {name} is not in docs/metrics.md"));
+                    continue;
+                };
+                for m in &matchers {
+                    if !labels.contains(m) && m != "job" && m != "instance" {
+                        problem(format!("{what}: {name} has no label {m}"));
+                    }
+                }
+                if !matchers.iter().any(|m| m == "job") {
+                    problem(format!("{what}: {name} is not filtered by $job"));
+                }
+                if labels.iter().any(|l| l == "db_cluster") && !matchers.iter().any(|m| m == "db_cluster") {
+                    problem(format!("{what}: {name} is not filtered by $db_cluster"));
+                }
+            }
+        }
+    }
+
+    // Links: each dashboard links the others, keeping time range and variables.
+    for (file, d) in &all {
+        let links = d["links"].as_array().cloned().unwrap_or_default();
+        let reaches = |other: &Value| {
+            links.iter().any(|l| {
+                let by_tag = l["type"] == "dashboards"
+                    && l["tags"].as_array().is_some_and(|tags| {
+                        !tags.is_empty()
+                            && tags.iter().all(|t| other["tags"].as_array().is_some_and(|ot| ot.contains(t)))
+                    });
+                let by_url = l["type"] == "link"
+                    && l["url"].as_str().is_some_and(|u| u.contains(&format!("/d/{}", uid(other))));
+                (by_tag || by_url) && l["keepTime"] == true && l["includeVars"] == true
+            })
+        };
+        for (_, other) in all.iter().filter(|(f, _)| f != file) {
+            if !reaches(other) {
+                problems.push(format!("{file}: no link to {} keeping time and variables", uid(other)));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{} problems:\n{}", problems.len(), problems.join("\n"));
+}
+
+#[test]
+fn grafana_provisioning_loads_the_dashboards_folder() {
+    let read = |p: &str| -> Value {
+        let text = std::fs::read_to_string(repo(p)).unwrap_or_else(|e| panic!("{p}: {e}"));
+        serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{p}: {e}"))
+    };
+    let ds = read("deploy/grafana/datasources/prometheus.yml");
+    assert_eq!(ds["apiVersion"], 1);
+    let list = ds["datasources"].as_array().expect("datasources list");
+    assert_eq!(list.len(), 1, "one datasource: {list:?}");
+    let prom = &list[0];
+    assert_eq!(prom["type"], "prometheus");
+    assert_eq!(prom["access"], "proxy");
+    assert!(prom["url"].as_str().is_some_and(|u| u.starts_with("http")), "url: {}", prom["url"]);
+    assert!(
+        prom["jsonData"]["timeInterval"].as_str().is_some(),
+        "timeInterval (the scrape interval) makes $__rate_interval right"
+    );
+
+    let provider = read("deploy/grafana/dashboards/rpo-exporter.yml");
+    assert_eq!(provider["apiVersion"], 1);
+    let p = &provider["providers"][0];
+    assert_eq!(p["type"], "file");
+    let path = p["options"]["path"].as_str().expect("providers[0].options.path");
+    // The README's command mounts dashboards/ exactly where the provider looks.
+    let readme = std::fs::read_to_string(repo("deploy/grafana/README.md")).unwrap();
+    assert!(readme.contains(&format!("/dashboards:{path}")), "README must mount dashboards/ at {path}");
+    for dir in ["datasources", "dashboards"] {
+        assert!(
+            readme.contains(&format!("deploy/grafana/{dir}:/etc/grafana/provisioning/{dir}")),
+            "README must mount deploy/grafana/{dir}"
+        );
+    }
+    assert!(dashboards().iter().all(|(f, _)| f.ends_with(".json")));
+}
+
+// ---------------------------------------------------------------------------- live data
+
+/// Grafana's formatting of a multi-value variable in a Prometheus query: regex-escaped
+/// values joined by `|`, in parentheses when there is more than one.
+fn format_values(values: &[String]) -> String {
+    let escaped: Vec<String> = values
+        .iter()
+        .map(|v| {
+            v.chars()
+                .map(|c| if "$^*{}[]'+?.()|\\".contains(c) { format!("\\\\{c}") } else { c.to_string() })
+                .collect()
+        })
+        .collect();
+    match escaped.len() {
+        1 => escaped[0].clone(),
+        _ => format!("({})", escaped.join("|")),
+    }
+}
+
+/// Replaces `$name` and `${name}` for the known variables; leaves others (`$1`) alone.
+fn substitute(expr: &str, values: &BTreeMap<String, String>) -> String {
+    let mut out = String::new();
+    let mut rest = expr;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        let (name, len) = match after.strip_prefix('{') {
+            Some(b) => match b.find('}') {
+                Some(end) => (&b[..end], end + 2),
+                None => ("", 0),
+            },
+            None => {
+                let end =
+                    after.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(after.len());
+                (&after[..end], end)
+            }
+        };
+        match values.get(name) {
+            Some(v) => out.push_str(v),
+            None => out.push_str(&rest[at..at + 1 + len]),
+        }
+        rest = &rest[at + 1 + len..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Values of a query variable, as Grafana computes them from Prometheus:
+/// `label_values(selector, label)` through the series API, `query_result(expr)` with a
+/// `/label="([^"]+)"/` regex through an instant query.
+async fn variable_values(prom: &Prometheus, v: &Value, known: &BTreeMap<String, String>) -> Vec<String> {
+    let query = substitute(variable_query(v), known);
+    let name = v["name"].as_str().unwrap();
+    let mut values = BTreeSet::new();
+    if let Some(args) = query.strip_prefix("label_values(").and_then(|q| q.strip_suffix(')')) {
+        let (selector, label) = args.rsplit_once(',').expect("label_values(selector, label)");
+        let url = format!("{}/api/v1/series", prom.url());
+        let body: Value = reqwest::Client::new()
+            .get(url)
+            .query(&[("match[]", selector.trim())])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(body["status"], "success", "variable {name}: {query}: {body}");
+        for s in body["data"].as_array().into_iter().flatten() {
+            if let Some(value) = s[label.trim()].as_str() {
+                values.insert(value.to_owned());
+            }
+        }
+    } else if let Some(expr) = query.strip_prefix("query_result(").and_then(|q| q.strip_suffix(')')) {
+        let regex = v["regex"].as_str().unwrap_or_default();
+        let label = regex
+            .strip_prefix('/')
+            .and_then(|r| r.strip_suffix("=\"([^\"]+)\"/"))
+            .unwrap_or_else(|| panic!("variable {name}: regex {regex:?} is not /label=\"([^\"]+)\"/"));
+        let result = prom.query(expr).await.unwrap_or_else(|e| panic!("variable {name}: {e:#}"));
+        for s in result.as_array().into_iter().flatten() {
+            if let Some(value) = s["metric"][label].as_str() {
+                values.insert(value.to_owned());
+            }
+        }
+    } else {
+        panic!("variable {name}: unsupported query {query:?}");
+    }
+    values.into_iter().collect()
+}
+
+/// The PostgreSQL cluster's block of the exporter config.
+fn pg_cluster_yaml(lab: &Lab) -> String {
+    let nodes: String = lab.nodes.iter().map(|(n, _)| lab.node_yaml(n)).collect();
+    format!(
+        "  - name: orders\n    rpo: 30s\n    rto: 5m\n    heartbeat: {{ interval: 1s, table: rpo.heartbeat, create_table: false }}\n    nodes:\n{nodes}"
+    )
+}
+
+fn pg_pair(lab: &Lab, source: &str, replica: &str) -> Vec<(&'static str, String)> {
+    let mut pair = lab.pair(source, replica);
+    pair[0].1 = "orders".into();
+    pair
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_dashboard_query_returns_data_from_a_live_lab() {
+    let started = Instant::now();
+    // Probe targets: every region has a passing quorum; ap-southeast-1 also has a probe
+    // that fails (refused), so failures are counted.
+    let http = support::probes::http_server().await;
+    let https = support::probes::https_server(30).await;
+    let closed = rpo_lab::free_port();
+    let (pg, my) = tokio::join!(
+        Lab::start(PgLabSpec::new().primary("p").replica("r1", "p")),
+        MyLab::start(MariaLabSpec::new().primary("a").primary("a2").replica("m", &["a", "a2"])),
+    );
+    // DNS: Knot serves lab.test. (TTL 3 s) to two caching Unbound resolvers. `www`
+    // follows the PostgreSQL cluster, whose primary is in us-east-1, but the zone still
+    // serves eu-west-1's answer: the test publishes the right one later and the
+    // resolvers pick it up as their caches expire (a propagation to measure). `api` is
+    // fixed on eu-west-1 and also asks a resolver nobody runs (failures to show).
+    let mut zone = Zone::new(ZONE).ttl(3).record("www", "A", EUW1).record("api", "A", EUW1);
+    let knot = Knot::start(&zone).await.expect("start Knot (run scripts/install-deps.sh?)");
+    let mut resolvers = Vec::new();
+    for _ in 0..2 {
+        resolvers.push(Unbound::start(&[(ZONE, knot.port())], None).await.expect("start Unbound"));
+    }
+    let addrs: Vec<String> = resolvers.iter().map(Unbound::addr).collect();
+    let dead_resolver = format!("127.0.0.1:{}", rpo_lab::free_dns_port());
+    let ca_file = pg.dir.path().join("ca.pem");
+    std::fs::write(&ca_file, &https.ca_pem).unwrap();
+    let config = format!(
+        "clusters:\n{}{}health:
+  interval: 1s
+  regions:
+    us-east-1:
+      probes:
+        - {{ name: api, http: \"https://127.0.0.1:{https_port}/healthz\", ca_file: {ca}, timeout: 800ms }}
+        - {{ name: lb, tcp: \"127.0.0.1:{http}\", timeout: 800ms }}
+    eu-west-1:
+      probes:
+        - {{ name: api, http: \"http://127.0.0.1:{http}/healthz\", timeout: 800ms }}
+        - {{ name: lb, tcp: \"127.0.0.1:{http}\", timeout: 800ms }}
+    ap-southeast-1:
+      quorum: 1
+      probes:
+        - {{ name: api, http: \"http://127.0.0.1:{closed}/healthz\", timeout: 800ms }}
+        - {{ name: lb, tcp: \"127.0.0.1:{http}\", timeout: 800ms }}
+dns:
+  interval: 500ms
+  timeout: 300ms
+  records:
+    - name: www.{ZONE}
+      type: A
+      follow_cluster: orders
+      answers: {{ us-east-1: {USE1}, eu-west-1: {EUW1} }}
+      resolvers: {resolvers}
+      authoritative: [ \"{knot}\" ]
+    - name: api.{ZONE}
+      type: A
+      active_region: eu-west-1
+      answers: {{ us-east-1: {USE1}, eu-west-1: {EUW1} }}
+      resolvers: {api_resolvers}
+      authoritative: [ \"{knot}\" ]
+",
+        pg_cluster_yaml(&pg),
+        my.cluster_yaml("accounts", "multi-writer", ""),
+        https_port = https.port,
+        ca = ca_file.display(),
+        resolvers = servers(&addrs),
+        api_resolvers = servers(&[addrs[0].clone(), dead_resolver]),
+        knot = knot.addr(),
+    );
+    let exporter = Exporter::start(&config).await;
+    wait_for_pair(&exporter, &pg_pair(&pg, "p", "r1")).await;
+    wait_for_pair(&exporter, &my.pair_in("accounts", "a", "m")).await;
+    wait_for_pair(&exporter, &my.pair_in("accounts", "a2", "m")).await;
+    let lab_ready = started.elapsed().as_secs_f64();
+
+    let prom = Prometheus::start_with(
+        &PrometheusOptions::new(std::slice::from_ref(&exporter.addr))
+            .scrape_interval(Duration::from_secs(1))
+            .rule_file(repo("alerts/rules.yml")),
+    )
+    .await
+    .expect("start Prometheus");
+    let in_prom = |q: &'static str, what: &'static str| {
+        let prom = &prom;
+        async move {
+            prom.wait_for(q, Duration::from_secs(20), |r| r.as_array().is_some_and(|a| !a.is_empty()))
+                .await
+                .unwrap_or_else(|e| panic!("{what}: {e:#}\n{}", prom.log_tail(20)));
+        }
+    };
+    in_prom("up{job=\"rpo\"} == 1", "first scrape").await;
+
+    // A failover event: a2 stops and resumes accepting writes (read_only), seen by
+    // Prometheus both ways, so role changes, their annotation and the state timeline
+    // have something to show.
+    let a2 = my.db.node("a2");
+    a2.exec("SET GLOBAL read_only = ON").await.unwrap();
+    in_prom("rpo_node_writable{db_cluster=\"accounts\",node=\"a2\"} == 0", "a2 read-only").await;
+    a2.exec("SET GLOBAL read_only = OFF").await.unwrap();
+    in_prom("rpo_node_role_changes_total{db_cluster=\"accounts\",node=\"a2\"} == 2", "a2 writable again")
+        .await;
+
+    // The zone now serves what the followed cluster's primary region expects.
+    zone.set("www", "A", USE1);
+    knot.load(&zone).await.unwrap();
+
+    // An incident in progress: replay paused on the PostgreSQL replica. Its exposure
+    // grows (budget, time to breach), pg_stat_replication's replay lag and the
+    // unreplayed bytes grow, and the replay-paused signal is up.
+    pg.pg.node("r1").execute("SELECT pg_wal_replay_pause()").await.unwrap();
+    in_prom(
+        "pair:rpo_data_loss_exposure_seconds:seconds_to_objective{db_cluster=\"orders\"}",
+        "orders exposure growing",
+    )
+    .await;
+    in_prom("rpo_pg_replay_paused{node=\"r1\"} == 1", "replay paused seen").await;
+    let propagated = prom
+        .wait_for("rpo_dns_propagation_seconds{record=\"www.lab.test.\"}", Duration::from_secs(20), |r| {
+            r.as_array().is_some_and(|a| !a.is_empty())
+        })
+        .await;
+    if let Err(e) = propagated {
+        let text = exporter.scrape_text().await;
+        let dns: Vec<&str> = text.lines().filter(|l| l.starts_with("rpo_dns_")).collect();
+        panic!("www never propagated: {e:#}\n{}\nlog:\n{}", dns.join("\n"), exporter.log());
+    }
+    let data_ready = started.elapsed().as_secs_f64();
+
+    // Every query of every dashboard, with the variables' real values.
+    let exceptions: BTreeMap<(&str, &str, &str), &str> =
+        EXCEPTIONS.iter().map(|(d, p, r, why)| ((*d, *p, *r), *why)).collect();
+    let mut used_exceptions = BTreeSet::new();
+    let mut failures = Vec::new();
+    let mut report = Vec::new();
+    let (mut total_queries, mut total_panels, mut total_variable_queries) = (0, 0, 0);
+    for (file, d) in dashboards() {
+        let mut known: BTreeMap<String, String> =
+            BUILTINS.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let mut values: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for v in variables(&d).into_iter().filter(|v| v["type"] == "query") {
+            let name = v["name"].as_str().unwrap().to_owned();
+            let found = variable_values(&prom, v, &known).await;
+            total_variable_queries += 1;
+            if found.is_empty() {
+                failures.push(format!("{file}: variable {name} has no values ({})", variable_query(v)));
+                continue;
+            }
+            known.insert(name.clone(), format_values(&found));
+            values.insert(name, found);
+        }
+        let mut ran = 0;
+        for q in queries(&d) {
+            // A repeated panel runs once per value of its variable, the others at "All".
+            let runs: Vec<BTreeMap<String, String>> =
+                match q.repeat.and_then(|r| values.get(r).map(|v| (r, v))) {
+                    Some((r, vals)) => vals
+                        .iter()
+                        .map(|one| {
+                            let mut k = known.clone();
+                            k.insert(r.to_owned(), format_values(std::slice::from_ref(one)));
+                            k
+                        })
+                        .collect(),
+                    None => vec![known.clone()],
+                };
+            for vars in runs {
+                let expr = substitute(q.expr, &vars);
+                ran += 1;
+                let key = (uid(&d), q.panel.as_str(), q.ref_id.as_str());
+                match prom.query(&expr).await {
+                    Err(e) => failures.push(format!("{file} {:?} {}: {e:#}", q.panel, q.ref_id)),
+                    Ok(r) if r.as_array().is_some_and(|a| !a.is_empty()) => {
+                        if std::env::var_os("RPO_DASHBOARDS_VERBOSE").is_some() {
+                            eprintln!(
+                                "{} {:?} {}: {} series: {}",
+                                uid(&d),
+                                q.panel,
+                                q.ref_id,
+                                r.as_array().unwrap().len(),
+                                r.to_string().chars().take(400).collect::<String>()
+                            );
+                        }
+                    }
+                    Ok(_) if exceptions.contains_key(&key) => {
+                        used_exceptions.insert(format!("{} {:?} {}", key.0, key.1, key.2));
+                    }
+                    Ok(r) => failures
+                        .push(format!("{file} {:?} {}: no series ({r})\n    {expr}", q.panel, q.ref_id)),
+                }
+            }
+        }
+        let n_panels = panels(&d).len();
+        total_panels += n_panels;
+        total_queries += ran;
+        report.push(format!(
+            "  {:<20} {:<42} {:>2} panels in {} rows, {:>3} queries",
+            uid(&d),
+            d["title"].as_str().unwrap_or_default(),
+            n_panels,
+            rows(&d),
+            ran
+        ));
+    }
+    println!(
+        "dashboards against live data (lab ready {lab_ready:.1} s, data ready {data_ready:.1} s, done {:.1} s):\n{}\n  total: {total_panels} panels, {total_queries} panel and annotation queries, {total_variable_queries} variable queries; {} exceptions used",
+        started.elapsed().as_secs_f64(),
+        report.join("\n"),
+        used_exceptions.len()
+    );
+    assert!(failures.is_empty(), "{} failing queries:\n{}", failures.len(), failures.join("\n"));
+    pg.pg.node("r1").execute("SELECT pg_wal_replay_resume()").await.unwrap();
+}

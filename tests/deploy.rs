@@ -1,0 +1,496 @@
+//! The deployment examples in deploy/, checked offline with the tools operators use:
+//! kubernetes-validate (strict OpenAPI validation of the core kinds), `promtool check
+//! rules` on the generated PrometheusRule, `promtool check config` on the Prometheus
+//! configs, `systemd-analyze verify` on the unit, `rpo-exporter check-config` on every
+//! exporter config. Then what the tools cannot see: the PrometheusRule is exactly what
+//! scripts/gen-prometheusrule.sh makes of alerts/, the PodMonitor selects the sidecars
+//! and their port, the init scripts grant what `rpo-exporter schema` prints, the
+//! compose file mounts files that exist.
+//!
+//! No container engine or Kubernetes runs here: nothing in deploy/ is started by these
+//! tests. A missing tool fails its test with what to install; it never skips.
+//! kubernetes-validate is installed from PyPI into target/venv by
+//! scripts/install-kubernetes-validate.sh (run by the test when missing).
+
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn read(rel: &str) -> String {
+    std::fs::read_to_string(root().join(rel)).unwrap_or_else(|e| panic!("reading {rel}: {e}"))
+}
+
+/// Every YAML document of a file (empty documents dropped).
+fn docs(rel: &str) -> Vec<Value> {
+    let docs: Vec<Value> =
+        serde_saphyr::from_multiple(&read(rel)).unwrap_or_else(|e| panic!("{rel}: not YAML: {e}"));
+    docs.into_iter().filter(|d| !d.is_null()).collect()
+}
+
+fn yaml(rel: &str) -> Value {
+    let mut d = docs(rel);
+    assert_eq!(d.len(), 1, "{rel}: expected one YAML document");
+    d.remove(0)
+}
+
+/// The `*.yaml`/`*.yml` files directly in `dir`, relative to the repository, sorted.
+fn yaml_files(dir: &str) -> Vec<String> {
+    let mut files: Vec<String> = std::fs::read_dir(root().join(dir))
+        .unwrap_or_else(|e| panic!("reading {dir}/: {e}"))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+        .map(|p| p.strip_prefix(root()).unwrap().display().to_string())
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no YAML in {dir}/");
+    files
+}
+
+/// A tool from the system: `/usr/bin/NAME`, else on `PATH`; fails the test when missing.
+fn tool(name: &str, package: &str) -> PathBuf {
+    let default = Path::new("/usr/bin").join(name);
+    if default.is_file() {
+        return default;
+    }
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("{name} not found (/usr/bin, PATH): install the Debian package {package}"))
+}
+
+fn output(cmd: &mut Command) -> Output {
+    cmd.output().unwrap_or_else(|e| panic!("running {cmd:?}: {e}"))
+}
+
+/// Runs a command; panics with its whole output unless it exits 0. Returns stdout+stderr.
+fn run(cmd: &mut Command) -> String {
+    let out = output(cmd);
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{cmd:?} failed ({}):\n{text}", out.status);
+    text
+}
+
+fn exporter_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_rpo-exporter")
+}
+
+/// The manifest documents of deploy/kubernetes/, with their file.
+fn manifests() -> Vec<(String, Value)> {
+    yaml_files("deploy/kubernetes")
+        .into_iter()
+        .flat_map(|f| docs(&f).into_iter().map(move |d| (f.clone(), d)))
+        .collect()
+}
+
+fn is_custom_resource(doc: &Value) -> bool {
+    doc["apiVersion"].as_str().is_some_and(|v| v.starts_with("monitoring.coreos.com/"))
+}
+
+fn find<'a>(docs: &'a [(String, Value)], kind: &str, name: &str) -> &'a Value {
+    &docs
+        .iter()
+        .find(|(_, d)| d["kind"] == kind && d["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("no {kind} {name} in deploy/kubernetes/"))
+        .1
+}
+
+#[test]
+fn kubernetes_core_manifests_are_valid() {
+    let mut core = BTreeSet::new();
+    let mut custom = BTreeSet::new();
+    for (file, doc) in manifests() {
+        if is_custom_resource(&doc) {
+            custom.insert(file);
+        } else {
+            core.insert(file);
+        }
+    }
+    // kubernetes-validate has no schema for CRDs: they live in files of their own and
+    // are checked by the tests below.
+    let mixed: Vec<_> = core.intersection(&custom).collect();
+    assert!(mixed.is_empty(), "keep custom resources in files of their own: {mixed:?}");
+    assert_eq!(
+        custom.iter().map(String::as_str).collect::<Vec<_>>(),
+        ["deploy/kubernetes/podmonitor.yaml", "deploy/kubernetes/prometheusrule.yaml"]
+    );
+
+    run(Command::new("bash").arg(root().join("scripts/install-kubernetes-validate.sh")).current_dir(root()));
+    let validate = root().join("target/venv/bin/kubernetes-validate");
+    let out = run(Command::new(&validate).arg("--strict").args(&core).current_dir(root()));
+    println!("{out}");
+    // It prints one INFO line per valid document; a warning (e.g. a schema it lacks)
+    // counts as a problem too.
+    let bad: Vec<&str> = out
+        .lines()
+        .filter(|l| !(l.trim().is_empty() || l.starts_with("INFO ") && l.contains(" passed for resource ")))
+        .collect();
+    assert!(bad.is_empty(), "kubernetes-validate reported:\n{}", bad.join("\n"));
+    let kinds: BTreeSet<String> = manifests()
+        .iter()
+        .filter(|(_, d)| !is_custom_resource(d))
+        .map(|(_, d)| d["kind"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(kinds, ["ConfigMap", "Secret", "Service", "StatefulSet"].map(String::from).into());
+}
+
+#[test]
+fn prometheusrule_is_generated_from_alerts_and_promtool_accepts_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let fresh = dir.path().join("prometheusrule.yaml");
+    run(Command::new("bash")
+        .arg(root().join("scripts/gen-prometheusrule.sh"))
+        .arg(&fresh)
+        .current_dir(root()));
+    let committed = read("deploy/kubernetes/prometheusrule.yaml");
+    let generated = std::fs::read_to_string(&fresh).unwrap();
+    assert!(
+        committed == generated,
+        "deploy/kubernetes/prometheusrule.yaml is out of date with alerts/: run scripts/gen-prometheusrule.sh"
+    );
+
+    // The text transformation kept every group as it is in alerts/.
+    let rule = yaml("deploy/kubernetes/prometheusrule.yaml");
+    assert_eq!(rule["apiVersion"], "monitoring.coreos.com/v1");
+    assert_eq!(rule["kind"], "PrometheusRule");
+    let want: Vec<Value> = yaml_files("alerts")
+        .iter()
+        .flat_map(|f| yaml(f)["groups"].as_array().unwrap_or_else(|| panic!("{f}: no groups")).clone())
+        .collect();
+    assert_eq!(rule["spec"]["groups"].as_array().unwrap(), &want, "spec.groups differ from alerts/*.yml");
+    assert!(want.len() >= 2, "expected the recording and alerting groups, got {}", want.len());
+
+    // What the operator hands Prometheus is spec: check it as a rule file (JSON is YAML).
+    let spec = dir.path().join("spec.yml");
+    std::fs::write(&spec, serde_json::to_string_pretty(&rule["spec"]).unwrap()).unwrap();
+    let out = run(Command::new(tool("promtool", "prometheus")).args(["check", "rules"]).arg(&spec));
+    println!("{out}");
+    assert!(out.contains("SUCCESS"), "{out}");
+}
+
+#[test]
+fn podmonitor_selects_the_sidecars_and_their_port() {
+    let docs = manifests();
+    let sts = find(&docs, "StatefulSet", "orders-use1");
+    let pod = &sts["spec"]["template"];
+    let monitor = find(&docs, "PodMonitor", "rpo-exporter");
+    let labels = pod["metadata"]["labels"].as_object().unwrap();
+    for (k, v) in monitor["spec"]["selector"]["matchLabels"].as_object().unwrap() {
+        assert_eq!(labels.get(k), Some(v), "PodMonitor selects {k}={v}, the pod template has {labels:?}");
+    }
+    let containers = pod["spec"]["containers"].as_array().unwrap();
+    let exporter = containers.iter().find(|c| c["name"] == "rpo-exporter").expect("rpo-exporter container");
+    let ports: Vec<&Value> = exporter["ports"].as_array().unwrap().iter().map(|p| &p["name"]).collect();
+    let endpoints = monitor["spec"]["podMetricsEndpoints"].as_array().unwrap();
+    for e in endpoints {
+        assert!(ports.contains(&&e["port"]), "PodMonitor port {} not among {ports:?}", e["port"]);
+        assert_eq!(e["path"], "/metrics");
+        let relabel = e["relabelings"].as_array().unwrap();
+        // RPOExporterDown matches job="rpo-exporter".
+        assert!(relabel.iter().any(|r| r["targetLabel"] == "job" && r["replacement"] == "rpo-exporter"));
+        // `region` comes from a pod label that exists.
+        let region = relabel.iter().find(|r| r["targetLabel"] == "region").expect("region relabeling");
+        let source = region["sourceLabels"][0].as_str().unwrap();
+        assert!(
+            labels.keys().any(|k| format!("__meta_kubernetes_pod_label_{}", sanitize(k)) == source),
+            "{source} matches no pod label"
+        );
+    }
+
+    // The sidecar as the issue asks: probes, non-root, read-only, nothing to escalate.
+    assert_eq!(exporter["livenessProbe"]["httpGet"]["path"], "/-/healthy");
+    assert_eq!(exporter["readinessProbe"]["httpGet"]["path"], "/-/ready");
+    let sc = &exporter["securityContext"];
+    assert_eq!(sc["runAsNonRoot"], true);
+    assert_eq!(sc["readOnlyRootFilesystem"], true);
+    assert_eq!(sc["allowPrivilegeEscalation"], false);
+    assert_eq!(sc["capabilities"]["drop"], serde_json::json!(["ALL"]));
+    assert!(exporter["resources"]["requests"]["cpu"].is_string());
+    assert!(exporter["resources"]["requests"]["memory"].is_string());
+    assert!(exporter["resources"]["limits"]["memory"].is_string());
+    assert!(
+        read("deploy/kubernetes/statefulset.yaml").contains("Measured"),
+        "the sidecar's resource requests must say what they were sized from"
+    );
+}
+
+/// Prometheus's label-name sanitising of Kubernetes labels.
+fn sanitize(label: &str) -> String {
+    label.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect()
+}
+
+/// Writes `config` to a temp dir with every `password_file:` pointing at a file that
+/// exists there, and runs `rpo-exporter check-config` on it.
+fn check_config(origin: &str, config: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let password = dir.path().join("password");
+    std::fs::write(&password, "pw\n").unwrap();
+    let mut replaced = 0;
+    let text: String = config
+        .lines()
+        .map(|l| match l.split_once("password_file:") {
+            Some((indent, _)) => {
+                replaced += 1;
+                format!("{indent}password_file: {}\n", password.display())
+            }
+            None => format!("{l}\n"),
+        })
+        .collect();
+    assert!(replaced > 0, "{origin}: no password_file (passwords come from files in deploy/)");
+    let file = dir.path().join("config.yml");
+    std::fs::write(&file, text).unwrap();
+    let out = run(Command::new(exporter_bin()).arg("check-config").arg(&file));
+    println!("{origin}: {out}");
+}
+
+#[test]
+fn every_exporter_config_passes_check_config() {
+    let docs = manifests();
+    let sts = find(&docs, "StatefulSet", "orders-use1");
+    let replicas = sts["spec"]["replicas"].as_u64().unwrap();
+    let exporter = sts["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "rpo-exporter")
+        .unwrap();
+    assert!(exporter["args"]
+        .as_array()
+        .unwrap()
+        .contains(&"--config.file=/etc/rpo-exporter/$(POD_NAME).yml".into()));
+    let cm = find(&docs, "ConfigMap", "orders-use1-rpo-exporter");
+    let data = cm["data"].as_object().unwrap();
+    // One key per pod, named after it: the sidecar reads $(POD_NAME).yml.
+    let keys: BTreeSet<String> = data.keys().cloned().collect();
+    let pods: BTreeSet<String> = (0..replicas).map(|i| format!("orders-use1-{i}.yml")).collect();
+    assert_eq!(keys, pods, "ConfigMap keys vs StatefulSet pods");
+    for (key, text) in data {
+        let config = text.as_str().unwrap();
+        let node = key.trim_end_matches(".yml");
+        assert!(config.contains(&format!("- name: {node}\n")), "{key} must configure node {node}");
+        check_config(&format!("deploy/kubernetes/configmap.yaml {key}"), config);
+    }
+    for file in ["deploy/systemd/rpo-exporter.yml", "deploy/docker/rpo-exporter.yml"] {
+        check_config(file, &read(file));
+    }
+}
+
+#[test]
+fn init_scripts_grant_what_the_schema_command_prints() {
+    let schema = rpo_exporter::engine::EngineKind::Postgres
+        .schema_sql(&"rpo.heartbeat".parse().unwrap(), "rpo_exporter", None, None)
+        .unwrap();
+    let statements: Vec<&str> =
+        schema.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with("--")).collect();
+    let docs = manifests();
+    let k8s = find(&docs, "ConfigMap", "orders-use1-initdb")["data"]["10-rpo-exporter.sh"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for (origin, script) in [
+        ("deploy/kubernetes/configmap.yaml", k8s),
+        ("deploy/docker/initdb/10-primary.sh", read("deploy/docker/initdb/10-primary.sh")),
+    ] {
+        let lines: Vec<&str> = script.lines().map(str::trim).collect();
+        let mut at = 0;
+        for s in &statements {
+            match lines[at..].iter().position(|l| l == s) {
+                Some(i) => at += i + 1,
+                None => panic!(
+                    "{origin} lacks (or misorders) `{s}` from `rpo-exporter schema postgres`:\n{schema}"
+                ),
+            }
+        }
+        assert!(
+            script.contains("CREATE ROLE rpo_exporter LOGIN PASSWORD :'"),
+            "{origin}: the role's password comes from a file"
+        );
+        let out = run(Command::new("bash").arg("-n").arg("-c").arg(&script));
+        assert!(out.is_empty(), "{origin}: {out}");
+    }
+}
+
+#[test]
+fn systemd_unit_verifies_and_is_hardened() {
+    let unit = read("deploy/systemd/rpo-exporter.service");
+    for directive in [
+        "DynamicUser=yes",
+        "ProtectSystem=strict",
+        "ProtectHome=yes",
+        "PrivateTmp=yes",
+        "NoNewPrivileges=yes",
+        "CapabilityBoundingSet=\n",
+        "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX",
+        "SystemCallFilter=@system-service",
+        "ExecReload=/bin/kill -HUP $MAINPID",
+        "LoadCredential=db-password:",
+    ] {
+        assert!(unit.contains(directive), "the unit lacks {directive:?}");
+    }
+    // verify checks that ExecStart= exists: point it at the binary under test.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("rpo-exporter.service");
+    std::fs::write(&file, unit.replace("/usr/local/bin/rpo-exporter", exporter_bin())).unwrap();
+    let out = output(Command::new(tool("systemd-analyze", "systemd")).arg("verify").arg(&file));
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    // Unknown or unparsable directives are reported but exit 0: any message is a problem.
+    assert!(
+        out.status.success() && text.trim().is_empty(),
+        "systemd-analyze verify deploy/systemd/rpo-exporter.service reported problems ({}):\n{text}",
+        out.status
+    );
+}
+
+/// A CA-signed certificate and key for `name`, as PEM.
+fn cert(name: &str) -> (String, String) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec![name.to_owned()]).unwrap().self_signed(&key).unwrap();
+    (cert.pem(), key.serialize_pem())
+}
+
+#[test]
+fn web_config_example_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let text = read("deploy/systemd/web-config.yml")
+        .replace("/run/credentials/rpo-exporter.service/", &format!("{d}/"))
+        .replace("/etc/rpo-exporter/", &format!("{d}/"));
+    let (crt, key) = cert("db.example.com");
+    std::fs::write(dir.path().join("server.crt"), &crt).unwrap();
+    std::fs::write(dir.path().join("server.key"), key).unwrap();
+    std::fs::write(dir.path().join("clients-ca.crt"), crt).unwrap();
+    let file = dir.path().join("web-config.yml");
+    let config = rpo_exporter::webconfig::WebConfig::parse(&file, &text).unwrap_or_else(|e| panic!("{e}"));
+    assert!(config.tls.is_some());
+    assert_eq!(config.client_auth, rpo_exporter::webconfig::ClientAuth::RequireAndVerifyClientCert);
+    assert!(config.users.contains_key("prometheus"));
+}
+
+#[test]
+fn prometheus_configs_pass_promtool() {
+    let exporter_labels: BTreeSet<&str> =
+        rpo_exporter::metrics::all().flat_map(|d| d.labels.iter().copied()).collect();
+    for (file, needs_region) in [
+        ("deploy/prometheus/sidecar.yml", true),
+        ("deploy/prometheus/per-cluster.yml", false),
+        ("deploy/docker/prometheus.yml", false),
+    ] {
+        // The layout the configs describe, relative to prometheus.yml: the rule files,
+        // TLS files and the basic-auth password.
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::copy(root().join(file), d.join("prometheus.yml")).unwrap();
+        for rules in ["rules", "rules/rpo-exporter"] {
+            std::fs::create_dir_all(d.join(rules)).unwrap();
+            for f in yaml_files("alerts") {
+                std::fs::copy(root().join(&f), d.join(rules).join(Path::new(&f).file_name().unwrap()))
+                    .unwrap();
+            }
+        }
+        std::fs::create_dir_all(d.join("tls")).unwrap();
+        std::fs::create_dir_all(d.join("secrets")).unwrap();
+        let (crt, key) = cert("prometheus");
+        std::fs::write(d.join("tls/rpo-exporter-ca.crt"), &crt).unwrap();
+        std::fs::write(d.join("tls/prometheus.crt"), &crt).unwrap();
+        std::fs::write(d.join("tls/prometheus.key"), key).unwrap();
+        std::fs::write(d.join("secrets/rpo-exporter-password"), "pw\n").unwrap();
+        let out = run(Command::new(tool("promtool", "prometheus"))
+            .args(["check", "config", "prometheus.yml"])
+            .current_dir(d));
+        println!("{file}: {out}");
+        let want = format!("SUCCESS: {} rule files found", yaml_files("alerts").len());
+        assert!(out.contains(&want), "{file}: the rules were not all loaded ({want}):\n{out}");
+
+        let config = yaml(file);
+        let jobs = config["scrape_configs"].as_array().unwrap();
+        assert!(
+            jobs.iter().any(|j| j["job_name"] == "rpo-exporter"),
+            "{file}: RPOExporterDown needs job rpo-exporter"
+        );
+        for job in jobs {
+            for sc in job["static_configs"].as_array().unwrap() {
+                let labels = sc["labels"].as_object().cloned().unwrap_or_default();
+                for l in labels.keys() {
+                    assert!(
+                        !exporter_labels.contains(l.as_str()),
+                        "{file}: target label {l} clashes with the exporter's"
+                    );
+                }
+                assert_eq!(
+                    labels.contains_key("region"),
+                    needs_region,
+                    "{file}: region target label on {sc}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn compose_file_references_what_exists() {
+    let base = root().join("deploy/docker");
+    let compose = yaml("deploy/docker/compose.yaml");
+    let services = compose["services"].as_object().unwrap();
+    let secrets = compose["secrets"].as_object().unwrap();
+    for name in ["pg-primary", "pg-replica", "rpo-exporter", "prometheus", "alertmanager"] {
+        assert!(services.contains_key(name), "compose.yaml lacks service {name}");
+    }
+    for secret in secrets.values() {
+        let file = secret["file"].as_str().unwrap();
+        assert!(base.join(file).is_file(), "compose.yaml: secret file {file} missing");
+    }
+    for (name, service) in services {
+        for v in service["volumes"].as_array().into_iter().flatten() {
+            let source = v.as_str().unwrap().split(':').next().unwrap();
+            if source.starts_with('.') {
+                assert!(
+                    base.join(source).exists(),
+                    "compose.yaml: {name} mounts {source}, which does not exist"
+                );
+            }
+        }
+        for s in service["secrets"].as_array().into_iter().flatten() {
+            assert!(
+                secrets.contains_key(s.as_str().unwrap()),
+                "compose.yaml: {name} uses undefined secret {s}"
+            );
+        }
+        let deps: Vec<String> = match &service["depends_on"] {
+            Value::Array(a) => a.iter().map(|d| d.as_str().unwrap().to_owned()).collect(),
+            Value::Object(o) => o.keys().cloned().collect(),
+            _ => vec![],
+        };
+        for d in deps {
+            assert!(services.contains_key(&d), "compose.yaml: {name} depends on unknown service {d}");
+        }
+        if let Some(build) = service.get("build") {
+            let context = base.join(build["context"].as_str().unwrap());
+            let dockerfile = context.join(build["dockerfile"].as_str().unwrap());
+            assert!(
+                dockerfile.is_file(),
+                "compose.yaml: {name} builds from {}, missing",
+                dockerfile.display()
+            );
+        }
+    }
+    let exporter = &services["rpo-exporter"];
+    assert_eq!(exporter["read_only"], true);
+    assert_eq!(exporter["cap_drop"], serde_json::json!(["ALL"]));
+
+    // The Dockerfile: a build stage and a final non-root stage.
+    let dockerfile = read("deploy/docker/Dockerfile");
+    let froms: Vec<&str> = dockerfile.lines().filter(|l| l.starts_with("FROM ")).collect();
+    assert!(froms.len() >= 2 && froms[0].contains(" AS build"), "multi-stage build expected: {froms:?}");
+    let last_stage = dockerfile.rsplit("\nFROM ").next().unwrap();
+    assert!(last_stage.contains("\nUSER nonroot"), "the final stage must run as nonroot");
+    assert!(read("deploy/docker/Dockerfile.dockerignore").lines().any(|l| l.trim() == "target/"));
+    for f in ["deploy/docker/Dockerfile", "deploy/docker/compose.yaml"] {
+        assert!(read(f).contains("no container engine was available"), "{f}: say that it was never run");
+    }
+}

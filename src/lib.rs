@@ -18,3 +18,16 @@ pub mod server;
 pub mod state;
 pub mod webconfig;
 pub mod worker;
+
+/// An error and its causes on one line (`outer: inner: root`), for logs: drivers
+/// wrap the useful part (refused, certificate unknown) several layers down.
+pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}

@@ -157,12 +157,7 @@ impl ClientAuth {
 impl WebConfig {
     /// Reads and validates a web config file and every file it names.
     pub fn load(file: &Path) -> Result<WebConfig, ConfigError> {
-        let text = std::fs::read_to_string(file).map_err(|e| ConfigError {
-            file: file.to_owned(),
-            path: String::new(),
-            problem: format!("cannot read the file: {e}"),
-        })?;
-        WebConfig::parse(file, &text)
+        WebConfig::parse(file, &crate::config::read_file(file)?)
     }
 
     /// Parses and validates web config text; relative paths are resolved against
@@ -208,22 +203,7 @@ fn parse_raw(file: &Path, text: &str) -> Result<RawWebConfig, ConfigError> {
     if text.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
         return Ok(RawWebConfig::default());
     }
-    let mut options = serde_saphyr::Options::default();
-    options.with_snippet = false;
-    let mut path = String::new();
-    let result = serde_saphyr::with_deserializer_from_str_with_options(text, options, |de| {
-        serde_path_to_error::deserialize::<_, RawWebConfig>(de).map_err(|e| {
-            path = e.path().to_string();
-            e.into_inner()
-        })
-    });
-    result.map_err(|e| {
-        let mut problem = e.to_string();
-        if let Some(loc) = e.location().filter(|l| l.line() > 0 && !problem.contains(" at line ")) {
-            problem = format!("{problem} at line {}, column {}", loc.line(), loc.column());
-        }
-        ConfigError { file: file.to_owned(), path: if path == "." { String::new() } else { path }, problem }
-    })
+    crate::config::parse_yaml(file, text)
 }
 
 fn validate(file: &Path, raw: RawWebConfig) -> Result<WebConfig, ConfigError> {

@@ -1,9 +1,9 @@
-//! The shipped alert rules end to end, with real servers: a PostgreSQL primary and
-//! replica, the exporter (RPO 5 s), a Prometheus loading alerts/*.yml as they are
-//! (evaluating every second), an Alertmanager, and a webhook receiver run by this test.
-//! Paused replay on the replica must page (RPOBreached, with the replica's labels) and
-//! resuming it must resolve the page; the healthy, idle cluster must not alert at all.
-//! Prints how long each took.
+//! The shipped alert rules end to end, with real servers: a PostgreSQL (and a MariaDB)
+//! primary and replica, the exporter (RPO 5 s), a Prometheus loading alerts/*.yml as
+//! they are (evaluating every second), an Alertmanager, and a webhook receiver run by
+//! this test. A replica that stops applying (paused replay; a stopped SQL thread) must
+//! page (RPOBreached, with the replica's labels) and resuming it must resolve the page;
+//! the healthy, idle cluster must not alert at all. Prints how long each took.
 
 mod support;
 
@@ -11,11 +11,12 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::Router;
-use rpo_lab::{Alertmanager, Prometheus, PrometheusOptions};
+use rpo_lab::{Alertmanager, MariaLabSpec, Prometheus, PrometheusOptions};
 use serde_json::Value;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
+use support::maria::MyLab;
 use support::*;
 
 /// Notifications the webhook received, with when they arrived.
@@ -135,20 +136,61 @@ async fn resume_replay(node: &rpo_lab::PgNode) {
     panic!("replay still paused after 10 attempts to resume it");
 }
 
+/// What stops a replica from applying, and what resumes it.
+enum Stall<'a> {
+    /// `pg_wal_replay_pause()` / resume on a PostgreSQL replica.
+    PgReplay(&'a rpo_lab::PgNode),
+    /// `STOP SLAVE SQL_THREAD` / `START SLAVE SQL_THREAD` on a MariaDB replica.
+    MariaSqlThread(&'a rpo_lab::MariaNode),
+}
+
+impl Stall<'_> {
+    async fn stop(&self) {
+        match self {
+            Stall::PgReplay(n) => n.execute("SELECT pg_wal_replay_pause()").await.unwrap(),
+            Stall::MariaSqlThread(n) => n.exec("STOP SLAVE SQL_THREAD").await.unwrap(),
+        }
+    }
+
+    async fn resume(&self) {
+        match self {
+            Stall::PgReplay(n) => resume_replay(n).await,
+            Stall::MariaSqlThread(n) => n.exec("START SLAVE SQL_THREAD").await.unwrap(),
+        }
+    }
+}
+
+/// A cluster named `cluster` with a 5 s RPO over `nodes` (config snippets).
+fn five_second_rpo(cluster: &str, nodes: &str) -> String {
+    format!(
+        "clusters:\n  - name: {cluster}\n    rpo: 5s\n    rto: 5m\n    heartbeat:\n      interval: 1s\n      table: rpo.heartbeat\n      create_table: false\n    nodes:\n{nodes}"
+    )
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn paused_replay_pages_and_resume_resolves() {
-    let started = Instant::now();
     let lab = Lab::start(spec_primary_replica()).await;
-    // Lab::config_with's cluster, with a 5 s RPO.
-    let config = format!(
-        "clusters:\n  - name: lab\n    rpo: 5s\n    rto: 5m\n    heartbeat:\n      interval: 1s\n      table: rpo.heartbeat\n      create_table: false\n    nodes:\n{}{}",
-        lab.node_yaml("p"),
-        lab.node_yaml("r1")
-    );
-    let exporter = Exporter::start(&config).await;
-    let pair = lab.pair("p", "r1");
-    wait_for_pair(&exporter, &pair).await;
+    let config = five_second_rpo("lab", &(lab.node_yaml("p") + &lab.node_yaml("r1")));
+    breach_pages_and_resolves(&config, lab.pair("p", "r1"), Stall::PgReplay(lab.pg.node("r1"))).await;
+}
 
+#[tokio::test(flavor = "multi_thread")]
+async fn stopped_sql_thread_pages_and_restart_resolves() {
+    let lab = MyLab::start(MariaLabSpec::new().primary("a").replica("b", &["a"])).await;
+    let config = five_second_rpo("maria", &(lab.node_yaml("a") + &lab.node_yaml("b")));
+    breach_pages_and_resolves(&config, lab.pair("a", "b"), Stall::MariaSqlThread(lab.db.node("b"))).await;
+}
+
+/// The whole path: the replica stops applying, exposure passes the 5 s RPO,
+/// Prometheus evaluates the shipped rules, Alertmanager posts RPOBreached with the
+/// pair's labels to the webhook; applying resumes and the resolved notice arrives.
+async fn breach_pages_and_resolves(config: &str, pair: Vec<(&'static str, String)>, stall: Stall<'_>) {
+    let started = Instant::now();
+    let label = |k: &str| pair.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone()).unwrap();
+    let (cluster, replica, replica_region) =
+        (label("db_cluster"), label("replica_node"), label("replica_region"));
+    let exporter = Exporter::start(config).await;
+    wait_for_pair(&exporter, &pair).await;
     let webhook = Webhook::start().await;
     let am = Alertmanager::start(&alertmanager_config(&webhook.url))
         .await
@@ -175,8 +217,10 @@ async fn paused_replay_pages_and_resume_resolves() {
     };
 
     // The recording rules see the pair (its source is a live writer)...
-    let query = r#"pair:rpo_data_loss_exposure_seconds:writable_source{db_cluster="lab",replica_node="r1"}"#;
-    prom.wait_for(query, Duration::from_secs(30), |r| r.as_array().is_some_and(|a| a.len() == 1))
+    let query = format!(
+        r#"pair:rpo_data_loss_exposure_seconds:writable_source{{db_cluster="{cluster}",replica_node="{replica}"}}"#
+    );
+    prom.wait_for(&query, Duration::from_secs(30), |r| r.as_array().is_some_and(|a| a.len() == 1))
         .await
         .unwrap_or_else(|e| panic!("{e:#}\n{}", logs()));
     // ...and the healthy, idle cluster raises nothing, not even a pending alert, over
@@ -186,14 +230,13 @@ async fn paused_replay_pages_and_resume_resolves() {
     assert_eq!(pending, Value::Array(vec![]), "alerts on a healthy cluster\n{}", logs());
     println!("setup {:.1} s; healthy cluster: no alert", started.elapsed().as_secs_f64());
 
-    let r1 = lab.pg.node("r1");
-    r1.execute("SELECT pg_wal_replay_pause()").await.unwrap();
+    stall.stop().await;
     let paused = Instant::now();
     let paused_wall = SystemTime::now();
     let Some((fired_at, alert)) = webhook.wait_for("RPOBreached", "firing", Duration::from_secs(90)).await
     else {
         panic!(
-            "no RPOBreached notification within 90 s of pausing replay; Prometheus alerts: {}\nreceived: {:?}\n{}",
+            "no RPOBreached notification within 90 s of stopping the replica; Prometheus alerts: {}\nreceived: {:?}\n{}",
             prom.alerts().await.unwrap_or_default(),
             webhook.seen(),
             logs()
@@ -213,17 +256,18 @@ async fn paused_replay_pages_and_resume_resolves() {
     assert_eq!(labels["severity"], "critical", "{alert}");
     let description = alert["annotations"]["description"].as_str().unwrap_or("");
     assert!(
-        description.contains("to r1 (eu-west-1)") && description.contains("RPO of 5s"),
+        description.contains(&format!("to {replica} ({replica_region})"))
+            && description.contains("RPO of 5s"),
         "description: {description}"
     );
     assert!(alert["annotations"]["runbook_url"].as_str().is_some_and(|u| u.ends_with("/rpo-breached.md")));
 
-    resume_replay(r1).await;
+    stall.resume().await;
     let resumed = Instant::now();
     let Some((resolved_at, _)) = webhook.wait_for("RPOBreached", "resolved", Duration::from_secs(60)).await
     else {
         panic!(
-            "no resolved RPOBreached notification within 60 s of resuming replay; received: {:?}\n{}",
+            "no resolved RPOBreached notification within 60 s of resuming the replica; received: {:?}\n{}",
             webhook.seen(),
             logs()
         );
@@ -234,13 +278,16 @@ async fn paused_replay_pages_and_resume_resolves() {
         r.as_array().is_some_and(|a| a.len() == 1)
     })
     .await
-    .unwrap_or_else(|e| panic!("r1 did not catch up after the resume: {e:#}\n{}", logs()));
+    .unwrap_or_else(|e| panic!("{replica} did not catch up after the resume: {e:#}\n{}", logs()));
 
     if let Some(active) = active_at {
-        println!("pause -> exposure beyond the 5 s RPO (alert pending): {:.1} s", active.as_secs_f64());
+        println!(
+            "{cluster}: stop -> exposure beyond the 5 s RPO (alert pending): {:.1} s",
+            active.as_secs_f64()
+        );
     }
-    println!("pause -> RPOBreached notification: {:.1} s", to_fire.as_secs_f64());
-    println!("resume -> resolved notification:   {:.1} s", to_resolve.as_secs_f64());
+    println!("{cluster}: stop -> RPOBreached notification: {:.1} s", to_fire.as_secs_f64());
+    println!("{cluster}: resume -> resolved notification:   {:.1} s", to_resolve.as_secs_f64());
     println!("notifications: {:?}; whole test {:.1} s", webhook.seen(), started.elapsed().as_secs_f64());
     // Exposure crosses the 5 s RPO about 5 s after the pause, then `for: 30s`.
     assert!(to_fire >= Duration::from_secs(30), "fired before its `for: 30s`: {to_fire:?}");

@@ -267,17 +267,12 @@ impl PasswordSource {
 impl Config {
     /// Reads and validates a config file.
     pub fn load(file: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(file).map_err(|e| ConfigError {
-            file: file.to_owned(),
-            path: String::new(),
-            problem: format!("cannot read the file: {e}"),
-        })?;
-        Config::parse(file, &text)
+        Config::parse(file, &read_file(file)?)
     }
 
     /// Parses and validates config text; `file` is only used in errors.
     pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
-        let raw = parse_raw(file, text)?;
+        let raw: RawConfig = parse_yaml(file, text)?;
         validate(file, raw)
     }
 
@@ -286,13 +281,24 @@ impl Config {
     }
 }
 
-fn parse_raw(file: &Path, text: &str) -> Result<RawConfig, ConfigError> {
+/// Reads a file for [`parse_yaml`]; an unreadable file is a [`ConfigError`] too.
+pub(crate) fn read_file(file: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(file).map_err(|e| ConfigError {
+        file: file.to_owned(),
+        path: String::new(),
+        problem: format!("cannot read the file: {e}"),
+    })
+}
+
+/// Deserializes YAML into `T`, reporting the field path and position of the
+/// first problem. Shared by every file the exporter reads (config, web config).
+pub(crate) fn parse_yaml<T: serde::de::DeserializeOwned>(file: &Path, text: &str) -> Result<T, ConfigError> {
     let mut options = serde_saphyr::Options::default();
     // The snippet is drawn over several lines; our errors are one line with the path.
     options.with_snippet = false;
     let mut path = String::new();
     let result = serde_saphyr::with_deserializer_from_str_with_options(text, options, |de| {
-        serde_path_to_error::deserialize::<_, RawConfig>(de).map_err(|e| {
+        serde_path_to_error::deserialize::<_, T>(de).map_err(|e| {
             path = e.path().to_string();
             e.into_inner()
         })

@@ -563,14 +563,7 @@ fn classify(e: &mysql_async::Error, server: Option<&Server>, user: &str) -> Engi
                 } else {
                     ErrorKind::Connect
                 };
-            let mut message = other.to_string();
-            let mut source = std::error::Error::source(other);
-            while let Some(s) = source {
-                message.push_str(": ");
-                message.push_str(&s.to_string());
-                source = s.source();
-            }
-            EngineError::new(kind, message)
+            EngineError::new(kind, crate::error_chain(other))
         }
     }
 }

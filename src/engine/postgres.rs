@@ -145,14 +145,7 @@ fn classify(e: &tokio_postgres::Error, table: &TableName) -> EngineError {
         } else {
             ErrorKind::Connect
         };
-    let mut message = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        message.push_str(": ");
-        message.push_str(&s.to_string());
-        source = s.source();
-    }
-    EngineError::new(kind, message)
+    EngineError::new(kind, crate::error_chain(e))
 }
 
 pub struct PgSession {

@@ -344,7 +344,7 @@ async fn attempt(r: &Runner) -> Outcome {
                         detail: if accepted { String::new() } else { format!("HTTP status {code}") },
                     }
                 }
-                Err(e) => failed(classify_http(&e), error_chain(&e)),
+                Err(e) => failed(classify_http(&e), crate::error_chain(&e)),
             }
         }
     }
@@ -395,15 +395,4 @@ fn classify_http(e: &reqwest::Error) -> ProbeStatus {
         source = s.source();
     }
     ProbeStatus::Error
-}
-
-fn error_chain(e: &reqwest::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }

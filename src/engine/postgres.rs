@@ -312,7 +312,9 @@ impl PgSession {
             // The left join returns the clock even from an empty table. The limit
             // bounds what a flooded table can cost us.
             let sql = format!(
-                "SELECT {now}, h.node, h.region, h.seq, {written}, h.identity
+                // Casts make a hand-made table with other column types read the
+                // same (or fail as a query error), never surprise the decoder.
+                "SELECT {now}, h.node::text, h.region::text, h.seq::bigint, {written}, h.identity::text
                  FROM (SELECT 1) AS one LEFT JOIN {table} AS h ON true
                  ORDER BY h.node LIMIT 1000",
                 now = epoch_us("clock_timestamp()"),

@@ -5,6 +5,6 @@
 # Extra arguments go to rpo-bench, e.g. `scripts/bench.sh --idle-secs 30 --scale 10,100`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install-bench-deps.sh
+scripts/install-deps.sh --bench
 cargo build --release --locked -p rpo-exporter -p rpo-bench
 exec target/release/rpo-bench --exporter target/release/rpo-exporter --out bench/results "$@"

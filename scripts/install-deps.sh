@@ -3,6 +3,8 @@
 # packages: PostgreSQL (server, client, pg_basebackup), MariaDB (server and client),
 # Prometheus (with promtool), Alertmanager (with amtool), and the DNS servers Knot
 # (authoritative) and Unbound (caching resolver); systemd-analyze checks the unit file.
+# With --bench, also postgres_exporter, mysqld_exporter and percona-toolkit (pt-heartbeat)
+# for scripts/bench.sh.
 #
 # Idempotent and fast when everything is present: apt is only touched (and `apt-get
 # update` only run) when something is missing. Package scripts are not allowed to start
@@ -28,11 +30,18 @@ present() {
     knot) command -v knotd >/dev/null 2>&1 && command -v knotc >/dev/null 2>&1 ;;
     unbound) [ -x /usr/sbin/unbound ] ;;
     systemd) command -v systemd-analyze >/dev/null 2>&1 ;;
+    prometheus-postgres-exporter) command -v prometheus-postgres-exporter >/dev/null 2>&1 ;;
+    prometheus-mysqld-exporter) command -v prometheus-mysqld-exporter >/dev/null 2>&1 ;;
+    percona-toolkit) command -v pt-heartbeat >/dev/null 2>&1 ;;
     *) return 1 ;;
     esac
 }
 
 packages=(postgresql mariadb-server mariadb-client prometheus prometheus-alertmanager knot unbound systemd)
+# `--bench`: also the peers the benchmark compares rpo-exporter with (bench/).
+if [ "${1:-}" = "--bench" ]; then
+    packages+=(prometheus-postgres-exporter prometheus-mysqld-exporter percona-toolkit)
+fi
 missing=()
 for p in "${packages[@]}"; do
     present "$p" || missing+=("$p")

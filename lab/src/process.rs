@@ -10,6 +10,7 @@ use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -165,4 +166,103 @@ pub(crate) fn scratch_dir() -> PathBuf {
     } else {
         PathBuf::from("/tmp")
     }
+}
+
+/// A server process run as a direct child of this process (PostgreSQL's postmaster,
+/// mariadbd): the one place that reaps, stops, kills, freezes and thaws it, always
+/// signalling the whole process tree.
+#[derive(Debug, Default)]
+pub(crate) struct ServerChild {
+    child: Mutex<Option<Child>>,
+}
+
+impl ServerChild {
+    /// The slot, for starting a server into it.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Option<Child>> {
+        self.child.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The running child's pid.
+    pub(crate) fn pid(&self) -> Option<u32> {
+        running(&mut self.lock()).map(|c| c.id())
+    }
+
+    /// Stops the server: SIGCONT, then `request`, waiting `grace`; then `fallback` (if
+    /// any) for 10 s; then SIGKILL to the tree. No-op if it is not running.
+    pub(crate) fn stop(&self, request: Signal, grace: Duration, fallback: Option<Signal>) {
+        let mut guard = self.lock();
+        let Some(child) = running(&mut guard) else { return };
+        let pid = child.id() as i32;
+        signal_tree(pid, Signal::SIGCONT);
+        let _ = kill(Pid::from_raw(pid), request);
+        let mut stopped = wait_child(child, grace);
+        if let (false, Some(sig)) = (stopped, fallback) {
+            signal_tree(pid, Signal::SIGCONT);
+            let _ = kill(Pid::from_raw(pid), sig);
+            stopped = wait_child(child, Duration::from_secs(10));
+        }
+        if !stopped {
+            signal_tree(pid, Signal::SIGKILL);
+            wait_child(child, Duration::from_secs(10));
+        }
+        *guard = None;
+    }
+
+    /// SIGKILLs the whole tree (a crash). `Err(pid)` if it survived 10 s; Ok if it
+    /// died or was not running.
+    pub(crate) fn kill(&self) -> Result<(), i32> {
+        let mut guard = self.lock();
+        let Some(child) = running(&mut guard) else { return Ok(()) };
+        let pid = child.id() as i32;
+        signal_tree(pid, Signal::SIGKILL);
+        if !wait_child(child, Duration::from_secs(10)) {
+            return Err(pid);
+        }
+        *guard = None;
+        Ok(())
+    }
+
+    /// Sends `sig` to the whole tree (SIGSTOP/SIGCONT). False if not running.
+    pub(crate) fn signal(&self, sig: Signal) -> bool {
+        let mut guard = self.lock();
+        let Some(child) = running(&mut guard) else { return false };
+        signal_tree(child.id() as i32, sig);
+        true
+    }
+
+    /// First half of a lab's teardown (all servers at once): thaw, then `request`.
+    pub(crate) fn begin_shutdown(&self, request: Signal) {
+        let mut guard = self.lock();
+        if let Some(child) = running(&mut guard) {
+            let pid = child.id() as i32;
+            signal_tree(pid, Signal::SIGCONT);
+            let _ = kill(Pid::from_raw(pid), request);
+        }
+    }
+
+    /// Second half: wait for the server, SIGKILL the tree if it takes over 10 s.
+    pub(crate) fn finish_shutdown(&self) {
+        let mut guard = self.lock();
+        if let Some(child) = guard.as_mut() {
+            let pid = child.id() as i32;
+            if !wait_child(child, Duration::from_secs(10)) {
+                signal_tree(pid, Signal::SIGKILL);
+                wait_child(child, Duration::from_secs(5));
+            }
+        }
+        *guard = None;
+    }
+}
+
+/// The child if it is still running; clears a child that has exited.
+pub(crate) fn running<'a>(guard: &'a mut MutexGuard<'_, Option<Child>>) -> Option<&'a mut Child> {
+    let exited = match guard.as_mut() {
+        None => return None,
+        Some(child) => !matches!(child.try_wait(), Ok(None)),
+    };
+    if exited {
+        **guard = None;
+        return None;
+    }
+    guard.as_mut()
 }

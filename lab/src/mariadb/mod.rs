@@ -30,6 +30,7 @@ use nix::unistd::{Gid, Uid, User};
 pub use node::MariaNode;
 
 use crate::ports::free_port;
+use crate::process::ServerChild;
 use crate::process::{sh_quote, Watchdog};
 
 /// The account replicas log in to their upstream with (it exists on every node).
@@ -552,7 +553,7 @@ fn create_node(
         data_dir,
         node_dir,
         ctx,
-        server: Mutex::new(None),
+        server: ServerChild::default(),
     };
     let mut attempt = 1;
     loop {

@@ -13,17 +13,16 @@ use std::fs::OpenOptions;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::process::Child;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, MutexGuard};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use mysql_async::prelude::Queryable;
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 use std::os::unix::process::CommandExt;
 
 use super::Ctx;
-use crate::process::{signal_tree, tail, wait_child};
+use crate::process::{running, tail, ServerChild};
 
 /// How long a start may take before it is declared failed.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -44,7 +43,7 @@ pub struct MariaNode {
     pub(super) config_file: PathBuf,
     pub(super) log_file: PathBuf,
     pub(super) ctx: Arc<Ctx>,
-    pub(super) server: Mutex<Option<Child>>,
+    pub(super) server: ServerChild,
 }
 
 impl std::fmt::Debug for MariaNode {
@@ -145,8 +144,7 @@ impl MariaNode {
 
     /// The server's pid, if it is running.
     pub fn pid(&self) -> Option<u32> {
-        let mut guard = self.lock();
-        running(&mut guard).map(|c| c.id())
+        self.server.pid()
     }
 
     /// Connection options for root over the Unix socket.
@@ -317,35 +315,16 @@ impl MariaNode {
     /// Stops the server cleanly (SIGTERM: connections closed, InnoDB shut down) and waits
     /// for it; SIGKILL after 30 s. No-op if it is not running.
     pub fn stop(&self) -> Result<()> {
-        let mut guard = self.lock();
-        let Some(child) = running(&mut guard) else {
-            return Ok(());
-        };
-        let pid = child.id() as i32;
-        signal_tree(pid, Signal::SIGCONT);
-        let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
-        if !wait_child(child, Duration::from_secs(30)) {
-            signal_tree(pid, Signal::SIGKILL);
-            wait_child(child, Duration::from_secs(10));
-        }
-        *guard = None;
+        self.server.stop(Signal::SIGTERM, Duration::from_secs(30), None);
         Ok(())
     }
 
     /// SIGKILLs the server (a crash: the next [`start`](Self::start) runs InnoDB crash
     /// recovery). No-op if it is not running.
     pub fn kill(&self) -> Result<()> {
-        let mut guard = self.lock();
-        let Some(child) = running(&mut guard) else {
-            return Ok(());
-        };
-        let pid = child.id() as i32;
-        signal_tree(pid, Signal::SIGKILL);
-        if !wait_child(child, Duration::from_secs(10)) {
-            bail!("{}: mariadbd {pid} survived SIGKILL for 10s", self.describe());
-        }
-        *guard = None;
-        Ok(())
+        self.server
+            .kill()
+            .map_err(|pid| anyhow!("{}: mariadbd {pid} survived SIGKILL for 10s", self.describe()))
     }
 
     /// SIGSTOPs the server: its port and socket still accept connections but nothing
@@ -361,33 +340,21 @@ impl MariaNode {
     }
 
     fn signal(&self, sig: Signal) -> Result<()> {
-        let mut guard = self.lock();
-        let child = running(&mut guard).ok_or_else(|| anyhow!("{} is not running", self.describe()))?;
-        signal_tree(child.id() as i32, sig);
-        Ok(())
+        if self.server.signal(sig) {
+            Ok(())
+        } else {
+            bail!("{} is not running", self.describe())
+        }
     }
 
     /// First half of the lab's teardown: thaw, then request a clean shutdown.
     pub(super) fn begin_shutdown(&self) {
-        let mut guard = self.lock();
-        if let Some(child) = running(&mut guard) {
-            let pid = child.id() as i32;
-            signal_tree(pid, Signal::SIGCONT);
-            let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
-        }
+        self.server.begin_shutdown(Signal::SIGTERM);
     }
 
     /// Second half: wait for the server, SIGKILL it if it takes over 10 s.
     pub(super) fn finish_shutdown(&self) {
-        let mut guard = self.lock();
-        if let Some(child) = guard.as_mut() {
-            let pid = child.id() as i32;
-            if !wait_child(child, Duration::from_secs(10)) {
-                signal_tree(pid, Signal::SIGKILL);
-                wait_child(child, Duration::from_secs(5));
-            }
-        }
-        *guard = None;
+        self.server.finish_shutdown();
     }
 
     /// Description for messages: `MariaDB node "b" (127.0.0.1:23456)`.
@@ -396,7 +363,7 @@ impl MariaNode {
     }
 
     fn lock(&self) -> MutexGuard<'_, Option<Child>> {
-        self.server.lock().unwrap_or_else(|e| e.into_inner())
+        self.server.lock()
     }
 
     /// Waits until the server (`pid`) logs "ready for connections" after `log_start`.
@@ -443,19 +410,6 @@ fn logged_since(path: &Path, offset: u64, needle: &str) -> bool {
         return false;
     }
     String::from_utf8_lossy(&text).contains(needle)
-}
-
-/// The child if it is still running; clears a child that has exited.
-fn running<'a>(guard: &'a mut MutexGuard<'_, Option<Child>>) -> Option<&'a mut Child> {
-    let exited = match guard.as_mut() {
-        None => return None,
-        Some(child) => !matches!(child.try_wait(), Ok(None)),
-    };
-    if exited {
-        **guard = None;
-        return None;
-    }
-    guard.as_mut()
 }
 
 /// A value of the text protocol as a string (`None` for NULL).

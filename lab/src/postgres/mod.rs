@@ -16,7 +16,7 @@ mod node;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -26,6 +26,7 @@ use std::os::unix::process::CommandExt;
 pub use node::PgNode;
 
 use crate::ports::free_port;
+use crate::process::ServerChild;
 use crate::process::{append, sh_quote, Watchdog};
 
 /// Where the PostgreSQL server programs are: `$RPO_LAB_PG_BINDIR`, else
@@ -299,7 +300,7 @@ impl PgLab {
             node_dir,
             data_dir,
             ctx,
-            postmaster: Mutex::new(None),
+            postmaster: ServerChild::default(),
         };
         // Another program may grab the port between free_port() and the bind: retry.
         let mut attempt = 1;

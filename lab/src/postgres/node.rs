@@ -11,16 +11,15 @@
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
 use std::process::Child;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, MutexGuard};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 use std::os::unix::process::CommandExt;
 
 use super::Ctx;
-use crate::process::{children_of, is_alive, signal_tree, tail, wait_child};
+use crate::process::{children_of, is_alive, running, tail, ServerChild};
 
 /// How long a start may take before it is declared failed.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -36,7 +35,7 @@ pub struct PgNode {
     pub(super) data_dir: PathBuf,
     pub(super) log_file: PathBuf,
     pub(super) ctx: Arc<Ctx>,
-    pub(super) postmaster: Mutex<Option<Child>>,
+    pub(super) postmaster: ServerChild,
 }
 
 impl std::fmt::Debug for PgNode {
@@ -107,8 +106,7 @@ impl PgNode {
 
     /// The postmaster's pid, if it is running.
     pub fn pid(&self) -> Option<u32> {
-        let mut guard = self.lock();
-        running(&mut guard).map(|c| c.id())
+        self.postmaster.pid()
     }
 
     /// A superuser client (the connection task is spawned on the current tokio runtime).
@@ -258,39 +256,16 @@ impl PgNode {
     /// written) and waits for it. Falls back to an immediate shutdown after 30 s (a primary
     /// waits for its walsenders, which can hang on a frozen replica). No-op if stopped.
     pub fn stop(&self) -> Result<()> {
-        let mut guard = self.lock();
-        let Some(child) = running(&mut guard) else {
-            return Ok(());
-        };
-        let pid = child.id() as i32;
-        signal_tree(pid, Signal::SIGCONT);
-        let _ = kill(Pid::from_raw(pid), Signal::SIGINT);
-        if !wait_child(child, Duration::from_secs(30)) {
-            signal_tree(pid, Signal::SIGCONT);
-            let _ = kill(Pid::from_raw(pid), Signal::SIGQUIT);
-            if !wait_child(child, Duration::from_secs(10)) {
-                signal_tree(pid, Signal::SIGKILL);
-                wait_child(child, Duration::from_secs(10));
-            }
-        }
-        *guard = None;
+        self.postmaster.stop(Signal::SIGINT, Duration::from_secs(30), Some(Signal::SIGQUIT));
         Ok(())
     }
 
     /// SIGKILLs the postmaster and all its child processes (a crash: no shutdown
     /// checkpoint; the next [`start`](Self::start) runs crash recovery). No-op if stopped.
     pub fn kill(&self) -> Result<()> {
-        let mut guard = self.lock();
-        let Some(child) = running(&mut guard) else {
-            return Ok(());
-        };
-        let pid = child.id() as i32;
-        signal_tree(pid, Signal::SIGKILL);
-        if !wait_child(child, Duration::from_secs(10)) {
-            bail!("{}: postmaster {pid} survived SIGKILL for 10s", self.describe());
-        }
-        *guard = None;
-        Ok(())
+        self.postmaster
+            .kill()
+            .map_err(|pid| anyhow!("{}: postmaster {pid} survived SIGKILL for 10s", self.describe()))
     }
 
     /// SIGSTOPs the postmaster and all its children: the port still accepts TCP
@@ -305,33 +280,21 @@ impl PgNode {
     }
 
     fn signal_all(&self, sig: Signal) -> Result<()> {
-        let mut guard = self.lock();
-        let child = running(&mut guard).ok_or_else(|| anyhow!("{} is not running", self.describe()))?;
-        signal_tree(child.id() as i32, sig);
-        Ok(())
+        if self.postmaster.signal(sig) {
+            Ok(())
+        } else {
+            bail!("{} is not running", self.describe())
+        }
     }
 
     /// First half of the lab's teardown: thaw, then request an immediate shutdown.
     pub(super) fn begin_immediate_shutdown(&self) {
-        let mut guard = self.lock();
-        if let Some(child) = running(&mut guard) {
-            let pid = child.id() as i32;
-            signal_tree(pid, Signal::SIGCONT);
-            let _ = kill(Pid::from_raw(pid), Signal::SIGQUIT);
-        }
+        self.postmaster.begin_shutdown(Signal::SIGQUIT);
     }
 
     /// Second half: wait for the postmaster, SIGKILL everything if it takes over 10 s.
     pub(super) fn finish_shutdown(&self) {
-        let mut guard = self.lock();
-        if let Some(child) = guard.as_mut() {
-            let pid = child.id() as i32;
-            if !wait_child(child, Duration::from_secs(10)) {
-                signal_tree(pid, Signal::SIGKILL);
-                wait_child(child, Duration::from_secs(5));
-            }
-        }
-        *guard = None;
+        self.postmaster.finish_shutdown();
     }
 
     /// `(host, port)` description for messages: `node "r1" (127.0.0.1:23456)`.
@@ -340,7 +303,7 @@ impl PgNode {
     }
 
     fn lock(&self) -> MutexGuard<'_, Option<Child>> {
-        self.postmaster.lock().unwrap_or_else(|e| e.into_inner())
+        self.postmaster.lock()
     }
 
     /// Removes `postmaster.pid` left by a postmaster that is gone (after a kill), which
@@ -411,19 +374,6 @@ impl PgNode {
         let t = self.log_tail(10);
         t.contains("Address already in use") || t.contains("could not create any TCP/IP sockets")
     }
-}
-
-/// The child if it is still running; clears a child that has exited.
-fn running<'a>(guard: &'a mut MutexGuard<'_, Option<Child>>) -> Option<&'a mut Child> {
-    let exited = match guard.as_mut() {
-        None => return None,
-        Some(child) => !matches!(child.try_wait(), Ok(None)),
-    };
-    if exited {
-        **guard = None;
-        return None;
-    }
-    guard.as_mut()
 }
 
 /// First line of `sql`, shortened, for error messages.

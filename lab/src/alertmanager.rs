@@ -14,7 +14,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde_json::Value;
 
 use crate::ports::free_port;
-use crate::process::{sh_quote, tail, wait_child, Watchdog};
+use crate::process::{tail, wait_child, Watchdog};
 
 /// How long Alertmanager may take to report `/-/ready`.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -103,18 +103,7 @@ impl Alertmanager {
             .process_group(0)
             .spawn()
             .with_context(|| format!("spawning {}", bin.display()))?;
-        let watchdog = match Watchdog::spawn(&format!(
-            "kill -KILL {} 2>/dev/null; rm -rf {}",
-            child.id(),
-            sh_quote(&dir.path().display().to_string())
-        )) {
-            Ok(w) => w,
-            Err(e) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(e);
-            }
-        };
+        let watchdog = Watchdog::guard(&mut child, dir.path())?;
         let mut am = Alertmanager {
             child,
             port,

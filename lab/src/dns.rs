@@ -27,7 +27,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use crate::ports::free_port;
-use crate::process::{sh_quote, tail, wait_child, Watchdog};
+use crate::process::{tail, wait_child, Watchdog};
 
 /// How long a server may take to say it is ready.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
@@ -132,18 +132,7 @@ impl Server {
             .process_group(0)
             .spawn()
             .with_context(|| format!("spawning {what} (run scripts/install-deps.sh?)"))?;
-        let watchdog = match Watchdog::spawn(&format!(
-            "kill -KILL {} 2>/dev/null; rm -rf {}",
-            child.id(),
-            sh_quote(&dir.path().display().to_string())
-        )) {
-            Ok(w) => w,
-            Err(e) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(e);
-            }
-        };
+        let watchdog = Watchdog::guard(&mut child, dir.path())?;
         Ok(Server { what, child: Some(child), port, dir, log, _watchdog: watchdog })
     }
 

@@ -91,6 +91,18 @@ pub struct Watchdog {
 }
 
 impl Watchdog {
+    /// Guards a just-spawned server: if this process dies, the watchdog SIGKILLs
+    /// `child` and removes `dir`. If the watchdog cannot start, the child is killed
+    /// and reaped here and the error returned.
+    pub fn guard(child: &mut Child, dir: &Path) -> Result<Watchdog> {
+        let script =
+            format!("kill -KILL {} 2>/dev/null; rm -rf {}", child.id(), sh_quote(&dir.display().to_string()));
+        Watchdog::spawn(&script).inspect_err(|_| {
+            let _ = child.kill();
+            let _ = child.wait();
+        })
+    }
+
     /// Arms a watchdog that runs `cleanup_script` (sh) if this process dies first.
     pub fn spawn(cleanup_script: &str) -> Result<Watchdog> {
         let script = format!(

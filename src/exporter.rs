@@ -44,10 +44,10 @@ pub async fn run(config: Config, options: ServeOptions) -> anyhow::Result<()> {
     let controller =
         tokio::spawn(control(live.clone(), options.config_file.clone(), reload_rx, shutdown.clone()));
     tokio::spawn(wait_for_signals(shutdown.clone(), reload_tx.clone()));
-    let registry = metrics::registry(live.clone());
+    let exposition = metrics::Exposition::new(live.clone());
     let served = server::serve(
         listener,
-        registry,
+        exposition,
         &options.telemetry_path,
         reload_tx,
         options.web_config,

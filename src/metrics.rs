@@ -15,7 +15,7 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
-use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -226,7 +226,8 @@ pub fn all() -> impl Iterator<Item = &'static MetricDesc> {
         .chain(crate::dns::METRICS.iter().copied())
 }
 
-/// One sample: the label values in the order of its family's `labels`.
+/// One owned sample, for results a worker keeps between scrapes (an engine's
+/// native signals): the label values in the order of its family's `labels`.
 #[derive(Debug, Clone)]
 pub struct Sample {
     pub desc: &'static MetricDesc,
@@ -234,22 +235,95 @@ pub struct Sample {
     pub value: f64,
 }
 
-/// Collects samples for one scrape, grouped by family.
+/// The samples of one family for one scrape. Label values are packed into one
+/// buffer, so a sample costs a copy of its label bytes and no allocation of its own.
+#[derive(Debug)]
+struct Family {
+    desc: &'static MetricDesc,
+    /// Every sample's label values, back to back.
+    text: String,
+    /// The end of each label value in `text`: `desc.labels.len()` per sample.
+    ends: Vec<usize>,
+    values: Vec<f64>,
+}
+
+impl Family {
+    /// The (name, value) label pairs and the value of each sample, in push order.
+    fn samples(&self) -> impl Iterator<Item = (impl Iterator<Item = (&'static str, &str)> + '_, f64)> + '_ {
+        let k = self.desc.labels.len();
+        self.values.iter().enumerate().map(move |(i, value)| {
+            let labels = self.desc.labels.iter().enumerate().map(move |(j, name)| {
+                let n = i * k + j;
+                let start = if n == 0 { 0 } else { self.ends[n - 1] };
+                (*name, &self.text[start..self.ends[n]])
+            });
+            (labels, *value)
+        })
+    }
+}
+
+/// Collects the samples of one scrape, grouped by family.
 #[derive(Debug, Default)]
 pub struct Samples {
-    by_family: HashMap<&'static str, Vec<Sample>>,
+    /// In order of first push; a scrape has a few dozen families, so finding
+    /// one by address is a short scan.
+    families: Vec<Family>,
 }
 
 impl Samples {
-    pub fn push(&mut self, desc: &'static MetricDesc, values: Vec<String>, value: f64) {
-        debug_assert_eq!(desc.labels.len(), values.len(), "{}", desc.name);
-        self.by_family.entry(desc.name).or_default().push(Sample { desc, values, value });
+    /// Adds a sample; `labels` are the values of `desc.labels`, in order.
+    pub fn push(&mut self, desc: &'static MetricDesc, labels: &[&str], value: f64) {
+        self.push_values(desc, labels.iter().copied(), value);
     }
 
-    pub fn extend(&mut self, samples: impl IntoIterator<Item = Sample>) {
+    /// Adds samples a worker kept.
+    pub fn extend(&mut self, samples: &[Sample]) {
         for s in samples {
-            self.push(s.desc, s.values, s.value);
+            self.push_values(s.desc, s.values.iter().map(String::as_str), s.value);
         }
+    }
+
+    fn push_values<'a>(
+        &mut self,
+        desc: &'static MetricDesc,
+        labels: impl Iterator<Item = &'a str>,
+        value: f64,
+    ) {
+        let family = self.family(desc);
+        let mut n = 0;
+        // Exactly one value per label name, whatever the caller passed, so one
+        // wrong call can never shift the labels of every sample after it.
+        for value in labels.take(desc.labels.len()) {
+            family.text.push_str(value);
+            family.ends.push(family.text.len());
+            n += 1;
+        }
+        debug_assert_eq!(n, desc.labels.len(), "label values of {}", desc.name);
+        for _ in n..desc.labels.len() {
+            family.ends.push(family.text.len());
+        }
+        family.values.push(value);
+    }
+
+    fn family(&mut self, desc: &'static MetricDesc) -> &mut Family {
+        let i = match self.families.iter().position(|f| std::ptr::eq(f.desc, desc)) {
+            Some(i) => i,
+            None => {
+                self.families.push(Family {
+                    desc,
+                    text: String::new(),
+                    ends: Vec::new(),
+                    values: Vec::new(),
+                });
+                self.families.len() - 1
+            }
+        };
+        &mut self.families[i]
+    }
+
+    fn take(&mut self, desc: &'static MetricDesc) -> Option<Family> {
+        let i = self.families.iter().position(|f| std::ptr::eq(f.desc, desc))?;
+        Some(self.families.swap_remove(i))
     }
 }
 
@@ -263,19 +337,20 @@ impl Collector for StateCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let mut samples = self.live.samples();
         for desc in all() {
-            let family = samples.by_family.remove(desc.name).unwrap_or_default();
             let kind = match desc.kind {
                 MetricKind::Gauge => MetricType::Gauge,
                 MetricKind::Counter => MetricType::Counter,
             };
             let mut metric_encoder = encoder.encode_descriptor(desc.name, desc.help, None, kind)?;
-            for sample in family {
-                let labels: Vec<(&str, &str)> =
-                    desc.labels.iter().copied().zip(sample.values.iter().map(String::as_str)).collect();
+            let Some(family) = samples.take(desc) else { continue };
+            let mut labels = Vec::with_capacity(desc.labels.len());
+            for (pairs, value) in family.samples() {
+                labels.clear();
+                labels.extend(pairs);
                 let encoder = metric_encoder.encode_family(&labels)?;
                 match desc.kind {
-                    MetricKind::Gauge => ConstGauge::new(sample.value).encode(encoder)?,
-                    MetricKind::Counter => ConstCounter::new(sample.value).encode(encoder)?,
+                    MetricKind::Gauge => ConstGauge::new(value).encode(encoder)?,
+                    MetricKind::Counter => ConstCounter::new(value).encode(encoder)?,
                 }
             }
         }
@@ -283,19 +358,81 @@ impl Collector for StateCollector {
     }
 }
 
-/// Builds the registry the server encodes on each scrape.
-pub fn registry(live: Arc<Live>) -> Registry {
-    let mut registry = Registry::default();
-    registry.register_collector(Box::new(StateCollector { live }));
-    registry
+/// What the server encodes on each scrape: the registry over the shared state,
+/// and the size of the last exposition, so a scrape writes into one buffer of the
+/// right size instead of growing (and copying) it a dozen times.
+#[derive(Debug)]
+pub struct Exposition {
+    registry: Registry,
+    size_hint: AtomicUsize,
 }
 
-/// Renders the registry as OpenMetrics text.
-pub fn render(registry: &Registry) -> Result<String, std::fmt::Error> {
-    let mut out = String::with_capacity(16 * 1024);
-    prometheus_client::encoding::text::encode(&mut out, registry)?;
-    Ok(out)
+impl Exposition {
+    pub fn new(live: Arc<Live>) -> Exposition {
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(StateCollector { live }));
+        Exposition { registry, size_hint: AtomicUsize::new(16 * 1024) }
+    }
+
+    /// Renders the latest measurements as OpenMetrics text.
+    pub fn render(&self) -> Result<String, std::fmt::Error> {
+        // A little headroom for label values and numbers that grew since.
+        let hint = self.size_hint.load(Ordering::Relaxed);
+        let mut out = String::with_capacity(hint + hint / 8);
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
+        self.size_hint.store(out.len(), Ordering::Relaxed);
+        Ok(out)
+    }
 }
 
-/// The content type of [`render`]'s output.
+/// The content type of [`Exposition::render`]'s output.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(samples: &mut Samples, desc: &'static MetricDesc) -> Vec<String> {
+        let family = samples.take(desc).expect("family present");
+        family
+            .samples()
+            .map(|(labels, v)| {
+                let l: Vec<String> = labels.map(|(k, v)| format!("{k}={v}")).collect();
+                format!("{} {v}", l.join(","))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn interleaved_pushes_keep_each_samples_labels() {
+        let mut s = Samples::default();
+        s.push(&NODE_UP, &["c", "n1", "r1"], 1.0);
+        s.push(&OBJECTIVE, &["c"], 300.0);
+        s.push(&NODE_UP, &["c", "", "r2"], 0.0);
+        s.extend(&[Sample {
+            desc: &NODE_UP,
+            values: vec!["d".into(), "n3".into(), "r3".into()],
+            value: 1.0,
+        }]);
+        assert_eq!(
+            lines(&mut s, &NODE_UP),
+            [
+                "db_cluster=c,node=n1,node_region=r1 1",
+                "db_cluster=c,node=,node_region=r2 0",
+                "db_cluster=d,node=n3,node_region=r3 1"
+            ]
+        );
+        assert_eq!(lines(&mut s, &OBJECTIVE), ["db_cluster=c 300"]);
+        assert!(s.take(&NODE_UP).is_none());
+    }
+
+    #[test]
+    #[cfg(not(debug_assertions))]
+    fn a_wrong_label_count_cannot_shift_later_samples() {
+        let mut s = Samples::default();
+        s.push(&OBJECTIVE, &["a", "extra"], 1.0);
+        s.push(&OBJECTIVE, &[], 2.0);
+        s.push(&OBJECTIVE, &["c"], 3.0);
+        assert_eq!(lines(&mut s, &OBJECTIVE), ["db_cluster=a 1", "db_cluster= 2", "db_cluster=c 3"]);
+    }
+}

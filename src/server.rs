@@ -11,7 +11,7 @@
 //! keeps the last good web config and a small cache of bcrypt outcomes.
 
 use crate::exporter::ReloadRequest;
-use crate::metrics;
+use crate::metrics::{self, Exposition};
 use crate::webconfig::WebConfig;
 use axum::extract::{Request, State as AxumState};
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
@@ -23,7 +23,6 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder as AutoBuilder;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use prometheus_client::registry::Registry;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -37,7 +36,7 @@ use tokio_util::sync::CancellationToken;
 
 #[derive(Clone)]
 struct AppState {
-    registry: Arc<Registry>,
+    exposition: Arc<Exposition>,
     telemetry_path: Arc<str>,
     reload: mpsc::Sender<ReloadRequest>,
 }
@@ -59,13 +58,13 @@ pub async fn bind(listen: &str) -> anyhow::Result<TcpListener> {
 /// a web config: plain HTTP through `axum::serve`; with one: TLS and/or basic auth.
 pub async fn serve(
     listener: TcpListener,
-    registry: Registry,
+    exposition: Exposition,
     telemetry_path: &str,
     reload: mpsc::Sender<ReloadRequest>,
     web: Option<WebConfigWatch>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let state = AppState { registry: Arc::new(registry), telemetry_path: telemetry_path.into(), reload };
+    let state = AppState { exposition: Arc::new(exposition), telemetry_path: telemetry_path.into(), reload };
     let app = router(state);
     match web {
         None => {
@@ -91,7 +90,7 @@ fn router(state: AppState) -> Router {
 }
 
 async fn scrape(AxumState(state): AxumState<AppState>) -> Response {
-    match metrics::render(&state.registry) {
+    match state.exposition.render() {
         Ok(body) => ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], body).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "Encoding metrics failed");

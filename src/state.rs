@@ -184,8 +184,8 @@ impl Live {
     pub fn samples(&self) -> Samples {
         let mut out = self.current().samples();
         let (ok, at) = *self.reload.lock().unwrap_or_else(|p| p.into_inner());
-        out.push(&metrics::RELOAD_OK, vec![], f64::from(u8::from(ok)));
-        out.push(&metrics::RELOAD_AT, vec![], at);
+        out.push(&metrics::RELOAD_OK, &[], f64::from(u8::from(ok)));
+        out.push(&metrics::RELOAD_AT, &[], at);
         out
     }
 }
@@ -251,15 +251,15 @@ impl State {
     /// Everything a scrape shows, copied out of memory.
     pub fn samples(&self) -> Samples {
         let mut out = Samples::default();
-        out.push(&metrics::BUILD_INFO, vec![env!("CARGO_PKG_VERSION").into()], 1.0);
+        out.push(&metrics::BUILD_INFO, &[env!("CARGO_PKG_VERSION")], 1.0);
         let now = mono_now();
         for cluster in &self.clusters {
             let c = &cluster.config;
-            let cl = vec![c.name.clone()];
-            out.push(&metrics::CLUSTER_INFO, vec![c.name.clone(), c.write_mode.as_str().into()], 1.0);
-            out.push(&metrics::OBJECTIVE, cl.clone(), c.rpo.as_secs_f64());
-            out.push(&metrics::RTO_OBJECTIVE, cl.clone(), c.rto.as_secs_f64());
-            out.push(&metrics::HEARTBEAT_INTERVAL, cl.clone(), c.heartbeat.interval.as_secs_f64());
+            let cl = &[c.name.as_str()];
+            out.push(&metrics::CLUSTER_INFO, &[&c.name, c.write_mode.as_str()], 1.0);
+            out.push(&metrics::OBJECTIVE, cl, c.rpo.as_secs_f64());
+            out.push(&metrics::RTO_OBJECTIVE, cl, c.rto.as_secs_f64());
+            out.push(&metrics::HEARTBEAT_INTERVAL, cl, c.heartbeat.interval.as_secs_f64());
             let writable = cluster
                 .nodes
                 .iter()
@@ -287,83 +287,73 @@ impl State {
 
 fn node_samples(node: &NodeState, now: f64, max_age: f64, out: &mut Samples) {
     let d = node.lock();
-    let labels = vec![node.cluster.clone(), node.name.clone(), node.region.clone()];
-    let with = |extra: &[&str]| {
-        let mut v = labels.clone();
-        v.extend(extra.iter().map(|s| (*s).to_owned()));
-        v
-    };
-    out.push(&metrics::NODE_UP, labels.clone(), f64::from(u8::from(d.up)));
+    let labels = &[node.cluster.as_str(), &node.name, &node.region];
+    let [cluster, name, region] = *labels;
+    out.push(&metrics::NODE_UP, labels, f64::from(u8::from(d.up)));
     if let (true, Some(w)) = (d.up, d.writable) {
-        out.push(&metrics::NODE_WRITABLE, labels.clone(), f64::from(u8::from(w)));
+        out.push(&metrics::NODE_WRITABLE, labels, f64::from(u8::from(w)));
     }
-    out.push(&metrics::ROLE_CHANGES, labels.clone(), d.role_changes as f64);
+    out.push(&metrics::ROLE_CHANGES, labels, d.role_changes as f64);
     if let Some(at) = d.role_changed_at {
-        out.push(&metrics::ROLE_CHANGED, labels.clone(), at);
+        out.push(&metrics::ROLE_CHANGED, labels, at);
     }
     if let Some(offset) = d.clock_offset {
-        out.push(&metrics::CLOCK_OFFSET, labels.clone(), offset);
+        out.push(&metrics::CLOCK_OFFSET, labels, offset);
     }
     if let Some(clock) = d.clock {
-        out.push(&metrics::CLOCK_RTT, labels.clone(), clock.rtt);
+        out.push(&metrics::CLOCK_RTT, labels, clock.rtt);
     }
     for c in Collector::ALL {
         let cd = &d.collectors[c.index()];
         if !cd.ran {
             continue;
         }
-        let l = with(&[c.as_str()]);
-        out.push(&metrics::COLLECTOR_SUCCESS, l.clone(), f64::from(u8::from(cd.last_ok)));
-        out.push(&metrics::COLLECTOR_DURATION, l.clone(), cd.last_duration);
+        let l = &[cluster, name, region, c.as_str()];
+        out.push(&metrics::COLLECTOR_SUCCESS, l, f64::from(u8::from(cd.last_ok)));
+        out.push(&metrics::COLLECTOR_DURATION, l, cd.last_duration);
         if let Some(t) = cd.last_success_mono {
             out.push(&metrics::MEASUREMENT_AGE, l, (now - t).max(0.0));
         }
         for (kind, n) in &cd.errors {
-            out.push(&metrics::COLLECTOR_ERRORS, with(&[c.as_str(), kind.as_str()]), *n as f64);
+            out.push(
+                &metrics::COLLECTOR_ERRORS,
+                &[cluster, name, region, c.as_str(), kind.as_str()],
+                *n as f64,
+            );
         }
     }
     if d.writes > 0 {
-        out.push(&metrics::HB_WRITES, labels.clone(), d.writes as f64);
+        out.push(&metrics::HB_WRITES, labels, d.writes as f64);
     }
     if let Some(w) = d.last_written {
-        out.push(&metrics::HB_WRITTEN, labels.clone(), w.written_us as f64 / 1e6);
-        out.push(&metrics::HB_SEQUENCE, labels.clone(), w.seq as f64);
+        out.push(&metrics::HB_WRITTEN, labels, w.written_us as f64 / 1e6);
+        out.push(&metrics::HB_SEQUENCE, labels, w.seq as f64);
     }
     // A pair's lag is only as good as the last read: when the node is down, the
-    // read failed, or it is older
-    // than a worker can take to notice a failure, the series go absent (unknown)
-    // rather than repeat an old value that may read 0.
+    // read failed, or it is older than a worker can take to notice a failure, the
+    // series go absent (unknown) rather than repeat an old value that may read 0.
     let read = &d.collectors[Collector::HeartbeatRead.index()];
     let fresh = d.up && read.last_ok && read.last_success_mono.is_some_and(|t| now - t <= max_age);
     for (source, p) in &d.pairs {
-        let pair = vec![
-            node.cluster.clone(),
-            source.clone(),
-            p.source_region.clone(),
-            node.name.clone(),
-            node.region.clone(),
-        ];
+        let pair = &[cluster, source, &p.source_region, name, region];
         if let (true, Some(Reading::Ok { lag, exposure, .. })) = (fresh, p.reading) {
-            out.push(&metrics::LAG, pair.clone(), lag);
-            out.push(&metrics::EXPOSURE, pair.clone(), exposure);
+            out.push(&metrics::LAG, pair, lag);
+            out.push(&metrics::EXPOSURE, pair, exposure);
         }
         if let Some(us) = p.seen_written_us {
-            out.push(&metrics::SEEN, pair.clone(), us as f64 / 1e6);
+            out.push(&metrics::SEEN, pair, us as f64 / 1e6);
         }
+        let [_, _, source_region, _, _] = *pair;
         for s in RowStatus::ALL {
-            let mut l = pair.clone();
-            l.push(s.as_str().to_owned());
-            out.push(&metrics::ROW_STATUS, l, f64::from(u8::from(p.status == s)));
+            let status = &[cluster, source, source_region, name, region, s.as_str()];
+            out.push(&metrics::ROW_STATUS, status, f64::from(u8::from(p.status == s)));
         }
         out.push(&metrics::SEQ_REGRESSIONS, pair, p.regressions as f64);
     }
-    if d.collectors[Collector::HeartbeatRead.index()].ran {
-        out.push(&metrics::UNKNOWN_ROWS, with_replica(node, "unlisted_source"), d.unlisted_rows as f64);
-        out.push(&metrics::UNKNOWN_ROWS, with_replica(node, "malformed"), d.malformed_rows as f64);
+    if read.ran {
+        for (reason, rows) in [("unlisted_source", d.unlisted_rows), ("malformed", d.malformed_rows)] {
+            out.push(&metrics::UNKNOWN_ROWS, &[cluster, name, region, reason], rows as f64);
+        }
     }
-    out.extend(d.native.iter().cloned());
-}
-
-fn with_replica(node: &NodeState, reason: &str) -> Vec<String> {
-    vec![node.cluster.clone(), node.name.clone(), node.region.clone(), reason.to_owned()]
+    out.extend(&d.native);
 }

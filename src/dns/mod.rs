@@ -161,11 +161,11 @@ impl DnsState {
         for (zone, z) in &d.zones {
             for (server, outcome) in &z.servers {
                 if let Some(Ok(serial)) = outcome.as_ref().map(|o| &o.result) {
-                    out.push(&SOA_SERIAL, vec![zone.clone(), server.to_string()], f64::from(*serial));
+                    out.push(&SOA_SERIAL, &[zone, &server.to_string()], f64::from(*serial));
                 }
             }
             if let Some(agree) = z.agree() {
-                out.push(&SERIALS_AGREE, vec![zone.clone()], f64::from(u8::from(agree)));
+                out.push(&SERIALS_AGREE, &[zone], f64::from(u8::from(agree)));
             }
         }
     }
@@ -173,42 +173,37 @@ impl DnsState {
 
 fn record_samples(r: &RecordEntry, out: &mut Samples) {
     let s = &r.state;
-    let record = vec![r.name.clone(), r.record_type.to_owned()];
-    let mut info = record.clone();
-    info.push(s.active_region.clone().unwrap_or_else(|| "none".into()));
-    out.push(&RECORD_INFO, info, 1.0);
+    let record = &[r.name.as_str(), r.record_type];
+    let active = s.active_region.as_deref().unwrap_or("none");
+    out.push(&RECORD_INFO, &[&r.name, r.record_type, active], 1.0);
     if let Some(ratio) = s.ratio() {
-        out.push(&RATIO, record.clone(), ratio);
+        out.push(&RATIO, record, ratio);
     }
     for (metric, value) in
         [(&CHANGED, s.changed_at), (&PUBLISHED, s.published_at), (&PROPAGATION, s.propagation)]
     {
         if let Some(v) = value {
-            out.push(metric, record.clone(), v);
+            out.push(metric, record, v);
         }
     }
-    out.push(&AUTH_SERVERS, record.clone(), r.authoritative as f64);
-    for ((mode, server), slot) in &s.servers {
+    out.push(&AUTH_SERVERS, record, r.authoritative as f64);
+    for (&(mode, server), slot) in &s.servers {
         let Some(last) = &slot.last else { continue };
-        let labels =
-            vec![r.name.clone(), r.record_type.to_owned(), server.to_string(), mode.as_str().to_owned()];
-        let with = |reason: Failure| {
-            let mut l = labels.clone();
-            l.push(reason.as_str().to_owned());
-            l
-        };
-        if let Some(m) = s.matches(*mode, *server) {
-            out.push(&ANSWER_MATCHES, labels.clone(), f64::from(u8::from(m)));
+        let addr = server.to_string();
+        let labels = &[&r.name, r.record_type, &addr, mode.as_str()];
+        let with = |reason: Failure| [&r.name, r.record_type, &addr, mode.as_str(), reason.as_str()];
+        if let Some(m) = s.matches(mode, server) {
+            out.push(&ANSWER_MATCHES, labels, f64::from(u8::from(m)));
         }
         if let Some(a) = slot.answer() {
-            out.push(&ANSWER_TTL, labels.clone(), f64::from(a.ttl));
+            out.push(&ANSWER_TTL, labels, f64::from(a.ttl));
         }
-        out.push(&QUERY_SUCCESS, labels.clone(), f64::from(u8::from(slot.answer().is_some())));
+        out.push(&QUERY_SUCCESS, labels, f64::from(u8::from(slot.answer().is_some())));
         for f in Failure::ALL {
-            out.push(&FAILURE_REASON, with(f), f64::from(u8::from(slot.failure() == Some(f))));
+            out.push(&FAILURE_REASON, &with(f), f64::from(u8::from(slot.failure() == Some(f))));
         }
         for (f, n) in &slot.failures {
-            out.push(&FAILURES, with(*f), *n as f64);
+            out.push(&FAILURES, &with(*f), *n as f64);
         }
         out.push(&QUERY_DURATION, labels, last.duration.as_secs_f64());
     }

@@ -173,32 +173,28 @@ impl HealthState {
     pub fn samples(&self, out: &mut Samples) {
         let all = self.lock();
         for (region, results) in self.config.regions.iter().zip(all.iter()) {
-            let r = vec![region.name.clone()];
-            out.push(&REGION_QUORUM, r.clone(), region.quorum as f64);
+            let r = &[region.name.as_str()];
+            out.push(&REGION_QUORUM, r, region.quorum as f64);
             let ran: Vec<&Outcome> = results.iter().filter_map(|p| p.last.as_ref()).collect();
             if ran.len() == results.len() {
                 let passing = ran.iter().filter(|o| o.status == ProbeStatus::Ok).count();
-                out.push(&REGION_PASSING, r.clone(), passing as f64);
+                out.push(&REGION_PASSING, r, passing as f64);
                 out.push(&REGION_HEALTHY, r, f64::from(u8::from(passing >= region.quorum)));
             }
             for (probe, data) in region.probes.iter().zip(results) {
-                let l = vec![region.name.clone(), probe.name.clone()];
-                let with = |extra: &str| {
-                    let mut v = l.clone();
-                    v.push(extra.to_owned());
-                    v
-                };
+                let l = &[region.name.as_str(), &probe.name];
+                let with = |extra| [region.name.as_str(), &probe.name, extra];
                 for (status, n) in &data.failures {
-                    out.push(&PROBE_FAILURES, with(status.as_str()), *n as f64);
+                    out.push(&PROBE_FAILURES, &with(status.as_str()), *n as f64);
                 }
                 let Some(o) = &data.last else { continue };
-                out.push(&PROBE_SUCCESS, l.clone(), f64::from(u8::from(o.status == ProbeStatus::Ok)));
-                out.push(&PROBE_DURATION, l.clone(), o.duration);
+                out.push(&PROBE_SUCCESS, l, f64::from(u8::from(o.status == ProbeStatus::Ok)));
+                out.push(&PROBE_DURATION, l, o.duration);
                 for s in ProbeStatus::ALL {
-                    out.push(&PROBE_STATE, with(s.as_str()), f64::from(u8::from(o.status == s)));
+                    out.push(&PROBE_STATE, &with(s.as_str()), f64::from(u8::from(o.status == s)));
                 }
                 if let Some(code) = o.http_status {
-                    out.push(&HTTP_STATUS, l.clone(), f64::from(code));
+                    out.push(&HTTP_STATUS, l, f64::from(code));
                 }
                 if let Some(at) = o.cert_expiry {
                     out.push(&CERT_EXPIRY, l, at);

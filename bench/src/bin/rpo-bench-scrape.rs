@@ -1,0 +1,142 @@
+//! rpo-bench-scrape: the cost of one scrape's rendering, without databases or load.
+//!
+//! Builds the exporter's real [`State`] for N clusters of one primary and one
+//! replica from a generated config, fills every node the way a healthy worker
+//! would (role, clock, collectors, a reading per pair, each engine's native
+//! families), then renders it through the same registry and encoder the server
+//! uses, many times, and reports series per scrape, bytes and latency
+//! percentiles. The scale step of `rpo-bench` measures the same path over HTTP on
+//! a loaded lab; this one isolates the encoder.
+//!
+//! `cargo run --release -p rpo-bench --bin rpo-bench-scrape -- --clusters 1,100,400`
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use rpo_exporter::config::Config;
+use rpo_exporter::engine::{EngineKind, ErrorKind, Written};
+use rpo_exporter::heartbeat::{Basis, ClockSample, Reading, RowStatus};
+use rpo_exporter::metrics::{self, Sample};
+use rpo_exporter::state::{Collector, Live, PairData, State};
+use std::fmt::Write as _;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+#[derive(Parser)]
+struct Args {
+    /// Cluster counts to render (one primary and one replica each).
+    #[arg(long, default_value = "1,10,100,400")]
+    clusters: String,
+    /// Renders per count.
+    #[arg(long, default_value_t = 500)]
+    renders: usize,
+    /// Engine of every node: postgres or mysql.
+    #[arg(long, default_value = "postgres")]
+    engine: String,
+}
+
+fn config(n: usize, engine: &str) -> Result<Config> {
+    let dsn = |port: u16| match engine {
+        "mysql" => format!("mysql://rpo@127.0.0.1:{port}/rpo"),
+        _ => format!("host=127.0.0.1 port={port} user=rpo dbname=postgres"),
+    };
+    let mut yaml = String::from("clusters:\n");
+    for i in 0..n {
+        write!(
+            yaml,
+            "  - name: c{i:03}\n    rpo: 30s\n    rto: 5m\n    heartbeat: {{ interval: 1s, table: rpo.hb_{i:03} }}\n    nodes:\n      - {{ name: p{i:03}, region: us-east-1, engine: {engine}, dsn: \"{}\" }}\n      - {{ name: r{i:03}, region: eu-west-1, engine: {engine}, dsn: \"{}\" }}\n",
+            dsn(5432),
+            dsn(5433)
+        )?;
+    }
+    Config::parse(Path::new("<generated>"), &yaml).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// Fills every node as a healthy worker leaves it after a few intervals.
+fn fill(state: &State, engine: EngineKind) {
+    let now = rpo_exporter::heartbeat::mono_now();
+    for cluster in &state.clusters {
+        let primary = &cluster.nodes[0];
+        for (i, node) in cluster.nodes.iter().enumerate() {
+            let mut d = node.lock();
+            d.up = true;
+            d.writable = Some(i == 0);
+            d.clock = Some(ClockSample { db_us: 1_700_000_000_000_000, mono: now, rtt: 0.0004 });
+            d.clock_offset = Some(0.0001);
+            for c in Collector::ALL {
+                if c == Collector::HeartbeatWrite && i != 0 {
+                    continue;
+                }
+                d.record_success(c, 0.0007);
+            }
+            d.record_failure(Collector::Role, 0.75, ErrorKind::Timeout);
+            d.record_success(Collector::Role, 0.0005);
+            if i == 0 {
+                d.writes = 1234;
+                d.last_written = Some(Written { seq: 1234, written_us: 1_700_000_000_000_000 });
+            } else {
+                d.pairs.insert(
+                    primary.name.clone(),
+                    PairData {
+                        source_region: primary.region.clone(),
+                        status: RowStatus::Ok,
+                        reading: Some(Reading::Ok { lag: 0.0, exposure: 0.42, basis: Basis::Monotonic }),
+                        seen_written_us: Some(1_700_000_000_000_000),
+                        last_seq: Some(1234),
+                        regressions: 0,
+                    },
+                );
+            }
+            // One sample of every native family, with the node labels first.
+            d.native = engine
+                .metrics()
+                .iter()
+                .map(|desc| {
+                    let mut values = vec![node.cluster.clone(), node.name.clone(), node.region.clone()];
+                    values.extend(desc.labels[3..].iter().map(|l| format!("{l}-value")));
+                    Sample { desc, values, value: 1.5 }
+                })
+                .collect();
+        }
+    }
+}
+
+fn pct(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    let i = ((p * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1;
+    v[i]
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let engine = match args.engine.as_str() {
+        "postgres" => EngineKind::Postgres,
+        "mysql" => EngineKind::Mysql,
+        other => anyhow::bail!("--engine: {other:?} is neither postgres nor mysql"),
+    };
+    println!("| Clusters | Series | Bytes | p50 (ms) | p99 (ms) | max (ms) | µs per series (p50) |");
+    println!("|---|---|---|---|---|---|---|");
+    for n in args.clusters.split(',') {
+        let n: usize = n.trim().parse().with_context(|| format!("--clusters: {n:?}"))?;
+        let state = State::new(&config(n, &args.engine)?);
+        fill(&state, engine);
+        let exposition = metrics::Exposition::new(Arc::new(Live::new(state)));
+        let first = exposition.render()?;
+        let series = first.lines().filter(|l| !l.is_empty() && !l.starts_with('#')).count();
+        let mut ms: Vec<f64> = (0..args.renders)
+            .map(|_| {
+                let t = Instant::now();
+                let text = exposition.render().expect("render");
+                std::hint::black_box(text);
+                t.elapsed().as_secs_f64() * 1000.0
+            })
+            .collect();
+        let (p50, p99, max) = (pct(&mut ms, 0.5), pct(&mut ms, 0.99), pct(&mut ms, 1.0));
+        println!(
+            "| {n} | {series} | {} | {p50:.3} | {p99:.3} | {max:.3} | {:.3} |",
+            first.len(),
+            p50 * 1000.0 / series as f64
+        );
+    }
+    Ok(())
+}

@@ -71,9 +71,15 @@ impl Generation {
     fn start(state: &State, parent: &CancellationToken) -> Generation {
         let token = parent.child_token();
         let mut tasks = JoinSet::new();
+        // Workers start spread evenly over their interval, so hundreds of nodes do
+        // not all connect, and then all query, at the same instant every tick.
+        let total = state.clusters.iter().map(|c| c.nodes.len()).sum::<usize>().max(1);
+        let mut position = 0;
         for cluster in &state.clusters {
             for index in 0..cluster.nodes.len() {
-                tasks.spawn(supervise(cluster.clone(), index, token.clone()));
+                let phase = position as f64 / total as f64;
+                tasks.spawn(supervise(cluster.clone(), index, phase, token.clone()));
+                position += 1;
             }
         }
         if let Some(health) = &state.health {
@@ -141,9 +147,9 @@ async fn control(
 
 /// Runs a node's worker, and runs a fresh one if it ever panics: a bug in one
 /// node's measurements must not silence that node for the life of the process.
-async fn supervise(cluster: Arc<ClusterState>, index: usize, shutdown: CancellationToken) {
+async fn supervise(cluster: Arc<ClusterState>, index: usize, phase: f64, shutdown: CancellationToken) {
     loop {
-        let worker = Worker::new(cluster.clone(), index);
+        let worker = Worker::new(cluster.clone(), index, phase);
         match tokio::spawn(worker.run(shutdown.clone())).await {
             Ok(()) => return,
             Err(e) => {

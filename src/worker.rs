@@ -80,10 +80,14 @@ pub struct Worker {
     /// Per collector, whether its last run failed, so a streak of failures
     /// logs one warning (and its end one line) instead of one per interval.
     failing: [bool; 4],
+    /// Where in its interval the first tick falls, as a fraction of it.
+    phase: f64,
 }
 
 impl Worker {
-    pub fn new(cluster: Arc<ClusterState>, index: usize) -> Worker {
+    /// The worker of `cluster.nodes[index]`; its first tick comes `phase` (0..1)
+    /// of an interval after the start.
+    pub fn new(cluster: Arc<ClusterState>, index: usize, phase: f64) -> Worker {
         let node = cluster.nodes[index].clone();
         let cluster_config = cluster.config.clone();
         Worker {
@@ -101,12 +105,15 @@ impl Worker {
             table_ready: false,
             retry_at: Instant::now(),
             failing: [false; 4],
+            phase: phase.clamp(0.0, 1.0),
         }
     }
 
     /// Measures until `shutdown` is cancelled.
     pub async fn run(mut self, shutdown: CancellationToken) {
-        let mut ticker = tokio::time::interval(self.cluster_config.heartbeat.interval);
+        let interval = self.cluster_config.heartbeat.interval;
+        let start = tokio::time::Instant::now() + interval.mul_f64(self.phase);
+        let mut ticker = tokio::time::interval_at(start, interval);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
             tokio::select! {
@@ -129,7 +136,7 @@ impl Worker {
                 return;
             }
             let node_cfg = &self.cluster_config.nodes[self.index];
-            let (result, took) = timed(hb.timeout, "connect", Session::connect(node_cfg, &hb)).await;
+            let (result, took) = timed(hb.connect_timeout, "connect", Session::connect(node_cfg, &hb)).await;
             match result {
                 Ok(session) => {
                     self.session = Some(session);

@@ -25,6 +25,7 @@ use std::time::Duration;
 pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
 pub const MAX_INTERVAL: Duration = Duration::from_secs(60);
 const MAX_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_LABEL_LEN: usize = 64;
 
 /// A configuration problem: which file, where in it, and what is wrong.
@@ -85,8 +86,10 @@ impl WriteMode {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Heartbeat {
     pub interval: Duration,
-    /// Deadline for one database round trip (connect, or one query).
+    /// Deadline for one query.
     pub timeout: Duration,
+    /// Deadline for opening a session: TCP, TLS, authentication, first statements.
+    pub connect_timeout: Duration,
     pub table: TableName,
     pub create_table: bool,
     pub sources: Sources,
@@ -444,6 +447,24 @@ fn validate_heartbeat(
     if timeout < Duration::from_millis(10) || timeout > MAX_TIMEOUT {
         return Err(ctx.err(format!("{path}.timeout"), "must be between 10ms and 30s"));
     }
+    // Opening a session takes several round trips (TCP, TLS, SCRAM or native
+    // auth) and CPU on both sides: across regions, or with hundreds of sessions
+    // opening at once, that is well beyond one query's deadline. A connect cut
+    // short is wasted work that a retry repeats, so it gets its own, longer one.
+    let connect_timeout = match &rh.connect_timeout {
+        Some(v) => ctx.duration(&format!("{path}.connect_timeout"), v)?,
+        None => timeout.max(DEFAULT_CONNECT_TIMEOUT),
+    };
+    if connect_timeout < timeout || connect_timeout > MAX_TIMEOUT {
+        return Err(ctx.err(
+            format!("{path}.connect_timeout"),
+            format!(
+                "{} is out of range: it must be at least the timeout ({}) and at most 30s",
+                humantime::format_duration(connect_timeout),
+                humantime::format_duration(timeout)
+            ),
+        ));
+    }
     let table = match &rh.table {
         Some(t) => t.parse().map_err(|e: String| ctx.err(format!("{path}.table"), e))?,
         None => TableName { schema: "rpo".into(), table: "heartbeat".into() },
@@ -470,7 +491,15 @@ fn validate_heartbeat(
             ))
         }
     };
-    Ok(Heartbeat { interval, timeout, table, create_table: rh.create_table.unwrap_or(true), sources, format })
+    Ok(Heartbeat {
+        interval,
+        timeout,
+        connect_timeout,
+        table,
+        create_table: rh.create_table.unwrap_or(true),
+        sources,
+        format,
+    })
 }
 
 fn validate_node(ctx: &Ctx, path: &str, rn: RawNode) -> Result<Node, ConfigError> {
@@ -558,6 +587,7 @@ clusters:
         assert_eq!(cl.write_mode, WriteMode::SingleWriter);
         assert_eq!(cl.heartbeat.interval, Duration::from_millis(500));
         assert_eq!(cl.heartbeat.timeout, Duration::from_millis(750));
+        assert_eq!(cl.heartbeat.connect_timeout, Duration::from_secs(5));
         assert_eq!(cl.heartbeat.table.to_string(), "rpo.hb");
         assert!(cl.heartbeat.create_table);
         assert_eq!(cl.heartbeat.sources, Sources::Listed);

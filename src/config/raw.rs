@@ -39,6 +39,8 @@ pub struct RawHeartbeat {
     #[serde(default)]
     pub timeout: Option<String>,
     #[serde(default)]
+    pub connect_timeout: Option<String>,
+    #[serde(default)]
     pub table: Option<String>,
     #[serde(default)]
     pub create_table: Option<bool>,

@@ -177,7 +177,7 @@ impl PgSession {
         if config.get_application_name().is_none() {
             config.application_name("rpo-exporter");
         }
-        config.connect_timeout(heartbeat.timeout);
+        config.connect_timeout(heartbeat.connect_timeout);
         let table = heartbeat.table.clone();
         // The error, if any, surfaces on the client's next query.
         // sslmode=require in the DSN alone means what libpq means: encrypt, verify nothing.

@@ -152,9 +152,15 @@ pub struct PgSession {
     client: Client,
     connection: JoinHandle<()>,
     table: TableName,
+    /// The server's system identifier: fixed for the life of a session.
+    identity: String,
     probe: Statement,
     read: Option<Statement>,
     update: Option<Statement>,
+    /// The two native-signal queries, prepared on first use: planned once per
+    /// session instead of parsed and planned on every interval.
+    standbys: Option<Statement>,
+    receiver: Option<Statement>,
 }
 
 impl Drop for PgSession {
@@ -216,27 +222,40 @@ impl PgSession {
             heartbeat.timeout.as_millis()
         );
         client.batch_execute(&setup).await.map_err(|e| classify(&e, &table))?;
+        let identity: String = client
+            .query_one("SELECT system_identifier::text FROM pg_control_system()", &[])
+            .await
+            .map_err(|e| classify(&e, &table))?
+            .get(0);
         let probe = client
             .prepare(&format!(
-                "SELECT NOT pg_is_in_recovery() AND current_setting('transaction_read_only') = 'off',
-                        (SELECT system_identifier::text FROM pg_control_system()),
-                        {}",
+                "SELECT NOT pg_is_in_recovery() AND current_setting('transaction_read_only') = 'off', {}",
                 epoch_us("clock_timestamp()")
             ))
             .await
             .map_err(|e| classify(&e, &table))?;
-        Ok(PgSession { client, connection, table, probe, read: None, update: None })
+        Ok(PgSession {
+            client,
+            connection,
+            table,
+            identity,
+            probe,
+            read: None,
+            update: None,
+            standbys: None,
+            receiver: None,
+        })
     }
 
     pub async fn probe(&mut self) -> Result<Probe, EngineError> {
         let row = self.client.query_one(&self.probe, &[]).await.map_err(|e| classify(&e, &self.table))?;
-        let identity: String = row.get(1);
+        let identity = self.identity.clone();
         Ok(Probe {
             writable: row.get(0),
             expected_row_identity: Some(identity.clone()),
             aliases: vec![identity.clone()],
             identity,
-            db_now_us: row.get(2),
+            db_now_us: row.get(1),
         })
     }
 
@@ -341,10 +360,8 @@ impl PgSession {
 
     pub async fn replication(&mut self, labels: &NodeLabels) -> Result<Vec<Sample>, EngineError> {
         let mut out = Vec::new();
-        let standbys = self
-            .client
-            .query(
-                "WITH pos AS (
+        if self.standbys.is_none() {
+            let sql = "WITH pos AS (
                    SELECT CASE WHEN pg_is_in_recovery() THEN pg_last_wal_receive_lsn() ELSE pg_current_wal_lsn() END AS lsn)
                  SELECT r.application_name, s.slot_name, r.state,
                         extract(epoch from r.write_lag)::float8,
@@ -357,9 +374,24 @@ impl PgSession {
                  FROM pg_stat_replication r
                  CROSS JOIN pos
                  LEFT JOIN pg_replication_slots s ON s.active_pid = r.pid
-                 ORDER BY r.pid",
-                &[],
-            )
+                 ORDER BY r.pid";
+            self.standbys = Some(self.client.prepare(sql).await.map_err(|e| classify(&e, &self.table))?);
+        }
+        if self.receiver.is_none() {
+            let sql = format!(
+                "SELECT pg_is_in_recovery(),
+                        (SELECT status FROM pg_stat_wal_receiver),
+                        CASE WHEN pg_is_in_recovery() THEN pg_is_wal_replay_paused() END,
+                        {},
+                        pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())::float8",
+                epoch_us("pg_last_xact_replay_timestamp()")
+            );
+            self.receiver = Some(self.client.prepare(&sql).await.map_err(|e| classify(&e, &self.table))?);
+        }
+        let (standbys_sql, receiver_sql) = (self.standbys.clone(), self.receiver.clone());
+        let standbys = self
+            .client
+            .query(standbys_sql.as_ref().expect("prepared above"), &[])
             .await
             .map_err(|e| classify(&e, &self.table))?;
         let mut seen = std::collections::HashSet::new();
@@ -387,17 +419,7 @@ impl PgSession {
 
         let row = self
             .client
-            .query_one(
-                &format!(
-                    "SELECT pg_is_in_recovery(),
-                            (SELECT status FROM pg_stat_wal_receiver),
-                            CASE WHEN pg_is_in_recovery() THEN pg_is_wal_replay_paused() END,
-                            {},
-                            pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())::float8",
-                    epoch_us("pg_last_xact_replay_timestamp()")
-                ),
-                &[],
-            )
+            .query_one(receiver_sql.as_ref().expect("prepared above"), &[])
             .await
             .map_err(|e| classify(&e, &self.table))?;
         if row.get::<_, bool>(0) {

@@ -115,6 +115,7 @@ desc!(
     "When the node's role last changed (exporter host clock); absent until it first changes."
 );
 desc!(NODE_UP, "rpo_node_up", Gauge, NODE, "1 if the node answered its last role probe, else 0.");
+desc!(SESSIONS_OPENED, "rpo_node_sessions_opened", Counter, NODE, "Database sessions the exporter opened to the node. One in a steady state; steady growth is reconnect churn (a flapping link, a server closing sessions, or repeated timeouts).");
 desc!(
     NODE_WRITABLE,
     "rpo_node_writable",
@@ -197,6 +198,7 @@ pub static CORE: &[&MetricDesc] = &[
     &HEARTBEAT_INTERVAL,
     &WRITABLE_NODES,
     &NODE_UP,
+    &SESSIONS_OPENED,
     &ROLE_CHANGES,
     &ROLE_CHANGED,
     &NODE_WRITABLE,

@@ -78,6 +78,7 @@ pub struct NodeData {
     pub clock_offset: Option<f64>,
     pub collectors: [CollectorData; 4],
     pub writes: u64,
+    pub sessions_opened: u64,
     pub last_written: Option<Written>,
     pub history: WriteHistory,
     /// Sources seen on this node, by source node name.
@@ -293,6 +294,7 @@ fn node_samples(node: &NodeState, now: f64, max_age: f64, out: &mut Samples) {
     if let (true, Some(w)) = (d.up, d.writable) {
         out.push(&metrics::NODE_WRITABLE, labels, f64::from(u8::from(w)));
     }
+    out.push(&metrics::SESSIONS_OPENED, labels, d.sessions_opened as f64);
     out.push(&metrics::ROLE_CHANGES, labels, d.role_changes as f64);
     if let Some(at) = d.role_changed_at {
         out.push(&metrics::ROLE_CHANGED, labels, at);

@@ -5,9 +5,12 @@
 //! shows and turns each into a (source → replica) reading, then reads the
 //! engine's native replication signals. Each step is bounded by the cluster's
 //! timeout; a step that breaks the connection drops the session, and the next
-//! connection attempt waits out an exponential backoff. Results land in the
-//! node's [`NodeState`]; the worker holds no lock across an `.await` and never
-//! holds two nodes' locks at once.
+//! connection attempt waits out an exponential backoff (reset only by a whole
+//! successful tick). A query timeout keeps a PostgreSQL session for up to a
+//! connect deadline, so a busy server is not also asked to authenticate the
+//! exporter again every interval; at most a few sessions open at once across the
+//! exporter. Results land in the node's [`NodeState`]; the worker holds no lock
+//! across an `.await` and never holds two nodes' locks at once.
 
 use crate::config::{is_label_safe, Cluster, Sources, WriteMode};
 use crate::engine::{EngineError, ErrorKind, HeartbeatRead, HeartbeatRow, NodeLabels, Session};
@@ -26,6 +29,11 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 const MAX_UNLISTED_SOURCES: usize = 32;
 /// How long a clock sample of a source may serve to map its timestamps.
 const CLOCK_SAMPLE_TTL: f64 = 600.0;
+/// Sessions being opened at once, across the whole exporter. Opening one costs the
+/// server a process and an authentication (about 10 ms of CPU for SCRAM) and the
+/// exporter its side of the handshake: hundreds at once would starve the very
+/// queries that measure lag.
+static CONNECTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(8);
 
 /// Exponential backoff with jitter, starting at one interval.
 struct Backoff {
@@ -82,6 +90,8 @@ pub struct Worker {
     failing: [bool; 4],
     /// Where in its interval the first tick falls, as a fraction of it.
     phase: f64,
+    /// Since when queries have been timing out on a session kept open.
+    timing_out_since: Option<Instant>,
 }
 
 impl Worker {
@@ -106,6 +116,7 @@ impl Worker {
             retry_at: Instant::now(),
             failing: [false; 4],
             phase: phase.clamp(0.0, 1.0),
+            timing_out_since: None,
         }
     }
 
@@ -135,12 +146,14 @@ impl Worker {
             if Instant::now() < self.retry_at {
                 return;
             }
+            let Ok(_permit) = CONNECTS.acquire().await else { return };
             let node_cfg = &self.cluster_config.nodes[self.index];
             let (result, took) = timed(hb.connect_timeout, "connect", Session::connect(node_cfg, &hb)).await;
             match result {
                 Ok(session) => {
                     self.session = Some(session);
                     self.table_ready = false;
+                    self.node.lock().sessions_opened += 1;
                 }
                 Err(e) => {
                     self.fail(Collector::Role, took, &e);
@@ -149,12 +162,36 @@ impl Worker {
                 }
             }
         }
-        if let Err(e) = self.measure().await {
-            if e.kind.breaks_session() {
-                // Reconnect at the next tick; repeated failures back off from there.
-                self.session = None;
+        match self.measure().await {
+            Ok(()) => {
+                self.backoff.reset();
+                self.timing_out_since = None;
             }
+            Err(e) if e.kind.breaks_session() => {
+                if self.keeps_session_after(&e, hb.connect_timeout) {
+                    return;
+                }
+                // Reconnect after a backoff: a node that connects and then fails at
+                // once must not open a session every interval.
+                self.session = None;
+                self.timing_out_since = None;
+                self.retry_at = Instant::now() + self.backoff.next_delay();
+            }
+            Err(_) => {}
         }
+    }
+
+    /// A query that missed its deadline on an otherwise healthy session is most
+    /// often a busy server: reconnecting would add an authentication to its load
+    /// every interval. The session is kept while timeouts last less than a connect
+    /// deadline, where the driver allows it; past that the link may be dead (a
+    /// black-holed network never errors) and only a new session can tell.
+    fn keeps_session_after(&mut self, e: &EngineError, limit: Duration) -> bool {
+        if e.kind != ErrorKind::Timeout || !self.session.as_ref().is_some_and(Session::survives_timeout) {
+            return false;
+        }
+        let since = *self.timing_out_since.get_or_insert_with(Instant::now);
+        since.elapsed() < limit
     }
 
     /// Records a success, and the end of a failure streak.
@@ -237,7 +274,6 @@ impl Worker {
             d.clock_offset = Some(probe.db_now_us as f64 / 1e6 - (wall0 + took / 2.0));
         }
         self.succeed(Collector::Role, took);
-        self.backoff.reset();
 
         if probe.writable && hb.format.writes() {
             self.write_heartbeat(&probe.identity).await?;

@@ -99,6 +99,37 @@ async fn frozen_replica_keeps_scrapes_fast_and_its_age_grows() {
     assert!(ok, "thawed replica did not come back; log:\n{}", exporter.log());
 }
 
+/// A replica that stalls for less than a connect deadline (5 s by default) is down
+/// while it stalls and back on the same session afterwards: a busy server is not
+/// also asked to authenticate the exporter again.
+#[tokio::test(flavor = "multi_thread")]
+async fn short_stall_keeps_the_session() {
+    let (lab, exporter) = lab_and_exporter(spec_primary_replica(), "1s").await;
+    let pair = lab.pair("p", "r1");
+    let r1 = lab.node_labels("r1");
+    wait_for_pair(&exporter, &pair).await;
+    let sessions = |m: &Metrics| m.get("rpo_node_sessions_opened_total", &r1);
+    assert_eq!(sessions(&exporter.scrape().await), Some(1.0));
+
+    lab.pg.node("r1").freeze().unwrap();
+    let down = wait_for(Duration::from_secs(3), || async {
+        exporter.scrape().await.get("rpo_node_up", &r1) == Some(0.0)
+    })
+    .await;
+    assert!(down, "stalled replica never read down");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    lab.pg.node("r1").thaw().unwrap();
+    let thawed = Instant::now();
+    let back =
+        wait_for(Duration::from_secs(5), || async { exporter.scrape().await.get(LAG, &pair).is_some() })
+            .await;
+    assert!(back, "thawed replica did not come back; log:\n{}", exporter.log());
+    println!("short stall: lag back {:.2} s after the thaw", thawed.elapsed().as_secs_f64());
+    let m = exporter.scrape().await;
+    assert_eq!(sessions(&m), Some(1.0), "a stall shorter than connect_timeout must not reconnect");
+    assert_eq!(m.get("rpo_node_up", &r1), Some(1.0));
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn hostile_rows_are_reported_per_pair_without_harm() {
     let lab = Lab::start(spec_primary_replica()).await;

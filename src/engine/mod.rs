@@ -255,6 +255,14 @@ pub enum Session {
 }
 
 impl Session {
+    /// Whether the session stays usable when a query's future is dropped at its
+    /// deadline. tokio-postgres answers every request on its own channel and
+    /// discards replies nobody waits for (and the server gives up on the statement
+    /// at the same deadline); mysql_async may be left mid-packet.
+    pub fn survives_timeout(&self) -> bool {
+        matches!(self, Session::Postgres(_))
+    }
+
     /// Connects to `node`; the caller bounds the time it may take.
     pub async fn connect(node: &Node, heartbeat: &Heartbeat) -> Result<Session, EngineError> {
         match node.engine {

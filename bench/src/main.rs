@@ -50,6 +50,20 @@ struct Args {
     /// Seconds each scale step is measured.
     #[arg(long, default_value_t = 20)]
     scale_secs: u64,
+    /// Parts to run, comma-separated (default: all). `scenarios` and `footprint` start the
+    /// labs, exporters and peers; `scenarios` also measures the database cost.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Part::Scenarios, Part::Footprint, Part::Scale])]
+    only: Vec<Part>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Part {
+    /// Idle and fault scenarios: accuracy against ground truth, database cost.
+    Scenarios,
+    /// Memory, CPU and scrape latency of every exporter.
+    Footprint,
+    /// rpo-exporter watching many clusters (`--scale`).
+    Scale,
 }
 
 // ---------------------------------------------------------------- ground truth
@@ -255,6 +269,8 @@ struct Proc {
     name: String,
     child: Child,
     url: String,
+    /// Where its stdout goes; stderr goes to the same path with the extension `err`.
+    log: PathBuf,
     _watchdog: Option<Watchdog>,
 }
 
@@ -264,7 +280,14 @@ impl Proc {
         cmd.kill_on_drop(true);
         let child = cmd.spawn().with_context(|| format!("spawning {name}"))?;
         let watchdog = child.id().and_then(|pid| Watchdog::kill_on_exit(pid).ok());
-        Ok(Proc { name: name.into(), child, url, _watchdog: watchdog })
+        Ok(Proc { name: name.into(), child, url, log: log.to_owned(), _watchdog: watchdog })
+    }
+    /// Writes its stdout then its stderr (tracing logs go there) to `dest`.
+    fn save_log(&self, dest: &Path) -> Result<()> {
+        let mut text = std::fs::read(&self.log)?;
+        text.extend(std::fs::read(self.log.with_extension("err"))?);
+        std::fs::write(dest, text)
+            .with_context(|| format!("saving {}'s log to {}", self.name, dest.display()))
     }
     fn pid(&self) -> u32 {
         self.child.id().unwrap_or(0)
@@ -481,10 +504,48 @@ async fn main() -> Result<()> {
     let load0 = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     writeln!(
         md,
-        "# rpo-bench report\n\nHost: {host}, {} CPUs; load average at start: {}",
+        "# rpo-bench report\n\nHost: {host}, {} CPUs; load average at start: {}\n",
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
         load0.trim()
     )?;
+    if args.only.iter().any(|p| matches!(p, Part::Scenarios | Part::Footprint)) {
+        compare(&args, &bin, &work, &client, started, &mut md).await?;
+    }
+
+    // ---- scale
+    let counts: Vec<usize> = args.scale.split(',').filter_map(|s| s.trim().parse().ok()).collect();
+    if args.only.contains(&Part::Scale) && !counts.is_empty() {
+        eprintln!("bench: scale {counts:?}");
+        match scale(&bin, &work, &args.out, &client, &counts, args.scale_secs).await {
+            Ok((table, csv)) => {
+                md.push_str(&table);
+                std::fs::write(args.out.join("scale.csv"), csv)?;
+            }
+            Err(e) => writeln!(md, "## Scale\n\nFailed: {e:#}\n")?,
+        }
+    }
+    let load1 = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    writeln!(
+        md,
+        "Load average at end: {}. Total run time {:.0} s.",
+        load1.trim(),
+        started.elapsed().as_secs_f64()
+    )?;
+    write_md(&args.out, &md)?;
+    eprintln!("bench: done, report in {}", args.out.join("results.md").display());
+    let _ = std::fs::remove_dir_all(&work);
+    Ok(())
+}
+
+/// The four labs, their exporters and peers: accuracy scenarios, database cost, footprint.
+async fn compare(
+    args: &Args,
+    bin: &Path,
+    work: &Path,
+    client: &reqwest::Client,
+    started: Instant,
+    md: &mut String,
+) -> Result<()> {
     writeln!(
         md,
         "Idle scenario {} s, fault scenarios {} s each, one sample per second per tool.\n",
@@ -493,11 +554,11 @@ async fn main() -> Result<()> {
 
     // ---- labs
     eprintln!("bench: starting labs");
-    let pg_schema = schema_sql(&bin, &["postgres"])?;
-    let my_schema = schema_sql(&bin, &["mysql", "--server", "mariadb-10.11", "--host", "127.0.0.1"])?;
+    let pg_schema = schema_sql(bin, &["postgres"])?;
+    let my_schema = schema_sql(bin, &["mysql", "--server", "mariadb-10.11", "--host", "127.0.0.1"])?;
     let (pga, pgb, mya, myb) = tokio::join!(
-        pg_side(&work, Some(&pg_schema)),
-        pg_side(&work, None),
+        pg_side(work, Some(&pg_schema)),
+        pg_side(work, None),
         maria_side(Some(&my_schema)),
         maria_side(None)
     );
@@ -517,10 +578,10 @@ async fn main() -> Result<()> {
         my_node_yaml("a", "us-east-1", &mya.lab.node("a").dsn(ROLE), &pw_file),
         my_node_yaml("b", "eu-west-1", &mya.lab.node("b").dsn(ROLE), &pw_file)
     );
-    let rpo_pg = rpo_exporter(&bin, &work, "rpo-exporter-pg", &pg_cfg)?;
-    let rpo_my = rpo_exporter(&bin, &work, "rpo-exporter-mariadb", &my_cfg)?;
+    let rpo_pg = rpo_exporter(bin, work, "rpo-exporter-pg", &pg_cfg)?;
+    let rpo_my = rpo_exporter(bin, work, "rpo-exporter-mariadb", &my_cfg)?;
     // The same PostgreSQL pair watched at a 100 ms interval, its own table and node names.
-    let fast_sql = schema_sql(&bin, &["postgres", "--table", "rpo.hb_fast"])?;
+    let fast_sql = schema_sql(bin, &["postgres", "--table", "rpo.hb_fast"])?;
     pga.lab.node("p").execute(&fast_sql).await?;
     pga.lab.wait_replayed(Duration::from_secs(30)).await?;
     let fast_cfg = format!(
@@ -528,7 +589,7 @@ async fn main() -> Result<()> {
         pg_node_yaml("pf", "us-east-1", pga.lab.node("p").port(), &pw_file),
         pg_node_yaml("rf", "eu-west-1", pga.lab.node("r1").port(), &pw_file)
     );
-    let rpo_fast = rpo_exporter(&bin, &work, "rpo-exporter-pg-100ms", &fast_cfg)?;
+    let rpo_fast = rpo_exporter(bin, work, "rpo-exporter-pg-100ms", &fast_cfg)?;
 
     let addr = format!("127.0.0.1:{}", free_port());
     let mut cmd = Command::new("prometheus-postgres-exporter");
@@ -606,14 +667,14 @@ async fn main() -> Result<()> {
     .arg(b.socket());
     let pt_monitor = Proc::spawn("pt-heartbeat --monitor", cmd, String::new(), &work.join("pt-monitor.log"))?;
     for p in [&rpo_pg, &rpo_my, &pg_exp, &my_exp, &rpo_fast] {
-        p.wait_ready(&client).await?;
+        p.wait_ready(client).await?;
     }
     // Wait for the rpo pairs.
     for _ in 0..150 {
-        let a = scrape(&client, &rpo_pg.url)
+        let a = scrape(client, &rpo_pg.url)
             .await
             .and_then(|(t, _)| metric(&t, "rpo_replication_lag_seconds", &["replica_node=\"r1\""]));
-        let b = scrape(&client, &rpo_my.url)
+        let b = scrape(client, &rpo_my.url)
             .await
             .and_then(|(t, _)| metric(&t, "rpo_replication_lag_seconds", &["replica_node=\"b\""]));
         if a.is_some() && b.is_some() {
@@ -623,386 +684,376 @@ async fn main() -> Result<()> {
     }
     eprintln!("bench: ready after {:.1} s", started.elapsed().as_secs_f64());
 
-    let t0 = Instant::now();
-    let mut samples: Vec<Sample> = Vec::new();
-    let all_truth = [&pga.truth, &pgb.truth, &mya.truth, &myb.truth];
+    if args.only.contains(&Part::Scenarios) {
+        let t0 = Instant::now();
+        let mut samples: Vec<Sample> = Vec::new();
+        let all_truth = [&pga.truth, &pgb.truth, &mya.truth, &myb.truth];
 
-    // Sampling one scenario.
-    let sample_for = |scenario: &'static str, secs: u64| {
-        let client = client.clone();
-        let (u1, u2, u3, u4) =
-            (rpo_pg.url.clone(), pg_exp.url.clone(), rpo_my.url.clone(), my_exp.url.clone());
-        let u5 = rpo_fast.url.clone();
-        let (ta, tb, tc, td) = (pga.truth.clone(), pgb.truth.clone(), mya.truth.clone(), myb.truth.clone());
-        let pt_file = pt_file.clone();
-        let my_primary_id = a.server_id();
-        async move {
-            let mut out = Vec::new();
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
-            let end = Instant::now() + Duration::from_secs(secs);
-            while Instant::now() < end {
-                tick.tick().await;
-                let now = Instant::now();
-                let t = now.duration_since(t0).as_secs_f64();
-                let (s1, s2, s3, s4, s5) = tokio::join!(
-                    scrape(&client, &u1),
-                    scrape(&client, &u2),
-                    scrape(&client, &u3),
-                    scrape(&client, &u4),
-                    scrape(&client, &u5)
-                );
-                let txt =
-                    |s: &Option<(String, Duration)>| s.as_ref().map(|x| x.0.clone()).unwrap_or_default();
-                let (s1, s2, s3, s4, s5) = (txt(&s1), txt(&s2), txt(&s3), txt(&s4), txt(&s5));
-                let mut push = |engine, tool, truth: f64, value: Option<f64>| {
-                    out.push(Sample { engine, scenario: scenario.to_owned(), tool, t, truth, value })
-                };
-                let (tr_a, tr_b, tr_c, tr_d) = (ta.at(now), tb.at(now), tc.at(now), td.at(now));
-                // PostgreSQL
-                let lag = metric(&s1, "rpo_replication_lag_seconds", &["replica_node=\"r1\""]);
-                let exp = metric(&s1, "rpo_data_loss_exposure_seconds", &["replica_node=\"r1\""]);
-                let age = metric(
-                    &s1,
-                    "rpo_measurement_age_seconds",
-                    &["collector=\"heartbeat_read\"", "node=\"r1\""],
-                );
-                push("postgres", "rpo-exporter lag", tr_a, lag);
-                push("postgres", "rpo-exporter exposure", tr_a, exp);
-                let then =
-                    now.checked_sub(Duration::from_secs_f64(age.unwrap_or(0.0).max(0.0))).unwrap_or(now);
-                push("postgres", "rpo-exporter lag (vs truth at reading)", ta.at(then), lag);
-                push("postgres", "rpo-exporter exposure (vs truth at reading)", ta.at(then), exp);
-                let lag = metric(&s5, "rpo_replication_lag_seconds", &["replica_node=\"rf\""]);
-                let exp = metric(&s5, "rpo_data_loss_exposure_seconds", &["replica_node=\"rf\""]);
-                push("postgres", "rpo-exporter 100ms lag", tr_a, lag);
-                push("postgres", "rpo-exporter 100ms exposure", tr_a, exp);
-                push(
-                    "postgres",
-                    "postgres_exporter pg_replication_lag",
-                    tr_b,
-                    metric(&s2, "pg_replication_lag", &[]),
-                );
-                // MariaDB
-                let lag = metric(&s3, "rpo_replication_lag_seconds", &["replica_node=\"b\""]);
-                let exp = metric(&s3, "rpo_data_loss_exposure_seconds", &["replica_node=\"b\""]);
-                let age = metric(
-                    &s3,
-                    "rpo_measurement_age_seconds",
-                    &["collector=\"heartbeat_read\"", "node=\"b\""],
-                );
-                push("mariadb", "rpo-exporter lag", tr_c, lag);
-                push("mariadb", "rpo-exporter exposure", tr_c, exp);
-                let then =
-                    now.checked_sub(Duration::from_secs_f64(age.unwrap_or(0.0).max(0.0))).unwrap_or(now);
-                push("mariadb", "rpo-exporter lag (vs truth at reading)", tc.at(then), lag);
-                push("mariadb", "rpo-exporter exposure (vs truth at reading)", tc.at(then), exp);
-                push(
-                    "mariadb",
-                    "mysqld_exporter Seconds_Behind_Master",
-                    tr_d,
-                    metric(&s4, "mysql_slave_status_seconds_behind_master", &[]),
-                );
-                let sid = format!("server_id=\"{my_primary_id}\"");
-                let hb = match (
-                    metric(&s4, "mysql_heartbeat_now_timestamp_seconds", &[&sid]),
-                    metric(&s4, "mysql_heartbeat_stored_timestamp_seconds", &[&sid]),
-                ) {
-                    (Some(n), Some(s)) => Some(n - s),
-                    _ => None,
-                };
-                push("mariadb", "mysqld_exporter heartbeat (now - stored)", tr_d, hb);
-                let pt = pt_reading(&pt_file);
-                push("mariadb", "pt-heartbeat --monitor", tr_d, pt);
-            }
-            out
-        }
-    };
-
-    // ---- scenario 1: idle primary (truth writers off), and the DB cost of heartbeats.
-    eprintln!("bench: idle primary {} s", args.idle_secs);
-    let writes = |url: String, node: &'static str| {
-        let client = client.clone();
-        async move {
-            scrape(&client, &url)
-                .await
-                .and_then(|(t, _)| metric(&t, "rpo_heartbeat_writes_total", &[&format!("node=\"{node}\"")]))
-        }
-    };
-    let f0 = writes(rpo_fast.url.clone(), "pf").await;
-    let (w0_pg, w0_my, l0_pga, b0_mya, b0_myb) = (
-        writes(rpo_pg.url.clone(), "p").await,
-        writes(rpo_my.url.clone(), "a").await,
-        lsn(&pga).await,
-        binlog(&mya.lab).await,
-        binlog(&myb.lab).await,
-    );
-    let idle_start = Instant::now();
-    samples.extend(sample_for("idle primary", args.idle_secs).await);
-    let idle_secs = idle_start.elapsed().as_secs_f64();
-    let f1 = writes(rpo_fast.url.clone(), "pf").await;
-    let (w1_pg, w1_my, l1_pga, b1_mya, b1_myb) = (
-        writes(rpo_pg.url.clone(), "p").await,
-        writes(rpo_my.url.clone(), "a").await,
-        lsn(&pga).await,
-        binlog(&mya.lab).await,
-        binlog(&myb.lab).await,
-    );
-    let mut cost = String::from("tool,engine,heartbeats,bytes,bytes_per_heartbeat,note\n");
-    let mut cost_md = String::from(
-        "| Tool | Engine | Heartbeats | Bytes written | Bytes per heartbeat |\n|---|---|---|---|---|\n",
-    );
-    let mut add_cost =
-        |tool: &str, engine: &str, beats: Option<f64>, bytes: Option<f64>, note: &str| match (beats, bytes) {
-            (Some(h), Some(b)) if h > 0.0 => {
-                let _ = writeln!(cost, "{tool},{engine},{h},{b},{:.1},{note}", b / h);
-                let _ = writeln!(cost_md, "| {tool} | {engine} | {h:.0} | {b:.0} | {:.1} |", b / h);
-            }
-            _ => {
-                let _ = writeln!(cost, "{tool},{engine},,,,{note}: not measured");
-                let _ = writeln!(cost_md, "| {tool} | {engine} | – | – | not measured ({note}) |");
+        // Sampling one scenario.
+        let sample_for = |scenario: &'static str, secs: u64| {
+            let client = client.clone();
+            let (u1, u2, u3, u4) =
+                (rpo_pg.url.clone(), pg_exp.url.clone(), rpo_my.url.clone(), my_exp.url.clone());
+            let u5 = rpo_fast.url.clone();
+            let (ta, tb, tc, td) =
+                (pga.truth.clone(), pgb.truth.clone(), mya.truth.clone(), myb.truth.clone());
+            let pt_file = pt_file.clone();
+            let my_primary_id = a.server_id();
+            async move {
+                let mut out = Vec::new();
+                let mut tick = tokio::time::interval(Duration::from_secs(1));
+                let end = Instant::now() + Duration::from_secs(secs);
+                while Instant::now() < end {
+                    tick.tick().await;
+                    let now = Instant::now();
+                    let t = now.duration_since(t0).as_secs_f64();
+                    let (s1, s2, s3, s4, s5) = tokio::join!(
+                        scrape(&client, &u1),
+                        scrape(&client, &u2),
+                        scrape(&client, &u3),
+                        scrape(&client, &u4),
+                        scrape(&client, &u5)
+                    );
+                    let txt =
+                        |s: &Option<(String, Duration)>| s.as_ref().map(|x| x.0.clone()).unwrap_or_default();
+                    let (s1, s2, s3, s4, s5) = (txt(&s1), txt(&s2), txt(&s3), txt(&s4), txt(&s5));
+                    let mut push = |engine, tool, truth: f64, value: Option<f64>| {
+                        out.push(Sample { engine, scenario: scenario.to_owned(), tool, t, truth, value })
+                    };
+                    let (tr_a, tr_b, tr_c, tr_d) = (ta.at(now), tb.at(now), tc.at(now), td.at(now));
+                    // PostgreSQL
+                    let lag = metric(&s1, "rpo_replication_lag_seconds", &["replica_node=\"r1\""]);
+                    let exp = metric(&s1, "rpo_data_loss_exposure_seconds", &["replica_node=\"r1\""]);
+                    let age = metric(
+                        &s1,
+                        "rpo_measurement_age_seconds",
+                        &["collector=\"heartbeat_read\"", "node=\"r1\""],
+                    );
+                    push("postgres", "rpo-exporter lag", tr_a, lag);
+                    push("postgres", "rpo-exporter exposure", tr_a, exp);
+                    let then =
+                        now.checked_sub(Duration::from_secs_f64(age.unwrap_or(0.0).max(0.0))).unwrap_or(now);
+                    push("postgres", "rpo-exporter lag (vs truth at reading)", ta.at(then), lag);
+                    push("postgres", "rpo-exporter exposure (vs truth at reading)", ta.at(then), exp);
+                    let lag = metric(&s5, "rpo_replication_lag_seconds", &["replica_node=\"rf\""]);
+                    let exp = metric(&s5, "rpo_data_loss_exposure_seconds", &["replica_node=\"rf\""]);
+                    push("postgres", "rpo-exporter 100ms lag", tr_a, lag);
+                    push("postgres", "rpo-exporter 100ms exposure", tr_a, exp);
+                    push(
+                        "postgres",
+                        "postgres_exporter pg_replication_lag",
+                        tr_b,
+                        metric(&s2, "pg_replication_lag", &[]),
+                    );
+                    // MariaDB
+                    let lag = metric(&s3, "rpo_replication_lag_seconds", &["replica_node=\"b\""]);
+                    let exp = metric(&s3, "rpo_data_loss_exposure_seconds", &["replica_node=\"b\""]);
+                    let age = metric(
+                        &s3,
+                        "rpo_measurement_age_seconds",
+                        &["collector=\"heartbeat_read\"", "node=\"b\""],
+                    );
+                    push("mariadb", "rpo-exporter lag", tr_c, lag);
+                    push("mariadb", "rpo-exporter exposure", tr_c, exp);
+                    let then =
+                        now.checked_sub(Duration::from_secs_f64(age.unwrap_or(0.0).max(0.0))).unwrap_or(now);
+                    push("mariadb", "rpo-exporter lag (vs truth at reading)", tc.at(then), lag);
+                    push("mariadb", "rpo-exporter exposure (vs truth at reading)", tc.at(then), exp);
+                    push(
+                        "mariadb",
+                        "mysqld_exporter Seconds_Behind_Master",
+                        tr_d,
+                        metric(&s4, "mysql_slave_status_seconds_behind_master", &[]),
+                    );
+                    let sid = format!("server_id=\"{my_primary_id}\"");
+                    let hb = match (
+                        metric(&s4, "mysql_heartbeat_now_timestamp_seconds", &[&sid]),
+                        metric(&s4, "mysql_heartbeat_stored_timestamp_seconds", &[&sid]),
+                    ) {
+                        (Some(n), Some(s)) => Some(n - s),
+                        _ => None,
+                    };
+                    push("mariadb", "mysqld_exporter heartbeat (now - stored)", tr_d, hb);
+                    let pt = pt_reading(&pt_file);
+                    push("mariadb", "pt-heartbeat --monitor", tr_d, pt);
+                }
+                out
             }
         };
-    let diff = |a: Option<f64>, b: Option<f64>| Some(b? - a?);
-    let bdiff = |a: &Option<(String, f64)>, b: &Option<(String, f64)>| match (a, b) {
-        (Some((fa, pa)), Some((fb, pb))) if fa == fb => Some(pb - pa),
-        _ => None,
-    };
-    let pg_beats = match (diff(w0_pg, w1_pg), diff(f0, f1)) {
-        (Some(x), Some(y)) => Some(x + y),
-        _ => None,
-    };
-    add_cost(
-        "rpo-exporter (1 s + 100 ms writers)",
-        "PostgreSQL WAL",
-        pg_beats,
-        diff(l0_pga, l1_pga),
-        "WAL LSN diff over the idle scenario",
-    );
-    add_cost(
-        "rpo-exporter",
-        "MariaDB binlog",
-        diff(w0_my, w1_my),
-        bdiff(&b0_mya, &b1_mya),
-        "binlog position diff over the idle scenario",
-    );
-    add_cost(
-        "pt-heartbeat --update",
-        "MariaDB binlog",
-        Some(idle_secs.floor()),
-        bdiff(&b0_myb, &b1_myb),
-        "heartbeats = idle seconds at --interval 1",
-    );
 
-    // ---- fault scenarios, with the writers on.
-    for t in all_truth {
-        t.writing.store(true, Ordering::SeqCst);
-    }
-    tokio::time::sleep(Duration::from_secs(3)).await;
-
-    eprintln!("bench: replay paused / SQL thread stopped {} s", args.fault_secs);
-    for s in [&pga, &pgb] {
-        s.lab.node("r1").execute("SELECT pg_wal_replay_pause()").await?;
-    }
-    for s in [&mya, &myb] {
-        s.lab.node("b").exec("STOP SLAVE SQL_THREAD").await?;
-    }
-    samples.extend(sample_for("replay paused / SQL thread stopped", args.fault_secs).await);
-    for s in [&pga, &pgb] {
-        let r1 = s.lab.node("r1");
-        for attempt in 0..5 {
-            match r1.execute("SELECT pg_wal_replay_resume()").await {
-                Ok(()) => break,
-                Err(e) => eprintln!("bench: warning: resume attempt {attempt}: {e:#}"),
+        // ---- scenario 1: idle primary (truth writers off), and the DB cost of heartbeats.
+        eprintln!("bench: idle primary {} s", args.idle_secs);
+        let writes = |url: String, node: &'static str| {
+            let client = client.clone();
+            async move {
+                scrape(&client, &url).await.and_then(|(t, _)| {
+                    metric(&t, "rpo_heartbeat_writes_total", &[&format!("node=\"{node}\"")])
+                })
             }
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
-    }
-    for s in [&mya, &myb] {
-        if let Err(e) = s.lab.node("b").exec("START SLAVE SQL_THREAD").await {
-            eprintln!("bench: warning: START SLAVE SQL_THREAD: {e:#}");
-        }
-    }
-    tokio::time::sleep(Duration::from_secs(8)).await;
-
-    eprintln!("bench: replication disconnected (black hole) {} s", args.fault_secs);
-    for p in [&pga.proxy, &pgb.proxy, &mya.proxy, &myb.proxy] {
-        p.blocked.store(true, Ordering::SeqCst);
-    }
-    samples.extend(sample_for("replication disconnected (proxy black hole)", args.fault_secs).await);
-    for p in [&pga.proxy, &pgb.proxy, &mya.proxy, &myb.proxy] {
-        p.blocked.store(false, Ordering::SeqCst);
-    }
-    tokio::time::sleep(Duration::from_secs(8)).await;
-
-    eprintln!("bench: replica killed {} s", args.fault_secs);
-    for s in [&pga, &pgb] {
-        s.lab.node("r1").kill()?;
-    }
-    for s in [&mya, &myb] {
-        s.lab.node("b").kill()?;
-    }
-    samples.extend(sample_for("replica killed", args.fault_secs).await);
-    for s in [&pga, &pgb] {
-        if let Err(e) = s.lab.node("r1").start() {
-            eprintln!("bench: warning: restart r1: {e:#}");
-        }
-    }
-    for s in [&mya, &myb] {
-        if let Err(e) = s.lab.node("b").start() {
-            eprintln!("bench: warning: restart b: {e:#}");
-        }
-    }
-    for t in all_truth {
-        t.writing.store(false, Ordering::SeqCst);
-    }
-
-    // ---- accuracy tables
-    let mut csv = String::from("engine,scenario,tool,t_s,truth_s,value_s\n");
-    for s in &samples {
-        let _ = writeln!(
-            csv,
-            "{},{},{},{:.3},{:.3},{}",
-            s.engine,
-            s.scenario,
-            s.tool,
-            s.t,
-            s.truth,
-            s.value.map(|v| format!("{v:.3}")).unwrap_or_default()
+        };
+        let f0 = writes(rpo_fast.url.clone(), "pf").await;
+        let (w0_pg, w0_my, l0_pga, b0_mya, b0_myb) = (
+            writes(rpo_pg.url.clone(), "p").await,
+            writes(rpo_my.url.clone(), "a").await,
+            lsn(&pga).await,
+            binlog(&mya.lab).await,
+            binlog(&myb.lab).await,
         );
-    }
-    std::fs::write(args.out.join("samples.csv"), csv)?;
-    writeln!(md, "## Accuracy against ground truth\n\nError = |reported − true lag| per 1 s sample. False alarm: reported > 2 s while truth < 0.5 s. Silent zero: reported < 0.5 s while truth > 2 s. Missing: scrape failed or series absent (not counted in the errors). Rows \"vs truth at reading\" compare rpo-exporter's reading with the truth at the time it was measured (scrape time − `rpo_measurement_age_seconds`).\n")?;
-    writeln!(md, "| Engine | Scenario | Tool | Samples | Mean abs error (s) | Max abs error (s) | False alarms | Silent zeros | Missing |\n|---|---|---|---|---|---|---|---|---|")?;
-    let mut keys: Vec<(&str, String, &str)> = Vec::new();
-    for s in &samples {
-        let k = (s.engine, s.scenario.clone(), s.tool);
-        if !keys.contains(&k) {
-            keys.push(k);
-        }
-    }
-    keys.sort_by(|a, b| a.0.cmp(b.0).reverse().then(std::cmp::Ordering::Equal));
-    for (engine, scenario, tool) in &keys {
-        let xs: Vec<Sample> = samples
-            .iter()
-            .filter(|s| s.engine == *engine && s.scenario == *scenario && s.tool == *tool)
-            .cloned()
-            .collect();
-        let st = stats(&xs);
-        let got = st.n - st.missing;
-        let (mean, max) = if got > 0 {
-            (format!("{:.3}", st.err_sum / got as f64), format!("{:.3}", st.err_max))
-        } else {
-            ("–".into(), "–".into())
+        let idle_start = Instant::now();
+        samples.extend(sample_for("idle primary", args.idle_secs).await);
+        let idle_secs = idle_start.elapsed().as_secs_f64();
+        let f1 = writes(rpo_fast.url.clone(), "pf").await;
+        let (w1_pg, w1_my, l1_pga, b1_mya, b1_myb) = (
+            writes(rpo_pg.url.clone(), "p").await,
+            writes(rpo_my.url.clone(), "a").await,
+            lsn(&pga).await,
+            binlog(&mya.lab).await,
+            binlog(&myb.lab).await,
+        );
+        let mut cost = String::from("tool,engine,heartbeats,bytes,bytes_per_heartbeat,note\n");
+        let mut cost_md = String::from(
+            "| Tool | Engine | Heartbeats | Bytes written | Bytes per heartbeat |\n|---|---|---|---|---|\n",
+        );
+        let mut add_cost =
+            |tool: &str, engine: &str, beats: Option<f64>, bytes: Option<f64>, note: &str| match (
+                beats, bytes,
+            ) {
+                (Some(h), Some(b)) if h > 0.0 => {
+                    let _ = writeln!(cost, "{tool},{engine},{h},{b},{:.1},{note}", b / h);
+                    let _ = writeln!(cost_md, "| {tool} | {engine} | {h:.0} | {b:.0} | {:.1} |", b / h);
+                }
+                _ => {
+                    let _ = writeln!(cost, "{tool},{engine},,,,{note}: not measured");
+                    let _ = writeln!(cost_md, "| {tool} | {engine} | – | – | not measured ({note}) |");
+                }
+            };
+        let diff = |a: Option<f64>, b: Option<f64>| Some(b? - a?);
+        let bdiff = |a: &Option<(String, f64)>, b: &Option<(String, f64)>| match (a, b) {
+            (Some((fa, pa)), Some((fb, pb))) if fa == fb => Some(pb - pa),
+            _ => None,
         };
-        writeln!(
-            md,
-            "| {engine} | {scenario} | {tool} | {} | {mean} | {max} | {} | {} | {} |",
-            st.n, st.false_alarms, st.silent_zeros, st.missing
-        )?;
-    }
-    // Bracket: truth within [lag, exposure].
-    writeln!(md, "\n### rpo-exporter: truth inside [lag, exposure] (50 ms tolerance)\n\n| Engine | Scenario | Truth at | Samples with both | Inside | Share |\n|---|---|---|---|---|---|")?;
-    for engine in ["postgres", "mariadb"] {
-        let mut scen: Vec<String> = Vec::new();
-        for s in samples.iter().filter(|s| s.engine == engine) {
-            if !scen.contains(&s.scenario) {
-                scen.push(s.scenario.clone());
+        let pg_beats = match (diff(w0_pg, w1_pg), diff(f0, f1)) {
+            (Some(x), Some(y)) => Some(x + y),
+            _ => None,
+        };
+        add_cost(
+            "rpo-exporter (1 s + 100 ms writers)",
+            "PostgreSQL WAL",
+            pg_beats,
+            diff(l0_pga, l1_pga),
+            "WAL LSN diff over the idle scenario",
+        );
+        add_cost(
+            "rpo-exporter",
+            "MariaDB binlog",
+            diff(w0_my, w1_my),
+            bdiff(&b0_mya, &b1_mya),
+            "binlog position diff over the idle scenario",
+        );
+        add_cost(
+            "pt-heartbeat --update",
+            "MariaDB binlog",
+            Some(idle_secs.floor()),
+            bdiff(&b0_myb, &b1_myb),
+            "heartbeats = idle seconds at --interval 1",
+        );
+
+        // ---- fault scenarios, with the writers on.
+        for t in all_truth {
+            t.writing.store(true, Ordering::SeqCst);
+        }
+        tokio::time::sleep(Duration::from_secs(3)).await;
+
+        eprintln!("bench: replay paused / SQL thread stopped {} s", args.fault_secs);
+        for s in [&pga, &pgb] {
+            s.lab.node("r1").execute("SELECT pg_wal_replay_pause()").await?;
+        }
+        for s in [&mya, &myb] {
+            s.lab.node("b").exec("STOP SLAVE SQL_THREAD").await?;
+        }
+        samples.extend(sample_for("replay paused / SQL thread stopped", args.fault_secs).await);
+        for s in [&pga, &pgb] {
+            let r1 = s.lab.node("r1");
+            for attempt in 0..5 {
+                match r1.execute("SELECT pg_wal_replay_resume()").await {
+                    Ok(()) => break,
+                    Err(e) => eprintln!("bench: warning: resume attempt {attempt}: {e:#}"),
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }
-        for sc in &scen {
-            for (label, lt, et) in [
-                ("scrape", "rpo-exporter lag", "rpo-exporter exposure"),
-                (
-                    "reading",
-                    "rpo-exporter lag (vs truth at reading)",
-                    "rpo-exporter exposure (vs truth at reading)",
-                ),
-                ("scrape, 100 ms interval", "rpo-exporter 100ms lag", "rpo-exporter 100ms exposure"),
-            ] {
-                let get = |tool: &str| -> Vec<&Sample> {
-                    samples
-                        .iter()
-                        .filter(|s| s.engine == engine && &s.scenario == sc && s.tool == tool)
-                        .collect()
-                };
-                let (l, e) = (get(lt), get(et));
-                let (mut both, mut inside) = (0, 0);
-                for (x, y) in l.iter().zip(e.iter()) {
-                    if let (Some(lv), Some(ev)) = (x.value, y.value) {
-                        both += 1;
-                        if x.truth >= lv - 0.05 && x.truth <= ev + 0.05 {
-                            inside += 1;
+        for s in [&mya, &myb] {
+            if let Err(e) = s.lab.node("b").exec("START SLAVE SQL_THREAD").await {
+                eprintln!("bench: warning: START SLAVE SQL_THREAD: {e:#}");
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(8)).await;
+
+        eprintln!("bench: replication disconnected (black hole) {} s", args.fault_secs);
+        for p in [&pga.proxy, &pgb.proxy, &mya.proxy, &myb.proxy] {
+            p.blocked.store(true, Ordering::SeqCst);
+        }
+        samples.extend(sample_for("replication disconnected (proxy black hole)", args.fault_secs).await);
+        for p in [&pga.proxy, &pgb.proxy, &mya.proxy, &myb.proxy] {
+            p.blocked.store(false, Ordering::SeqCst);
+        }
+        tokio::time::sleep(Duration::from_secs(8)).await;
+
+        eprintln!("bench: replica killed {} s", args.fault_secs);
+        for s in [&pga, &pgb] {
+            s.lab.node("r1").kill()?;
+        }
+        for s in [&mya, &myb] {
+            s.lab.node("b").kill()?;
+        }
+        samples.extend(sample_for("replica killed", args.fault_secs).await);
+        for s in [&pga, &pgb] {
+            if let Err(e) = s.lab.node("r1").start() {
+                eprintln!("bench: warning: restart r1: {e:#}");
+            }
+        }
+        for s in [&mya, &myb] {
+            if let Err(e) = s.lab.node("b").start() {
+                eprintln!("bench: warning: restart b: {e:#}");
+            }
+        }
+        for t in all_truth {
+            t.writing.store(false, Ordering::SeqCst);
+        }
+
+        // ---- accuracy tables
+        let mut csv = String::from("engine,scenario,tool,t_s,truth_s,value_s\n");
+        for s in &samples {
+            let _ = writeln!(
+                csv,
+                "{},{},{},{:.3},{:.3},{}",
+                s.engine,
+                s.scenario,
+                s.tool,
+                s.t,
+                s.truth,
+                s.value.map(|v| format!("{v:.3}")).unwrap_or_default()
+            );
+        }
+        std::fs::write(args.out.join("samples.csv"), csv)?;
+        writeln!(md, "## Accuracy against ground truth\n\nError = |reported − true lag| per 1 s sample. False alarm: reported > 2 s while truth < 0.5 s. Silent zero: reported < 0.5 s while truth > 2 s. Missing: scrape failed or series absent (not counted in the errors). Rows \"vs truth at reading\" compare rpo-exporter's reading with the truth at the time it was measured (scrape time − `rpo_measurement_age_seconds`).\n")?;
+        writeln!(md, "| Engine | Scenario | Tool | Samples | Mean abs error (s) | Max abs error (s) | False alarms | Silent zeros | Missing |\n|---|---|---|---|---|---|---|---|---|")?;
+        let mut keys: Vec<(&str, String, &str)> = Vec::new();
+        for s in &samples {
+            let k = (s.engine, s.scenario.clone(), s.tool);
+            if !keys.contains(&k) {
+                keys.push(k);
+            }
+        }
+        keys.sort_by(|a, b| a.0.cmp(b.0).reverse().then(std::cmp::Ordering::Equal));
+        for (engine, scenario, tool) in &keys {
+            let xs: Vec<Sample> = samples
+                .iter()
+                .filter(|s| s.engine == *engine && s.scenario == *scenario && s.tool == *tool)
+                .cloned()
+                .collect();
+            let st = stats(&xs);
+            let got = st.n - st.missing;
+            let (mean, max) = if got > 0 {
+                (format!("{:.3}", st.err_sum / got as f64), format!("{:.3}", st.err_max))
+            } else {
+                ("–".into(), "–".into())
+            };
+            writeln!(
+                md,
+                "| {engine} | {scenario} | {tool} | {} | {mean} | {max} | {} | {} | {} |",
+                st.n, st.false_alarms, st.silent_zeros, st.missing
+            )?;
+        }
+        // Bracket: truth within [lag, exposure].
+        writeln!(md, "\n### rpo-exporter: truth inside [lag, exposure] (50 ms tolerance)\n\n| Engine | Scenario | Truth at | Samples with both | Inside | Share |\n|---|---|---|---|---|---|")?;
+        for engine in ["postgres", "mariadb"] {
+            let mut scen: Vec<String> = Vec::new();
+            for s in samples.iter().filter(|s| s.engine == engine) {
+                if !scen.contains(&s.scenario) {
+                    scen.push(s.scenario.clone());
+                }
+            }
+            for sc in &scen {
+                for (label, lt, et) in [
+                    ("scrape", "rpo-exporter lag", "rpo-exporter exposure"),
+                    (
+                        "reading",
+                        "rpo-exporter lag (vs truth at reading)",
+                        "rpo-exporter exposure (vs truth at reading)",
+                    ),
+                    ("scrape, 100 ms interval", "rpo-exporter 100ms lag", "rpo-exporter 100ms exposure"),
+                ] {
+                    let get = |tool: &str| -> Vec<&Sample> {
+                        samples
+                            .iter()
+                            .filter(|s| s.engine == engine && &s.scenario == sc && s.tool == tool)
+                            .collect()
+                    };
+                    let (l, e) = (get(lt), get(et));
+                    let (mut both, mut inside) = (0, 0);
+                    for (x, y) in l.iter().zip(e.iter()) {
+                        if let (Some(lv), Some(ev)) = (x.value, y.value) {
+                            both += 1;
+                            if x.truth >= lv - 0.05 && x.truth <= ev + 0.05 {
+                                inside += 1;
+                            }
                         }
                     }
+                    if both == 0 && label.contains("100 ms") {
+                        continue;
+                    }
+                    let share = if both > 0 {
+                        format!("{:.1}%", 100.0 * inside as f64 / both as f64)
+                    } else {
+                        "–".into()
+                    };
+                    writeln!(md, "| {engine} | {sc} | {label} | {both} | {inside} | {share} |")?;
                 }
-                if both == 0 && label.contains("100 ms") {
-                    continue;
-                }
-                let share = if both > 0 {
-                    format!("{:.1}%", 100.0 * inside as f64 / both as f64)
-                } else {
-                    "–".into()
-                };
-                writeln!(md, "| {engine} | {sc} | {label} | {both} | {inside} | {share} |")?;
             }
         }
+        writeln!(md, "\n## Database cost per heartbeat (idle scenario, {idle_secs:.0} s)\n\n{cost_md}")?;
+        std::fs::write(args.out.join("cost.csv"), &cost)?;
+        write_md(&args.out, &md)?;
     }
-    writeln!(md, "\n## Database cost per heartbeat (idle scenario, {idle_secs:.0} s)\n\n{cost_md}")?;
-    std::fs::write(args.out.join("cost.csv"), &cost)?;
-    write_md(&args.out, &md)?;
 
-    // ---- footprint
-    eprintln!("bench: footprint, {} scrapes each", args.scrapes);
-    writeln!(md, "## Footprint ({} scrapes each, sequential)\n\nCPU counts everything the process did during the scrapes (rpo-exporter keeps heartbeating in the background). RSS read from /proc after the scrapes.\n", args.scrapes)?;
-    writeln!(md, "| Exporter | RSS after (MiB) | CPU s per 1,000 scrapes | Scrape p50 (ms) | Scrape p99 (ms) | Series |\n|---|---|---|---|---|---|")?;
-    let mut fcsv = String::from("exporter,rss_bytes,cpu_s_per_1000,p50_ms,p99_ms,series\n");
-    for p in [&rpo_pg, &rpo_fast, &rpo_my, &pg_exp, &my_exp] {
-        let (_, c0) = proc_usage(p.pid());
-        let mut lat = Vec::new();
-        let mut series = 0;
-        let t = Instant::now();
-        for _ in 0..args.scrapes {
-            if let Some((text, d)) = scrape(&client, &p.url).await {
-                lat.push(d.as_secs_f64() * 1000.0);
-                series = series_count(&text);
+    if args.only.contains(&Part::Footprint) {
+        // ---- footprint
+        eprintln!("bench: footprint, {} scrapes each", args.scrapes);
+        writeln!(md, "## Footprint ({} scrapes each, sequential)\n\nCPU counts everything the process did during the scrapes (rpo-exporter keeps heartbeating in the background). RSS read from /proc after the scrapes.\n", args.scrapes)?;
+        writeln!(md, "| Exporter | RSS after (MiB) | CPU s per 1,000 scrapes | Scrape p50 (ms) | Scrape p99 (ms) | Series |\n|---|---|---|---|---|---|")?;
+        let mut fcsv = String::from("exporter,rss_bytes,cpu_s_per_1000,p50_ms,p99_ms,series\n");
+        for p in [&rpo_pg, &rpo_fast, &rpo_my, &pg_exp, &my_exp] {
+            let (_, c0) = proc_usage(p.pid());
+            let mut lat = Vec::new();
+            let mut series = 0;
+            let t = Instant::now();
+            for _ in 0..args.scrapes {
+                if let Some((text, d)) = scrape(client, &p.url).await {
+                    lat.push(d.as_secs_f64() * 1000.0);
+                    series = series_count(&text);
+                }
             }
+            let wall = t.elapsed().as_secs_f64();
+            let (rss, c1) = proc_usage(p.pid());
+            let cpu = (c1 - c0) * 1000.0 / args.scrapes as f64;
+            let (p50, p99) = (pct(&mut lat.clone(), 0.5), pct(&mut lat, 0.99));
+            writeln!(
+                md,
+                "| {} | {:.1} | {cpu:.2} | {p50:.2} | {p99:.2} | {series} |",
+                p.name,
+                rss / 1048576.0
+            )?;
+            let _ = writeln!(fcsv, "{},{rss},{cpu:.3},{p50:.3},{p99:.3},{series}", p.name);
+            eprintln!("bench: {} done in {wall:.1} s", p.name);
         }
-        let wall = t.elapsed().as_secs_f64();
-        let (rss, c1) = proc_usage(p.pid());
-        let cpu = (c1 - c0) * 1000.0 / args.scrapes as f64;
-        let (p50, p99) = (pct(&mut lat.clone(), 0.5), pct(&mut lat, 0.99));
-        writeln!(md, "| {} | {:.1} | {cpu:.2} | {p50:.2} | {p99:.2} | {series} |", p.name, rss / 1048576.0)?;
-        let _ = writeln!(fcsv, "{},{rss},{cpu:.3},{p50:.3},{p99:.3},{series}", p.name);
-        eprintln!("bench: {} done in {wall:.1} s", p.name);
+        std::fs::write(args.out.join("footprint.csv"), fcsv)?;
+        write_md(&args.out, &md)?;
     }
-    std::fs::write(args.out.join("footprint.csv"), fcsv)?;
-    write_md(&args.out, &md)?;
     drop(pt_monitor);
     drop((rpo_pg, rpo_fast, rpo_my, pg_exp, my_exp, pt_update));
     let _ = tokio::join!(pga.lab.shutdown(), pgb.lab.shutdown(), mya.lab.shutdown(), myb.lab.shutdown());
 
-    // ---- scale
-    let counts: Vec<usize> = args.scale.split(',').filter_map(|s| s.trim().parse().ok()).collect();
-    if !counts.is_empty() {
-        eprintln!("bench: scale {counts:?}");
-        match scale(&bin, &work, &client, &counts, args.scale_secs).await {
-            Ok((table, csv)) => {
-                md.push_str(&table);
-                std::fs::write(args.out.join("scale.csv"), csv)?;
-            }
-            Err(e) => writeln!(md, "## Scale\n\nFailed: {e:#}\n")?,
-        }
-    }
-    let load1 = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    writeln!(
-        md,
-        "Load average at end: {}. Total run time {:.0} s.",
-        load1.trim(),
-        started.elapsed().as_secs_f64()
-    )?;
-    write_md(&args.out, &md)?;
-    eprintln!("bench: done, report in {}", args.out.join("results.md").display());
-    let _ = std::fs::remove_dir_all(&work);
     Ok(())
 }
 
@@ -1055,16 +1106,39 @@ fn my_node_yaml(name: &str, region: &str, dsn: &str, pw: &Path) -> String {
     format!("      - name: {name}\n        region: {region}\n        engine: mysql\n        dsn: \"{dsn}\"\n        password_file: {}\n", pw.display())
 }
 
-/// rpo-exporter watching N clusters (tables rpo.hb_NNN) on one PostgreSQL pair.
+/// rpo-exporter watching N clusters (tables rpo.hb_NNN) on one PostgreSQL pair. Each step's
+/// exporter log goes to `out/scale-N.log`, the servers' logs to `out/scale-postgres-NODE.log`.
 async fn scale(
     bin: &Path,
     work: &Path,
+    out: &Path,
+    client: &reqwest::Client,
+    counts: &[usize],
+    secs: u64,
+) -> Result<(String, String)> {
+    let lab = PgLab::start(PgLabSpec::new().primary("p").replica("r1", "p")).await?;
+    let result = scale_steps(&lab, bin, work, out, client, counts, secs).await;
+    for node in lab.nodes() {
+        let dest = out.join(format!("scale-postgres-{}.log", node.name()));
+        if let Err(e) = std::fs::copy(node.log_file(), &dest) {
+            eprintln!("bench: warning: saving {}: {e}", dest.display());
+        }
+    }
+    lab.shutdown().await;
+    result
+}
+
+/// Sizes the lab for the largest step, then runs every step on it.
+async fn scale_steps(
+    lab: &PgLab,
+    bin: &Path,
+    work: &Path,
+    out: &Path,
     client: &reqwest::Client,
     counts: &[usize],
     secs: u64,
 ) -> Result<(String, String)> {
     let max = *counts.iter().max().unwrap();
-    let lab = PgLab::start(PgLabSpec::new().primary("p").replica("r1", "p")).await?;
     let conns = 2 * max + 60;
     for n in ["r1", "p"] {
         let node = lab.node(n);
@@ -1093,65 +1167,12 @@ async fn scale(
             );
         }
         let p = rpo_exporter(bin, work, &format!("rpo-exporter-scale-{n}"), &cfg)?;
-        p.wait_ready(client).await?;
-        let mut pairs = 0;
-        for _ in 0..120 {
-            if let Some((t, _)) = scrape(client, &p.url).await {
-                pairs = t.lines().filter(|l| l.starts_with("rpo_replication_lag_seconds{")).count();
-                if pairs >= n {
-                    break;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
+        let step = scale_step(&p, client, n, secs).await;
+        if let Err(e) = p.save_log(&out.join(format!("scale-{n}.log"))) {
+            eprintln!("bench: warning: {e:#}");
         }
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        let (_, c0) = proc_usage(p.pid());
-        let t0 = Instant::now();
-        let mut lat = Vec::new();
-        let mut last: BTreeMap<String, (f64, f64)> = BTreeMap::new();
-        let mut jit = Vec::new();
-        let mut series = 0;
-        let mut pairs_min = usize::MAX;
-        while t0.elapsed() < Duration::from_secs(secs) {
-            let tick = Instant::now();
-            if let Some((text, d)) = scrape(client, &p.url).await {
-                lat.push(d.as_secs_f64() * 1000.0);
-                series = series_count(&text);
-                pairs_min = pairs_min
-                    .min(text.lines().filter(|l| l.starts_with("rpo_replication_lag_seconds{")).count());
-                let mut seq: BTreeMap<String, f64> = BTreeMap::new();
-                let mut ts: BTreeMap<String, f64> = BTreeMap::new();
-                for l in text.lines() {
-                    let (map, rest) = if let Some(r) = l.strip_prefix("rpo_heartbeat_sequence{") {
-                        (&mut seq, r)
-                    } else if let Some(r) = l.strip_prefix("rpo_heartbeat_written_timestamp_seconds{") {
-                        (&mut ts, r)
-                    } else {
-                        continue;
-                    };
-                    if let Some((labels, v)) = rest.rsplit_once(' ') {
-                        if let Ok(v) = v.parse::<f64>() {
-                            map.insert(labels.to_owned(), v);
-                        }
-                    }
-                }
-                for (k, s) in seq {
-                    let Some(&w) = ts.get(&k) else { continue };
-                    if let Some(&(ps, pw)) = last.get(&k) {
-                        if s == ps + 1.0 {
-                            jit.push(((w - pw) - 1.0).abs() * 1000.0);
-                        }
-                    }
-                    last.insert(k, (s, w));
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(250).saturating_sub(tick.elapsed())).await;
-        }
-        let wall = t0.elapsed().as_secs_f64();
-        let (rss, c1) = proc_usage(p.pid());
-        let share = (c1 - c0) / wall;
-        let (p50, p99, j99) = (pct(&mut lat.clone(), 0.5), pct(&mut lat, 0.99), pct(&mut jit, 0.99));
-        let pairs_min = if pairs_min == usize::MAX { 0 } else { pairs_min };
+        drop(p);
+        let ScaleStep { series, share, rss, j99, p50, p99, pairs_min, pairs } = step?;
         let _ = writeln!(
             md,
             "| {n} | {series} | {share:.3} | {:.1} | {:.0} | {j99:.1} | {p50:.2} | {p99:.2} | {pairs_min}–{pairs} of {n} |",
@@ -1160,10 +1181,87 @@ async fn scale(
         );
         let _ = writeln!(csv, "{n},{series},{share:.4},{rss},{j99:.2},{p50:.3},{p99:.3},{pairs_min}");
         eprintln!("bench: scale {n} done");
-        drop(p);
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    lab.shutdown().await;
     md.push('\n');
     Ok((md, csv))
+}
+
+/// What one scale step measured.
+struct ScaleStep {
+    series: usize,
+    /// CPU seconds per wall second.
+    share: f64,
+    rss: f64,
+    /// Heartbeat jitter p99 (ms).
+    j99: f64,
+    /// Scrape latency (ms).
+    p50: f64,
+    p99: f64,
+    /// Fewest pairs reporting lag in a scrape of the step, and the most before it.
+    pairs_min: usize,
+    pairs: usize,
+}
+
+/// Waits for the exporter `p` (watching `n` clusters) to report, then measures it `secs` s.
+async fn scale_step(p: &Proc, client: &reqwest::Client, n: usize, secs: u64) -> Result<ScaleStep> {
+    p.wait_ready(client).await?;
+    let mut pairs = 0;
+    for _ in 0..120 {
+        if let Some((t, _)) = scrape(client, &p.url).await {
+            pairs = t.lines().filter(|l| l.starts_with("rpo_replication_lag_seconds{")).count();
+            if pairs >= n {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (_, c0) = proc_usage(p.pid());
+    let t0 = Instant::now();
+    let mut lat = Vec::new();
+    let mut last: BTreeMap<String, (f64, f64)> = BTreeMap::new();
+    let mut jit = Vec::new();
+    let mut series = 0;
+    let mut pairs_min = usize::MAX;
+    while t0.elapsed() < Duration::from_secs(secs) {
+        let tick = Instant::now();
+        if let Some((text, d)) = scrape(client, &p.url).await {
+            lat.push(d.as_secs_f64() * 1000.0);
+            series = series_count(&text);
+            pairs_min =
+                pairs_min.min(text.lines().filter(|l| l.starts_with("rpo_replication_lag_seconds{")).count());
+            let mut seq: BTreeMap<String, f64> = BTreeMap::new();
+            let mut ts: BTreeMap<String, f64> = BTreeMap::new();
+            for l in text.lines() {
+                let (map, rest) = if let Some(r) = l.strip_prefix("rpo_heartbeat_sequence{") {
+                    (&mut seq, r)
+                } else if let Some(r) = l.strip_prefix("rpo_heartbeat_written_timestamp_seconds{") {
+                    (&mut ts, r)
+                } else {
+                    continue;
+                };
+                if let Some((labels, v)) = rest.rsplit_once(' ') {
+                    if let Ok(v) = v.parse::<f64>() {
+                        map.insert(labels.to_owned(), v);
+                    }
+                }
+            }
+            for (k, s) in seq {
+                let Some(&w) = ts.get(&k) else { continue };
+                if let Some(&(ps, pw)) = last.get(&k) {
+                    if s == ps + 1.0 {
+                        jit.push(((w - pw) - 1.0).abs() * 1000.0);
+                    }
+                }
+                last.insert(k, (s, w));
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(250).saturating_sub(tick.elapsed())).await;
+    }
+    let wall = t0.elapsed().as_secs_f64();
+    let (rss, c1) = proc_usage(p.pid());
+    let (p50, p99, j99) = (pct(&mut lat.clone(), 0.5), pct(&mut lat, 0.99), pct(&mut jit, 0.99));
+    let pairs_min = if pairs_min == usize::MAX { 0 } else { pairs_min };
+    Ok(ScaleStep { series, share: (c1 - c0) / wall, rss, j99, p50, p99, pairs_min, pairs })
 }

@@ -313,6 +313,29 @@ async fn scrape(client: &reqwest::Client, url: &str) -> Option<(String, Duration
     Some((text, start.elapsed()))
 }
 
+/// rpo-exporter's lag and exposure of the pair ending at `replica`, from one scrape,
+/// each against the truth at scrape time and at the time of the reading (scrape time
+/// minus `rpo_measurement_age_seconds` of the replica's heartbeat read).
+fn rpo_readings(
+    text: &str,
+    replica: &str,
+    truth: &Truth,
+    now: Instant,
+) -> [(&'static str, f64, Option<f64>); 4] {
+    let pair = format!("replica_node=\"{replica}\"");
+    let lag = metric(text, "rpo_replication_lag_seconds", &[&pair]);
+    let exp = metric(text, "rpo_data_loss_exposure_seconds", &[&pair]);
+    let node = format!("node=\"{replica}\"");
+    let age = metric(text, "rpo_measurement_age_seconds", &["collector=\"heartbeat_read\"", &node]);
+    let then = now.checked_sub(Duration::from_secs_f64(age.unwrap_or(0.0).max(0.0))).unwrap_or(now);
+    [
+        ("rpo-exporter lag", truth.at(now), lag),
+        ("rpo-exporter exposure", truth.at(now), exp),
+        ("rpo-exporter lag (vs truth at reading)", truth.at(then), lag),
+        ("rpo-exporter exposure (vs truth at reading)", truth.at(then), exp),
+    ]
+}
+
 /// First sample of `name` whose label text contains every one of `want`.
 fn metric(text: &str, name: &str, want: &[&str]) -> Option<f64> {
     for line in text.lines() {
@@ -720,21 +743,11 @@ async fn compare(
                     let mut push = |engine, tool, truth: f64, value: Option<f64>| {
                         out.push(Sample { engine, scenario: scenario.to_owned(), tool, t, truth, value })
                     };
-                    let (tr_a, tr_b, tr_c, tr_d) = (ta.at(now), tb.at(now), tc.at(now), td.at(now));
+                    let (tr_a, tr_b, tr_d) = (ta.at(now), tb.at(now), td.at(now));
                     // PostgreSQL
-                    let lag = metric(&s1, "rpo_replication_lag_seconds", &["replica_node=\"r1\""]);
-                    let exp = metric(&s1, "rpo_data_loss_exposure_seconds", &["replica_node=\"r1\""]);
-                    let age = metric(
-                        &s1,
-                        "rpo_measurement_age_seconds",
-                        &["collector=\"heartbeat_read\"", "node=\"r1\""],
-                    );
-                    push("postgres", "rpo-exporter lag", tr_a, lag);
-                    push("postgres", "rpo-exporter exposure", tr_a, exp);
-                    let then =
-                        now.checked_sub(Duration::from_secs_f64(age.unwrap_or(0.0).max(0.0))).unwrap_or(now);
-                    push("postgres", "rpo-exporter lag (vs truth at reading)", ta.at(then), lag);
-                    push("postgres", "rpo-exporter exposure (vs truth at reading)", ta.at(then), exp);
+                    for (tool, truth, value) in rpo_readings(&s1, "r1", &ta, now) {
+                        push("postgres", tool, truth, value);
+                    }
                     let lag = metric(&s5, "rpo_replication_lag_seconds", &["replica_node=\"rf\""]);
                     let exp = metric(&s5, "rpo_data_loss_exposure_seconds", &["replica_node=\"rf\""]);
                     push("postgres", "rpo-exporter 100ms lag", tr_a, lag);
@@ -746,19 +759,9 @@ async fn compare(
                         metric(&s2, "pg_replication_lag", &[]),
                     );
                     // MariaDB
-                    let lag = metric(&s3, "rpo_replication_lag_seconds", &["replica_node=\"b\""]);
-                    let exp = metric(&s3, "rpo_data_loss_exposure_seconds", &["replica_node=\"b\""]);
-                    let age = metric(
-                        &s3,
-                        "rpo_measurement_age_seconds",
-                        &["collector=\"heartbeat_read\"", "node=\"b\""],
-                    );
-                    push("mariadb", "rpo-exporter lag", tr_c, lag);
-                    push("mariadb", "rpo-exporter exposure", tr_c, exp);
-                    let then =
-                        now.checked_sub(Duration::from_secs_f64(age.unwrap_or(0.0).max(0.0))).unwrap_or(now);
-                    push("mariadb", "rpo-exporter lag (vs truth at reading)", tc.at(then), lag);
-                    push("mariadb", "rpo-exporter exposure (vs truth at reading)", tc.at(then), exp);
+                    for (tool, truth, value) in rpo_readings(&s3, "b", &tc, now) {
+                        push("mariadb", tool, truth, value);
+                    }
                     push(
                         "mariadb",
                         "mysqld_exporter Seconds_Behind_Master",

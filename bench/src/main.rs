@@ -794,25 +794,22 @@ async fn compare(
                 })
             }
         };
-        let f0 = writes(rpo_fast.url.clone(), "pf").await;
-        let (w0_pg, w0_my, l0_pga, b0_mya, b0_myb) = (
-            writes(rpo_pg.url.clone(), "p").await,
-            writes(rpo_my.url.clone(), "a").await,
-            lsn(&pga).await,
-            binlog(&mya.lab).await,
-            binlog(&myb.lab).await,
-        );
+        // Heartbeats written and log positions, before and after the idle scenario.
+        let counters = || async {
+            (
+                writes(rpo_fast.url.clone(), "pf").await,
+                writes(rpo_pg.url.clone(), "p").await,
+                writes(rpo_my.url.clone(), "a").await,
+                lsn(&pga).await,
+                binlog(&mya.lab).await,
+                binlog(&myb.lab).await,
+            )
+        };
+        let (f0, w0_pg, w0_my, l0_pga, b0_mya, b0_myb) = counters().await;
         let idle_start = Instant::now();
         samples.extend(sample_for("idle primary", args.idle_secs).await);
         let idle_secs = idle_start.elapsed().as_secs_f64();
-        let f1 = writes(rpo_fast.url.clone(), "pf").await;
-        let (w1_pg, w1_my, l1_pga, b1_mya, b1_myb) = (
-            writes(rpo_pg.url.clone(), "p").await,
-            writes(rpo_my.url.clone(), "a").await,
-            lsn(&pga).await,
-            binlog(&mya.lab).await,
-            binlog(&myb.lab).await,
-        );
+        let (f1, w1_pg, w1_my, l1_pga, b1_mya, b1_myb) = counters().await;
         let mut cost = String::from("tool,engine,heartbeats,bytes,bytes_per_heartbeat,note\n");
         let mut cost_md = String::from(
             "| Tool | Engine | Heartbeats | Bytes written | Bytes per heartbeat |\n|---|---|---|---|---|\n",

@@ -7,6 +7,8 @@
 //! - [`Alertmanager`] — an Alertmanager with a given config, for Prometheus to notify.
 //! - [`Knot`] and [`Unbound`] — an authoritative DNS server serving a [`Zone`] the test
 //!   rewrites, and caching resolvers forwarding to it.
+//! - [`Proxy`] — a TCP proxy simulating WAN distance and network faults (the machines have
+//!   no netem): one-way delay, black hole, reset of every open connection.
 //! - [`Watchdog`] — cleans up (e.g. kills a spawned exporter) if the process dies.
 //!
 //! Everything listens on 127.0.0.1 only and lives in temporary directories. Dropping a lab
@@ -21,6 +23,7 @@ mod ports;
 mod postgres;
 mod process;
 mod prometheus;
+mod proxy;
 
 pub use alertmanager::{alertmanager_bin, Alertmanager};
 pub use dns::{free_dns_port, Knot, Unbound, Zone};
@@ -29,3 +32,4 @@ pub use ports::free_port;
 pub use postgres::{pg_bindir, PgLab, PgLabSpec, PgNode};
 pub use process::Watchdog;
 pub use prometheus::{prometheus_bin, Prometheus, PrometheusOptions};
+pub use proxy::Proxy;

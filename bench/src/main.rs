@@ -12,15 +12,13 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use rpo_lab::{free_port, MariaLab, MariaLabSpec, PgLab, PgLabSpec, Watchdog};
+use rpo_lab::{free_port, MariaLab, MariaLabSpec, PgLab, PgLabSpec, Proxy, Watchdog};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, Command};
 
 const ROLE: &str = "rpo_exporter";
@@ -214,55 +212,6 @@ fn start_truth(primary: Db, replica: Db, insert: &'static str) -> Arc<Truth> {
     truth
 }
 
-// ---------------------------------------------------------------- TCP proxy
-
-/// Forwards 127.0.0.1:port to the target; `blocked` black-holes every connection
-/// (stops forwarding, keeps the sockets open).
-struct Proxy {
-    port: u16,
-    blocked: Arc<AtomicBool>,
-}
-
-async fn start_proxy(target: u16) -> Result<Proxy> {
-    let port = free_port();
-    let listener = TcpListener::bind(("127.0.0.1", port)).await?;
-    let blocked = Arc::new(AtomicBool::new(false));
-    let b = blocked.clone();
-    tokio::spawn(async move {
-        while let Ok((inbound, _)) = listener.accept().await {
-            let b = b.clone();
-            tokio::spawn(async move {
-                let Ok(outbound) = TcpStream::connect(("127.0.0.1", target)).await else { return };
-                let (ri, wi) = inbound.into_split();
-                let (ro, wo) = outbound.into_split();
-                tokio::spawn(pump(ri, wo, b.clone()));
-                tokio::spawn(pump(ro, wi, b));
-            });
-        }
-    });
-    Ok(Proxy { port, blocked })
-}
-
-async fn pump(
-    mut r: tokio::net::tcp::OwnedReadHalf,
-    mut w: tokio::net::tcp::OwnedWriteHalf,
-    blocked: Arc<AtomicBool>,
-) {
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = match r.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => n,
-        };
-        while blocked.load(Ordering::SeqCst) {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        if w.write_all(&buf[..n]).await.is_err() {
-            return;
-        }
-    }
-}
-
 // ---------------------------------------------------------------- processes, scrapes
 
 struct Proc {
@@ -402,10 +351,10 @@ async fn pg_side(dir: &Path, role_sql: Option<&str>) -> Result<PgSide> {
     )
     .await?;
     lab.wait_replayed(Duration::from_secs(30)).await?;
-    let proxy = start_proxy(p.port()).await?;
+    let proxy = Proxy::start(p.port()).await?;
     let r1 = lab.node("r1");
     let conninfo = r1.query_one_string("SHOW primary_conninfo").await?.unwrap_or_default();
-    let new = conninfo.replace(&format!("port={}", p.port()), &format!("port={}", proxy.port));
+    let new = conninfo.replace(&format!("port={}", p.port()), &format!("port={}", proxy.port()));
     if new == conninfo {
         bail!("cannot find the port in primary_conninfo {conninfo:?}");
     }
@@ -436,9 +385,9 @@ async fn maria_side(user_sql: Option<&str>) -> Result<MariaSide> {
     a.exec("CREATE DATABASE IF NOT EXISTS bench; CREATE TABLE bench.truth (id BIGINT PRIMARY KEY, at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)) ENGINE=InnoDB; CREATE DATABASE IF NOT EXISTS bench_hb")
         .await?;
     lab.wait_replicated(Duration::from_secs(30)).await?;
-    let proxy = start_proxy(a.port()).await?;
+    let proxy = Proxy::start(a.port()).await?;
     let b = lab.node("b");
-    b.exec(&format!("STOP SLAVE; CHANGE MASTER TO MASTER_PORT={}; START SLAVE", proxy.port)).await?;
+    b.exec(&format!("STOP SLAVE; CHANGE MASTER TO MASTER_PORT={}; START SLAVE", proxy.port())).await?;
     b.wait_replication_running(Duration::from_secs(20)).await?;
     let truth = start_truth(
         Db::Maria(a.root_opts()),
@@ -891,11 +840,11 @@ async fn compare(
 
         eprintln!("bench: replication disconnected (black hole) {} s", args.fault_secs);
         for p in [&pga.proxy, &pgb.proxy, &mya.proxy, &myb.proxy] {
-            p.blocked.store(true, Ordering::SeqCst);
+            p.set_blackhole(true);
         }
         samples.extend(sample_for("replication disconnected (proxy black hole)", args.fault_secs).await);
         for p in [&pga.proxy, &pgb.proxy, &mya.proxy, &myb.proxy] {
-            p.blocked.store(false, Ordering::SeqCst);
+            p.set_blackhole(false);
         }
         tokio::time::sleep(Duration::from_secs(8)).await;
 
@@ -1014,7 +963,7 @@ async fn compare(
         }
         writeln!(md, "\n## Database cost per heartbeat (idle scenario, {idle_secs:.0} s)\n\n{cost_md}")?;
         std::fs::write(args.out.join("cost.csv"), &cost)?;
-        write_md(&args.out, &md)?;
+        write_md(&args.out, md)?;
     }
 
     if args.only.contains(&Part::Footprint) {
@@ -1048,7 +997,7 @@ async fn compare(
             eprintln!("bench: {} done in {wall:.1} s", p.name);
         }
         std::fs::write(args.out.join("footprint.csv"), fcsv)?;
-        write_md(&args.out, &md)?;
+        write_md(&args.out, md)?;
     }
     drop(pt_monitor);
     drop((rpo_pg, rpo_fast, rpo_my, pg_exp, my_exp, pt_update));

@@ -104,6 +104,9 @@ pub fn run() -> anyhow::Result<ExitCode> {
     match cli.command {
         Some(Command::CheckConfig { file }) => match Config::load(&file) {
             Ok(config) => {
+                for w in config.warnings() {
+                    eprintln!("warning: {}: {}: {}", file.display(), w.path, w.problem);
+                }
                 let nodes: usize = config.clusters.iter().map(|c| c.nodes.len()).sum();
                 println!("{}: valid ({} clusters, {nodes} nodes)", file.display(), config.clusters.len());
                 Ok(ExitCode::SUCCESS)

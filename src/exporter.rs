@@ -7,15 +7,15 @@
 //! running configuration untouched and says so in
 //! `rpo_exporter_config_last_reload_successful`.
 
-use crate::config::Config;
-use crate::state::{ClusterState, Live, State};
+use crate::config::{Config, Heartbeat, Node};
+use crate::state::{ClusterState, Live, NodeState, State};
 use crate::worker::Worker;
 use crate::{metrics, server};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinSet;
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 pub struct ServeOptions {
@@ -41,8 +41,9 @@ pub async fn run(config: Config, options: ServeOptions) -> anyhow::Result<()> {
         "Listening");
 
     let (reload_tx, reload_rx) = mpsc::channel::<ReloadRequest>(4);
+    log_warnings(&options.config_file, &config);
     let controller =
-        tokio::spawn(control(live.clone(), options.config_file.clone(), reload_rx, shutdown.clone()));
+        tokio::spawn(control(live.clone(), config, options.config_file.clone(), reload_rx, shutdown.clone()));
     tokio::spawn(wait_for_signals(shutdown.clone(), reload_tx.clone()));
     let exposition = metrics::Exposition::new(live.clone());
     let served = server::serve(
@@ -60,61 +61,176 @@ pub async fn run(config: Config, options: ServeOptions) -> anyhow::Result<()> {
     served
 }
 
-/// One generation of background tasks: a worker per node and the probes of
-/// one [`State`]. A reload ends it and starts the next.
-struct Generation {
+/// A background task and the token that stops it.
+struct Task {
     token: CancellationToken,
-    tasks: JoinSet<()>,
+    handle: tokio::task::JoinHandle<()>,
 }
 
-impl Generation {
-    fn start(state: &State, parent: &CancellationToken) -> Generation {
+impl Task {
+    fn spawn<F: std::future::Future<Output = ()> + Send + 'static>(
+        parent: &CancellationToken,
+        run: impl FnOnce(CancellationToken) -> F,
+    ) -> Task {
         let token = parent.child_token();
-        let mut tasks = JoinSet::new();
-        // Workers start spread evenly over their interval, so hundreds of nodes do
-        // not all connect, and then all query, at the same instant every tick.
-        let total = state.clusters.iter().map(|c| c.nodes.len()).sum::<usize>().max(1);
-        let mut position = 0;
+        Task { handle: tokio::spawn(run(token.clone())), token }
+    }
+}
+
+/// Stops tasks; they end at their next await. A wedged driver call must not hold
+/// a reload or the exit forever.
+async fn stop_all(tasks: Vec<Task>) {
+    if tasks.is_empty() {
+        return;
+    }
+    for t in &tasks {
+        t.token.cancel();
+    }
+    let handles: Vec<_> = tasks.into_iter().map(|t| t.handle).collect();
+    let aborts: Vec<_> = handles.iter().map(|h| h.abort_handle()).collect();
+    if tokio::time::timeout(Duration::from_secs(5), futures_util::future::join_all(handles)).await.is_err() {
+        tracing::warn!("Background tasks did not stop within 5s; going on without them");
+        aborts.iter().for_each(tokio::task::AbortHandle::abort);
+    }
+}
+
+/// A node by cluster and node name.
+type NodeKey = (String, String);
+/// What a worker is started with besides its node state: its node's settings and
+/// its cluster's heartbeat settings.
+type WorkerConfig = (Node, Heartbeat);
+
+/// A node's worker, and what it was started with: a reload keeps it running
+/// while its node state and its own settings stay the same.
+struct WorkerTask {
+    task: Task,
+    node: Arc<NodeState>,
+    config: WorkerConfig,
+}
+
+/// The running background tasks: a worker per node, the probes. A reload changes
+/// only what its new configuration changes: a worker whose node and heartbeat
+/// settings did not change keeps its session and its history, and reads the rest
+/// of its cluster (other nodes, write mode) from a watch updated in place.
+struct Running {
+    clusters: HashMap<String, watch::Sender<Arc<ClusterState>>>,
+    workers: HashMap<NodeKey, WorkerTask>,
+    health: Option<(Arc<crate::health::HealthState>, Task)>,
+    dns: Option<(Arc<crate::dns::DnsState>, Task)>,
+}
+
+impl Running {
+    fn new() -> Running {
+        Running { clusters: HashMap::new(), workers: HashMap::new(), health: None, dns: None }
+    }
+
+    /// Brings the tasks in line with `state`: stops what it no longer has or
+    /// has changed (before anything new touches the same node state), then
+    /// starts what is new.
+    async fn reconcile(&mut self, state: &State, live: &Arc<Live>, shutdown: &CancellationToken) {
+        let wanted: HashMap<NodeKey, (Arc<NodeState>, WorkerConfig)> = state
+            .clusters
+            .iter()
+            .flat_map(|c| {
+                c.nodes.iter().filter_map(move |n| {
+                    let cfg = c.config.nodes.iter().find(|x| x.name == n.name)?.clone();
+                    Some((
+                        (c.config.name.clone(), n.name.clone()),
+                        (n.clone(), (cfg, c.config.heartbeat.clone())),
+                    ))
+                })
+            })
+            .collect();
+        let stale: Vec<NodeKey> = self
+            .workers
+            .iter()
+            .filter(|(key, w)| {
+                !wanted
+                    .get(*key)
+                    .is_some_and(|(node, config)| Arc::ptr_eq(node, &w.node) && *config == w.config)
+            })
+            .map(|(key, _)| key.clone())
+            .collect();
+        let mut stopping: Vec<Task> =
+            stale.iter().filter_map(|key| self.workers.remove(key)).map(|w| w.task).collect();
+        let health_changed = match (&self.health, &state.health) {
+            (Some((old, _)), Some(new)) => !Arc::ptr_eq(old, new),
+            (None, None) => false,
+            _ => true,
+        };
+        if health_changed {
+            stopping.extend(self.health.take().map(|(_, t)| t));
+        }
+        let dns_changed = match (&self.dns, &state.dns) {
+            (Some((old, _)), Some(new)) => !Arc::ptr_eq(old, new),
+            (None, None) => false,
+            _ => true,
+        };
+        if dns_changed {
+            stopping.extend(self.dns.take().map(|(_, t)| t));
+        }
+        stop_all(stopping).await;
+
+        // Every worker reads its cluster from its watch at its next tick.
+        self.clusters.retain(|name, _| state.clusters.iter().any(|c| c.config.name == *name));
         for cluster in &state.clusters {
-            for index in 0..cluster.nodes.len() {
-                let phase = position as f64 / total as f64;
-                tasks.spawn(supervise(cluster.clone(), index, phase, token.clone()));
-                position += 1;
+            match self.clusters.get(&cluster.config.name) {
+                Some(tx) => {
+                    tx.send_if_modified(|current| {
+                        let changed = !Arc::ptr_eq(current, cluster);
+                        *current = cluster.clone();
+                        changed
+                    });
+                }
+                None => {
+                    self.clusters.insert(cluster.config.name.clone(), watch::channel(cluster.clone()).0);
+                }
             }
         }
-        if let Some(health) = &state.health {
-            tasks.spawn(crate::health::run(health.clone(), token.clone()));
+        // New workers start spread evenly over their interval, so hundreds of nodes
+        // do not all connect, and then all query, at the same instant every tick.
+        let new: Vec<_> = wanted.into_iter().filter(|(key, _)| !self.workers.contains_key(key)).collect();
+        let total = new.len().max(1);
+        for (position, ((cluster, name), (node, config))) in new.into_iter().enumerate() {
+            let phase = position as f64 / total as f64;
+            let rx = self.clusters[&cluster].subscribe();
+            let task = Task::spawn(shutdown, |token| supervise(rx, name.clone(), phase, token));
+            self.workers.insert((cluster, name), WorkerTask { task, node, config });
         }
-        if let Some(dns) = &state.dns {
-            tasks.spawn(crate::dns::run(dns.clone(), state.clusters.clone(), token.clone()));
+        if health_changed {
+            if let Some(health) = &state.health {
+                let task = Task::spawn(shutdown, |token| crate::health::run(health.clone(), token));
+                self.health = Some((health.clone(), task));
+            }
         }
-        Generation { token, tasks }
+        if dns_changed {
+            if let Some(dns) = &state.dns {
+                let live = live.clone();
+                let region: crate::dns::WritableRegion = Arc::new(move |c| live.current().writable_region(c));
+                let task = Task::spawn(shutdown, |token| crate::dns::run(dns.clone(), region, token));
+                self.dns = Some((dns.clone(), task));
+            }
+        }
     }
 
-    /// Stops every task; they end at their next await. A wedged driver call must
-    /// not hold a reload or the exit forever.
-    async fn stop(mut self) {
-        self.token.cancel();
-        if tokio::time::timeout(Duration::from_secs(5), async {
-            while self.tasks.join_next().await.is_some() {}
-        })
-        .await
-        .is_err()
-        {
-            tracing::warn!("Background tasks did not stop within 5s; going on without them");
-            self.tasks.abort_all();
-        }
+    async fn stop(self) {
+        let mut tasks: Vec<Task> = self.workers.into_values().map(|w| w.task).collect();
+        tasks.extend(self.health.map(|(_, t)| t));
+        tasks.extend(self.dns.map(|(_, t)| t));
+        stop_all(tasks).await;
     }
 }
 
-/// Owns the running generation: reloads on request, stops on shutdown.
+/// Owns the running tasks: reloads on request, stops on shutdown.
 async fn control(
     live: Arc<Live>,
+    mut config: Config,
     config_file: PathBuf,
     mut requests: mpsc::Receiver<ReloadRequest>,
     shutdown: CancellationToken,
 ) {
-    let mut generation = Generation::start(&live.current(), &shutdown);
+    let mut running = Running::new();
+    running.reconcile(&live.current(), &live, &shutdown).await;
     loop {
         let reply = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -124,14 +240,20 @@ async fn control(
             },
         };
         let outcome = match Config::load(&config_file) {
-            Ok(config) => {
-                // Unchanged clusters keep their state (and their counters); the
-                // old generation stops before the new one touches that state.
-                let next = State::rebuild(&config, &live.current());
-                generation.stop().await;
-                generation = Generation::start(&next, &shutdown);
-                live.swap(next);
-                tracing::info!(file = %config_file.display(), clusters = config.clusters.len(), "Configuration reloaded");
+            Ok(next) if next == config => {
+                tracing::info!(file = %config_file.display(), "Configuration unchanged; nothing to do");
+                Ok(())
+            }
+            Ok(next) => {
+                log_warnings(&config_file, &next);
+                // Unchanged clusters and nodes keep their state (and their
+                // counters); a node's old worker stops before a new one touches
+                // that state.
+                let state = State::rebuild(&next, &live.current());
+                live.swap(state.clone());
+                running.reconcile(&state, &live, &shutdown).await;
+                tracing::info!(file = %config_file.display(), clusters = next.clusters.len(), "Configuration reloaded");
+                config = next;
                 Ok(())
             }
             Err(e) => {
@@ -142,18 +264,32 @@ async fn control(
         live.record_reload(outcome.is_ok());
         let _ = reply.send(outcome);
     }
-    generation.stop().await;
+    running.stop().await;
+}
+
+/// Logs what the configuration allows but will likely regret (settings too tight
+/// for the distance between regions).
+pub fn log_warnings(file: &std::path::Path, config: &Config) {
+    for w in config.warnings() {
+        tracing::warn!(file = %file.display(), path = %w.path, "{}", w.problem);
+    }
 }
 
 /// Runs a node's worker, and runs a fresh one if it ever panics: a bug in one
 /// node's measurements must not silence that node for the life of the process.
-async fn supervise(cluster: Arc<ClusterState>, index: usize, phase: f64, shutdown: CancellationToken) {
+async fn supervise(
+    cluster: watch::Receiver<Arc<ClusterState>>,
+    name: String,
+    phase: f64,
+    shutdown: CancellationToken,
+) {
     loop {
-        let worker = Worker::new(cluster.clone(), index, phase);
+        let Some(worker) = Worker::new(cluster.clone(), &name, phase) else { return };
+        let cluster_name = cluster.borrow().config.name.clone();
         match tokio::spawn(worker.run(shutdown.clone())).await {
             Ok(()) => return,
             Err(e) => {
-                tracing::error!(cluster = %cluster.config.name, node = %cluster.nodes[index].name, error = %e,
+                tracing::error!(cluster = %cluster_name, node = %name, error = %e,
                     "Worker crashed; restarting it");
                 tokio::select! {
                     _ = shutdown.cancelled() => return,

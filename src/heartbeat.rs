@@ -66,10 +66,15 @@ impl WriteHistory {
         self.entries.get(idx).filter(|r| r.seq == seq && r.db_us == db_us)
     }
 
-    /// The oldest write after `seq` that happened before `before` (monotonic).
-    fn first_after(&self, seq: i64, before: f64) -> Option<&WriteRecord> {
+    /// The oldest remembered write after `seq`, whenever it happened.
+    fn first_after(&self, seq: i64) -> Option<&WriteRecord> {
         let idx = self.entries.partition_point(|r| r.seq <= seq);
-        self.entries.get(idx).filter(|r| r.mono < before)
+        self.entries.get(idx)
+    }
+
+    /// The oldest remembered write.
+    pub fn first(&self) -> Option<&WriteRecord> {
+        self.entries.front()
     }
 }
 
@@ -155,11 +160,19 @@ pub enum RowStatus {
     NullTimestamp,
     FutureTimestamp,
     IdentityMismatch,
+    /// The replica shows no row of a live writer whose heartbeats this process
+    /// writes: it receives nothing from it (lag and exposure still say how much).
+    Missing,
 }
 
 impl RowStatus {
-    pub const ALL: [RowStatus; 4] =
-        [RowStatus::Ok, RowStatus::NullTimestamp, RowStatus::FutureTimestamp, RowStatus::IdentityMismatch];
+    pub const ALL: [RowStatus; 5] = [
+        RowStatus::Ok,
+        RowStatus::NullTimestamp,
+        RowStatus::FutureTimestamp,
+        RowStatus::IdentityMismatch,
+        RowStatus::Missing,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -167,6 +180,7 @@ impl RowStatus {
             RowStatus::NullTimestamp => "null_timestamp",
             RowStatus::FutureTimestamp => "future_timestamp",
             RowStatus::IdentityMismatch => "identity_mismatch",
+            RowStatus::Missing => "missing",
         }
     }
 }
@@ -200,14 +214,45 @@ pub fn evaluate(input: &PairInput) -> Reading {
     let lag = match (ours, input.seq) {
         // We wrote the source's heartbeats: the oldest one not visible yet is the
         // first of ours after the seen sequence that was written before the read.
-        (Some(h), Some(seq)) => {
-            h.first_after(seq, read_mono).map_or(0.0, |next| (read_mono - next.mono).max(0.0))
-        }
+        (Some(h), Some(seq)) => history_lag(h, seq, read_mono, exposure, input.interval),
         // Someone else writes them: the next one was due one interval after the
         // seen one, a lower bound while that writer is healthy.
         _ => (exposure - input.interval).max(0.0),
     };
     Reading::Ok { lag, exposure, basis: if own_write.is_some() { Basis::Monotonic } else { basis } }
+}
+
+/// Lag from this process's own writes: the age of the first write after `seen`
+/// that was made before the read. When the history does not hold the write right
+/// after `seen` (the exporter restarted or reloaded, or the replica is more than
+/// [`HISTORY_LEN`] writes behind), that write came before the oldest remembered one
+/// at a time nobody recorded: the lag is then at least `exposure − interval`, the
+/// bound a healthy writer gives, so it stays within an interval of the truth
+/// instead of counting from the first write this process happens to remember.
+fn history_lag(h: &WriteHistory, seen: i64, read_mono: f64, exposure: f64, interval: f64) -> f64 {
+    let Some(next) = h.first_after(seen) else {
+        // The replica shows our newest write, or a newer one we never saw committed.
+        return 0.0;
+    };
+    let known = (read_mono - next.mono).max(0.0);
+    if next.seq.saturating_sub(seen) == 1 {
+        known
+    } else {
+        known.max(exposure - interval)
+    }
+}
+
+/// A replica that shows no row at all of a source whose heartbeats this process
+/// writes (a replica a failover left following a dead primary, or one that never
+/// received the row): it has none of them. Lag is the age of the oldest write this
+/// process remembers, a lower bound; exposure is at least that, and at least
+/// `floor`, the age of the newest heartbeat of the cluster's earlier writers the
+/// replica holds (its data ends there). `None` when nothing was written yet.
+pub fn evaluate_missing(history: &WriteHistory, read_mono: f64, floor: Option<f64>) -> Option<Reading> {
+    let first = history.first()?;
+    let lag = (read_mono - first.mono).max(0.0);
+    let exposure = floor.map_or(lag, |f| f.max(lag));
+    Some(Reading::Ok { lag, exposure, basis: Basis::Monotonic })
 }
 
 #[cfg(test)]
@@ -296,6 +341,52 @@ mod tests {
         let mut i = input(1, 0.0, 1.0, None);
         i.written_us = None;
         assert_eq!(evaluate(&i), Reading::NullTimestamp);
+    }
+
+    #[test]
+    fn a_restart_never_reads_less_than_exposure_minus_interval() {
+        // A new process remembers writes 21.. only; the replica shows seq 1, written
+        // 20 intervals before the restart. Without the bound, lag would count from
+        // write 21 (2.5 s); the truth is about 24.5 s.
+        let h = history(&[(21, 30.0), (22, 31.0), (23, 32.0)]);
+        assert_eq!(ok(evaluate(&input(1, 10.0, 32.5, Some(&h)))), (21.5, 22.5, Basis::ReplicaClock));
+    }
+
+    #[test]
+    fn a_restart_with_the_replica_caught_up_stays_exact() {
+        // The replica shows the last write of the previous process (seq 20); the
+        // first unseen one is ours (seq 21), whatever the downtime was.
+        let h = history(&[(21, 30.0), (22, 31.0)]);
+        assert_eq!(ok(evaluate(&input(20, 10.0, 31.5, Some(&h)))), (1.5, 21.5, Basis::ReplicaClock));
+    }
+
+    #[test]
+    fn a_replica_behind_more_than_the_history_keeps_the_bound() {
+        let mut h = WriteHistory::default();
+        for i in 0..(HISTORY_LEN as i64 + 100) {
+            h.push(WriteRecord { seq: i, mono: i as f64, db_us: ((1000.0 + i as f64) * 1e6) as i64 });
+        }
+        let now = HISTORY_LEN as f64 + 100.0;
+        // Seq 5 was forgotten long ago; the first remembered write is seq 100.
+        let (lag, exposure, _) = ok(evaluate(&input(5, 5.0, now, Some(&h))));
+        assert_eq!(exposure, now - 5.0);
+        assert_eq!(lag, exposure - 1.0);
+    }
+
+    #[test]
+    fn a_gap_inside_the_history_keeps_the_bound() {
+        // Write 2 committed but its answer timed out: never recorded.
+        let h = history(&[(1, 10.0), (3, 12.0)]);
+        assert_eq!(ok(evaluate(&input(1, 10.0, 14.0, Some(&h)))), (3.0, 4.0, Basis::Monotonic));
+    }
+
+    #[test]
+    fn a_missing_row_lags_from_the_first_remembered_write() {
+        let h = history(&[(1, 10.0), (2, 11.0), (3, 12.0)]);
+        assert_eq!(ok(evaluate_missing(&h, 15.0, None).unwrap()), (5.0, 5.0, Basis::Monotonic));
+        assert_eq!(ok(evaluate_missing(&h, 15.0, Some(9.0)).unwrap()), (5.0, 9.0, Basis::Monotonic));
+        assert_eq!(ok(evaluate_missing(&h, 9.0, None).unwrap()), (0.0, 0.0, Basis::Monotonic));
+        assert!(evaluate_missing(&WriteHistory::default(), 15.0, None).is_none());
     }
 
     #[test]

@@ -60,6 +60,8 @@ pub struct PairData {
     pub status: RowStatus,
     /// Lag and exposure at the read, when the row allowed a reading.
     pub reading: Option<Reading>,
+    /// When the read happened (monotonic): exposure ages from here until a scrape.
+    pub read_mono: f64,
     pub seen_written_us: Option<i64>,
     pub last_seq: Option<i64>,
     pub regressions: u64,
@@ -199,15 +201,31 @@ fn wall_clock() -> f64 {
 }
 
 impl State {
-    /// The state for a reloaded `config`: clusters (and probe sets) whose
-    /// configuration did not change keep their state, counters included;
-    /// everything else starts afresh, and what the new config dropped is gone.
+    /// The state for a reloaded `config`. A cluster whose configuration did not
+    /// change is kept whole. In one that changed, every node whose measurement
+    /// did not (same name, region, engine, DSN, heartbeat table and format) keeps
+    /// its state: counters, readings and the write history that maps a seen
+    /// heartbeat to the first unseen one. Probe sets likewise; everything else
+    /// starts afresh, and what the new config dropped is gone.
     pub fn rebuild(config: &Config, old: &State) -> Arc<State> {
         let mut next = State::new(config);
         for cluster in &mut next.clusters {
-            if let Some(same) = old.clusters.iter().find(|o| o.config == cluster.config) {
-                *cluster = same.clone();
+            let Some(before) = old.clusters.iter().find(|o| o.config.name == cluster.config.name) else {
+                continue;
+            };
+            if before.config == cluster.config {
+                *cluster = before.clone();
+                continue;
             }
+            let nodes = cluster
+                .nodes
+                .iter()
+                .map(|n| match before.node(&n.name) {
+                    Some(kept) if same_measurement(&before.config, &cluster.config, &n.name) => kept.clone(),
+                    _ => n.clone(),
+                })
+                .collect();
+            *cluster = Arc::new(ClusterState { config: cluster.config.clone(), nodes });
         }
         if let (Some(new), Some(old)) = (&mut next.health, &old.health) {
             if new.same_config(old) {
@@ -220,6 +238,26 @@ impl State {
             }
         }
         Arc::new(next)
+    }
+
+    /// The region of the cluster's writable node, as the node workers last saw it;
+    /// `None` when no node is writable or writable nodes sit in several regions
+    /// (split brain).
+    pub fn writable_region(&self, cluster: &str) -> Option<String> {
+        let c = self.clusters.iter().find(|c| c.config.name == cluster)?;
+        let regions: std::collections::BTreeSet<&str> = c
+            .nodes
+            .iter()
+            .filter(|n| {
+                let d = n.lock();
+                d.up && d.writable == Some(true)
+            })
+            .map(|n| n.region.as_str())
+            .collect();
+        match regions.len() {
+            1 => regions.into_iter().next().map(str::to_owned),
+            _ => None,
+        }
     }
 
     pub fn new(config: &Config) -> State {
@@ -286,6 +324,21 @@ impl State {
     }
 }
 
+/// Whether node `name` is measured the same way under both cluster configs, so its
+/// state (labels, counters, write history) still describes it.
+fn same_measurement(before: &Cluster, after: &Cluster, name: &str) -> bool {
+    let (Some(a), Some(b)) =
+        (before.nodes.iter().find(|n| n.name == name), after.nodes.iter().find(|n| n.name == name))
+    else {
+        return false;
+    };
+    a.region == b.region
+        && a.engine == b.engine
+        && a.dsn == b.dsn
+        && before.heartbeat.table == after.heartbeat.table
+        && before.heartbeat.format == after.heartbeat.format
+}
+
 fn node_samples(node: &NodeState, now: f64, max_age: f64, out: &mut Samples) {
     let d = node.lock();
     let labels = &[node.cluster.as_str(), &node.name, &node.region];
@@ -340,7 +393,10 @@ fn node_samples(node: &NodeState, now: f64, max_age: f64, out: &mut Samples) {
         let pair = &[cluster, source, &p.source_region, name, region];
         if let (true, Some(Reading::Ok { lag, exposure, .. })) = (fresh, p.reading) {
             out.push(&metrics::LAG, pair, lag);
-            out.push(&metrics::EXPOSURE, pair, exposure);
+            // Exposure stays an upper bound of the truth until the next read: since
+            // this one, the newest heartbeat the replica shows can only have aged.
+            // Lag stays as read: the replica may have caught up since.
+            out.push(&metrics::EXPOSURE, pair, exposure + (now - p.read_mono).max(0.0));
         }
         if let Some(us) = p.seen_written_us {
             out.push(&metrics::SEEN, pair, us as f64 / 1e6);

@@ -1,25 +1,36 @@
-//! One background loop per configured node: connect, probe, write, read, measure.
+//! One background loop per configured node: connect, then every interval one tick
+//! that probes the node's role and clock, reads every heartbeat row it shows,
+//! writes its heartbeat when it accepts writes, and reads the engine's native
+//! replication signals.
 //!
-//! Every heartbeat interval the worker probes the node's role and clock, writes a
-//! heartbeat when the node accepts writes, reads every heartbeat row the node
-//! shows and turns each into a (source → replica) reading, then reads the
-//! engine's native replication signals. Each step is bounded by the cluster's
-//! timeout; a step that breaks the connection drops the session, and the next
-//! connection attempt waits out an exponential backoff (reset only by a whole
-//! successful tick). A query timeout keeps a PostgreSQL session for up to a
-//! connect deadline, so a busy server is not also asked to authenticate the
-//! exporter again every interval; at most a few sessions open at once across the
-//! exporter. Results land in the node's [`NodeState`]; the worker holds no lock
-//! across an `.await` and never holds two nodes' locks at once.
+//! A tick is one round trip however far the node is: the engine sends every step
+//! at once ([`crate::engine::TickPlan`]). The write goes in the same round trip
+//! when the node was writable at its last probe; a node found writable by this
+//! tick's probe (a promotion, a new session) gets its write right after. Each step
+//! answers on its own, so a step that fails or times out hides only its own
+//! readings: only a failed probe marks the node down. A session is replaced when
+//! it breaks, never because one query was slow; a new one waits out an
+//! exponential backoff (reset only by a whole successful tick), and draws from a
+//! small exporter-wide budget of connects so hundreds of nodes do not all
+//! authenticate at once, with targets that timed out kept to a budget of their
+//! own. Results land in the node's [`NodeState`]; the worker holds no lock across
+//! an `.await` and never holds two nodes' locks at once.
+//!
+//! The worker's own node and heartbeat settings are fixed for its life (a reload
+//! that changes them starts a new worker); the rest of its cluster (the other
+//! nodes, the write mode) it reads from a watch the exporter updates on reload.
 
-use crate::config::{is_label_safe, Cluster, Sources, WriteMode};
-use crate::engine::{EngineError, ErrorKind, HeartbeatRead, HeartbeatRow, NodeLabels, Session};
-use crate::heartbeat::{evaluate, mono_now, ClockSample, PairInput, Reading, RowStatus, WriteRecord};
+use crate::config::{is_label_safe, Cluster, Heartbeat, Node, Sources, WriteMode};
+use crate::engine::{
+    EngineError, ErrorKind, HeartbeatRead, HeartbeatRow, NodeLabels, Session, Step, TickOutcome, TickPlan,
+};
+use crate::heartbeat::{evaluate, evaluate_missing, ClockSample, PairInput, Reading, RowStatus, WriteRecord};
 use crate::state::{ClusterState, Collector, NodeState, PairData};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::{watch, Semaphore};
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
@@ -33,17 +44,24 @@ const CLOCK_SAMPLE_TTL: f64 = 600.0;
 /// server a process and an authentication (about 10 ms of CPU for SCRAM) and the
 /// exporter its side of the handshake: hundreds at once would starve the very
 /// queries that measure lag.
-static CONNECTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(8);
+static CONNECTS: Semaphore = Semaphore::const_new(8);
+/// The same for nodes whose last connect attempt timed out (a black-holed region):
+/// a budget of their own, so they never hold a healthy node's turn.
+static SUSPECT_CONNECTS: Semaphore = Semaphore::const_new(4);
+
+/// Longest pause of native signals that keep missing their deadline.
+const MAX_NATIVE_BACKOFF: Duration = Duration::from_secs(60);
 
 /// Exponential backoff with jitter, starting at one interval.
 struct Backoff {
     base: Duration,
     next: Duration,
+    max: Duration,
 }
 
 impl Backoff {
-    fn new(base: Duration) -> Self {
-        Backoff { base, next: base }
+    fn new(base: Duration, max: Duration) -> Self {
+        Backoff { base, next: base, max }
     }
 
     fn reset(&mut self) {
@@ -52,8 +70,8 @@ impl Backoff {
 
     fn next_delay(&mut self) -> Duration {
         let d = self.next.mul_f64(0.8 + 0.4 * fastrand::f64());
-        self.next = (self.next * 2).min(MAX_BACKOFF);
-        d.min(MAX_BACKOFF)
+        self.next = (self.next * 2).min(self.max);
+        d.min(self.max)
     }
 }
 
@@ -75,14 +93,33 @@ fn wall_now() -> f64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or_default()
 }
 
+/// Which setting a node's round trip calls for, if any: a tick is one round trip
+/// that must come back within the timeout, and within the interval for the next
+/// tick to start on time. Advice comes before the margin is gone (at 60 % of the
+/// timeout, 80 % of the interval) and asks for twice the round trip. `None` while
+/// the settings hold it with room to spare.
+pub fn distance_advice(rtt: f64, hb: &Heartbeat) -> Option<String> {
+    let (interval, timeout) = (hb.interval.as_secs_f64(), hb.timeout.as_secs_f64());
+    let fmt =
+        |s: f64| humantime::format_duration(Duration::from_millis((s * 1000.0).ceil() as u64)).to_string();
+    let mut raise = Vec::new();
+    if rtt > timeout * 0.6 {
+        raise.push(format!("heartbeat.timeout to at least {}", fmt((rtt * 2.0 * 10.0).ceil() / 10.0)));
+    }
+    if rtt > interval * 0.8 {
+        raise.push(format!("heartbeat.interval to at least {}", fmt((rtt * 1.25 * 10.0).ceil() / 10.0)));
+    }
+    (!raise.is_empty()).then(|| raise.join(" and "))
+}
+
+/// The measurement loop of one node.
 pub struct Worker {
-    cluster_config: Arc<Cluster>,
-    cluster: Arc<ClusterState>,
-    index: usize,
+    cluster: watch::Receiver<Arc<ClusterState>>,
     node: Arc<NodeState>,
+    node_config: Node,
+    heartbeat: Heartbeat,
     labels: NodeLabels,
     session: Option<Session>,
-    table_ready: bool,
     backoff: Backoff,
     retry_at: Instant,
     /// Per collector, whether its last run failed, so a streak of failures
@@ -90,39 +127,59 @@ pub struct Worker {
     failing: [bool; 4],
     /// Where in its interval the first tick falls, as a fraction of it.
     phase: f64,
-    /// Since when queries have been timing out on a session kept open.
+    /// Since when the probe has been timing out on a session kept open.
     timing_out_since: Option<Instant>,
+    /// Whether the last connect attempt timed out.
+    suspect: bool,
+    /// Whether the node accepted writes at its last probe: the next tick writes
+    /// its heartbeat in the same round trip.
+    writable: bool,
+    /// The distance advice last logged, so it is logged once per change.
+    advised: Option<String>,
+    /// Native signals that missed their deadline and took the session with them
+    /// (an engine whose session cannot survive a missed deadline) pause for a
+    /// while, so a hanging replica-status statement costs neither the heartbeat
+    /// readings nor a session per tick.
+    native_backoff: Backoff,
+    native_at: Instant,
 }
 
 impl Worker {
-    /// The worker of `cluster.nodes[index]`; its first tick comes `phase` (0..1)
-    /// of an interval after the start.
-    pub fn new(cluster: Arc<ClusterState>, index: usize, phase: f64) -> Worker {
-        let node = cluster.nodes[index].clone();
-        let cluster_config = cluster.config.clone();
-        Worker {
-            backoff: Backoff::new(cluster_config.heartbeat.interval),
+    /// The worker of the node named `name` in the cluster the watch holds; its
+    /// first tick comes `phase` (0..1) of an interval after the start. `None` if
+    /// the cluster has no such node.
+    pub fn new(cluster: watch::Receiver<Arc<ClusterState>>, name: &str, phase: f64) -> Option<Worker> {
+        let current = cluster.borrow().clone();
+        let node = current.node(name)?.clone();
+        let node_config = current.config.nodes.iter().find(|n| n.name == name)?.clone();
+        let heartbeat = current.config.heartbeat.clone();
+        Some(Worker {
+            backoff: Backoff::new(heartbeat.interval, MAX_BACKOFF),
+            native_backoff: Backoff::new(heartbeat.interval, MAX_NATIVE_BACKOFF),
+            native_at: Instant::now(),
             labels: NodeLabels {
                 cluster: node.cluster.clone(),
                 node: node.name.clone(),
                 region: node.region.clone(),
             },
-            cluster_config,
             cluster,
-            index,
             node,
+            node_config,
+            heartbeat,
             session: None,
-            table_ready: false,
             retry_at: Instant::now(),
             failing: [false; 4],
             phase: phase.clamp(0.0, 1.0),
             timing_out_since: None,
-        }
+            suspect: false,
+            writable: false,
+            advised: None,
+        })
     }
 
     /// Measures until `shutdown` is cancelled.
     pub async fn run(mut self, shutdown: CancellationToken) {
-        let interval = self.cluster_config.heartbeat.interval;
+        let interval = self.heartbeat.interval;
         let start = tokio::time::Instant::now() + interval.mul_f64(self.phase);
         let mut ticker = tokio::time::interval_at(start, interval);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -140,58 +197,224 @@ impl Worker {
         tracing::debug!(cluster = %self.labels.cluster, node = %self.labels.node, "Worker stopped");
     }
 
+    fn writes(&self) -> bool {
+        self.heartbeat.format.writes()
+    }
+
     async fn tick(&mut self) {
-        let hb = self.cluster_config.heartbeat.clone();
-        if self.session.is_none() {
-            if Instant::now() < self.retry_at {
-                return;
-            }
-            let Ok(_permit) = CONNECTS.acquire().await else { return };
-            let node_cfg = &self.cluster_config.nodes[self.index];
-            let (result, took) = timed(hb.connect_timeout, "connect", Session::connect(node_cfg, &hb)).await;
-            match result {
-                Ok(session) => {
-                    self.session = Some(session);
-                    self.table_ready = false;
-                    self.node.lock().sessions_opened += 1;
-                }
-                Err(e) => {
-                    self.fail(Collector::Role, took, &e);
-                    self.retry_at = Instant::now() + self.backoff.next_delay();
-                    return;
-                }
-            }
+        if self.session.is_none() && !self.connect().await {
+            return;
         }
-        match self.measure().await {
-            Ok(()) => {
-                self.backoff.reset();
-                self.timing_out_since = None;
-            }
-            Err(e) if e.kind.breaks_session() => {
-                if self.keeps_session_after(&e, hb.connect_timeout) {
-                    return;
-                }
-                // Reconnect after a backoff: a node that connects and then fails at
-                // once must not open a session every interval.
-                self.session = None;
-                self.timing_out_since = None;
-                self.retry_at = Instant::now() + self.backoff.next_delay();
-            }
-            Err(_) => {}
+        let cluster = self.cluster.borrow().clone();
+        let plan = TickPlan {
+            probe: true,
+            read: true,
+            write: self.writes() && self.writable,
+            native: Instant::now() >= self.native_at,
+        };
+        let outcome = self.session_tick(plan).await;
+        let mut whole = self.apply(&cluster, plan, outcome);
+        // Found writable by this tick's probe but not written to (a promotion, or a
+        // new session): its heartbeat now, not an interval later.
+        if self.writable && self.writes() && !plan.write && self.session.is_some() {
+            let plan = TickPlan { write: true, ..TickPlan::default() };
+            let outcome = self.session_tick(plan).await;
+            whole &= self.apply(&cluster, plan, outcome);
+        }
+        if whole {
+            self.backoff.reset();
         }
     }
 
-    /// A query that missed its deadline on an otherwise healthy session is most
-    /// often a busy server: reconnecting would add an authentication to its load
-    /// every interval. The session is kept while timeouts last less than a connect
-    /// deadline, where the driver allows it; past that the link may be dead (a
-    /// black-holed network never errors) and only a new session can tell.
-    fn keeps_session_after(&mut self, e: &EngineError, limit: Duration) -> bool {
-        if e.kind != ErrorKind::Timeout || !self.session.as_ref().is_some_and(Session::survives_timeout) {
+    async fn session_tick(&mut self, plan: TickPlan) -> TickOutcome {
+        let session = self.session.as_mut().expect("connected");
+        session.tick(plan, self.heartbeat.timeout, &self.labels).await
+    }
+
+    /// Opens a session; false when there is none to use this tick.
+    async fn connect(&mut self) -> bool {
+        if Instant::now() < self.retry_at {
             return false;
         }
-        let since = *self.timing_out_since.get_or_insert_with(Instant::now);
-        since.elapsed() < limit
+        let hb = self.heartbeat.clone();
+        let budget = if self.suspect { &SUSPECT_CONNECTS } else { &CONNECTS };
+        // The wait for a turn is bounded: whatever holds the budget, no node waits
+        // more than one connect timeout before it tries.
+        let permit =
+            tokio::time::timeout(hb.connect_timeout, budget.acquire()).await.ok().and_then(Result::ok);
+        if permit.is_none() {
+            tracing::debug!(cluster = %self.labels.cluster, node = %self.labels.node,
+                "No connect slot came free within connect_timeout; connecting anyway");
+        }
+        let (result, took) =
+            timed(hb.connect_timeout, "connect", Session::connect(&self.node_config, &hb)).await;
+        drop(permit);
+        match result {
+            Ok(session) => {
+                self.session = Some(session);
+                self.suspect = false;
+                self.timing_out_since = None;
+                self.node.lock().sessions_opened += 1;
+                true
+            }
+            Err(e) => {
+                self.suspect = e.kind == ErrorKind::Timeout;
+                if self.suspect && !self.failing[Collector::Role as usize] {
+                    tracing::warn!(cluster = %self.labels.cluster, node = %self.labels.node,
+                        connect_timeout = %humantime::format_duration(hb.connect_timeout),
+                        "Opening a session timed out: if the node is far away or busy, raise heartbeat.connect_timeout of this cluster");
+                }
+                self.fail(Collector::Role, took, &e);
+                self.retry_at = Instant::now() + self.backoff.next_delay();
+                false
+            }
+        }
+    }
+
+    /// Stores what a tick brought back, step by step; true if every planned step
+    /// succeeded.
+    fn apply(&mut self, cluster: &ClusterState, plan: TickPlan, outcome: TickOutcome) -> bool {
+        let broken = outcome.broken;
+        let mut whole = true;
+        let mut probed: Option<bool> = None;
+        let mut probe_timed_out = false;
+        if let Some(step) = outcome.probe {
+            match step.result {
+                Ok(probe) => {
+                    probed = Some(probe.writable);
+                    self.store_probe(probe, step.sent, step.took);
+                }
+                Err(e) => {
+                    whole = false;
+                    probe_timed_out = e.kind == ErrorKind::Timeout;
+                    self.fail(Collector::Role, step.took, &e);
+                }
+            }
+        }
+        if let Some(Step { result, sent, took }) = outcome.write {
+            match result {
+                Ok(written) => {
+                    let mut d = self.node.lock();
+                    d.history.push(WriteRecord {
+                        seq: written.seq,
+                        mono: sent + took / 2.0,
+                        db_us: written.written_us,
+                    });
+                    d.writes += 1;
+                    d.last_written = Some(written);
+                    drop(d);
+                    self.succeed(Collector::HeartbeatWrite, took);
+                }
+                // Demoted under us: this tick's probe says so, and nothing was written.
+                Err(e) if e.kind == ErrorKind::ReadOnly && probed == Some(false) => {}
+                Err(e) => {
+                    whole = false;
+                    // A refused write is no reason to stop reading.
+                    self.fail(Collector::HeartbeatWrite, took, &e);
+                }
+            }
+        }
+        if let Some(Step { result, sent, took }) = outcome.read {
+            match result {
+                Ok(read) => {
+                    let replica_clock =
+                        ClockSample { db_us: read.db_now_us, mono: sent + took / 2.0, rtt: took };
+                    self.store_pairs(cluster, read, replica_clock);
+                    self.succeed(Collector::HeartbeatRead, took);
+                }
+                Err(e) => {
+                    whole = false;
+                    self.fail(Collector::HeartbeatRead, took, &e);
+                }
+            }
+        }
+        if let Some(Step { result, took, .. }) = outcome.native {
+            match result {
+                Ok(samples) => {
+                    self.node.lock().native = samples;
+                    self.succeed(Collector::Replication, took);
+                    self.native_backoff.reset();
+                }
+                Err(e) => {
+                    whole = false;
+                    if e.kind == ErrorKind::Timeout && broken {
+                        self.native_at = Instant::now() + self.native_backoff.next_delay();
+                    }
+                    self.fail(Collector::Replication, took, &e);
+                }
+            }
+        }
+        if plan.probe {
+            self.keep_or_drop_session(outcome.broken, probed.is_some(), probe_timed_out);
+        } else if outcome.broken {
+            self.drop_session(true);
+        }
+        whole
+    }
+
+    /// Role, identity and clock from a probe answered `took` seconds after `sent`.
+    fn store_probe(&mut self, probe: crate::engine::Probe, sent: f64, took: f64) {
+        let clock = ClockSample { db_us: probe.db_now_us, mono: sent + took / 2.0, rtt: took };
+        let wall_mid = wall_now() - took / 2.0;
+        {
+            let mut d = self.node.lock();
+            if d.writable.is_some_and(|w| w != probe.writable) {
+                tracing::info!(cluster = %self.labels.cluster, node = %self.labels.node, writable = probe.writable, "Node role changed");
+                d.role_changes += 1;
+                d.role_changed_at = Some(wall_now());
+            }
+            if !d.up {
+                tracing::info!(cluster = %self.labels.cluster, node = %self.labels.node, writable = probe.writable, "Node is up");
+            }
+            d.up = true;
+            d.writable = Some(probe.writable);
+            d.identity = Some(probe.identity.clone());
+            d.expected_row_identity = probe.expected_row_identity.clone();
+            d.aliases = probe.aliases.clone();
+            d.clock = Some(clock);
+            d.clock_offset = Some(probe.db_now_us as f64 / 1e6 - wall_mid);
+        }
+        self.writable = probe.writable;
+        self.succeed(Collector::Role, took);
+        let advice = distance_advice(took, &self.heartbeat);
+        if advice != self.advised {
+            if let Some(raise) = &advice {
+                tracing::warn!(cluster = %self.labels.cluster, node = %self.labels.node, round_trip = %format!("{:.3}s", took),
+                    interval = %humantime::format_duration(self.heartbeat.interval),
+                    timeout = %humantime::format_duration(self.heartbeat.timeout),
+                    "The node is too far for these heartbeat settings: raise {raise} in this cluster's heartbeat section");
+            }
+            self.advised = advice;
+        }
+    }
+
+    /// After a tick: a broken session is replaced, at the next tick if the node
+    /// answered its probe in this one (a later step broke it), else after a
+    /// backoff. One whose probe timed out is most often a busy server:
+    /// reconnecting would add an authentication to its load every interval, so
+    /// the session is kept while timeouts last less than a connect deadline, where
+    /// the driver allows it; past that the link may be dead (a black-holed network
+    /// never errors) and only a new session can tell.
+    fn keep_or_drop_session(&mut self, broken: bool, probed: bool, probe_timed_out: bool) {
+        if broken {
+            self.drop_session(!probed);
+        } else if probe_timed_out {
+            let since = *self.timing_out_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= self.heartbeat.connect_timeout {
+                self.drop_session(true);
+            }
+        } else {
+            self.timing_out_since = None;
+        }
+    }
+
+    /// Drops the session; with `back_off`, the next one waits out the backoff, so
+    /// a node that connects and then fails at once does not open a session every
+    /// interval.
+    fn drop_session(&mut self, back_off: bool) {
+        self.session = None;
+        self.timing_out_since = None;
+        self.retry_at = if back_off { Instant::now() + self.backoff.next_delay() } else { Instant::now() };
     }
 
     /// Records a success, and the end of a failure streak.
@@ -203,22 +426,29 @@ impl Worker {
         }
     }
 
-    /// Records a failure; a node that cannot be probed is down.
+    /// Records a failure. Only a node that cannot be probed is down; any other
+    /// step that fails hides only its own readings.
     fn fail(&mut self, collector: Collector, took: f64, e: &EngineError) {
         {
             let mut d = self.node.lock();
             d.record_failure(collector, took, e.kind);
-            // A primary we cannot reach missed its heartbeat: count it as a failed
-            // write too, so write errors say "nobody is writing" whatever the cause.
-            if collector == Collector::Role && d.writable == Some(true) {
-                d.record_failure(Collector::HeartbeatWrite, took, e.kind);
+            match collector {
+                Collector::Role => {
+                    // A primary we cannot reach missed its heartbeat: count it as a
+                    // failed write too, so write errors say "nobody is writing"
+                    // whatever the cause.
+                    if d.writable == Some(true) && self.heartbeat.format.writes() {
+                        d.record_failure(Collector::HeartbeatWrite, took, e.kind);
+                    }
+                    d.up = false;
+                    d.native.clear();
+                }
+                Collector::Replication => d.native.clear(),
+                Collector::HeartbeatWrite | Collector::HeartbeatRead => {}
             }
-            if e.kind.breaks_session() || collector == Collector::Role {
-                d.up = false;
-            }
-            if collector == Collector::Replication || !d.up {
-                d.native.clear();
-            }
+        }
+        if collector == Collector::Role {
+            self.writable = false;
         }
         let failing = std::mem::replace(&mut self.failing[collector as usize], true);
         if !failing {
@@ -230,150 +460,31 @@ impl Worker {
         }
     }
 
-    /// Records a failed step; only an error that broke the session ends the tick.
-    fn step_failed(&mut self, collector: Collector, took: f64, e: EngineError) -> Result<(), EngineError> {
-        self.fail(collector, took, &e);
-        if e.kind.breaks_session() {
-            Err(e)
-        } else {
-            Ok(())
-        }
-    }
-
-    async fn measure(&mut self) -> Result<(), EngineError> {
-        let hb = self.cluster_config.heartbeat.clone();
-        let session = self.session.as_mut().expect("connected");
-
-        // Role, identity and clock, in one round trip.
-        let (wall0, mono0) = (wall_now(), mono_now());
-        let (probe, took) = timed(hb.timeout, "role probe", session.probe()).await;
-        let probe = match probe {
-            Ok(p) => p,
-            Err(e) => {
-                self.fail(Collector::Role, took, &e);
-                return Err(e);
-            }
-        };
-        let clock = ClockSample { db_us: probe.db_now_us, mono: mono0 + took / 2.0, rtt: took };
-        {
-            let mut d = self.node.lock();
-            if d.writable.is_some_and(|w| w != probe.writable) {
-                tracing::info!(cluster = %self.labels.cluster, node = %self.labels.node, writable = probe.writable, "Node role changed");
-                d.role_changes += 1;
-                d.role_changed_at = Some(wall0);
-            }
-            if !d.up {
-                tracing::info!(cluster = %self.labels.cluster, node = %self.labels.node, writable = probe.writable, "Node is up");
-            }
-            d.up = true;
-            d.writable = Some(probe.writable);
-            d.identity = Some(probe.identity.clone());
-            d.expected_row_identity = probe.expected_row_identity.clone();
-            d.aliases = probe.aliases.clone();
-            d.clock = Some(clock);
-            d.clock_offset = Some(probe.db_now_us as f64 / 1e6 - (wall0 + took / 2.0));
-        }
-        self.succeed(Collector::Role, took);
-
-        if probe.writable && hb.format.writes() {
-            self.write_heartbeat(&probe.identity).await?;
-        }
-        self.read_heartbeats().await?;
-        self.read_replication().await
-    }
-
-    async fn write_heartbeat(&mut self, identity: &str) -> Result<(), EngineError> {
-        let hb = &self.cluster_config.heartbeat;
-        let node_cfg = &self.cluster_config.nodes[self.index];
-        let session = self.session.as_mut().expect("connected");
-        let table_ready = self.table_ready;
-        let mono0 = mono_now();
-        let (result, took) = timed(hb.timeout, "heartbeat write", async {
-            if !table_ready {
-                session.ensure_table(&hb.table, hb.create_table).await?;
-            }
-            session.write_heartbeat(node_cfg, identity).await
-        })
-        .await;
-        match result {
-            Ok(written) => {
-                self.table_ready = true;
-                let mut d = self.node.lock();
-                d.history.push(WriteRecord {
-                    seq: written.seq,
-                    mono: mono0 + took / 2.0,
-                    db_us: written.written_us,
-                });
-                d.writes += 1;
-                d.last_written = Some(written);
-                drop(d);
-                self.succeed(Collector::HeartbeatWrite, took);
-                Ok(())
-            }
-            Err(e) => {
-                if e.kind == ErrorKind::MissingTable {
-                    self.table_ready = false;
-                }
-                // A refused write is no reason to stop reading.
-                self.step_failed(Collector::HeartbeatWrite, took, e)
-            }
-        }
-    }
-
-    async fn read_heartbeats(&mut self) -> Result<(), EngineError> {
-        let hb = &self.cluster_config.heartbeat;
-        let session = self.session.as_mut().expect("connected");
-        let mono0 = mono_now();
-        let (result, took) = timed(hb.timeout, "heartbeat read", session.read_heartbeats()).await;
-        match result {
-            Ok(read) => {
-                let replica_clock =
-                    ClockSample { db_us: read.db_now_us, mono: mono0 + took / 2.0, rtt: took };
-                self.store_pairs(read, replica_clock);
-                self.succeed(Collector::HeartbeatRead, took);
-                Ok(())
-            }
-            Err(e) => self.step_failed(Collector::HeartbeatRead, took, e),
-        }
-    }
-
-    async fn read_replication(&mut self) -> Result<(), EngineError> {
-        let hb = &self.cluster_config.heartbeat;
-        let session = self.session.as_mut().expect("connected");
-        let (result, took) = timed(hb.timeout, "replication status", session.replication(&self.labels)).await;
-        match result {
-            Ok(samples) => {
-                self.node.lock().native = samples;
-                self.succeed(Collector::Replication, took);
-                Ok(())
-            }
-            Err(e) => self.step_failed(Collector::Replication, took, e),
-        }
-    }
-
     /// The source node a row belongs to: its `node` column, or for tables that
     /// key rows by server identity (pt-heartbeat's server_id) the listed node
     /// known under that identity, else `server-<identity>`.
-    fn source_name(&self, row: &HeartbeatRow) -> Option<String> {
+    fn source_name(cluster: &ClusterState, row: &HeartbeatRow) -> Option<String> {
         if let Some(name) = &row.node {
             return Some(name.clone());
         }
         let identity = row.identity.as_ref()?;
-        let listed = self.cluster.nodes.iter().find(|n| n.lock().aliases.contains(identity));
+        let listed = cluster.nodes.iter().find(|n| n.lock().aliases.contains(identity));
         Some(listed.map_or_else(|| format!("server-{identity}"), |n| n.name.clone()))
     }
 
-    /// Turns every row this node shows into a (source → this node) reading.
-    fn store_pairs(&self, read: HeartbeatRead, replica_clock: ClockSample) {
-        let cfg = &self.cluster_config;
+    /// Turns every row this node shows into a (source → this node) reading, and
+    /// gives every live writer whose row this node does not show at all a pair of
+    /// its own that says so.
+    fn store_pairs(&self, cluster: &ClusterState, read: HeartbeatRead, replica_clock: ClockSample) {
+        let cfg: &Cluster = &cluster.config;
         let (previous, expected_identity) = {
             let d = self.node.lock();
             (d.pairs.clone(), d.expected_row_identity.clone())
         };
         let single_writer = cfg.write_mode == WriteMode::SingleWriter;
+        let interval = self.heartbeat.interval.as_secs_f64();
         // Taken before the loop: no node's lock is held while another's is taken.
-        let writable_now: Vec<String> = self
-            .cluster
+        let writable_now: Vec<String> = cluster
             .nodes
             .iter()
             .filter(|n| {
@@ -385,13 +496,18 @@ impl Worker {
         let mut pairs = BTreeMap::new();
         let (mut unlisted, mut malformed) = (0, 0);
         let mut unlisted_sources = 0;
+        let mut shown = Vec::new();
+        // The newest heartbeat of an earlier writer this node holds: its data ends
+        // there, so a live writer it shows nothing of has lost at least that much.
+        let mut earlier_writers_floor: Option<f64> = None;
         for row in read.rows {
-            let Some(name) = self.source_name(&row) else { continue };
+            let Some(name) = Self::source_name(cluster, &row) else { continue };
             if name == self.node.name {
                 continue;
             }
-            let listed = self.cluster.node(&name).cloned();
-            let source_region = match (&listed, cfg.heartbeat.sources) {
+            shown.push(name.clone());
+            let listed = cluster.node(&name).cloned();
+            let source_region = match (&listed, self.heartbeat.sources) {
                 (Some(src), _) => src.region.clone(),
                 (None, Sources::Listed) => {
                     unlisted += 1;
@@ -427,7 +543,7 @@ impl Worker {
                         replica_clock,
                         history: Some(&d.history),
                         source_clock: d.clock.filter(|c| replica_clock.mono - c.mono < CLOCK_SAMPLE_TTL),
-                        interval: cfg.heartbeat.interval.as_secs_f64(),
+                        interval,
                     };
                     (evaluate(&input), demoted || superseded)
                 }
@@ -438,12 +554,16 @@ impl Worker {
                         replica_clock,
                         history: None,
                         source_clock: None,
-                        interval: cfg.heartbeat.interval.as_secs_f64(),
+                        interval,
                     };
                     (evaluate(&input), false)
                 }
             };
             if retired {
+                if let Reading::Ok { exposure, .. } = reading {
+                    earlier_writers_floor =
+                        Some(earlier_writers_floor.map_or(exposure, |f: f64| f.min(exposure)));
+                }
                 continue;
             }
             let identity_ok = match (&expected_identity, &row.identity) {
@@ -460,10 +580,7 @@ impl Worker {
                         "Heartbeat sequence went backwards");
                 }
             }
-            if status != RowStatus::Ok && prev.map(|p| p.status) != Some(status) {
-                tracing::warn!(cluster = %cfg.name, source = %name, replica = %self.node.name, status = status.as_str(),
-                    "Heartbeat row cannot be read as lag");
-            }
+            self.log_status_change(&name, status, prev);
             let reading = match (status, reading) {
                 (RowStatus::Ok, r @ Reading::Ok { .. }) => Some(r),
                 _ => None,
@@ -474,15 +591,85 @@ impl Worker {
                     source_region,
                     status,
                     reading,
+                    read_mono: replica_clock.mono,
                     seen_written_us: row.written_us,
                     last_seq: row.seq.or(prev.and_then(|p| p.last_seq)),
                     regressions,
                 },
             );
         }
+        // A live writer whose heartbeats this process writes, and of which this
+        // node shows no row at all: a replica a failover left following a dead
+        // primary, or one that never received the row. It has a pair that grows
+        // from the first heartbeat it is missing; it never vanishes.
+        if self.writes() {
+            for src in &cluster.nodes {
+                if src.name == self.node.name
+                    || shown.contains(&src.name)
+                    || !writable_now.contains(&src.name)
+                {
+                    continue;
+                }
+                let floor = if single_writer { earlier_writers_floor } else { None };
+                let Some(reading) = evaluate_missing(&src.lock().history, replica_clock.mono, floor) else {
+                    continue;
+                };
+                let prev = previous.get(&src.name);
+                self.log_status_change(&src.name, RowStatus::Missing, prev);
+                pairs.insert(
+                    src.name.clone(),
+                    PairData {
+                        source_region: src.region.clone(),
+                        status: RowStatus::Missing,
+                        reading: Some(reading),
+                        read_mono: replica_clock.mono,
+                        seen_written_us: None,
+                        last_seq: prev.and_then(|p| p.last_seq),
+                        regressions: prev.map_or(0, |p| p.regressions),
+                    },
+                );
+            }
+        }
         let mut d = self.node.lock();
         d.pairs = pairs;
         d.unlisted_rows = unlisted;
         d.malformed_rows = malformed;
+    }
+
+    fn log_status_change(&self, source: &str, status: RowStatus, prev: Option<&PairData>) {
+        if status != RowStatus::Ok && prev.map(|p| p.status) != Some(status) {
+            tracing::warn!(cluster = %self.labels.cluster, source = %source, replica = %self.node.name, status = status.as_str(),
+                "Heartbeat row cannot be read as lag");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hb(interval_ms: u64, timeout_ms: u64) -> Heartbeat {
+        Heartbeat {
+            interval: Duration::from_millis(interval_ms),
+            timeout: Duration::from_millis(timeout_ms),
+            connect_timeout: Duration::from_secs(5),
+            table: "rpo.heartbeat".parse().unwrap(),
+            create_table: true,
+            sources: Sources::Listed,
+            format: crate::config::HeartbeatFormat::Rpo,
+        }
+    }
+
+    #[test]
+    fn distance_advice_names_the_setting_to_raise() {
+        // Defaults hold the farthest pair of cloud regions (300 ms round trip).
+        assert_eq!(distance_advice(0.300, &hb(1000, 750)), None);
+        assert_eq!(distance_advice(0.400, &hb(1000, 750)), None);
+        assert_eq!(distance_advice(0.500, &hb(1000, 750)).unwrap(), "heartbeat.timeout to at least 1s");
+        assert_eq!(distance_advice(0.300, &hb(250, 750)).unwrap(), "heartbeat.interval to at least 400ms");
+        assert_eq!(
+            distance_advice(0.900, &hb(1000, 750)).unwrap(),
+            "heartbeat.timeout to at least 1s 800ms and heartbeat.interval to at least 1s 200ms"
+        );
     }
 }

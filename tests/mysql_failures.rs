@@ -172,7 +172,8 @@ async fn pt_heartbeat_tables_are_read_in_utc_and_local_time() {
             for pair in [&utc, &local] {
                 let exposure = m.get("rpo_data_loss_exposure_seconds", pair).unwrap();
                 let lag = m.get(LAG, pair).unwrap();
-                assert!(exposure < 1.5 && lag < 0.5, "{pair:?}: lag {lag} exposure {exposure}");
+                // Exposure is aged to the scrape: up to an interval on top of its reading.
+                assert!(exposure < 2.5 && lag < 0.5, "{pair:?}: lag {lag} exposure {exposure}");
                 max_exposure = max_exposure.max(exposure);
             }
             tokio::time::sleep(Duration::from_millis(250)).await;

@@ -34,7 +34,8 @@ async fn replica_sidecar_measures_the_primary_it_does_not_know() {
         let m = replica_side.scrape().await;
         let exposure = m.get(EXPOSURE, &pair).unwrap();
         let lag = m.get(LAG, &pair).unwrap();
-        assert!(exposure < 1.5 && lag < 0.5, "idle via sidecar: lag {lag} exposure {exposure}");
+        // Exposure is aged to the scrape: up to an interval on top of its reading.
+        assert!(exposure < 2.5 && lag < 0.5, "idle via sidecar: lag {lag} exposure {exposure}");
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     let p = primary_side.scrape().await;
@@ -47,6 +48,9 @@ async fn replica_sidecar_measures_the_primary_it_does_not_know() {
     let m = replica_side.scrape().await;
     let (lag, exposure) = (m.get(LAG, &pair).unwrap(), m.get(EXPOSURE, &pair).unwrap());
     println!("sidecar, replay paused 6 s: lag {lag:.3} s, exposure {exposure:.3} s");
-    assert!(lag >= 3.5 && (exposure - lag - 1.0).abs() < 1e-6, "lag {lag} exposure {exposure}");
+    // Lag is exposure − interval at the read; exposure has aged since by less than
+    // the read interval (plus scheduling slack).
+    let aged = exposure - lag - 1.0;
+    assert!(lag >= 3.5 && (-1e-6..1.2).contains(&aged), "lag {lag} exposure {exposure}");
     assert_eq!(m.get("rpo_heartbeat_row_status", &with(pair.clone(), &[("status", "ok")])), Some(1.0));
 }

@@ -267,7 +267,65 @@ impl PasswordSource {
     }
 }
 
+/// Something the configuration allows but that will likely not work as meant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigWarning {
+    /// Field path such as `clusters[0].heartbeat.timeout`.
+    pub path: String,
+    pub problem: String,
+}
+
+/// The round trip between the farthest pair of cloud regions: what the heartbeat
+/// settings of a cluster whose nodes span regions must allow for.
+pub const CROSS_REGION_RTT: Duration = Duration::from_millis(300);
+
 impl Config {
+    /// Settings too tight for the distance between a cluster's regions. A tick is
+    /// one round trip to each node, the server gives up on a statement at half the
+    /// timeout, and opening a session takes about five round trips; an exporter
+    /// watching a cluster that spans regions is at least one region away from
+    /// some of its nodes.
+    pub fn warnings(&self) -> Vec<ConfigWarning> {
+        let rtt = CROSS_REGION_RTT;
+        let fmt = |d: Duration| humantime::format_duration(d).to_string();
+        let mut out = Vec::new();
+        for (i, c) in self.clusters.iter().enumerate() {
+            let regions: HashSet<&str> = c.nodes.iter().map(|n| n.region.as_str()).collect();
+            if regions.len() < 2 {
+                continue;
+            }
+            let path = format!("clusters[{i}].heartbeat");
+            let why = format!(
+                "the cluster's nodes are in {} regions, and a round trip between regions can take {}",
+                regions.len(),
+                fmt(rtt)
+            );
+            let hb = &c.heartbeat;
+            for (field, value, needed, effect) in [
+                (
+                    "timeout",
+                    hb.timeout,
+                    rtt * 2,
+                    "a slow statement's answer would come too late and the node would read as down",
+                ),
+                ("interval", hb.interval, rtt * 4 / 3, "heartbeats would come late"),
+                ("connect_timeout", hb.connect_timeout, rtt * 7, "opening a session would time out"),
+            ] {
+                if value < needed {
+                    out.push(ConfigWarning {
+                        path: format!("{path}.{field}"),
+                        problem: format!(
+                            "{} is too short: {why}, so {effect}; raise it to at least {}",
+                            fmt(value),
+                            fmt(needed)
+                        ),
+                    });
+                }
+            }
+        }
+        out
+    }
+
     /// Reads and validates a config file.
     pub fn load(file: &Path) -> Result<Config, ConfigError> {
         Config::parse(file, &read_file(file)?)

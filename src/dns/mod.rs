@@ -29,9 +29,14 @@ use query::{Failure, Outcome};
 use record::RecordState;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 pub use runner::run;
+
+/// The region of a cluster's writable node, as the node workers last saw it
+/// (`None` without exactly one writable region): what `follow_cluster` follows.
+/// Given by whoever owns the live state, so this module needs none of it.
+pub type WritableRegion = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
 const RECORD: &[&str] = &["record", "record_type"];
 const SERVER: &[&str] = &["record", "record_type", "resolver", "mode"];

@@ -2,7 +2,7 @@
 //!
 //! A round (1) works out each record's expected answer — the fixed `active_region`'s,
 //! or the region of the followed cluster's writable node as the node workers last
-//! saw it ([`ClusterState`]); (2) finds zones and authoritative servers where needed
+//! saw it ([`WritableRegion`]); (2) finds zones and authoritative servers where needed
 //! (cached for [`DISCOVERY_REFRESH`], retried after [`DISCOVERY_RETRY`] while failing); (3) asks
 //! every resolver and authoritative server for every record, and every authoritative
 //! server for its zone's SOA serial, all at once, each bounded by `dns.timeout`, and
@@ -12,9 +12,8 @@
 
 use super::discover;
 use super::query::{query_record, query_serial, Answer, Failure, Mode, Outcome};
-use super::{DnsData, DnsState};
+use super::{DnsData, DnsState, WritableRegion};
 use crate::config::{Active, Authoritative, Dns, Record, RecordType};
-use crate::state::ClusterState;
 use hickory_net::proto::rr::{Name, RecordType as WireType};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -55,7 +54,7 @@ enum Done {
 
 /// Runs the DNS loop until `shutdown` is cancelled. Restarts a round's work from
 /// scratch if it panics, so a bug in one round never silences DNS for good.
-pub async fn run(dns: Arc<DnsState>, clusters: Vec<Arc<ClusterState>>, shutdown: CancellationToken) {
+pub async fn run(dns: Arc<DnsState>, clusters: WritableRegion, shutdown: CancellationToken) {
     loop {
         let task = tokio::spawn(run_loop(dns.clone(), clusters.clone(), shutdown.clone()));
         match task.await {
@@ -71,7 +70,7 @@ pub async fn run(dns: Arc<DnsState>, clusters: Vec<Arc<ClusterState>>, shutdown:
     }
 }
 
-async fn run_loop(dns: Arc<DnsState>, clusters: Vec<Arc<ClusterState>>, shutdown: CancellationToken) {
+async fn run_loop(dns: Arc<DnsState>, clusters: WritableRegion, shutdown: CancellationToken) {
     let config = dns.config();
     let mut plans: Vec<Plan> = config
         .records
@@ -108,7 +107,7 @@ async fn run_loop(dns: Arc<DnsState>, clusters: Vec<Arc<ClusterState>>, shutdown
     tracing::debug!("DNS loop stopped");
 }
 
-async fn round(dns: &DnsState, clusters: &[Arc<ClusterState>], config: &Dns, plans: &mut [Plan]) {
+async fn round(dns: &DnsState, clusters: &WritableRegion, config: &Dns, plans: &mut [Plan]) {
     set_expected(dns, clusters, config);
     discover_all(config, plans).await;
 
@@ -240,14 +239,14 @@ fn log_transition(
 }
 
 /// Sets every record's expected answer from its active region.
-fn set_expected(dns: &DnsState, clusters: &[Arc<ClusterState>], config: &Dns) {
+fn set_expected(dns: &DnsState, writable_region: &WritableRegion, config: &Dns) {
     let now = wall_now();
     let regions: Vec<Option<String>> = config
         .records
         .iter()
         .map(|r| match &r.active {
             Active::Region(region) => Some(region.clone()),
-            Active::FollowCluster(cluster) => writable_region(clusters, cluster),
+            Active::FollowCluster(cluster) => writable_region(cluster),
         })
         .collect();
     let mut d = dns.lock();
@@ -270,25 +269,6 @@ fn log_region(r: &Record, before: Option<&str>, region: &str) {
         tracing::info!(record = %r.name, from = before.unwrap_or("none"), to = region, "Expected DNS answer follows the active region");
     } else {
         tracing::warn!(record = %r.name, region, "The active region has no answer configured for this record; its answers cannot be judged");
-    }
-}
-
-/// The region of the cluster's writable node, as the node workers last saw it; `None`
-/// when no node is writable or writable nodes sit in several regions (split brain).
-pub fn writable_region(clusters: &[Arc<ClusterState>], cluster: &str) -> Option<String> {
-    let c = clusters.iter().find(|c| c.config.name == cluster)?;
-    let regions: BTreeSet<&str> = c
-        .nodes
-        .iter()
-        .filter(|n| {
-            let d = n.lock();
-            d.up && d.writable == Some(true)
-        })
-        .map(|n| n.region.as_str())
-        .collect();
-    match regions.len() {
-        1 => regions.into_iter().next().map(str::to_owned),
-        _ => None,
     }
 }
 

@@ -158,9 +158,9 @@ impl ErrorKind {
         }
     }
 
-    /// Whether the session is unusable after this error and must be replaced.
-    pub fn breaks_session(self) -> bool {
-        matches!(self, ErrorKind::Connect | ErrorKind::Timeout | ErrorKind::Auth | ErrorKind::Tls)
+    /// Whether the connection itself failed (as opposed to one statement).
+    pub fn is_connection(self) -> bool {
+        matches!(self, ErrorKind::Connect | ErrorKind::Auth | ErrorKind::Tls)
     }
 }
 
@@ -248,6 +248,50 @@ impl NodeLabels {
     }
 }
 
+/// What one tick asks of a node. The engine sends every step at once where it
+/// can (PostgreSQL pipelines them on its one connection, MySQL sends them as one
+/// multi-statement query), so a tick costs one round trip however far the node is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TickPlan {
+    /// Role, identity and clock.
+    pub probe: bool,
+    /// Every heartbeat row the node shows, and its clock.
+    pub read: bool,
+    /// Write this node's heartbeat (it was writable when last probed).
+    pub write: bool,
+    /// The engine's native replication signals.
+    pub native: bool,
+}
+
+/// One step's answer, and when: its request was sent at `sent`
+/// ([`crate::heartbeat::mono_now`] seconds) and answered `took` seconds later, so
+/// the server ran it within `[sent, sent + took]`.
+#[derive(Debug)]
+pub struct Step<T> {
+    pub result: Result<T, EngineError>,
+    pub sent: f64,
+    pub took: f64,
+}
+
+impl<T> Step<T> {
+    pub fn new(result: Result<T, EngineError>, sent: f64, took: f64) -> Self {
+        Step { result, sent, took }
+    }
+}
+
+/// What one tick brought back: one answer per planned step, each independent of
+/// the others, so a step that fails or times out hides only its own readings.
+#[derive(Debug, Default)]
+pub struct TickOutcome {
+    pub probe: Option<Step<Probe>>,
+    pub read: Option<Step<HeartbeatRead>>,
+    pub write: Option<Step<Written>>,
+    pub native: Option<Step<Vec<Sample>>>,
+    /// The session cannot serve another tick: the connection broke, or the driver
+    /// was left in the middle of a reply at the deadline.
+    pub broken: bool,
+}
+
 /// An open connection to one node.
 pub enum Session {
     Postgres(postgres::PgSession),
@@ -255,15 +299,9 @@ pub enum Session {
 }
 
 impl Session {
-    /// Whether the session stays usable when a query's future is dropped at its
-    /// deadline. tokio-postgres answers every request on its own channel and
-    /// discards replies nobody waits for (and the server gives up on the statement
-    /// at the same deadline); mysql_async may be left mid-packet.
-    pub fn survives_timeout(&self) -> bool {
-        matches!(self, Session::Postgres(_))
-    }
-
-    /// Connects to `node`; the caller bounds the time it may take.
+    /// Connects to `node`; the caller bounds the time it may take. Everything a
+    /// tick needs once per session (settings, identity, prepared statements) is
+    /// done here, in as few round trips as the engine allows.
     pub async fn connect(node: &Node, heartbeat: &Heartbeat) -> Result<Session, EngineError> {
         match node.engine {
             EngineKind::Postgres => {
@@ -273,40 +311,12 @@ impl Session {
         }
     }
 
-    pub async fn probe(&mut self) -> Result<Probe, EngineError> {
+    /// Runs the planned steps, each bounded by `deadline`. A step that misses it
+    /// answers [`ErrorKind::Timeout`]; the others keep their answers.
+    pub async fn tick(&mut self, plan: TickPlan, deadline: Duration, labels: &NodeLabels) -> TickOutcome {
         match self {
-            Session::Postgres(s) => s.probe().await,
-            Session::Mysql(s) => s.probe().await,
-        }
-    }
-
-    /// Makes sure the heartbeat table exists, creating it when `create` allows.
-    pub async fn ensure_table(&mut self, table: &TableName, create: bool) -> Result<(), EngineError> {
-        match self {
-            Session::Postgres(s) => s.ensure_table(table, create).await,
-            Session::Mysql(s) => s.ensure_table(table, create).await,
-        }
-    }
-
-    pub async fn write_heartbeat(&mut self, node: &Node, identity: &str) -> Result<Written, EngineError> {
-        match self {
-            Session::Postgres(s) => s.write_heartbeat(node, identity).await,
-            Session::Mysql(s) => s.write_heartbeat(node, identity).await,
-        }
-    }
-
-    pub async fn read_heartbeats(&mut self) -> Result<HeartbeatRead, EngineError> {
-        match self {
-            Session::Postgres(s) => s.read_heartbeats().await,
-            Session::Mysql(s) => s.read_heartbeats().await,
-        }
-    }
-
-    /// The engine's own replication signals, as samples of its metric families.
-    pub async fn replication(&mut self, labels: &NodeLabels) -> Result<Vec<Sample>, EngineError> {
-        match self {
-            Session::Postgres(s) => s.replication(labels).await,
-            Session::Mysql(s) => s.replication(labels).await,
+            Session::Postgres(s) => s.tick(plan, deadline, labels).await,
+            Session::Mysql(s) => s.tick(plan, deadline, labels).await,
         }
     }
 }

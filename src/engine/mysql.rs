@@ -11,12 +11,17 @@
 //! enters — except when reading a pt-heartbeat table written in local time, which
 //! is read in the server's own time zone as pt-heartbeat itself does.
 
-use super::{EngineError, ErrorKind, HeartbeatRead, HeartbeatRow, NodeLabels, Probe, Written};
+use super::{
+    EngineError, ErrorKind, HeartbeatRead, HeartbeatRow, NodeLabels, Probe, Step, TickOutcome, TickPlan,
+    Written,
+};
 use crate::config::{Heartbeat, HeartbeatFormat, Node, TableName, Tls, TlsMode};
+use crate::heartbeat::mono_now;
 use crate::metrics::{desc, MetricDesc, Sample, NODE};
 use mysql_async::prelude::{FromValue, Queryable};
 use mysql_async::{ClientIdentity, Conn, Opts, OptsBuilder, Row, SslOpts};
 use std::collections::HashSet;
+use std::time::{Duration, Instant};
 
 const CHANNEL: &[&str] = &["db_cluster", "node", "node_region", "channel"];
 const CHANNEL_STATE: &[&str] = &["db_cluster", "node", "node_region", "channel", "state"];
@@ -216,8 +221,61 @@ pub struct MySession {
     user: String,
     table: TableName,
     format: HeartbeatFormat,
+    create_table: bool,
+    node: String,
+    region: String,
     /// Whether our heartbeat row is known to exist (the UPDATE then suffices).
     row_ready: bool,
+}
+
+/// A string as an SQL literal. Tick statements travel as one multi-statement text
+/// query (one round trip), so values are inlined, escaped by the driver's rules.
+fn literal(s: &str) -> String {
+    mysql_async::Value::from(s).as_sql(false)
+}
+
+/// The parts of a tick. The server runs them in the order of [`MySession::tick`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    Probe,
+    Read,
+    Write,
+    Native,
+}
+
+/// One statement's answer within a multi-statement query.
+struct Answer {
+    rows: Vec<Row>,
+    affected: u64,
+    /// When it arrived.
+    at: Instant,
+}
+
+/// Runs `statements` as one multi-statement query: one round trip. Each answer is
+/// pushed to `out` as it arrives, so a caller that gives up at a deadline keeps
+/// what came. The server runs nothing after a failed statement: the error
+/// returned belongs to statement `out.len()`.
+async fn run_batch(
+    conn: &mut Conn,
+    statements: &[String],
+    out: &mut Vec<Answer>,
+) -> Result<(), mysql_async::Error> {
+    let mut result = conn.query_iter(statements.join(";\n")).await?;
+    for _ in statements {
+        // This statement's header has been read: an UPDATE's count is here. A
+        // statement that failed left its error pending, and reading its result
+        // set returns it.
+        let affected = result.affected_rows();
+        // `reduce`, not `for_each` or `collect`: they skip a set whose error is pending.
+        let rows = result
+            .reduce(Vec::new(), |mut rows: Vec<Row>, row: Row| {
+                rows.push(row);
+                rows
+            })
+            .await?;
+        out.push(Answer { rows, affected, at: Instant::now() });
+    }
+    Ok(())
 }
 
 impl MySession {
@@ -226,41 +284,56 @@ impl MySession {
             Opts::from_url(&node.dsn).map_err(|e| EngineError::new(ErrorKind::Connect, e.to_string()))?;
         let user = opts.user().unwrap_or_default().to_owned();
         let password = node.password.read().map_err(|e| EngineError::new(ErrorKind::Auth, e))?;
+        // Given here, the driver does not ask the server for them: one round trip
+        // less per session. Our packets are tiny; no session is ever pooled.
         let opts = OptsBuilder::from_opts(opts)
             .pass(password)
             .prefer_socket(false)
             .stmt_cache_size(16)
+            .max_allowed_packet(Some(16 << 20))
+            .wait_timeout(Some(28_800))
             .ssl_opts(node.tls.as_ref().and_then(ssl_opts));
         let mut conn = Conn::new(opts).await.map_err(|e| classify(&e, None, ""))?;
-        let version: String = conn
-            .query_first("SELECT VERSION()")
-            .await
-            .map_err(|e| classify(&e, None, ""))?
-            .unwrap_or_default();
-        let server = Server::from_version_string(&version);
-        // Times are exchanged in UTC; a pt-heartbeat table written in local time
-        // is read in the server's own zone, as pt-heartbeat reads it.
-        let mut setup = Vec::new();
-        if heartbeat.format != (HeartbeatFormat::PtHeartbeat { utc: false }) {
-            setup.push("SET time_zone = '+00:00'".to_owned());
-        }
-        let secs = heartbeat.timeout.as_secs_f64();
-        setup.push(format!("SET SESSION innodb_lock_wait_timeout = {}", secs.ceil().max(1.0)));
-        // The server gives up on a statement when we do.
-        setup.push(if server.mariadb {
-            format!("SET SESSION max_statement_time = {secs:.3}")
+        // Times are exchanged in UTC; a pt-heartbeat table written in local time is
+        // read in the server's own zone, as pt-heartbeat reads it.
+        let lock_wait = heartbeat.timeout.as_secs_f64().ceil().max(1.0);
+        let zone = if heartbeat.format != (HeartbeatFormat::PtHeartbeat { utc: false }) {
+            "time_zone = '+00:00', "
         } else {
-            format!("SET SESSION max_execution_time = {}", heartbeat.timeout.as_millis())
-        });
-        for sql in setup {
-            conn.query_drop(sql).await.map_err(|e| classify(&e, Some(&server), &user))?;
-        }
+            ""
+        };
+        let mut answers = Vec::new();
+        run_batch(
+            &mut conn,
+            &[
+                "SELECT VERSION()".to_owned(),
+                format!("SET {zone}SESSION innodb_lock_wait_timeout = {lock_wait}"),
+            ],
+            &mut answers,
+        )
+        .await
+        .map_err(|e| classify(&e, None, ""))?;
+        let version: String =
+            answers.first().and_then(|a| a.rows.first()).and_then(|r| col(r, 0)).unwrap_or_default();
+        let server = Server::from_version_string(&version);
+        // The server gives up on a statement before we do (at half our deadline), so
+        // its answer, an error, still arrives in time and the session stays usable.
+        let limit = heartbeat.timeout / 2;
+        let statement_timeout = if server.mariadb {
+            format!("SET SESSION max_statement_time = {:.3}", limit.as_secs_f64())
+        } else {
+            format!("SET SESSION max_execution_time = {}", limit.as_millis().max(1))
+        };
+        conn.query_drop(statement_timeout).await.map_err(|e| classify(&e, Some(&server), &user))?;
         Ok(MySession {
             conn,
             server,
             user,
             table: heartbeat.table.clone(),
             format: heartbeat.format,
+            create_table: heartbeat.create_table,
+            node: node.name.clone(),
+            region: node.region.clone(),
             row_ready: false,
         })
     }
@@ -269,24 +342,235 @@ impl MySession {
         classify(e, Some(&self.server), &self.user)
     }
 
-    pub async fn probe(&mut self) -> Result<Probe, EngineError> {
-        let sql = if self.server.mariadb {
-            "SELECT @@global.read_only, 0, CAST(@@server_id AS CHAR), CAST(@@server_id AS CHAR),
-                    CAST(UNIX_TIMESTAMP(NOW(6)) * 1000000 AS SIGNED)"
+    /// The identity this server's rows carry, as an SQL expression.
+    fn identity_sql(&self) -> &'static str {
+        if self.server.mariadb {
+            "CAST(@@server_id AS CHAR)"
         } else {
-            "SELECT @@global.read_only, @@global.super_read_only, @@server_uuid, CAST(@@server_id AS CHAR),
-                    CAST(UNIX_TIMESTAMP(NOW(6)) * 1000000 AS SIGNED)"
-        };
-        let row: Row = self
-            .conn
-            .query_first(sql)
-            .await
-            .map_err(|e| self.classify(&e))?
+            "@@server_uuid"
+        }
+    }
+
+    fn statements(&self, part: Part) -> Vec<String> {
+        let table = &self.table;
+        match part {
+            Part::Probe => vec![if self.server.mariadb {
+                "SELECT @@global.read_only, 0, CAST(@@server_id AS CHAR), CAST(@@server_id AS CHAR),
+                        CAST(UNIX_TIMESTAMP(NOW(6)) * 1000000 AS SIGNED)"
+            } else {
+                "SELECT @@global.read_only, @@global.super_read_only, @@server_uuid, CAST(@@server_id AS CHAR),
+                        CAST(UNIX_TIMESTAMP(NOW(6)) * 1000000 AS SIGNED)"
+            }
+            .to_owned()],
+            Part::Read => {
+                let now = "CAST(UNIX_TIMESTAMP(NOW(6)) * 1000000 AS SIGNED)";
+                // The left join returns the clock even from an empty table; the limit
+                // bounds what a flooded table can cost.
+                vec![match self.format {
+                    HeartbeatFormat::Rpo => format!(
+                        "SELECT {now}, h.node, h.region, h.seq,
+                                CAST(UNIX_TIMESTAMP(h.written_at) * 1000000 AS SIGNED), h.identity
+                         FROM (SELECT 1) AS one LEFT JOIN {table} AS h ON TRUE
+                         ORDER BY h.node LIMIT 1000"
+                    ),
+                    // pt-heartbeat rows: a `ts` string and the writer's server_id. An
+                    // unparsable ts gives NULL, not the epoch.
+                    HeartbeatFormat::PtHeartbeat { .. } => format!(
+                        "SELECT {now}, NULL, NULL, NULL,
+                                CAST(NULLIF(UNIX_TIMESTAMP(h.ts), 0) * 1000000 AS SIGNED), CAST(h.server_id AS CHAR)
+                         FROM (SELECT 1) AS one LEFT JOIN {table} AS h ON TRUE
+                         ORDER BY h.server_id LIMIT 1000"
+                    ),
+                }]
+            }
+            Part::Write => {
+                let (node, region, identity) = (literal(&self.node), literal(&self.region), self.identity_sql());
+                let mut out = Vec::new();
+                if !self.row_ready {
+                    // Creates our row once per session; a no-op (and nothing in the
+                    // binlog) when it exists.
+                    out.push(format!(
+                        "INSERT IGNORE INTO {table} (node, region, seq, written_at, identity)
+                         VALUES ({node}, {region}, 0, UTC_TIMESTAMP(6), {identity})"
+                    ));
+                }
+                // One small UPDATE per heartbeat, never on a read-only server (an
+                // account with SUPER would pass read_only and break replication).
+                // LAST_INSERT_ID(expr) remembers the sequence it wrote in this
+                // session, so the SELECT returns exactly this write, in the same
+                // round trip, without a transaction.
+                out.push(format!(
+                    "UPDATE {table} SET region = {region}, seq = LAST_INSERT_ID(seq + 1),
+                            written_at = UTC_TIMESTAMP(6), identity = {identity}
+                     WHERE node = {node} AND @@global.read_only = 0"
+                ));
+                out.push(format!(
+                    "SELECT seq, CAST(UNIX_TIMESTAMP(written_at) * 1000000 AS SIGNED) FROM {table}
+                     WHERE node = {node} AND seq = LAST_INSERT_ID()"
+                ));
+                out
+            }
+            Part::Native => vec![
+                self.server.replica_status_sql().to_owned(),
+                if self.server.mariadb { "SELECT @@global.gtid_binlog_pos" } else { "SELECT @@global.gtid_executed" }
+                    .to_owned(),
+            ],
+        }
+    }
+
+    pub async fn tick(&mut self, plan: TickPlan, deadline: Duration, labels: &NodeLabels) -> TickOutcome {
+        let start = Instant::now();
+        let mut outcome = TickOutcome::default();
+        let mut parts: Vec<Part> = [
+            (plan.probe, Part::Probe),
+            (plan.read, Part::Read),
+            (plan.native, Part::Native),
+            (plan.write && self.format.writes(), Part::Write),
+        ]
+        .into_iter()
+        .filter_map(|(wanted, part)| wanted.then_some(part))
+        .collect();
+        let mut created = false;
+        // Normally one batch. A statement that fails stops the server's batch; the
+        // parts after it go again in a batch of their own, so one failing step
+        // costs the others a round trip, never their readings. The write goes
+        // last: waiting on a lock, it holds back nobody.
+        while !parts.is_empty() {
+            let planned: Vec<(Part, Vec<String>)> = parts.iter().map(|&p| (p, self.statements(p))).collect();
+            let statements: Vec<String> = planned.iter().flat_map(|(_, s)| s.iter().cloned()).collect();
+            let mut answers = Vec::new();
+            let left = deadline.saturating_sub(start.elapsed());
+            let (sent, batch_start) = (mono_now(), Instant::now());
+            let ran = tokio::time::timeout(left, run_batch(&mut self.conn, &statements, &mut answers)).await;
+            let ended = batch_start.elapsed().as_secs_f64();
+            let failure = match &ran {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(self.classify(e)),
+                Err(_) => Some(EngineError::timeout("the query", deadline)),
+            };
+            // The deadline passed, or the connection failed: the driver is left in
+            // the middle of a reply, or has no connection at all.
+            let broken = ran.is_err() || failure.as_ref().is_some_and(|e| e.kind.is_connection());
+            let mut answers = answers.into_iter();
+            let mut next_parts = Vec::new();
+            for (i, (part, stmts)) in planned.iter().enumerate() {
+                let n = stmts.len();
+                let got: Vec<Answer> = answers.by_ref().take(n).collect();
+                if *part == Part::Write && n == 3 && !got.is_empty() {
+                    // The INSERT IGNORE answered: the row exists now.
+                    self.row_ready = true;
+                }
+                if got.len() == n {
+                    let took = got.last().map_or(ended, |a| a.at.duration_since(batch_start).as_secs_f64());
+                    self.store(&mut outcome, *part, got, sent, took, labels);
+                    continue;
+                }
+                // This part holds the statement that failed, or missed the deadline.
+                let e = failure.clone().unwrap_or_else(|| {
+                    EngineError::new(ErrorKind::Query, "the server sent fewer answers than statements")
+                });
+                if !broken {
+                    // The server ran nothing after this statement.
+                    next_parts = planned[i + 1..].iter().map(|(p, _)| *p).collect();
+                }
+                if *part == Part::Write && e.kind == ErrorKind::MissingTable && self.create_table && !created
+                {
+                    created = true;
+                    match self.create(deadline.saturating_sub(start.elapsed())).await {
+                        Ok(()) => next_parts.insert(0, Part::Write),
+                        Err(e) => set(&mut outcome, *part, e, sent, ended),
+                    }
+                } else {
+                    set(&mut outcome, *part, e.clone(), sent, ended);
+                }
+                if broken {
+                    // Every later part missed the deadline too, or lost the connection.
+                    for (p, _) in &planned[i + 1..] {
+                        set(&mut outcome, *p, e.clone(), sent, ended);
+                    }
+                }
+                break;
+            }
+            if broken || start.elapsed() >= deadline {
+                outcome.broken |= broken;
+                for p in next_parts {
+                    set(&mut outcome, p, EngineError::timeout("the query", deadline), sent, ended);
+                }
+                break;
+            }
+            parts = next_parts;
+        }
+        outcome
+    }
+
+    /// Turns a part's answers into its step.
+    fn store(
+        &mut self,
+        outcome: &mut TickOutcome,
+        part: Part,
+        got: Vec<Answer>,
+        sent: f64,
+        took: f64,
+        labels: &NodeLabels,
+    ) {
+        match part {
+            Part::Probe => outcome.probe = Some(Step::new(self.parse_probe(&got[0]), sent, took)),
+            Part::Read => outcome.read = Some(Step::new(Ok(parse_read(&got[0])), sent, took)),
+            Part::Write => {
+                let [.., update, select] = &got[..] else {
+                    unreachable!("a write is two or three statements")
+                };
+                let result = if update.affected == 0 {
+                    let read_only = outcome
+                        .probe
+                        .as_ref()
+                        .and_then(|p| p.result.as_ref().ok())
+                        .is_some_and(|p| !p.writable);
+                    if read_only {
+                        Err(EngineError::new(
+                            ErrorKind::ReadOnly,
+                            "the node is read-only; no heartbeat written",
+                        ))
+                    } else {
+                        self.row_ready = false;
+                        Err(EngineError::new(
+                            ErrorKind::Query,
+                            format!(
+                                "heartbeat row for {} in {} vanished, or the server turned read-only; it is recreated on the next write",
+                                self.node, self.table
+                            ),
+                        ))
+                    }
+                } else {
+                    select
+                        .rows
+                        .first()
+                        .map(|row| Written {
+                            seq: col(row, 0).unwrap_or_default(),
+                            written_us: col(row, 1).unwrap_or_default(),
+                        })
+                        .ok_or_else(|| {
+                            EngineError::new(ErrorKind::Query, "heartbeat row not readable after its update")
+                        })
+                };
+                outcome.write = Some(Step::new(result, sent, took));
+            }
+            Part::Native => {
+                outcome.native =
+                    Some(Step::new(Ok(self.parse_native(&got[0].rows, &got[1].rows, labels)), sent, took))
+            }
+        }
+    }
+
+    fn parse_probe(&self, answer: &Answer) -> Result<Probe, EngineError> {
+        let row = answer
+            .rows
+            .first()
             .ok_or_else(|| EngineError::new(ErrorKind::Query, "role probe returned no row"))?;
         let read_only =
-            col::<i64, usize>(&row, 0).unwrap_or(1) != 0 || col::<i64, usize>(&row, 1).unwrap_or(0) != 0;
-        let identity: String = col(&row, 2).unwrap_or_default();
-        let server_id: String = col(&row, 3).unwrap_or_default();
+            col::<i64, usize>(row, 0).unwrap_or(1) != 0 || col::<i64, usize>(row, 1).unwrap_or(0) != 0;
+        let identity: String = col(row, 2).unwrap_or_default();
+        let server_id: String = col(row, 3).unwrap_or_default();
         let mut aliases = vec![identity.clone()];
         if server_id != identity {
             aliases.push(server_id);
@@ -298,35 +582,24 @@ impl MySession {
             // writers', so there is nothing to match them against here.
             expected_row_identity: None,
             aliases,
-            db_now_us: col(&row, 4).unwrap_or_default(),
+            db_now_us: col(row, 4).unwrap_or_default(),
         })
     }
 
-    pub async fn ensure_table(&mut self, table: &TableName, create: bool) -> Result<(), EngineError> {
-        let exists: Option<i64> = self
-            .conn
-            .exec_first(
-                "SELECT 1 FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-                (&table.schema, &table.table),
-            )
-            .await
-            .map_err(|e| self.classify(&e))?;
-        if exists.is_some() {
-            return Ok(());
-        }
+    /// Creates the missing heartbeat table (`heartbeat.create_table`).
+    async fn create(&mut self, left: Duration) -> Result<(), EngineError> {
+        let table = self.table.clone();
         let hint = format!(
             "run the statements printed by `rpo-exporter schema mysql --table {table} --server {}` as an administrator",
             if self.server.mariadb { "mariadb-X.Y" } else { "mysql-X.Y" }
         );
-        if !create {
-            return Err(EngineError::new(
-                ErrorKind::MissingTable,
-                format!("heartbeat table {table} does not exist and heartbeat.create_table is false; {hint}"),
-            ));
-        }
-        let ddl = schema_sql(table, "unused", "%", &self.server);
+        let ddl = schema_sql(&table, "unused", "%", &self.server);
         let ddl = ddl.split("-- Least privilege").next().unwrap_or_default().to_owned();
-        self.conn.query_drop(ddl).await.map_err(|e| {
+        let done = match tokio::time::timeout(left, self.conn.query_drop(ddl)).await {
+            Ok(done) => done,
+            Err(_) => return Err(EngineError::timeout("creating the heartbeat table", left)),
+        };
+        done.map_err(|e| {
             let err = self.classify(&e);
             let kind = if err.kind == ErrorKind::Permission { ErrorKind::MissingTable } else { err.kind };
             EngineError::new(kind, format!("cannot create heartbeat table {table}: {}; {hint}", err.message))
@@ -335,108 +608,10 @@ impl MySession {
         Ok(())
     }
 
-    pub async fn write_heartbeat(&mut self, node: &Node, identity: &str) -> Result<Written, EngineError> {
-        let table = self.table.clone();
-        if !self.row_ready {
-            // Creates our row once; a no-op (and nothing in the binlog) when it exists.
-            self.conn
-                .exec_drop(
-                    format!(
-                        "INSERT IGNORE INTO {table} (node, region, seq, written_at, identity)
-                         VALUES (?, ?, 0, UTC_TIMESTAMP(6), ?)"
-                    ),
-                    (&node.name, &node.region, identity),
-                )
-                .await
-                .map_err(|e| self.classify(&e))?;
-            self.row_ready = true;
-        }
-        // One small UPDATE per heartbeat, read back in the same transaction so the
-        // sequence and time are exactly the ones committed.
-        let mut tx = self
-            .conn
-            .start_transaction(mysql_async::TxOpts::default())
-            .await
-            .map_err(|e| classify(&e, Some(&self.server), &self.user))?;
-        tx.exec_drop(
-            format!(
-                "UPDATE {table} SET region = ?, seq = seq + 1, written_at = UTC_TIMESTAMP(6), identity = ?
-                 WHERE node = ?"
-            ),
-            (&node.region, identity, &node.name),
-        )
-        .await
-        .map_err(|e| classify(&e, Some(&self.server), &self.user))?;
-        let updated = tx.affected_rows();
-        if updated == 0 {
-            drop(tx);
-            self.row_ready = false;
-            return Err(EngineError::new(
-                ErrorKind::Query,
-                format!(
-                    "heartbeat row for {} in {table} vanished; it is recreated on the next write",
-                    node.name
-                ),
-            ));
-        }
-        let row: Option<Row> = tx
-            .exec_first(
-                format!(
-                    "SELECT seq, CAST(UNIX_TIMESTAMP(written_at) * 1000000 AS SIGNED) FROM {table} WHERE node = ?"
-                ),
-                (&node.name,),
-            )
-            .await
-            .map_err(|e| classify(&e, Some(&self.server), &self.user))?;
-        tx.commit().await.map_err(|e| classify(&e, Some(&self.server), &self.user))?;
-        let row =
-            row.ok_or_else(|| EngineError::new(ErrorKind::Query, "heartbeat row not readable after update"))?;
-        Ok(Written { seq: col(&row, 0).unwrap_or_default(), written_us: col(&row, 1).unwrap_or_default() })
-    }
-
-    pub async fn read_heartbeats(&mut self) -> Result<HeartbeatRead, EngineError> {
-        let table = &self.table;
-        let now = "CAST(UNIX_TIMESTAMP(NOW(6)) * 1000000 AS SIGNED)";
-        // The left join returns the clock even from an empty table; the limit
-        // bounds what a flooded table can cost.
-        let sql = match self.format {
-            HeartbeatFormat::Rpo => format!(
-                "SELECT {now}, h.node, h.region, h.seq,
-                        CAST(UNIX_TIMESTAMP(h.written_at) * 1000000 AS SIGNED), h.identity
-                 FROM (SELECT 1) AS one LEFT JOIN {table} AS h ON TRUE
-                 ORDER BY h.node LIMIT 1000"
-            ),
-            // pt-heartbeat rows: a `ts` string and the writer's server_id. An
-            // unparsable ts gives NULL, not the epoch.
-            HeartbeatFormat::PtHeartbeat { .. } => format!(
-                "SELECT {now}, NULL, NULL, NULL,
-                        CAST(NULLIF(UNIX_TIMESTAMP(h.ts), 0) * 1000000 AS SIGNED), CAST(h.server_id AS CHAR)
-                 FROM (SELECT 1) AS one LEFT JOIN {table} AS h ON TRUE
-                 ORDER BY h.server_id LIMIT 1000"
-            ),
-        };
-        let rows: Vec<Row> = self.conn.query(sql).await.map_err(|e| self.classify(&e))?;
-        let db_now_us = rows.first().and_then(|r| col::<i64, usize>(r, 0)).unwrap_or_default();
-        let rows = rows
-            .iter()
-            .filter(|r| col::<String, usize>(r, 1).is_some() || col::<String, usize>(r, 5).is_some())
-            .map(|r| HeartbeatRow {
-                node: col(r, 1),
-                region: col(r, 2),
-                seq: col(r, 3),
-                written_us: col(r, 4),
-                identity: col(r, 5),
-            })
-            .collect();
-        Ok(HeartbeatRead { rows, db_now_us })
-    }
-
-    pub async fn replication(&mut self, labels: &NodeLabels) -> Result<Vec<Sample>, EngineError> {
+    fn parse_native(&self, status: &[Row], binlog: &[Row], labels: &NodeLabels) -> Vec<Sample> {
         let mut out = Vec::new();
-        let status: Vec<Row> =
-            self.conn.query(self.server.replica_status_sql()).await.map_err(|e| self.classify(&e))?;
         let mut seen = HashSet::new();
-        for row in &status {
+        for row in status {
             let name: String =
                 col_any(row, &["Connection_name", "Channel_Name", "Channel_name"]).unwrap_or_default();
             let channel = super::unique_label(if name.is_empty() { "default" } else { &name }, &mut seen);
@@ -476,18 +651,38 @@ impl MySession {
             }
         }
         out.push(sample(&CHANNELS, labels.with(&[]), status.len() as f64));
-
-        let binlog_sql = if self.server.mariadb {
-            "SELECT @@global.gtid_binlog_pos"
-        } else {
-            "SELECT @@global.gtid_executed"
-        };
-        let binlog: Option<String> =
-            self.conn.query_first(binlog_sql).await.map_err(|e| self.classify(&e))?;
+        let binlog: Option<String> = binlog.first().and_then(|r| col(r, 0));
         for (domain, seq) in gtid_positions(binlog.as_deref().unwrap_or_default()) {
             out.push(sample(&BINLOG_POS, labels.with(&[&domain]), seq as f64));
         }
-        Ok(out)
+        out
+    }
+}
+
+fn parse_read(answer: &Answer) -> HeartbeatRead {
+    let db_now_us = answer.rows.first().and_then(|r| col::<i64, usize>(r, 0)).unwrap_or_default();
+    let rows = answer
+        .rows
+        .iter()
+        .filter(|r| col::<String, usize>(r, 1).is_some() || col::<String, usize>(r, 5).is_some())
+        .map(|r| HeartbeatRow {
+            node: col(r, 1),
+            region: col(r, 2),
+            seq: col(r, 3),
+            written_us: col(r, 4),
+            identity: col(r, 5),
+        })
+        .collect();
+    HeartbeatRead { rows, db_now_us }
+}
+
+/// Records a failed step.
+fn set(outcome: &mut TickOutcome, part: Part, e: EngineError, sent: f64, took: f64) {
+    match part {
+        Part::Probe => outcome.probe = Some(Step::new(Err(e), sent, took)),
+        Part::Read => outcome.read = Some(Step::new(Err(e), sent, took)),
+        Part::Write => outcome.write = Some(Step::new(Err(e), sent, took)),
+        Part::Native => outcome.native = Some(Step::new(Err(e), sent, took)),
     }
 }
 

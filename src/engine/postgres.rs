@@ -9,10 +9,16 @@
 //! standbys, cascading ones included) and from `pg_stat_wal_receiver` and the
 //! recovery functions on replicas.
 
-use super::{EngineError, ErrorKind, HeartbeatRead, HeartbeatRow, NodeLabels, Probe, Written};
+use super::{
+    EngineError, ErrorKind, HeartbeatRead, HeartbeatRow, NodeLabels, Probe, Step, TickOutcome, TickPlan,
+    Written,
+};
 use crate::config::{Heartbeat, Node, TableName, Tls, TlsMode};
+use crate::heartbeat::mono_now;
 use crate::metrics::{desc, MetricDesc, Sample, NODE};
+use std::future::Future;
 use std::str::FromStr;
+use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 use tokio_postgres::config::SslMode;
 use tokio_postgres::error::SqlState;
@@ -123,7 +129,8 @@ fn classify(e: &tokio_postgres::Error, table: &TableName) -> EngineError {
             || *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
         {
             ErrorKind::Auth
-        } else if *code == SqlState::QUERY_CANCELED {
+        } else if *code == SqlState::QUERY_CANCELED || *code == SqlState::LOCK_NOT_AVAILABLE {
+            // statement_timeout or lock_timeout: the server gave up waiting.
             ErrorKind::Timeout
         } else if matches!(code.code(), c if c.starts_with("57") || c.starts_with("08")) {
             ErrorKind::Connect
@@ -148,25 +155,101 @@ fn classify(e: &tokio_postgres::Error, table: &TableName) -> EngineError {
     EngineError::new(kind, crate::error_chain(e))
 }
 
+/// The statements a tick sends, prepared once per session.
+const PROBE_SQL: &str =
+    "SELECT NOT pg_is_in_recovery() AND current_setting('transaction_read_only') = 'off', ";
+
+const STANDBYS_SQL: &str = "WITH pos AS (
+       SELECT CASE WHEN pg_is_in_recovery() THEN pg_last_wal_receive_lsn() ELSE pg_current_wal_lsn() END AS lsn)
+     SELECT r.application_name, s.slot_name, r.state,
+            extract(epoch from r.write_lag)::float8,
+            extract(epoch from r.flush_lag)::float8,
+            extract(epoch from r.replay_lag)::float8,
+            pg_wal_lsn_diff(pos.lsn, r.sent_lsn)::float8,
+            pg_wal_lsn_diff(pos.lsn, r.write_lsn)::float8,
+            pg_wal_lsn_diff(pos.lsn, r.flush_lsn)::float8,
+            pg_wal_lsn_diff(pos.lsn, r.replay_lsn)::float8
+     FROM pg_stat_replication r
+     CROSS JOIN pos
+     LEFT JOIN pg_replication_slots s ON s.active_pid = r.pid
+     ORDER BY r.pid";
+
+fn receiver_sql() -> String {
+    format!(
+        "SELECT pg_is_in_recovery(),
+                (SELECT status FROM pg_stat_wal_receiver),
+                CASE WHEN pg_is_in_recovery() THEN pg_is_wal_replay_paused() END,
+                {},
+                pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())::float8",
+        epoch_us("pg_last_xact_replay_timestamp()")
+    )
+}
+
+fn read_sql(table: &TableName) -> String {
+    // The left join returns the clock even from an empty table; the limit bounds
+    // what a flooded table can cost us. Casts make a hand-made table with other
+    // column types read the same (or fail as a query error), never surprise the
+    // decoder.
+    format!(
+        "SELECT {now}, h.node::text, h.region::text, h.seq::bigint, {written}, h.identity::text
+         FROM (SELECT 1) AS one LEFT JOIN {table} AS h ON true
+         ORDER BY h.node LIMIT 1000",
+        now = epoch_us("clock_timestamp()"),
+        written = epoch_us("h.written_at"),
+    )
+}
+
+/// One small UPDATE per heartbeat: no indexed column changes, so it is a HOT
+/// update and the WAL it adds stays tiny. It returns what it wrote, so a
+/// heartbeat is one round trip.
+fn update_sql(table: &TableName) -> String {
+    format!(
+        "UPDATE {table} SET region = $2, seq = seq + 1, written_at = clock_timestamp(), identity = $3
+         WHERE node = $1 RETURNING seq::bigint, {}",
+        epoch_us("written_at")
+    )
+}
+
+/// The row's first heartbeat, once in the row's life.
+fn insert_sql(table: &TableName) -> String {
+    format!(
+        "INSERT INTO {table} (node, region, seq, written_at, identity)
+         VALUES ($1, $2, 1, clock_timestamp(), $3) ON CONFLICT (node) DO NOTHING
+         RETURNING seq::bigint, {}",
+        epoch_us("written_at")
+    )
+}
+
 pub struct PgSession {
     client: Client,
     connection: JoinHandle<()>,
     table: TableName,
+    create_table: bool,
+    node: String,
+    region: String,
     /// The server's system identifier: fixed for the life of a session.
     identity: String,
     probe: Statement,
+    standbys: Statement,
+    receiver: Statement,
+    /// Prepared at connect when the table exists, else on the first tick that
+    /// needs them.
     read: Option<Statement>,
     update: Option<Statement>,
-    /// The two native-signal queries, prepared on first use: planned once per
-    /// session instead of parsed and planned on every interval.
-    standbys: Option<Statement>,
-    receiver: Option<Statement>,
+    insert: Option<Statement>,
 }
 
 impl Drop for PgSession {
     fn drop(&mut self) {
         self.connection.abort();
     }
+}
+
+/// Server-side limit for each statement: half the client's deadline, so the
+/// server gives up (and says so) while the answer can still come back in time,
+/// even across a 300 ms round trip.
+fn server_timeout_ms(deadline: Duration) -> u128 {
+    (deadline.as_millis() / 2).max(1)
 }
 
 impl PgSession {
@@ -185,7 +268,6 @@ impl PgSession {
         }
         config.connect_timeout(heartbeat.connect_timeout);
         let table = heartbeat.table.clone();
-        // The error, if any, surfaces on the client's next query.
         // sslmode=require in the DSN alone means what libpq means: encrypt, verify nothing.
         let tls = node.tls.clone().or_else(|| {
             (config.get_ssl_mode() == SslMode::Require).then_some(Tls {
@@ -213,67 +295,145 @@ impl PgSession {
                 (client, tokio::spawn(async move { drop(conn.await) }))
             }
         };
-        // The server gives up on a statement when we do, and a heartbeat never
-        // waits for a synchronous standby: a blocked heartbeat would hide the
-        // very lag it exists to show.
+        // Settings, identity and every statement in one round trip: tokio-postgres
+        // pipelines requests sent together, and the server runs them in order.
+        // The server gives up on a statement before we do, and a heartbeat never
+        // waits for a synchronous standby: a blocked heartbeat would hide the very
+        // lag it exists to show.
+        let limit = server_timeout_ms(heartbeat.timeout);
         let setup = format!(
-            "SET statement_timeout = {}; SET synchronous_commit = local; SET lock_timeout = {}",
-            heartbeat.timeout.as_millis(),
-            heartbeat.timeout.as_millis()
+            "SET statement_timeout = {limit}; SET lock_timeout = {limit}; SET synchronous_commit = local;
+             SELECT system_identifier::text FROM pg_control_system()"
         );
-        client.batch_execute(&setup).await.map_err(|e| classify(&e, &table))?;
-        let identity: String = client
-            .query_one("SELECT system_identifier::text FROM pg_control_system()", &[])
-            .await
-            .map_err(|e| classify(&e, &table))?
-            .get(0);
-        let probe = client
-            .prepare(&format!(
-                "SELECT NOT pg_is_in_recovery() AND current_setting('transaction_read_only') = 'off', {}",
-                epoch_us("clock_timestamp()")
-            ))
-            .await
-            .map_err(|e| classify(&e, &table))?;
+        let probe_sql = format!("{PROBE_SQL}{}", epoch_us("clock_timestamp()"));
+        let (read_sql, update_sql, insert_sql) = (read_sql(&table), update_sql(&table), insert_sql(&table));
+        let receiver_sql = receiver_sql();
+        let writes = heartbeat.format.writes();
+        let (setup, probe, standbys, receiver, read, (update, insert)) = tokio::join!(
+            client.simple_query(&setup),
+            client.prepare(&probe_sql),
+            client.prepare(STANDBYS_SQL),
+            client.prepare(&receiver_sql),
+            client.prepare(&read_sql),
+            async {
+                if writes {
+                    let (u, i) = tokio::join!(client.prepare(&update_sql), client.prepare(&insert_sql));
+                    (u.ok(), i.ok())
+                } else {
+                    (None, None)
+                }
+            },
+        );
+        let setup = setup.map_err(|e| classify(&e, &table))?;
+        let identity = setup
+            .iter()
+            .find_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
+                _ => None,
+            })
+            .ok_or_else(|| EngineError::new(ErrorKind::Query, "pg_control_system() returned no row"))?;
+        let prepared = |r: Result<Statement, tokio_postgres::Error>| r.map_err(|e| classify(&e, &table));
         Ok(PgSession {
+            probe: prepared(probe)?,
+            standbys: prepared(standbys)?,
+            receiver: prepared(receiver)?,
+            // A missing table is the tick's business: it reports it, or creates it.
+            read: read.ok(),
+            // Both or neither: the write needs both.
+            update: update.filter(|_| insert.is_some()),
+            insert,
             client,
             connection,
             table,
+            create_table: heartbeat.create_table,
+            node: node.name.clone(),
+            region: node.region.clone(),
             identity,
-            probe,
-            read: None,
-            update: None,
-            standbys: None,
-            receiver: None,
         })
     }
 
-    pub async fn probe(&mut self) -> Result<Probe, EngineError> {
-        let row = self.client.query_one(&self.probe, &[]).await.map_err(|e| classify(&e, &self.table))?;
-        let identity = self.identity.clone();
-        Ok(Probe {
-            writable: row.get(0),
-            expected_row_identity: Some(identity.clone()),
-            aliases: vec![identity.clone()],
-            identity,
-            db_now_us: row.get(1),
-        })
-    }
-
-    pub async fn ensure_table(&mut self, table: &TableName, create: bool) -> Result<(), EngineError> {
-        let exists: bool = self
-            .client
-            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&table.to_string()])
-            .await
-            .map_err(|e| classify(&e, table))?
-            .get(0);
-        if exists {
-            return Ok(());
+    pub async fn tick(&mut self, plan: TickPlan, deadline: Duration, labels: &NodeLabels) -> TickOutcome {
+        // Statements the table's absence kept from being prepared: one more round
+        // trip, only until the table exists.
+        let (read_ready, update_ready) = tokio::join!(
+            async {
+                if plan.read && self.read.is_none() {
+                    Some(self.prepare_read().await)
+                } else {
+                    None
+                }
+            },
+            async {
+                if plan.write && self.update.is_none() {
+                    Some(self.prepare_update().await)
+                } else {
+                    None
+                }
+            },
+        );
+        if let Some(Ok(s)) = &read_ready {
+            self.read = Some(s.clone());
         }
-        if !create {
+        if let Some(Ok((update, insert))) = &update_ready {
+            self.update = Some(update.clone());
+            self.insert = Some(insert.clone());
+        }
+        let this = &*self;
+        let (sent, start) = (mono_now(), Instant::now());
+        // Sent together, in this order: the server runs them one after another, so
+        // a write waiting on a lock cannot hold back the read, and a slow native
+        // query holds back nothing.
+        let (probe, read, write, native) = tokio::join!(
+            opt(plan.probe, || timed(sent, start, deadline, this.probe())),
+            opt(plan.read, || timed(sent, start, deadline, async move {
+                match read_ready {
+                    Some(Err(e)) => Err(e),
+                    _ => this.read().await,
+                }
+            })),
+            opt(plan.write, || timed(sent, start, deadline, async move {
+                match update_ready {
+                    Some(Err(e)) => Err(e),
+                    _ => this.write().await,
+                }
+            })),
+            opt(plan.native, || timed(sent, start, deadline, this.replication(labels))),
+        );
+        let broken = self.client.is_closed();
+        TickOutcome { probe, read, write, native, broken }
+    }
+
+    async fn prepare_read(&self) -> Result<Statement, EngineError> {
+        self.client.prepare(&read_sql(&self.table)).await.map_err(|e| classify(&e, &self.table))
+    }
+
+    /// Prepares the heartbeat UPDATE and the row's first INSERT; a missing table
+    /// is created first when `heartbeat.create_table` allows it.
+    async fn prepare_update(&self) -> Result<(Statement, Statement), EngineError> {
+        let table = &self.table;
+        let (update_sql, insert_sql) = (update_sql(table), insert_sql(table));
+        let prepare = || async {
+            let (update, insert) =
+                tokio::join!(self.client.prepare(&update_sql), self.client.prepare(&insert_sql));
+            Ok::<_, EngineError>((
+                update.map_err(|e| classify(&e, table))?,
+                insert.map_err(|e| classify(&e, table))?,
+            ))
+        };
+        match prepare().await {
+            Err(e) if e.kind == ErrorKind::MissingTable => self.create_table(e).await?,
+            other => return other,
+        }
+        prepare().await
+    }
+
+    async fn create_table(&self, missing: EngineError) -> Result<(), EngineError> {
+        let table = &self.table;
+        if !self.create_table {
             return Err(EngineError::new(
                 ErrorKind::MissingTable,
                 format!(
-                    "heartbeat table {table} does not exist and heartbeat.create_table is false; run the statements printed by `rpo-exporter schema postgres --table {table}` as an administrator"
+                    "heartbeat table {table} does not exist and heartbeat.create_table is false; run the statements printed by `rpo-exporter schema postgres --table {table}` as an administrator ({missing})"
                 ),
             ));
         }
@@ -293,56 +453,47 @@ impl PgSession {
         Ok(())
     }
 
-    pub async fn write_heartbeat(&mut self, node: &Node, identity: &str) -> Result<Written, EngineError> {
-        let table = self.table.clone();
-        if self.update.is_none() {
-            // One small UPDATE per heartbeat: no index column changes, so it is a
-            // HOT update and the WAL it adds stays tiny.
-            let sql = format!(
-                "UPDATE {table} SET region = $2, seq = seq + 1, written_at = clock_timestamp(), identity = $3
-                 WHERE node = $1 RETURNING seq, {}",
-                epoch_us("written_at")
-            );
-            self.update = Some(self.client.prepare(&sql).await.map_err(|e| classify(&e, &table))?);
-        }
-        let update = self.update.clone().expect("prepared above");
-        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&node.name, &node.region, &identity];
+    async fn probe(&self) -> Result<Probe, EngineError> {
+        let row = self.client.query_one(&self.probe, &[]).await.map_err(|e| classify(&e, &self.table))?;
+        let identity = self.identity.clone();
+        Ok(Probe {
+            writable: row.get(0),
+            expected_row_identity: Some(identity.clone()),
+            aliases: vec![identity.clone()],
+            identity,
+            db_now_us: row.get(1),
+        })
+    }
+
+    async fn write(&self) -> Result<Written, EngineError> {
+        let table = &self.table;
+        let (update, insert) = (
+            self.update.as_ref().expect("prepared before the tick"),
+            self.insert.as_ref().expect("prepared before the tick"),
+        );
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] =
+            [&self.node, &self.region, &self.identity];
+        let written = |row: &tokio_postgres::Row| Written { seq: row.get(0), written_us: row.get(1) };
         for _ in 0..2 {
-            let rows = self.client.query(&update, &params).await.map_err(|e| classify(&e, &table))?;
+            let rows = self.client.query(update, &params).await.map_err(|e| classify(&e, table))?;
             if let Some(row) = rows.first() {
-                return Ok(Written { seq: row.get(0), written_us: row.get(1) });
+                return Ok(written(row));
             }
-            // First heartbeat of this node: create its row, then update it.
-            let insert = format!(
-                "INSERT INTO {table} (node, region, seq, written_at, identity)
-                 VALUES ($1, $2, 0, clock_timestamp(), $3) ON CONFLICT (node) DO NOTHING"
-            );
-            self.client.execute(&insert, &params).await.map_err(|e| classify(&e, &table))?;
+            // First heartbeat of this node: create its row (once in its life).
+            let rows = self.client.query(insert, &params).await.map_err(|e| classify(&e, table))?;
+            if let Some(row) = rows.first() {
+                return Ok(written(row));
+            }
         }
         Err(EngineError::new(
             ErrorKind::Query,
-            format!("heartbeat row for {} in {table} vanished while writing", node.name),
+            format!("heartbeat row for {} in {table} vanished while writing", self.node),
         ))
     }
 
-    pub async fn read_heartbeats(&mut self) -> Result<HeartbeatRead, EngineError> {
-        let table = self.table.clone();
-        if self.read.is_none() {
-            // The left join returns the clock even from an empty table. The limit
-            // bounds what a flooded table can cost us.
-            let sql = format!(
-                // Casts make a hand-made table with other column types read the
-                // same (or fail as a query error), never surprise the decoder.
-                "SELECT {now}, h.node::text, h.region::text, h.seq::bigint, {written}, h.identity::text
-                 FROM (SELECT 1) AS one LEFT JOIN {table} AS h ON true
-                 ORDER BY h.node LIMIT 1000",
-                now = epoch_us("clock_timestamp()"),
-                written = epoch_us("h.written_at"),
-            );
-            self.read = Some(self.client.prepare(&sql).await.map_err(|e| classify(&e, &table))?);
-        }
-        let read = self.read.clone().expect("prepared above");
-        let rows = self.client.query(&read, &[]).await.map_err(|e| classify(&e, &table))?;
+    async fn read(&self) -> Result<HeartbeatRead, EngineError> {
+        let read = self.read.as_ref().expect("prepared before the tick");
+        let rows = self.client.query(read, &[]).await.map_err(|e| classify(&e, &self.table))?;
         let db_now_us = rows.first().map(|r| r.get::<_, i64>(0)).unwrap_or_default();
         let rows = rows
             .iter()
@@ -358,42 +509,13 @@ impl PgSession {
         Ok(HeartbeatRead { rows, db_now_us })
     }
 
-    pub async fn replication(&mut self, labels: &NodeLabels) -> Result<Vec<Sample>, EngineError> {
+    async fn replication(&self, labels: &NodeLabels) -> Result<Vec<Sample>, EngineError> {
         let mut out = Vec::new();
-        if self.standbys.is_none() {
-            let sql = "WITH pos AS (
-                   SELECT CASE WHEN pg_is_in_recovery() THEN pg_last_wal_receive_lsn() ELSE pg_current_wal_lsn() END AS lsn)
-                 SELECT r.application_name, s.slot_name, r.state,
-                        extract(epoch from r.write_lag)::float8,
-                        extract(epoch from r.flush_lag)::float8,
-                        extract(epoch from r.replay_lag)::float8,
-                        pg_wal_lsn_diff(pos.lsn, r.sent_lsn)::float8,
-                        pg_wal_lsn_diff(pos.lsn, r.write_lsn)::float8,
-                        pg_wal_lsn_diff(pos.lsn, r.flush_lsn)::float8,
-                        pg_wal_lsn_diff(pos.lsn, r.replay_lsn)::float8
-                 FROM pg_stat_replication r
-                 CROSS JOIN pos
-                 LEFT JOIN pg_replication_slots s ON s.active_pid = r.pid
-                 ORDER BY r.pid";
-            self.standbys = Some(self.client.prepare(sql).await.map_err(|e| classify(&e, &self.table))?);
-        }
-        if self.receiver.is_none() {
-            let sql = format!(
-                "SELECT pg_is_in_recovery(),
-                        (SELECT status FROM pg_stat_wal_receiver),
-                        CASE WHEN pg_is_in_recovery() THEN pg_is_wal_replay_paused() END,
-                        {},
-                        pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())::float8",
-                epoch_us("pg_last_xact_replay_timestamp()")
-            );
-            self.receiver = Some(self.client.prepare(&sql).await.map_err(|e| classify(&e, &self.table))?);
-        }
-        let (standbys_sql, receiver_sql) = (self.standbys.clone(), self.receiver.clone());
-        let standbys = self
-            .client
-            .query(standbys_sql.as_ref().expect("prepared above"), &[])
-            .await
-            .map_err(|e| classify(&e, &self.table))?;
+        // Both sent at once: one round trip.
+        let (standbys, receiver) =
+            tokio::join!(self.client.query(&self.standbys, &[]), self.client.query_one(&self.receiver, &[]));
+        let standbys = standbys.map_err(|e| classify(&e, &self.table))?;
+        let row = receiver.map_err(|e| classify(&e, &self.table))?;
         let mut seen = std::collections::HashSet::new();
         for row in &standbys {
             let app: Option<String> = row.get(0);
@@ -416,12 +538,6 @@ impl PgSession {
             }
         }
         out.push(sample(&STANDBY_COUNT_DESC, labels.with(&[]), standbys.len() as f64));
-
-        let row = self
-            .client
-            .query_one(receiver_sql.as_ref().expect("prepared above"), &[])
-            .await
-            .map_err(|e| classify(&e, &self.table))?;
         if row.get::<_, bool>(0) {
             let status: Option<String> = row.get(1);
             let status = status.as_deref().unwrap_or("stopped");
@@ -440,6 +556,29 @@ impl PgSession {
         }
         Ok(out)
     }
+}
+
+/// Runs `fut` when the plan asks for it.
+async fn opt<F: Future>(wanted: bool, fut: impl FnOnce() -> F) -> Option<F::Output> {
+    if wanted {
+        Some(fut().await)
+    } else {
+        None
+    }
+}
+
+/// One step of a tick, bounded by the tick's deadline and timed from its start.
+async fn timed<T>(
+    sent: f64,
+    start: Instant,
+    deadline: Duration,
+    fut: impl Future<Output = Result<T, EngineError>>,
+) -> Step<T> {
+    let result = match tokio::time::timeout(deadline.saturating_sub(start.elapsed()), fut).await {
+        Ok(r) => r,
+        Err(_) => Err(EngineError::timeout("the query", deadline)),
+    };
+    Step::new(result, sent, start.elapsed().as_secs_f64())
 }
 
 fn sample(desc: &'static MetricDesc, values: Vec<String>, value: f64) -> Sample {

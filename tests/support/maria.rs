@@ -49,10 +49,16 @@ impl MyLab {
     }
 
     pub fn node_yaml(&self, node: &str) -> String {
+        self.node_yaml_at(node, self.db.node(node).port())
+    }
+
+    /// One node entry of the config, reached on `port` (a `Wan` proxy).
+    pub fn node_yaml_at(&self, node: &str, port: u16) -> String {
+        let own = self.db.node(node).port();
+        let dsn = self.db.node(node).dsn(ROLE).replace(&format!(":{own}/"), &format!(":{port}/"));
         format!(
-            "      - name: {node}\n        region: {}\n        engine: mysql\n        dsn: \"{}\"\n        password_file: {}\n",
+            "      - name: {node}\n        region: {}\n        engine: mysql\n        dsn: \"{dsn}\"\n        password_file: {}\n",
             self.region(node),
-            self.db.node(node).dsn(ROLE),
             self.password_file.display()
         )
     }

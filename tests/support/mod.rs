@@ -64,7 +64,11 @@ impl Lab {
 
     /// One node entry of the config.
     pub fn node_yaml(&self, node: &str) -> String {
-        let port = self.pg.node(node).port();
+        self.node_yaml_at(node, self.pg.node(node).port())
+    }
+
+    /// One node entry of the config, reached on `port` (a [`Wan`] proxy).
+    pub fn node_yaml_at(&self, node: &str, port: u16) -> String {
         format!(
             "      - name: {node}\n        region: {}\n        engine: postgres\n        dsn: \"host=127.0.0.1 port={port} user={ROLE} dbname=postgres\"\n        password_file: {}\n",
             self.region(node),
@@ -97,6 +101,41 @@ impl Lab {
 
     pub fn node_labels(&self, node: &str) -> Vec<(&'static str, String)> {
         vec![("db_cluster", "lab".into()), ("node", node.into()), ("node_region", self.region(node).into())]
+    }
+}
+
+/// A WAN between the exporter and the databases: one delay proxy per node
+/// (`rpo_lab::Proxy`), each adding the same one-way latency, so every round trip
+/// the exporter makes to a node gains twice that. Replication between the
+/// servers stays direct.
+pub struct Wan {
+    proxies: BTreeMap<String, rpo_lab::Proxy>,
+}
+
+/// One way between regions far apart: 300 ms round trip, the farthest pair of
+/// cloud regions.
+pub const FAR: Duration = Duration::from_millis(150);
+
+impl Wan {
+    /// Proxies to `(node, port)` targets, each with `one_way` latency.
+    pub async fn start(targets: &[(&str, u16)], one_way: Duration) -> Wan {
+        let mut proxies = BTreeMap::new();
+        for (name, port) in targets {
+            let proxy = rpo_lab::Proxy::start(*port).await.expect("start a delay proxy");
+            proxy.set_delay(one_way);
+            proxies.insert((*name).to_owned(), proxy);
+        }
+        Wan { proxies }
+    }
+
+    /// The proxy in front of `node`.
+    pub fn proxy(&self, node: &str) -> &rpo_lab::Proxy {
+        self.proxies.get(node).unwrap_or_else(|| panic!("no proxy for {node}"))
+    }
+
+    /// The port the exporter reaches `node` on.
+    pub fn port(&self, node: &str) -> u16 {
+        self.proxy(node).port()
     }
 }
 
@@ -136,6 +175,27 @@ impl Exporter {
     /// Replaces the config file the exporter was started with (for reloads).
     pub fn rewrite_config(&self, config: &str) {
         std::fs::write(self.dir.path().join("config.yml"), config).unwrap();
+    }
+
+    /// Rewrites the config file and reloads it with `POST /-/reload`; panics with
+    /// the answer unless the reload succeeded.
+    pub async fn reload(&self, config: &str) {
+        self.rewrite_config(config);
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(15)).build().unwrap();
+        let resp =
+            client.post(format!("http://{}/-/reload", self.addr)).send().await.expect("POST /-/reload");
+        let status = resp.status();
+        let body = resp.text().await.unwrap_or_default();
+        assert!(status.is_success(), "reload failed: {status} {body}\nlog:\n{}", self.log());
+    }
+
+    /// Stops this exporter (SIGTERM) and starts another one on the same config
+    /// file, as a restart by a service manager would.
+    pub async fn restart(mut self) -> Exporter {
+        let config = std::fs::read_to_string(self.dir.path().join("config.yml")).unwrap();
+        let status = self.terminate();
+        assert!(status.success(), "exporter exited with {status}");
+        Exporter::start(&config).await
     }
 
     /// Sends a signal to the exporter process.
@@ -197,7 +257,7 @@ impl Drop for Exporter {
 
 /// Waits until the pair's lag series exists; panics with the exporter log if not.
 pub async fn wait_for_pair(exporter: &Exporter, pair: &[(&'static str, String)]) {
-    let ok = wait_for(Duration::from_secs(15), || async {
+    let ok = wait_for(Duration::from_secs(20), || async {
         exporter.scrape().await.get("rpo_replication_lag_seconds", pair).is_some()
     })
     .await;

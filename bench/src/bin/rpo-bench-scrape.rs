@@ -81,6 +81,7 @@ fn fill(state: &State, engine: EngineKind) {
                         source_region: primary.region.clone(),
                         status: RowStatus::Ok,
                         reading: Some(Reading::Ok { lag: 0.0, exposure: 0.42, basis: Basis::Monotonic }),
+                        read_mono: now,
                         seen_written_us: Some(1_700_000_000_000_000),
                         last_seq: Some(1234),
                         regressions: 0,

@@ -153,19 +153,11 @@ impl Running {
             .collect();
         let mut stopping: Vec<Task> =
             stale.iter().filter_map(|key| self.workers.remove(key)).map(|w| w.task).collect();
-        let health_changed = match (&self.health, &state.health) {
-            (Some((old, _)), Some(new)) => !Arc::ptr_eq(old, new),
-            (None, None) => false,
-            _ => true,
-        };
+        let health_changed = changed(&self.health, &state.health);
         if health_changed {
             stopping.extend(self.health.take().map(|(_, t)| t));
         }
-        let dns_changed = match (&self.dns, &state.dns) {
-            (Some((old, _)), Some(new)) => !Arc::ptr_eq(old, new),
-            (None, None) => false,
-            _ => true,
-        };
+        let dns_changed = changed(&self.dns, &state.dns);
         if dns_changed {
             stopping.extend(self.dns.take().map(|(_, t)| t));
         }
@@ -218,6 +210,16 @@ impl Running {
         tasks.extend(self.health.map(|(_, t)| t));
         tasks.extend(self.dns.map(|(_, t)| t));
         stop_all(tasks).await;
+    }
+}
+
+/// Whether a probe loop's state (kept by [`State::rebuild`] when its config did
+/// not change) differs from the one its running task was started with.
+fn changed<T>(running: &Option<(Arc<T>, Task)>, wanted: &Option<Arc<T>>) -> bool {
+    match (running, wanted) {
+        (Some((old, _)), Some(new)) => !Arc::ptr_eq(old, new),
+        (None, None) => false,
+        _ => true,
     }
 }
 

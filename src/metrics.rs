@@ -149,7 +149,7 @@ desc!(
     "rpo_collector_duration_seconds",
     Gauge,
     &["db_cluster", "node", "node_region", "collector"],
-    "Duration of the collector's last run on the node."
+    "Duration of the collector's last run on the node: from sending its request (with the rest of its tick, in one round trip) to its answer."
 );
 desc!(
     MEASUREMENT_AGE,
@@ -175,7 +175,7 @@ desc!(
     "Sequence number of the last heartbeat this exporter wrote on the node."
 );
 desc!(LAG, "rpo_replication_lag_seconds", Gauge, PAIR, "Age of the oldest heartbeat written on the source that is not yet visible on the replica (0 when the replica has every heartbeat written so far). Absent while the replica cannot be read or its row is invalid.");
-desc!(EXPOSURE, "rpo_data_loss_exposure_seconds", Gauge, PAIR, "Age of the newest source heartbeat visible on the replica: the writes a failover to this replica would lose now. Absent while the replica cannot be read or its row is invalid.");
+desc!(EXPOSURE, "rpo_data_loss_exposure_seconds", Gauge, PAIR, "Age of the newest source heartbeat visible on the replica, aged to the scrape: the writes a failover to this replica would lose now, an upper bound. Absent while the replica cannot be read or its row is invalid.");
 desc!(
     SEEN,
     "rpo_heartbeat_seen_timestamp_seconds",
@@ -183,7 +183,7 @@ desc!(
     PAIR,
     "Source database-clock time of the newest source heartbeat visible on the replica."
 );
-desc!(ROW_STATUS, "rpo_heartbeat_row_status", Gauge, &["db_cluster", "source_node", "source_region", "replica_node", "replica_region", "status"], "1 for the current status of the source's heartbeat row as read on the replica (ok, null_timestamp, future_timestamp, identity_mismatch), 0 for the others.");
+desc!(ROW_STATUS, "rpo_heartbeat_row_status", Gauge, &["db_cluster", "source_node", "source_region", "replica_node", "replica_region", "status"], "1 for the current status of the source's heartbeat row as read on the replica (ok, null_timestamp, future_timestamp, identity_mismatch, missing), 0 for the others.");
 desc!(SEQ_REGRESSIONS, "rpo_heartbeat_sequence_regressions", Counter, PAIR, "Times the source's heartbeat sequence went backwards as read on the replica (table recreated, or a foreign writer).");
 desc!(UNKNOWN_ROWS, "rpo_heartbeat_unknown_rows", Gauge, &["db_cluster", "replica_node", "replica_region", "reason"], "Heartbeat rows on the replica that are no pair's source: reason unlisted_source (a writer not in the config) or malformed (a name unfit to be a label, or too many sources).");
 

@@ -95,6 +95,11 @@ pub struct NodeData {
 }
 
 impl NodeData {
+    /// Up and accepting writes at its last probe.
+    pub fn is_writer(&self) -> bool {
+        self.up && self.writable == Some(true)
+    }
+
     pub fn collector(&mut self, c: Collector) -> &mut CollectorData {
         &mut self.collectors[c.index()]
     }
@@ -245,15 +250,8 @@ impl State {
     /// (split brain).
     pub fn writable_region(&self, cluster: &str) -> Option<String> {
         let c = self.clusters.iter().find(|c| c.config.name == cluster)?;
-        let regions: std::collections::BTreeSet<&str> = c
-            .nodes
-            .iter()
-            .filter(|n| {
-                let d = n.lock();
-                d.up && d.writable == Some(true)
-            })
-            .map(|n| n.region.as_str())
-            .collect();
+        let regions: std::collections::BTreeSet<&str> =
+            c.nodes.iter().filter(|n| n.lock().is_writer()).map(|n| n.region.as_str()).collect();
         match regions.len() {
             1 => regions.into_iter().next().map(str::to_owned),
             _ => None,
@@ -299,14 +297,7 @@ impl State {
             out.push(&metrics::OBJECTIVE, cl, c.rpo.as_secs_f64());
             out.push(&metrics::RTO_OBJECTIVE, cl, c.rto.as_secs_f64());
             out.push(&metrics::HEARTBEAT_INTERVAL, cl, c.heartbeat.interval.as_secs_f64());
-            let writable = cluster
-                .nodes
-                .iter()
-                .filter(|n| {
-                    let d = n.lock();
-                    d.up && d.writable == Some(true)
-                })
-                .count();
+            let writable = cluster.nodes.iter().filter(|n| n.lock().is_writer()).count();
             out.push(&metrics::WRITABLE_NODES, cl, writable as f64);
             let hb = &c.heartbeat;
             let max_age = (hb.interval + 2 * hb.timeout).as_secs_f64() + 1.0;

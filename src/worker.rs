@@ -484,15 +484,8 @@ impl Worker {
         let single_writer = cfg.write_mode == WriteMode::SingleWriter;
         let interval = self.heartbeat.interval.as_secs_f64();
         // Taken before the loop: no node's lock is held while another's is taken.
-        let writable_now: Vec<String> = cluster
-            .nodes
-            .iter()
-            .filter(|n| {
-                let d = n.lock();
-                d.up && d.writable == Some(true)
-            })
-            .map(|n| n.name.clone())
-            .collect();
+        let writable_now: Vec<String> =
+            cluster.nodes.iter().filter(|n| n.lock().is_writer()).map(|n| n.name.clone()).collect();
         let mut pairs = BTreeMap::new();
         let (mut unlisted, mut malformed) = (0, 0);
         let mut unlisted_sources = 0;
@@ -530,7 +523,7 @@ impl Worker {
             let (reading, retired) = match &listed {
                 Some(src) => {
                     let d = src.lock();
-                    let writable = d.up && d.writable == Some(true);
+                    let writable = d.is_writer();
                     // A reachable source that no longer takes writes (a demoted
                     // primary), or in a single-writer cluster any source while
                     // another node is the writable one (a failed-over primary),

@@ -112,6 +112,24 @@ fn check_config_exit_codes() {
 }
 
 #[test]
+fn check_config_warns_when_settings_are_too_tight_for_the_regions() {
+    let file = "tests/testdata/config/warn-too-tight-for-regions.yml";
+    let out = exporter().args(["check-config", file]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "warnings do not fail the check");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let why = "the cluster's nodes are in 2 regions, and a round trip between regions can take 300ms";
+    let expected = [
+        format!("warning: {file}: clusters[0].heartbeat.timeout: 300ms is too short: {why}, so a slow statement's answer would come too late and the node would read as down; raise it to at least 600ms"),
+        format!("warning: {file}: clusters[0].heartbeat.interval: 250ms is too short: {why}, so heartbeats would come late; raise it to at least 400ms"),
+        format!("warning: {file}: clusters[0].heartbeat.connect_timeout: 1s is too short: {why}, so opening a session would time out; raise it to at least 2s 100ms"),
+    ];
+    assert_eq!(stderr.lines().collect::<Vec<_>>(), expected.iter().map(String::as_str).collect::<Vec<_>>());
+    // The shipped example and the valid test config draw no warning.
+    let ok = exporter().args(["check-config", "tests/testdata/config/valid.yml"]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&ok.stderr), "");
+}
+
+#[test]
 fn a_password_in_a_dsn_is_never_echoed() {
     let out = exporter()
         .args(["check-config", "tests/testdata/config/invalid-password-in-dsn.yml"])

@@ -152,3 +152,34 @@ async fn mariadb_across_a_300ms_round_trip() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn settings_too_tight_for_the_distance_name_the_one_to_raise() {
+    let lab = Lab::start(spec_primary_replica()).await;
+    let wan = Wan::start(&[("p", lab.pg.node("p").port()), ("r1", lab.pg.node("r1").port())], FAR).await;
+    let nodes = format!("{}{}", lab.node_yaml_at("p", wan.port("p")), lab.node_yaml_at("r1", wan.port("r1")));
+    let config = format!(
+        "clusters:\n  - name: lab\n    rpo: 30s\n    rto: 5m\n    heartbeat: {{ create_table: false, timeout: 400ms }}\n    nodes:\n{nodes}"
+    );
+    // check-config says it before anything runs (the nodes are in two regions) ...
+    let exporter = Exporter::start(&config).await;
+    let check = std::process::Command::new(env!("CARGO_BIN_EXE_rpo-exporter"))
+        .arg("check-config")
+        .arg(exporter.dir.path().join("config.yml"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&check.stderr);
+    assert!(check.status.success(), "{stderr}");
+    assert!(stderr.contains("clusters[0].heartbeat.timeout: 400ms is too short"), "{stderr}");
+    // ... and the exporter once it has measured the round trip.
+    let ok = wait_for(Duration::from_secs(15), || async {
+        exporter
+            .log()
+            .contains("The node is too far for these heartbeat settings: raise heartbeat.timeout to at least")
+    })
+    .await;
+    assert!(ok, "no advice in the log:\n{}", exporter.log());
+    let line = exporter.log().lines().find(|l| l.contains("too far")).unwrap().to_owned();
+    println!("postgres at 150 ms one way, timeout 400ms: {line}");
+    wait_for_pair(&exporter, &lab.pair("p", "r1")).await;
+}

@@ -69,32 +69,10 @@ async fn postgres_failover_is_followed_without_restart() {
     .await;
 }
 
-/// The shipped rule files, and the expression of the alert named `name`.
-fn shipped_rules(name: &str) -> (Vec<std::path::PathBuf>, String) {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("alerts");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "yml"))
-        .collect();
-    files.sort();
-    for file in &files {
-        let doc: serde_json::Value = serde_saphyr::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
-        for group in doc["groups"].as_array().into_iter().flatten() {
-            for rule in group["rules"].as_array().into_iter().flatten() {
-                if rule["alert"] == name {
-                    return (files.clone(), rule["expr"].as_str().unwrap().to_owned());
-                }
-            }
-        }
-    }
-    panic!("no alert {name} in {}", dir.display());
-}
-
 /// Starts Prometheus scraping the exporter with the shipped rules and returns
 /// what the RPOSplitBrain alert's expression evaluates to once it holds.
 async fn split_brain_through_prometheus(exporter: &Exporter) -> serde_json::Value {
-    let (files, expr) = shipped_rules("RPOSplitBrain");
+    let (files, expr) = shipped_alert("RPOSplitBrain");
     let mut options = PrometheusOptions::new(std::slice::from_ref(&exporter.addr))
         .scrape_interval(Duration::from_secs(1))
         .evaluation_interval(Duration::from_secs(1));

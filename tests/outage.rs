@@ -161,22 +161,9 @@ async fn only_its_own_readings(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stalled_step_hides_only_its_own_readings() {
-    let pg = Lab::start(spec_primary_replica()).await;
-    let my = MyLab::start(MariaLabSpec::new().primary("a").replica("b", &["a"])).await;
-    let ports = [
-        ("p", pg.pg.node("p").port()),
-        ("r1", pg.pg.node("r1").port()),
-        ("a", my.db.node("a").port()),
-        ("b", my.db.node("b").port()),
-    ];
-    let wan = Wan::start(&ports, FAR).await;
-    let config = format!(
-        "clusters:\n  - name: lab\n    rpo: 30s\n    rto: 5m\n    heartbeat: {{ create_table: false }}\n    nodes:\n{}{}  - name: maria\n    rpo: 30s\n    rto: 5m\n    heartbeat: {{ create_table: false }}\n    nodes:\n{}{}",
-        pg.node_yaml_at("p", wan.port("p")),
-        pg.node_yaml_at("r1", wan.port("r1")),
-        my.node_yaml_at("a", wan.port("a")),
-        my.node_yaml_at("b", wan.port("b")),
-    );
+    let labs = TwoLabs::start(FAR).await;
+    let (pg, my) = (&labs.pg, &labs.my);
+    let config = labs.config("30s", "");
     let exporter = Exporter::start(&config).await;
     wait_for_pair(&exporter, &pg.pair("p", "r1")).await;
     wait_for_pair(&exporter, &my.pair("a", "b")).await;

@@ -88,32 +88,15 @@ async fn mariadb_restart_in_a_stall() {
     lab.db.node("b").exec("START SLAVE SQL_THREAD").await.unwrap();
 }
 
-/// Both engines in one config: a PostgreSQL cluster and a MariaDB cluster.
-fn two_clusters(pg: &Lab, my: &MyLab, wan: &Wan, rpo: &str, heartbeat: &str) -> String {
-    let pg_nodes =
-        format!("{}{}", pg.node_yaml_at("p", wan.port("p")), pg.node_yaml_at("r1", wan.port("r1")));
-    let my_nodes = format!("{}{}", my.node_yaml_at("a", wan.port("a")), my.node_yaml_at("b", wan.port("b")));
-    format!(
-        "clusters:\n  - name: lab\n    rpo: {rpo}\n    rto: 5m\n    heartbeat: {{ create_table: false{heartbeat} }}\n    nodes:\n{pg_nodes}  - name: maria\n    rpo: {rpo}\n    rto: 5m\n    heartbeat: {{ create_table: false{heartbeat} }}\n    nodes:\n{my_nodes}"
-    )
-}
-
 fn sessions(m: &Metrics, node: &[(&'static str, String)]) -> f64 {
     m.get("rpo_node_sessions_opened_total", node).unwrap_or(0.0)
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn reloads_keep_what_they_do_not_change() {
-    let pg = Lab::start(spec_primary_replica()).await;
-    let my = MyLab::start(MariaLabSpec::new().primary("a").replica("b", &["a"])).await;
-    let ports = [
-        ("p", pg.pg.node("p").port()),
-        ("r1", pg.pg.node("r1").port()),
-        ("a", my.db.node("a").port()),
-        ("b", my.db.node("b").port()),
-    ];
-    let wan = Wan::start(&ports, FAR).await;
-    let config = two_clusters(&pg, &my, &wan, "30s", "");
+    let labs = TwoLabs::start(FAR).await;
+    let (pg, my) = (&labs.pg, &labs.my);
+    let config = labs.config("30s", "");
     let exporter = Exporter::start(&config).await;
     let (pg_pair, my_pair) = (pg.pair("p", "r1"), my.pair("a", "b"));
     wait_for_pair(&exporter, &pg_pair).await;
@@ -129,7 +112,7 @@ async fn reloads_keep_what_they_do_not_change() {
     exporter.reload(&config).await;
     assert!(exporter.log().contains("Configuration unchanged"), "{}", exporter.log());
     // Objectives changed: every worker, session and history stays.
-    exporter.reload(&two_clusters(&pg, &my, &wan, "45s", "")).await;
+    exporter.reload(&labs.config("45s", "")).await;
     let m = exporter.scrape().await;
     assert_eq!(m.get("rpo_objective_seconds", &labels(&[("db_cluster", "lab")])), Some(45.0));
     for node in &nodes {
@@ -140,7 +123,7 @@ async fn reloads_keep_what_they_do_not_change() {
     check_stall("mariadb, after an rpo reload", &exporter, &my_pair, &my.node_labels("b"), stalled).await;
 
     // A measurement setting changed: new workers and sessions, the history kept.
-    exporter.reload(&two_clusters(&pg, &my, &wan, "45s", ", timeout: 800ms")).await;
+    exporter.reload(&labs.config("45s", ", timeout: 800ms")).await;
     let ok = wait_for(Duration::from_secs(15), || async {
         let m = exporter.scrape().await;
         nodes.iter().all(|n| sessions(&m, n) == 2.0 && m.get("rpo_node_up", n) == Some(1.0))

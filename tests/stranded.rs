@@ -117,28 +117,6 @@ async fn mariadb_replica_stranded_by_a_failover() {
     .await;
 }
 
-/// The expression of the shipped alert `name`, and every rule file.
-fn shipped_alert(name: &str) -> (Vec<std::path::PathBuf>, String) {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("alerts");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "yml"))
-        .collect();
-    files.sort();
-    for file in &files {
-        let doc: serde_json::Value = serde_saphyr::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
-        for group in doc["groups"].as_array().into_iter().flatten() {
-            for rule in group["rules"].as_array().into_iter().flatten() {
-                if rule["alert"] == name {
-                    return (files.clone(), rule["expr"].as_str().unwrap().to_owned());
-                }
-            }
-        }
-    }
-    panic!("no alert {name} in {}", dir.display());
-}
-
 fn sidecar(cluster: &str, node_yaml: &str) -> String {
     format!(
         "clusters:\n  - name: {cluster}\n    rpo: 30s\n    rto: 5m\n    heartbeat: {{ create_table: false }}\n    nodes:\n{node_yaml}"

@@ -139,6 +139,43 @@ impl Wan {
     }
 }
 
+/// Both engines behind a WAN: a PostgreSQL primary and replica (cluster `lab`,
+/// p → r1) and a MariaDB primary and replica (cluster `maria`, a → b), every node
+/// reached through its own delay proxy.
+pub struct TwoLabs {
+    pub pg: Lab,
+    pub my: maria::MyLab,
+    pub wan: Wan,
+}
+
+impl TwoLabs {
+    pub async fn start(one_way: Duration) -> TwoLabs {
+        let pg = Lab::start(spec_primary_replica()).await;
+        let my = maria::MyLab::start(rpo_lab::MariaLabSpec::new().primary("a").replica("b", &["a"])).await;
+        let ports = [
+            ("p", pg.pg.node("p").port()),
+            ("r1", pg.pg.node("r1").port()),
+            ("a", my.db.node("a").port()),
+            ("b", my.db.node("b").port()),
+        ];
+        let wan = Wan::start(&ports, one_way).await;
+        TwoLabs { pg, my, wan }
+    }
+
+    /// Both clusters with `rpo`, and `heartbeat` added to each heartbeat block
+    /// (e.g. `, timeout: 800ms`).
+    pub fn config(&self, rpo: &str, heartbeat: &str) -> String {
+        let (pg, my, wan) = (&self.pg, &self.my, &self.wan);
+        let pg_nodes =
+            format!("{}{}", pg.node_yaml_at("p", wan.port("p")), pg.node_yaml_at("r1", wan.port("r1")));
+        let my_nodes =
+            format!("{}{}", my.node_yaml_at("a", wan.port("a")), my.node_yaml_at("b", wan.port("b")));
+        format!(
+            "clusters:\n  - name: lab\n    rpo: {rpo}\n    rto: 5m\n    heartbeat: {{ create_table: false{heartbeat} }}\n    nodes:\n{pg_nodes}  - name: maria\n    rpo: {rpo}\n    rto: 5m\n    heartbeat: {{ create_table: false{heartbeat} }}\n    nodes:\n{my_nodes}"
+        )
+    }
+}
+
 /// The exporter binary running with a config, logging at debug level to a file.
 pub struct Exporter {
     child: Child,
@@ -378,6 +415,28 @@ pub fn with(
 ) -> Vec<(&'static str, String)> {
     base.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
     base
+}
+
+/// The expression of the shipped alert `name`, and every rule file.
+pub fn shipped_alert(name: &str) -> (Vec<std::path::PathBuf>, String) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("alerts");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yml"))
+        .collect();
+    files.sort();
+    for file in &files {
+        let doc: serde_json::Value = serde_saphyr::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+        for group in doc["groups"].as_array().into_iter().flatten() {
+            for rule in group["rules"].as_array().into_iter().flatten() {
+                if rule["alert"] == name {
+                    return (files.clone(), rule["expr"].as_str().unwrap().to_owned());
+                }
+            }
+        }
+    }
+    panic!("no alert {name} in {}", dir.display());
 }
 
 /// Starts a lab of `spec` and an exporter watching all of it.

@@ -10,7 +10,7 @@
 //! answers on its own, so a step that fails or times out hides only its own
 //! readings: only a failed probe marks the node down. A session is replaced when
 //! it breaks, never because one query was slow; a new one waits out an
-//! exponential backoff (reset only by a whole successful tick), and draws from a
+//! exponential backoff (reset by a tick whose probe and read succeed), and draws from a
 //! small exporter-wide budget of connects so hundreds of nodes do not all
 //! authenticate at once, with targets that timed out kept to a budget of their
 //! own. Results land in the node's [`NodeState`]; the worker holds no lock across
@@ -213,15 +213,15 @@ impl Worker {
             native: Instant::now() >= self.native_at,
         };
         let outcome = self.session_tick(plan).await;
-        let mut whole = self.apply(&cluster, plan, outcome);
+        let healthy = self.apply(&cluster, plan, outcome);
         // Found writable by this tick's probe but not written to (a promotion, or a
         // new session): its heartbeat now, not an interval later.
         if self.writable && self.writes() && !plan.write && self.session.is_some() {
             let plan = TickPlan { write: true, ..TickPlan::default() };
             let outcome = self.session_tick(plan).await;
-            whole &= self.apply(&cluster, plan, outcome);
+            self.apply(&cluster, plan, outcome);
         }
-        if whole {
+        if healthy {
             self.backoff.reset();
         }
     }
@@ -271,11 +271,12 @@ impl Worker {
         }
     }
 
-    /// Stores what a tick brought back, step by step; true if every planned step
-    /// succeeded.
+    /// Stores what a tick brought back, step by step; true if its probe and read
+    /// succeeded (the session is evidently good: a failing write or native query
+    /// is the server's business, not the connection's).
     fn apply(&mut self, cluster: &ClusterState, plan: TickPlan, outcome: TickOutcome) -> bool {
         let broken = outcome.broken;
-        let mut whole = true;
+        let mut healthy = true;
         let mut probed: Option<bool> = None;
         let mut probe_timed_out = false;
         if let Some(step) = outcome.probe {
@@ -285,8 +286,13 @@ impl Worker {
                     self.store_probe(probe, step.sent, step.took);
                 }
                 Err(e) => {
-                    whole = false;
+                    healthy = false;
                     probe_timed_out = e.kind == ErrorKind::Timeout;
+                    if probe_timed_out && !self.failing[Collector::Role as usize] {
+                        tracing::warn!(cluster = %self.labels.cluster, node = %self.labels.node,
+                            timeout = %humantime::format_duration(self.heartbeat.timeout),
+                            "The node answered no probe within heartbeat.timeout: if it is far away or busy, raise heartbeat.timeout (and heartbeat.interval with it) in this cluster's heartbeat section");
+                    }
                     self.fail(Collector::Role, step.took, &e);
                 }
             }
@@ -308,7 +314,6 @@ impl Worker {
                 // Demoted under us: this tick's probe says so, and nothing was written.
                 Err(e) if e.kind == ErrorKind::ReadOnly && probed == Some(false) => {}
                 Err(e) => {
-                    whole = false;
                     // A refused write is no reason to stop reading.
                     self.fail(Collector::HeartbeatWrite, took, &e);
                 }
@@ -323,7 +328,7 @@ impl Worker {
                     self.succeed(Collector::HeartbeatRead, took);
                 }
                 Err(e) => {
-                    whole = false;
+                    healthy = false;
                     self.fail(Collector::HeartbeatRead, took, &e);
                 }
             }
@@ -336,7 +341,6 @@ impl Worker {
                     self.native_backoff.reset();
                 }
                 Err(e) => {
-                    whole = false;
                     if e.kind == ErrorKind::Timeout && broken {
                         self.native_at = Instant::now() + self.native_backoff.next_delay();
                     }
@@ -349,7 +353,7 @@ impl Worker {
         } else if outcome.broken {
             self.drop_session(true);
         }
-        whole
+        healthy
     }
 
     /// Role, identity and clock from a probe answered `took` seconds after `sent`.

@@ -226,6 +226,8 @@ pub struct MySession {
     region: String,
     /// Whether our heartbeat row is known to exist (the UPDATE then suffices).
     row_ready: bool,
+    /// Whether this session wrote the row's region and identity already.
+    row_current: bool,
 }
 
 /// A string as an SQL literal. Tick statements travel as one multi-statement text
@@ -335,6 +337,7 @@ impl MySession {
             node: node.name.clone(),
             region: node.region.clone(),
             row_ready: false,
+            row_current: false,
         })
     }
 
@@ -398,11 +401,17 @@ impl MySession {
                 // account with SUPER would pass read_only and break replication).
                 // LAST_INSERT_ID(expr) remembers the sequence it wrote in this
                 // session, so the SELECT returns exactly this write, in the same
-                // round trip, without a transaction.
+                // round trip, without a transaction. The statement's text goes
+                // into the binlog with every heartbeat (MariaDB annotates row
+                // events with it), so it is kept short: region and identity are
+                // set once per session, as neither changes within one.
+                let set = if self.row_current {
+                    String::new()
+                } else {
+                    format!("region={region},identity={identity},")
+                };
                 out.push(format!(
-                    "UPDATE {table} SET region = {region}, seq = LAST_INSERT_ID(seq + 1),
-                            written_at = UTC_TIMESTAMP(6), identity = {identity}
-                     WHERE node = {node} AND @@global.read_only = 0"
+                    "UPDATE {table} SET {set}seq=LAST_INSERT_ID(seq+1),written_at=UTC_TIMESTAMP(6) WHERE node={node} AND @@global.read_only=0"
                 ));
                 out.push(format!(
                     "SELECT seq, CAST(UNIX_TIMESTAMP(written_at) * 1000000 AS SIGNED) FROM {table}
@@ -533,6 +542,7 @@ impl MySession {
                         ))
                     } else {
                         self.row_ready = false;
+                        self.row_current = false;
                         Err(EngineError::new(
                             ErrorKind::Query,
                             format!(
@@ -542,6 +552,7 @@ impl MySession {
                         ))
                     }
                 } else {
+                    self.row_current = true;
                     select
                         .rows
                         .first()

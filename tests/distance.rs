@@ -183,3 +183,97 @@ async fn settings_too_tight_for_the_distance_name_the_one_to_raise() {
     println!("postgres at 150 ms one way, timeout 400ms: {line}");
     wait_for_pair(&exporter, &lab.pair("p", "r1")).await;
 }
+
+/// Waits for the primary's next heartbeat write (its sequence moves), so a stall
+/// that starts right after it leaves the replica's newest heartbeat as young as
+/// it can be: the case where an exposure frozen at its reading falls below the
+/// truth as soon as the reading is a little old.
+async fn right_after_a_heartbeat(exporter: &Exporter, primary: &[(&'static str, String)]) {
+    let seq = |m: &Metrics| m.get("rpo_heartbeat_sequence", primary);
+    let before = seq(&exporter.scrape().await);
+    let ok = wait_for(Duration::from_secs(5), || async {
+        let now = seq(&exporter.scrape().await);
+        now.is_some() && now != before
+    })
+    .await;
+    assert!(ok, "no heartbeat written; log:\n{}", exporter.log());
+}
+
+/// During a stall that begins at `stalled`, with the primary committing a row every
+/// 20 ms, the truth at `t` is at least `t − stalled − 20 ms`: exposure must never be
+/// below it when Prometheus scrapes, and lag (a reading) never above the truth.
+async fn bounds_at_scrape(
+    what: &str,
+    exporter: &Exporter,
+    pair: &[(&'static str, String)],
+    stalled: Instant,
+) {
+    let mut samples = 0;
+    let mut closest = f64::INFINITY;
+    while stalled.elapsed() < Duration::from_secs(6) {
+        let asked = stalled.elapsed().as_secs_f64();
+        let m = exporter.scrape().await;
+        let answered = stalled.elapsed().as_secs_f64();
+        let (Some(lag), Some(exposure)) = (m.get(LAG, pair), m.get(EXPOSURE, pair)) else {
+            panic!("{what}: no reading; log:\n{}", exporter.log())
+        };
+        let truth_at_least = asked - 0.02;
+        closest = closest.min(exposure - truth_at_least);
+        assert!(
+            exposure >= truth_at_least - 0.03,
+            "{what}: exposure {exposure:.3} below the truth (at least {truth_at_least:.3}) at scrape time"
+        );
+        assert!(lag <= answered + 0.05, "{what}: lag {lag:.3} above the truth (at most {answered:.3})");
+        samples += 1;
+        tokio::time::sleep(Duration::from_millis(130)).await;
+    }
+    println!("{what}: exposure at or above the truth in all {samples} scrapes of a 6 s stall (closest margin {closest:.3} s)");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn exposure_is_an_upper_bound_when_prometheus_scrapes() {
+    let labs = TwoLabs::start(FAR).await;
+    let (pg, my) = (&labs.pg, &labs.my);
+    let exporter = Exporter::start(&labs.config("30s", "")).await;
+    let (pg_pair, my_pair) = (pg.pair("p", "r1"), my.pair("a", "b"));
+    wait_for_pair(&exporter, &pg_pair).await;
+    wait_for_pair(&exporter, &my_pair).await;
+
+    // Application writes on both primaries, every 20 ms, straight to the servers.
+    let p = pg.pg.node("p").client().await.unwrap();
+    p.batch_execute(
+        "CREATE TABLE app_writes (id bigserial PRIMARY KEY, at timestamptz DEFAULT clock_timestamp())",
+    )
+    .await
+    .unwrap();
+    let mut a = my.db.node("a").conn().await.unwrap();
+    use mysql_async::prelude::Queryable;
+    a.query_drop(
+        "CREATE TABLE rpo.app_writes (id bigint AUTO_INCREMENT PRIMARY KEY, at datetime(6) DEFAULT NOW(6))",
+    )
+    .await
+    .unwrap();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let writers = tokio::spawn(async move {
+        while !*stopped.borrow() {
+            p.execute("INSERT INTO app_writes DEFAULT VALUES", &[]).await.unwrap();
+            a.query_drop("INSERT INTO rpo.app_writes () VALUES ()").await.unwrap();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+
+    right_after_a_heartbeat(&exporter, &pg.node_labels("p")).await;
+    pg.pg.node("r1").execute("SELECT pg_wal_replay_pause()").await.unwrap();
+    let stalled = Instant::now();
+    bounds_at_scrape("postgres, replay paused", &exporter, &pg_pair, stalled).await;
+    pg.pg.node("r1").execute("SELECT pg_wal_replay_resume()").await.unwrap();
+
+    right_after_a_heartbeat(&exporter, &my.node_labels("a")).await;
+    my.db.node("b").exec("STOP SLAVE SQL_THREAD").await.unwrap();
+    let stalled = Instant::now();
+    bounds_at_scrape("mariadb, SQL thread stopped", &exporter, &my_pair, stalled).await;
+    my.db.node("b").exec("START SLAVE SQL_THREAD").await.unwrap();
+
+    stop.send(true).unwrap();
+    writers.await.unwrap();
+}

@@ -59,7 +59,7 @@ async fn postgres_failover_is_followed_without_restart() {
     let m = exporter.scrape().await;
     assert_eq!(m.get("rpo_node_role_changes_total", &r1), Some(1.0));
     assert!(m.get("rpo_node_role_last_change_timestamp_seconds", &r1).is_some());
-    assert_eq!(m.get("rpo_cluster_writable_nodes", &cluster), Some(1.0));
+    assert_eq!(m.get("rpo_cluster_writable_nodes", &cluster), Some(1.0), "log:\n{}", exporter.log());
     // The old primary's last row no longer measures anything, from r2's first read
     // after r1 is seen writable: within an interval.
     time_until(&exporter, "p's stale row retired", Duration::from_secs(3), |m| {

@@ -281,7 +281,7 @@ pub const CROSS_REGION_RTT: Duration = Duration::from_millis(300);
 
 impl Config {
     /// Settings too tight for the distance between a cluster's regions. A tick is
-    /// one round trip to each node, the server gives up on a statement at half the
+    /// one round trip to each node, the server may give up on a statement at half the
     /// timeout, and opening a session takes about five round trips; an exporter
     /// watching a cluster that spans regions is at least one region away from
     /// some of its nodes.

@@ -17,6 +17,21 @@ use crate::metrics::{MetricDesc, Sample};
 use std::fmt;
 use std::time::Duration;
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_server_gives_up_in_time_for_its_answer_to_arrive() {
+        let ms = Duration::from_millis;
+        assert_eq!(server_timeout(ms(750), ms(1)), ms(648));
+        assert_eq!(server_timeout(ms(750), ms(150)), ms(375));
+        assert_eq!(server_timeout(ms(750), ms(300)), ms(375));
+        assert_eq!(server_timeout(ms(5000), ms(300)), ms(4300));
+        assert_eq!(server_timeout(ms(1), ms(0)), ms(1));
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EngineKind {
     Postgres,
@@ -246,6 +261,18 @@ impl NodeLabels {
         v.extend(extra.iter().map(|s| (*s).to_owned()));
         v
     }
+}
+
+/// How long the server may run one statement before it gives up, for a client
+/// `deadline` and a measured round trip: the server's answer (an error) must still
+/// arrive within the deadline, so a lock wait fails its own step and the session
+/// stays usable. Never less than half the deadline, which holds any round trip up to
+/// a quarter of it (300 ms under the default 750 ms timeout, 600 ms under the
+/// smallest timeout `check-config` accepts without a warning for a cluster spanning
+/// regions); with less distance the server gets the rest, less a margin.
+pub fn server_timeout(deadline: Duration, rtt: Duration) -> Duration {
+    let spare = deadline.saturating_sub(rtt * 2 + Duration::from_millis(100));
+    spare.max(deadline / 2).max(Duration::from_millis(1))
 }
 
 /// What one tick asks of a node. The engine sends every step at once where it

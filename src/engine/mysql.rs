@@ -305,6 +305,7 @@ impl MySession {
             ""
         };
         let mut answers = Vec::new();
+        let sent = Instant::now();
         run_batch(
             &mut conn,
             &[
@@ -318,9 +319,9 @@ impl MySession {
         let version: String =
             answers.first().and_then(|a| a.rows.first()).and_then(|r| col(r, 0)).unwrap_or_default();
         let server = Server::from_version_string(&version);
-        // The server gives up on a statement before we do (at half our deadline), so
-        // its answer, an error, still arrives in time and the session stays usable.
-        let limit = heartbeat.timeout / 2;
+        // The server gives up on a statement before we do, so its answer, an error,
+        // still arrives in time and the session stays usable.
+        let limit = super::server_timeout(heartbeat.timeout, sent.elapsed());
         let statement_timeout = if server.mariadb {
             format!("SET SESSION max_statement_time = {:.3}", limit.as_secs_f64())
         } else {
@@ -512,7 +513,8 @@ impl MySession {
         outcome
     }
 
-    /// Turns a part's answers into its step.
+    /// Turns a part's answers (one per statement of [`Self::statements`]) into its
+    /// step.
     fn store(
         &mut self,
         outcome: &mut TickOutcome,
@@ -522,55 +524,58 @@ impl MySession {
         took: f64,
         labels: &NodeLabels,
     ) {
-        match part {
-            Part::Probe => outcome.probe = Some(Step::new(self.parse_probe(&got[0]), sent, took)),
-            Part::Read => outcome.read = Some(Step::new(Ok(parse_read(&got[0])), sent, took)),
-            Part::Write => {
-                let [.., update, select] = &got[..] else {
-                    unreachable!("a write is two or three statements")
-                };
-                let result = if update.affected == 0 {
-                    let read_only = outcome
-                        .probe
-                        .as_ref()
-                        .and_then(|p| p.result.as_ref().ok())
-                        .is_some_and(|p| !p.writable);
-                    if read_only {
-                        Err(EngineError::new(
-                            ErrorKind::ReadOnly,
-                            "the node is read-only; no heartbeat written",
-                        ))
-                    } else {
-                        self.row_ready = false;
-                        self.row_current = false;
-                        Err(EngineError::new(
-                            ErrorKind::Query,
-                            format!(
-                                "heartbeat row for {} in {} vanished, or the server turned read-only; it is recreated on the next write",
-                                self.node, self.table
-                            ),
-                        ))
-                    }
-                } else {
-                    self.row_current = true;
-                    select
-                        .rows
-                        .first()
-                        .map(|row| Written {
-                            seq: col(row, 0).unwrap_or_default(),
-                            written_us: col(row, 1).unwrap_or_default(),
-                        })
-                        .ok_or_else(|| {
-                            EngineError::new(ErrorKind::Query, "heartbeat row not readable after its update")
-                        })
-                };
+        let short = || EngineError::new(ErrorKind::Query, "the server sent fewer answers than statements");
+        match (part, &got[..]) {
+            (Part::Probe, [probe]) => outcome.probe = Some(Step::new(self.parse_probe(probe), sent, took)),
+            (Part::Read, [read]) => outcome.read = Some(Step::new(Ok(parse_read(read)), sent, took)),
+            (Part::Write, [.., update, select]) => {
+                let result = self.parse_write(outcome, update, select);
                 outcome.write = Some(Step::new(result, sent, took));
             }
-            Part::Native => {
-                outcome.native =
-                    Some(Step::new(Ok(self.parse_native(&got[0].rows, &got[1].rows, labels)), sent, took))
+            (Part::Native, [status, binlog]) => {
+                let samples = self.parse_native(&status.rows, &binlog.rows, labels);
+                outcome.native = Some(Step::new(Ok(samples), sent, took));
             }
+            (part, _) => set(outcome, part, short(), sent, took),
         }
+    }
+
+    /// The heartbeat the UPDATE wrote, as its SELECT read it back. No row updated
+    /// is a read-only server (this tick's probe says so) or a vanished row.
+    fn parse_write(
+        &mut self,
+        outcome: &TickOutcome,
+        update: &Answer,
+        select: &Answer,
+    ) -> Result<Written, EngineError> {
+        if update.affected == 0 {
+            let read_only =
+                outcome.probe.as_ref().and_then(|p| p.result.as_ref().ok()).is_some_and(|p| !p.writable);
+            if read_only {
+                return Err(EngineError::new(
+                    ErrorKind::ReadOnly,
+                    "the node is read-only; no heartbeat written",
+                ));
+            }
+            self.row_ready = false;
+            self.row_current = false;
+            return Err(EngineError::new(
+                ErrorKind::Query,
+                format!(
+                    "heartbeat row for {} in {} vanished, or the server turned read-only; it is recreated on the next write",
+                    self.node, self.table
+                ),
+            ));
+        }
+        self.row_current = true;
+        select
+            .rows
+            .first()
+            .map(|row| Written {
+                seq: col(row, 0).unwrap_or_default(),
+                written_us: col(row, 1).unwrap_or_default(),
+            })
+            .ok_or_else(|| EngineError::new(ErrorKind::Query, "heartbeat row not readable after its update"))
     }
 
     fn parse_probe(&self, answer: &Answer) -> Result<Probe, EngineError> {

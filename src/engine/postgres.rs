@@ -245,13 +245,6 @@ impl Drop for PgSession {
     }
 }
 
-/// Server-side limit for each statement: half the client's deadline, so the
-/// server gives up (and says so) while the answer can still come back in time,
-/// even across a 300 ms round trip.
-fn server_timeout_ms(deadline: Duration) -> u128 {
-    (deadline.as_millis() / 2).max(1)
-}
-
 impl PgSession {
     pub async fn connect(node: &Node, heartbeat: &Heartbeat) -> Result<PgSession, EngineError> {
         let mut config = tokio_postgres::Config::from_str(&node.dsn)
@@ -300,7 +293,9 @@ impl PgSession {
         // The server gives up on a statement before we do, and a heartbeat never
         // waits for a synchronous standby: a blocked heartbeat would hide the very
         // lag it exists to show.
-        let limit = server_timeout_ms(heartbeat.timeout);
+        // Half the deadline first (right for any distance the settings allow); once
+        // this round trip is measured, more where the node is near.
+        let limit = (heartbeat.timeout / 2).as_millis().max(1);
         let setup = format!(
             "SET statement_timeout = {limit}; SET lock_timeout = {limit}; SET synchronous_commit = local;
              SELECT system_identifier::text FROM pg_control_system()"
@@ -309,6 +304,7 @@ impl PgSession {
         let (read_sql, update_sql, insert_sql) = (read_sql(&table), update_sql(&table), insert_sql(&table));
         let receiver_sql = receiver_sql();
         let writes = heartbeat.format.writes();
+        let sent = Instant::now();
         let (setup, probe, standbys, receiver, read, (update, insert)) = tokio::join!(
             client.simple_query(&setup),
             client.prepare(&probe_sql),
@@ -325,6 +321,13 @@ impl PgSession {
             },
         );
         let setup = setup.map_err(|e| classify(&e, &table))?;
+        let near = super::server_timeout(heartbeat.timeout, sent.elapsed()).as_millis();
+        if near != limit {
+            client
+                .batch_execute(&format!("SET statement_timeout = {near}; SET lock_timeout = {near}"))
+                .await
+                .map_err(|e| classify(&e, &table))?;
+        }
         let identity = setup
             .iter()
             .find_map(|m| match m {

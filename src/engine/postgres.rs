@@ -357,23 +357,32 @@ impl PgSession {
 
     pub async fn tick(&mut self, plan: TickPlan, deadline: Duration, labels: &NodeLabels) -> TickOutcome {
         // Statements the table's absence kept from being prepared: one more round
-        // trip, only until the table exists.
-        let (read_ready, update_ready) = tokio::join!(
-            async {
-                if plan.read && self.read.is_none() {
-                    Some(self.prepare_read().await)
-                } else {
-                    None
-                }
-            },
-            async {
-                if plan.write && self.update.is_none() {
-                    Some(self.prepare_update().await)
-                } else {
-                    None
-                }
-            },
-        );
+        // trip, only until the table exists, bounded like any step.
+        let (need_read, need_update) =
+            (plan.read && self.read.is_none(), plan.write && self.update.is_none());
+        let prepared = tokio::time::timeout(deadline, async {
+            tokio::join!(
+                async {
+                    if need_read {
+                        Some(self.prepare_read().await)
+                    } else {
+                        None
+                    }
+                },
+                async {
+                    if need_update {
+                        Some(self.prepare_update().await)
+                    } else {
+                        None
+                    }
+                },
+            )
+        })
+        .await;
+        let (read_ready, update_ready) = prepared.unwrap_or_else(|_| {
+            let late = || EngineError::timeout("preparing the heartbeat statements", deadline);
+            (need_read.then(|| Err(late())), need_update.then(|| Err(late())))
+        });
         if let Some(Ok(s)) = &read_ready {
             self.read = Some(s.clone());
         }

@@ -13,7 +13,6 @@ use axum::routing::post;
 use axum::Router;
 use rpo_lab::{Alertmanager, MariaLabSpec, Prometheus, PrometheusOptions};
 use serde_json::Value;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 use support::maria::MyLab;
@@ -100,19 +99,6 @@ fn alertmanager_config(webhook_url: &str) -> String {
         "route:\n  receiver: webhook\n  group_by: [alertname, db_cluster]\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\n\
          receivers:\n  - name: webhook\n    webhook_configs:\n      - url: '{webhook_url}'\n        send_resolved: true\n"
     )
-}
-
-/// The shipped rule files, unmodified.
-fn rule_files() -> Vec<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("alerts");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "yml"))
-        .collect();
-    files.sort();
-    assert!(files.len() >= 2, "rule files in {}: {files:?}", dir.display());
-    files
 }
 
 /// `pg_wal_replay_resume()`, checked. After a pause longer than

@@ -417,15 +417,22 @@ pub fn with(
     base
 }
 
-/// The expression of the shipped alert `name`, and every rule file.
-pub fn shipped_alert(name: &str) -> (Vec<std::path::PathBuf>, String) {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("alerts");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
+/// The shipped rule files (`alerts/*.yml`), unmodified, sorted.
+pub fn rule_files() -> Vec<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("alerts");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|x| x == "yml"))
         .collect();
     files.sort();
+    assert!(files.len() >= 2, "rule files in {}: {files:?}", dir.display());
+    files
+}
+
+/// The expression of the shipped alert `name`, and every rule file.
+pub fn shipped_alert(name: &str) -> (Vec<PathBuf>, String) {
+    let files = rule_files();
     for file in &files {
         let doc: serde_json::Value = serde_saphyr::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
         for group in doc["groups"].as_array().into_iter().flatten() {
@@ -436,7 +443,7 @@ pub fn shipped_alert(name: &str) -> (Vec<std::path::PathBuf>, String) {
             }
         }
     }
-    panic!("no alert {name} in {}", dir.display());
+    panic!("no alert {name} in the rule files");
 }
 
 /// Starts a lab of `spec` and an exporter watching all of it.

@@ -128,7 +128,9 @@ impl Running {
     /// has changed (before anything new touches the same node state), then
     /// starts what is new.
     async fn reconcile(&mut self, state: &State, live: &Arc<Live>, shutdown: &CancellationToken) {
-        let wanted: HashMap<NodeKey, (Arc<NodeState>, WorkerConfig)> = state
+        // In config order: new workers get their phases in that order, the same on
+        // every start.
+        let wanted: Vec<(NodeKey, (Arc<NodeState>, WorkerConfig))> = state
             .clusters
             .iter()
             .flat_map(|c| {
@@ -141,11 +143,13 @@ impl Running {
                 })
             })
             .collect();
+        let by_key: HashMap<&NodeKey, &(Arc<NodeState>, WorkerConfig)> =
+            wanted.iter().map(|(k, v)| (k, v)).collect();
         let stale: Vec<NodeKey> = self
             .workers
             .iter()
             .filter(|(key, w)| {
-                !wanted
+                !by_key
                     .get(*key)
                     .is_some_and(|(node, config)| Arc::ptr_eq(node, &w.node) && *config == w.config)
             })
@@ -181,6 +185,7 @@ impl Running {
         }
         // New workers start spread evenly over their interval, so hundreds of nodes
         // do not all connect, and then all query, at the same instant every tick.
+        drop(by_key);
         let new: Vec<_> = wanted.into_iter().filter(|(key, _)| !self.workers.contains_key(key)).collect();
         let total = new.len().max(1);
         for (position, ((cluster, name), (node, config))) in new.into_iter().enumerate() {

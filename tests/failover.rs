@@ -36,6 +36,11 @@ async fn postgres_failover_is_followed_without_restart() {
     wait_for_pair(&exporter, &lab.pair("p", "r2")).await;
     let r1 = lab.node_labels("r1");
     let cluster = labels(&[("db_cluster", "lab")]);
+    // A role change needs a role before it: r1 probed as a replica first.
+    time_until(&exporter, "r1 read-only", Duration::from_secs(5), |m| {
+        m.get("rpo_node_writable", &r1) == Some(0.0)
+    })
+    .await;
 
     lab.pg.node("p").stop().unwrap();
     lab.pg.node("r1").promote().await.unwrap();
@@ -113,6 +118,10 @@ async fn mariadb_failover_and_split_brain() {
     let exporter = Exporter::start(&lab.config()).await;
     wait_for_pair(&exporter, &lab.pair("a", "c")).await;
     let b = lab.node_labels("b");
+    time_until(&exporter, "b read-only", Duration::from_secs(5), |m| {
+        m.get("rpo_node_writable", &b) == Some(0.0)
+    })
+    .await;
     let cluster = labels(&[("db_cluster", "maria")]);
 
     // Split brain first: b takes writes while a still does.

@@ -185,7 +185,6 @@ impl Running {
         }
         // New workers start spread evenly over their interval, so hundreds of nodes
         // do not all connect, and then all query, at the same instant every tick.
-        drop(by_key);
         let new: Vec<_> = wanted.into_iter().filter(|(key, _)| !self.workers.contains_key(key)).collect();
         let total = new.len().max(1);
         for (position, ((cluster, name), (node, config))) in new.into_iter().enumerate() {

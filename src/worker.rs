@@ -131,9 +131,6 @@ pub struct Worker {
     timing_out_since: Option<Instant>,
     /// Whether the last connect attempt timed out.
     suspect: bool,
-    /// Whether the node accepted writes at its last probe: the next tick writes
-    /// its heartbeat in the same round trip.
-    writable: bool,
     /// The distance advice last logged, so it is logged once per change.
     advised: Option<String>,
     /// Native signals that missed their deadline and took the session with them
@@ -172,7 +169,6 @@ impl Worker {
             phase: phase.clamp(0.0, 1.0),
             timing_out_since: None,
             suspect: false,
-            writable: false,
             advised: None,
         })
     }
@@ -201,6 +197,12 @@ impl Worker {
         self.heartbeat.format.writes()
     }
 
+    /// Whether the node accepted writes at its last probe (a failed probe says
+    /// down): the next tick writes its heartbeat in the same round trip.
+    fn writable(&self) -> bool {
+        self.node.lock().is_writer()
+    }
+
     async fn tick(&mut self) {
         if self.session.is_none() && !self.connect().await {
             return;
@@ -209,14 +211,14 @@ impl Worker {
         let plan = TickPlan {
             probe: true,
             read: true,
-            write: self.writes() && self.writable,
+            write: self.writes() && self.writable(),
             native: Instant::now() >= self.native_at,
         };
         let outcome = self.session_tick(plan).await;
         let healthy = self.apply(&cluster, plan, outcome);
         // Found writable by this tick's probe but not written to (a promotion, or a
         // new session): its heartbeat now, not an interval later.
-        if self.writable && self.writes() && !plan.write && self.session.is_some() {
+        if self.writable() && self.writes() && !plan.write && self.session.is_some() {
             let plan = TickPlan { write: true, ..TickPlan::default() };
             let outcome = self.session_tick(plan).await;
             self.apply(&cluster, plan, outcome);
@@ -378,7 +380,6 @@ impl Worker {
             d.clock = Some(clock);
             d.clock_offset = Some(probe.db_now_us as f64 / 1e6 - wall_mid);
         }
-        self.writable = probe.writable;
         self.succeed(Collector::Role, took);
         let advice = distance_advice(took, &self.heartbeat);
         if advice != self.advised {
@@ -450,9 +451,6 @@ impl Worker {
                 Collector::Replication => d.native.clear(),
                 Collector::HeartbeatWrite | Collector::HeartbeatRead => {}
             }
-        }
-        if collector == Collector::Role {
-            self.writable = false;
         }
         let failing = std::mem::replace(&mut self.failing[collector as usize], true);
         if !failing {

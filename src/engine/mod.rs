@@ -17,21 +17,6 @@ use crate::metrics::{MetricDesc, Sample};
 use std::fmt;
 use std::time::Duration;
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_server_gives_up_in_time_for_its_answer_to_arrive() {
-        let ms = Duration::from_millis;
-        assert_eq!(server_timeout(ms(750), ms(1)), ms(648));
-        assert_eq!(server_timeout(ms(750), ms(150)), ms(375));
-        assert_eq!(server_timeout(ms(750), ms(300)), ms(375));
-        assert_eq!(server_timeout(ms(5000), ms(300)), ms(4300));
-        assert_eq!(server_timeout(ms(1), ms(0)), ms(1));
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EngineKind {
     Postgres,
@@ -345,5 +330,20 @@ impl Session {
             Session::Postgres(s) => s.tick(plan, deadline, labels).await,
             Session::Mysql(s) => s.tick(plan, deadline, labels).await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_server_gives_up_in_time_for_its_answer_to_arrive() {
+        let ms = Duration::from_millis;
+        assert_eq!(server_timeout(ms(750), ms(1)), ms(648));
+        assert_eq!(server_timeout(ms(750), ms(150)), ms(375));
+        assert_eq!(server_timeout(ms(750), ms(300)), ms(375));
+        assert_eq!(server_timeout(ms(5000), ms(300)), ms(4300));
+        assert_eq!(server_timeout(ms(1), ms(0)), ms(1));
     }
 }

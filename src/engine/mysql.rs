@@ -230,6 +230,9 @@ pub struct MySession {
     row_current: bool,
 }
 
+/// The server's clock, microseconds since the epoch.
+const NOW_US: &str = "CAST(UNIX_TIMESTAMP(NOW(6)) * 1000000 AS SIGNED)";
+
 /// A string as an SQL literal. Tick statements travel as one multi-statement text
 /// query (one round trip), so values are inlined, escaped by the driver's rules.
 fn literal(s: &str) -> String {
@@ -291,7 +294,6 @@ impl MySession {
         let opts = OptsBuilder::from_opts(opts)
             .pass(password)
             .prefer_socket(false)
-            .stmt_cache_size(16)
             .max_allowed_packet(Some(16 << 20))
             .wait_timeout(Some(28_800))
             .ssl_opts(node.tls.as_ref().and_then(ssl_opts));
@@ -359,20 +361,18 @@ impl MySession {
         let table = &self.table;
         match part {
             Part::Probe => vec![if self.server.mariadb {
-                "SELECT @@global.read_only, 0, CAST(@@server_id AS CHAR), CAST(@@server_id AS CHAR),
-                        CAST(UNIX_TIMESTAMP(NOW(6)) * 1000000 AS SIGNED)"
+                format!("SELECT @@global.read_only, 0, CAST(@@server_id AS CHAR), CAST(@@server_id AS CHAR), {NOW_US}")
             } else {
-                "SELECT @@global.read_only, @@global.super_read_only, @@server_uuid, CAST(@@server_id AS CHAR),
-                        CAST(UNIX_TIMESTAMP(NOW(6)) * 1000000 AS SIGNED)"
-            }
-            .to_owned()],
+                format!(
+                    "SELECT @@global.read_only, @@global.super_read_only, @@server_uuid, CAST(@@server_id AS CHAR), {NOW_US}"
+                )
+            }],
             Part::Read => {
-                let now = "CAST(UNIX_TIMESTAMP(NOW(6)) * 1000000 AS SIGNED)";
                 // The left join returns the clock even from an empty table; the limit
                 // bounds what a flooded table can cost.
                 vec![match self.format {
                     HeartbeatFormat::Rpo => format!(
-                        "SELECT {now}, h.node, h.region, h.seq,
+                        "SELECT {NOW_US}, h.node, h.region, h.seq,
                                 CAST(UNIX_TIMESTAMP(h.written_at) * 1000000 AS SIGNED), h.identity
                          FROM (SELECT 1) AS one LEFT JOIN {table} AS h ON TRUE
                          ORDER BY h.node LIMIT 1000"
@@ -380,7 +380,7 @@ impl MySession {
                     // pt-heartbeat rows: a `ts` string and the writer's server_id. An
                     // unparsable ts gives NULL, not the epoch.
                     HeartbeatFormat::PtHeartbeat { .. } => format!(
-                        "SELECT {now}, NULL, NULL, NULL,
+                        "SELECT {NOW_US}, NULL, NULL, NULL,
                                 CAST(NULLIF(UNIX_TIMESTAMP(h.ts), 0) * 1000000 AS SIGNED), CAST(h.server_id AS CHAR)
                          FROM (SELECT 1) AS one LEFT JOIN {table} AS h ON TRUE
                          ORDER BY h.server_id LIMIT 1000"
@@ -388,7 +388,8 @@ impl MySession {
                 }]
             }
             Part::Write => {
-                let (node, region, identity) = (literal(&self.node), literal(&self.region), self.identity_sql());
+                let (node, region, identity) =
+                    (literal(&self.node), literal(&self.region), self.identity_sql());
                 let mut out = Vec::new();
                 if !self.row_ready {
                     // Creates our row once per session; a no-op (and nothing in the
@@ -422,8 +423,12 @@ impl MySession {
             }
             Part::Native => vec![
                 self.server.replica_status_sql().to_owned(),
-                if self.server.mariadb { "SELECT @@global.gtid_binlog_pos" } else { "SELECT @@global.gtid_executed" }
-                    .to_owned(),
+                if self.server.mariadb {
+                    "SELECT @@global.gtid_binlog_pos"
+                } else {
+                    "SELECT @@global.gtid_executed"
+                }
+                .to_owned(),
             ],
         }
     }

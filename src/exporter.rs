@@ -9,6 +9,7 @@
 
 use crate::config::{Config, Heartbeat, Node};
 use crate::state::{ClusterState, Live, NodeState, State};
+use crate::supervise::{supervise, Loop};
 use crate::worker::Worker;
 use crate::{metrics, server};
 use std::collections::HashMap;
@@ -190,12 +191,17 @@ impl Running {
         for (position, ((cluster, name), (node, config))) in new.into_iter().enumerate() {
             let phase = position as f64 / total as f64;
             let rx = self.clusters[&cluster].subscribe();
-            let task = Task::spawn(shutdown, |token| supervise(rx, name.clone(), phase, token));
+            let task = Task::spawn(shutdown, |token| run_worker(rx, name.clone(), phase, token));
             self.workers.insert((cluster, name), WorkerTask { task, node, config });
         }
         if health_changed {
             if let Some(health) = &state.health {
-                let task = Task::spawn(shutdown, |token| crate::health::run(health.clone(), token));
+                let health_ = health.clone();
+                let task = Task::spawn(shutdown, |token| {
+                    supervise(Loop::Health, "health", token.clone(), move || {
+                        Some(crate::health::run(health_.clone(), token.clone()))
+                    })
+                });
                 self.health = Some((health.clone(), task));
             }
         }
@@ -203,7 +209,12 @@ impl Running {
             if let Some(dns) = &state.dns {
                 let live = live.clone();
                 let region: crate::dns::WritableRegion = Arc::new(move |c| live.current().writable_region(c));
-                let task = Task::spawn(shutdown, |token| crate::dns::run(dns.clone(), region, token));
+                let dns_ = dns.clone();
+                let task = Task::spawn(shutdown, |token| {
+                    supervise(Loop::Dns, "dns", token.clone(), move || {
+                        Some(crate::dns::run(dns_.clone(), region.clone(), token.clone()))
+                    })
+                });
                 self.dns = Some((dns.clone(), task));
             }
         }
@@ -281,29 +292,20 @@ pub fn log_warnings(file: &std::path::Path, config: &Config) {
     }
 }
 
-/// Runs a node's worker, and runs a fresh one if it ever panics: a bug in one
-/// node's measurements must not silence that node for the life of the process.
-async fn supervise(
+/// Runs a node's worker, and a fresh one if it ever panics: a bug in one node's
+/// measurements must not silence that node for the life of the process.
+async fn run_worker(
     cluster: watch::Receiver<Arc<ClusterState>>,
     name: String,
     phase: f64,
     shutdown: CancellationToken,
 ) {
-    loop {
-        let Some(worker) = Worker::new(cluster.clone(), &name, phase) else { return };
-        let cluster_name = cluster.borrow().config.name.clone();
-        match tokio::spawn(worker.run(shutdown.clone())).await {
-            Ok(()) => return,
-            Err(e) => {
-                tracing::error!(cluster = %cluster_name, node = %name, error = %e,
-                    "Worker crashed; restarting it");
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                }
-            }
-        }
-    }
+    let what = format!("{}/{name}", cluster.borrow().config.name);
+    let token = shutdown.clone();
+    supervise(Loop::Worker, &what, shutdown, || {
+        Worker::new(cluster.clone(), &name, phase).map(|w| w.run(token.clone()))
+    })
+    .await;
 }
 
 async fn wait_for_signals(shutdown: CancellationToken, reload: mpsc::Sender<ReloadRequest>) {

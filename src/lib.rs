@@ -16,6 +16,7 @@ pub mod heartbeat;
 pub mod metrics;
 pub mod server;
 pub mod state;
+pub mod supervise;
 pub mod webconfig;
 pub mod worker;
 

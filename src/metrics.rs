@@ -62,6 +62,7 @@ macro_rules! desc {
 }
 pub(crate) use desc;
 
+desc!(TASK_RESTARTS, "rpo_exporter_task_restarts", Counter, &["task"], "Times a background loop (task: worker, dns, health) crashed and was started again. Any increase is a bug worth reporting; the loop's readings resume after the restart.");
 desc!(RELOAD_OK, "rpo_exporter_config_last_reload_successful", Gauge, &[], "1 if the last configuration reload (SIGHUP or POST /-/reload) succeeded, 0 if it failed and the previous configuration kept running.");
 desc!(
     RELOAD_AT,
@@ -192,6 +193,7 @@ pub static CORE: &[&MetricDesc] = &[
     &BUILD_INFO,
     &RELOAD_OK,
     &RELOAD_AT,
+    &TASK_RESTARTS,
     &CLUSTER_INFO,
     &OBJECTIVE,
     &RTO_OBJECTIVE,

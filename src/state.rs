@@ -194,6 +194,9 @@ impl Live {
         let (ok, at) = *self.reload.lock().unwrap_or_else(|p| p.into_inner());
         out.push(&metrics::RELOAD_OK, &[], f64::from(u8::from(ok)));
         out.push(&metrics::RELOAD_AT, &[], at);
+        for task in crate::supervise::Loop::ALL {
+            out.push(&metrics::TASK_RESTARTS, &[task.as_str()], task.restarts() as f64);
+        }
         out
     }
 }

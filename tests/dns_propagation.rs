@@ -62,6 +62,9 @@ async fn a_changed_answer_spreads_as_caches_expire() {
     );
     assert!(m.get("rpo_dns_expected_answer_changed_timestamp_seconds", &record).is_some());
     assert!(m.find("rpo_dns_record_info", &[("active_region", "eu-west-1".into())]).len() == 1);
+    // A round every 200 ms, each at most a 200 ms timeout: a stopped loop shows by its age.
+    let age = m.get("rpo_dns_round_age_seconds", &[]).expect("the DNS round's age");
+    assert!((0.0..1.0).contains(&age), "DNS round age {age}");
 
     // Change the zone right after the full-TTL resolver cached the old answer afresh,
     // so its copy has about a whole TTL to live: the last switch comes one TTL later.

@@ -89,6 +89,10 @@ health:
         assert_eq!(m.get("rpo_region_probes_passing", &region("eu-west-1")), Some(1.0));
         assert_eq!(m.get("rpo_region_healthy", &region("eu-west-1")), Some(1.0), "quorum 1 of 4");
         assert_eq!(m.get("rpo_region_healthy", &region("ap-southeast-1")), Some(0.0));
+        // Rounds end every interval (1 s) plus the slowest probe (800 ms): a
+        // loop that stopped would show here by its age.
+        let age = m.get("rpo_probe_round_age_seconds", &[]).expect("the round's age");
+        assert!((0.0..1.9).contains(&age), "round age {age}");
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;

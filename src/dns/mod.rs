@@ -68,8 +68,11 @@ desc!(
 );
 desc!(SERIALS_AGREE, "rpo_dns_soa_serials_agree", Gauge, &["dns_zone"], "1 if every authoritative server that answered reports the same SOA serial for the zone, 0 if they differ; absent when none answered.");
 
+desc!(ROUND_AGE, "rpo_dns_round_age_seconds", Gauge, &[], "Seconds since the DNS loop last finished a round, at scrape time; absent before the first. Above two intervals plus the timeout, the DNS results are stale (a stuck or crashed loop).");
+
 /// The DNS families, in exposition order.
 pub static METRICS: &[&MetricDesc] = &[
+    &ROUND_AGE,
     &RECORD_INFO,
     &ANSWER_MATCHES,
     &ANSWER_TTL,
@@ -119,6 +122,8 @@ pub struct DnsData {
     pub records: Vec<RecordEntry>,
     /// By zone name (normalised, trailing dot).
     pub zones: BTreeMap<String, ZoneState>,
+    /// When the loop last finished a round: a loop that stops is seen by its age.
+    pub last_round: Option<std::time::Instant>,
 }
 
 /// The DNS loop's latest results, behind one short-held mutex (never held across an
@@ -141,7 +146,10 @@ impl DnsState {
                 authoritative: 0,
             })
             .collect();
-        DnsState { config: config.clone(), data: Mutex::new(DnsData { records, zones: BTreeMap::new() }) }
+        DnsState {
+            config: config.clone(),
+            data: Mutex::new(DnsData { records, zones: BTreeMap::new(), last_round: None }),
+        }
     }
 
     pub fn config(&self) -> &Dns {
@@ -160,6 +168,9 @@ impl DnsState {
     /// Copies the latest DNS results into `out`.
     pub fn samples(&self, out: &mut Samples) {
         let d = self.lock();
+        if let Some(at) = d.last_round {
+            out.push(&ROUND_AGE, &[], at.elapsed().as_secs_f64());
+        }
         for r in &d.records {
             record_samples(r, out);
         }

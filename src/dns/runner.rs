@@ -52,25 +52,9 @@ enum Done {
     Serial { zone: String, server: SocketAddr, outcome: Outcome<u32> },
 }
 
-/// Runs the DNS loop until `shutdown` is cancelled. Restarts a round's work from
-/// scratch if it panics, so a bug in one round never silences DNS for good.
+/// Runs the DNS loop until `shutdown` is cancelled. The exporter supervises it
+/// (`crate::supervise`): a round that panics costs a restart, never DNS for good.
 pub async fn run(dns: Arc<DnsState>, clusters: WritableRegion, shutdown: CancellationToken) {
-    loop {
-        let task = tokio::spawn(run_loop(dns.clone(), clusters.clone(), shutdown.clone()));
-        match task.await {
-            Ok(()) => return,
-            Err(e) => {
-                tracing::error!(error = %e, "DNS loop crashed; restarting it");
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                }
-            }
-        }
-    }
-}
-
-async fn run_loop(dns: Arc<DnsState>, clusters: WritableRegion, shutdown: CancellationToken) {
     let config = dns.config();
     let mut plans: Vec<Plan> = config
         .records
@@ -176,6 +160,7 @@ async fn round(dns: &DnsState, clusters: &WritableRegion, config: &Dns, plans: &
     for r in d.records.iter_mut().filter(|r| r.state.expected.is_some()) {
         r.state.first_round_done = true;
     }
+    d.last_round = Some(Instant::now());
 }
 
 /// Stores one outcome, and logs what changed for an operator.

@@ -66,8 +66,11 @@ desc!(
     "When the certificate the HTTPS endpoint last presented (its leaf) expires."
 );
 
+desc!(ROUND_AGE, "rpo_probe_round_age_seconds", Gauge, &[], "Seconds since the region-probe loop last finished a round, at scrape time; absent before the first. Above two intervals plus the longest probe timeout, the probe results are stale (a stuck or crashed loop).");
+
 /// The region-health families.
 pub static METRICS: &[&MetricDesc] = &[
+    &ROUND_AGE,
     &REGION_HEALTHY,
     &REGION_PASSING,
     &REGION_QUORUM,
@@ -144,12 +147,14 @@ struct ProbeData {
 pub struct HealthState {
     config: Health,
     probes: Mutex<Vec<Vec<ProbeData>>>,
+    /// When the loop last finished a round: a loop that stops is seen by its age.
+    last_round: Mutex<Option<Instant>>,
 }
 
 impl HealthState {
     pub fn new(config: &Health) -> HealthState {
         let probes = config.regions.iter().map(|r| vec![ProbeData::default(); r.probes.len()]).collect();
-        HealthState { config: config.clone(), probes: Mutex::new(probes) }
+        HealthState { config: config.clone(), probes: Mutex::new(probes), last_round: Mutex::new(None) }
     }
 
     /// Whether `other` probes exactly what this one does.
@@ -170,7 +175,14 @@ impl HealthState {
         data.last = Some(outcome);
     }
 
+    fn round_done(&self) {
+        *self.last_round.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+    }
+
     pub fn samples(&self, out: &mut Samples) {
+        if let Some(at) = *self.last_round.lock().unwrap_or_else(|p| p.into_inner()) {
+            out.push(&ROUND_AGE, &[], at.elapsed().as_secs_f64());
+        }
         let all = self.lock();
         for (region, results) in self.config.regions.iter().zip(all.iter()) {
             let r = &[region.name.as_str()];
@@ -262,14 +274,9 @@ pub async fn run(state: Arc<HealthState>, shutdown: CancellationToken) {
             _ = shutdown.cancelled() => return,
             _ = ticker.tick() => {}
         }
-        let mut round = tokio::task::JoinSet::new();
-        for (i, runner) in runners.iter().enumerate() {
-            let runner = runner.clone();
-            round.spawn(async move { (i, probe_once(&runner).await) });
-        }
         let outcomes = tokio::select! {
             _ = shutdown.cancelled() => return,
-            all = round.join_all() => all,
+            all = run_round(&runners) => all,
         };
         for (i, outcome) in outcomes {
             let r = &runners[i];
@@ -283,7 +290,53 @@ pub async fn run(state: Arc<HealthState>, shutdown: CancellationToken) {
             failing[i] = failed;
             state.record(r.region, r.index, outcome);
         }
+        state.round_done();
     }
+}
+
+/// Runs every probe once, concurrently. A probe that panics fails with status
+/// `error` (and a log line) and costs nobody else their result.
+async fn run_round(runners: &[Arc<Runner>]) -> Vec<(usize, Outcome)> {
+    let probes = runners.iter().map(|r| {
+        let r = r.clone();
+        async move { probe_once(&r).await }
+    });
+    join_all_caught(probes)
+        .await
+        .into_iter()
+        .enumerate()
+        .map(|(i, outcome)| {
+            let outcome = outcome.unwrap_or_else(|message| {
+                let r = &runners[i];
+                tracing::error!(region = %r.region_name, probe = %r.probe.name, error = %message,
+                    "Probe crashed; counted as failed");
+                failed(ProbeStatus::Error, format!("the probe crashed: {message}"))
+            });
+            (i, outcome)
+        })
+        .collect()
+}
+
+/// Runs the futures as concurrent tasks and returns their outputs in order; a
+/// task that panicked gives its panic message instead.
+async fn join_all_caught<T: Send + 'static>(
+    futures: impl IntoIterator<Item = impl std::future::Future<Output = T> + Send + 'static>,
+) -> Vec<Result<T, String>> {
+    let mut set = tokio::task::JoinSet::new();
+    let mut index = std::collections::HashMap::new();
+    for (i, f) in futures.into_iter().enumerate() {
+        index.insert(set.spawn(f).id(), i);
+    }
+    let mut out: Vec<Option<Result<T, String>>> = (0..index.len()).map(|_| None).collect();
+    while let Some(joined) = set.join_next_with_id().await {
+        let (id, result) = match joined {
+            Ok((id, value)) => (id, Ok(value)),
+            Err(e) if e.is_panic() => (e.id(), Err(crate::supervise::panic_message(e.into_panic()))),
+            Err(e) => (e.id(), Err(e.to_string())),
+        };
+        out[index[&id]] = Some(result);
+    }
+    out.into_iter().map(|r| r.unwrap_or_else(|| Err("the task vanished".into()))).collect()
 }
 
 async fn probe_once(r: &Runner) -> Outcome {
@@ -391,4 +444,17 @@ fn classify_http(e: &reqwest::Error) -> ProbeStatus {
         source = s.source();
     }
     ProbeStatus::Error
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_probe_that_panics_fails_alone() {
+        let probes: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = u8> + Send>>> =
+            vec![Box::pin(async { 1 }), Box::pin(async { panic!("bad probe") }), Box::pin(async { 3 })];
+        let got = join_all_caught(probes).await;
+        assert_eq!(got, vec![Ok(1), Err("bad probe".to_owned()), Ok(3)]);
+    }
 }

@@ -37,6 +37,15 @@ const CASES: &[(&str, &str)] = &[
     ("invalid-tls-and-sslmode.yml", "clusters[0].nodes[0].dsn: sets TLS options too; configure TLS in tls: only"),
     ("invalid-tls-ca-file.yml", "clusters[0].nodes[0].tls.ca_file: cannot read tests/testdata/config/no-such-ca.pem: No such file or directory (os error 2)"),
     ("invalid-tls-prefer-mysql.yml", "clusters[0].nodes[0].tls.mode: prefer is not available for mysql: use disable, require, verify-ca or verify-full"),
+    ("invalid-tls-ca-not-pem.yml", "clusters[0].nodes[0].tls.ca_file: tests/testdata/config/tls/not-pem.txt holds no certificate: expected PEM (-----BEGIN CERTIFICATE-----)"),
+    ("invalid-tls-ca-truncated.yml", "clusters[0].nodes[0].tls.ca_file: tests/testdata/config/tls/truncated.pem is not valid PEM: a PEM section has no END line"),
+    ("invalid-tls-ca-unreadable.yml", "clusters[0].nodes[1].tls.ca_file: cannot read tests/testdata/config/tls: Is a directory (os error 21)"),
+    ("invalid-tls-cert-file-missing.yml", "clusters[0].nodes[0].tls.cert_file: cannot read tests/testdata/config/tls/no-such-cert.pem: No such file or directory (os error 2)"),
+    ("invalid-tls-key-not-a-key.yml", "clusters[0].nodes[0].tls.key_file: tests/testdata/config/tls/client.pem holds no private key: expected PEM (-----BEGIN PRIVATE KEY-----, RSA PRIVATE KEY or EC PRIVATE KEY)"),
+    ("invalid-tls-key-mismatch.yml", "clusters[0].nodes[0].tls.key_file: tests/testdata/config/tls/other-key.pem (cert_file tests/testdata/config/tls/client.pem): the key does not belong to the certificate of cert_file"),
+    ("invalid-tls-key-mismatch-mysql.yml", "clusters[0].nodes[0].tls.key_file: tests/testdata/config/tls/other-key.pem (cert_file tests/testdata/config/tls/client.pem): the key does not belong to the certificate of cert_file"),
+    ("invalid-tls-and-require-ssl.yml", "clusters[0].nodes[0].dsn: sets TLS options too; configure TLS in tls: only"),
+    ("invalid-mysql-verify-without-require-ssl.yml", "clusters[0].nodes[0].dsn: verify_identity=true asks for TLS, but without require_ssl=true the driver would connect unencrypted: add require_ssl=true (or use a tls: block)"),
     ("invalid-yaml-syntax.yml", "clusters[0]: unclosed quote at line 3, column 10"),
     ("invalid-dns-resolver-address.yml", "dns.records[0].resolvers[1]: \"dns2.example.com:53\" is not a server address: write IP:port (e.g. 10.0.0.2:53 or [2001:db8::53]:53); host names are not resolved"),
     ("invalid-dns-answer-not-address.yml", "dns.records[0].answers.us-east-1: \"db-use1.example.com.\" is not an IPv4 address, as an A record's answer must be"),
@@ -152,4 +161,38 @@ fn schema_prints_ddl_and_grants() {
     let engine = exporter().args(["schema", "oracle"]).output().unwrap();
     assert_eq!(engine.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&engine.stderr).contains("unknown engine \"oracle\""));
+}
+
+#[test]
+fn tls_files_are_read_and_checked_at_load() {
+    std::env::set_current_dir(env!("CARGO_MANIFEST_DIR")).unwrap();
+    let file = "tests/testdata/config/valid-tls.yml";
+    let config = Config::load(Path::new(file)).unwrap();
+    let key = std::fs::read_to_string("tests/testdata/config/tls/client-key.pem").unwrap();
+    for node in &config.clusters[0].nodes {
+        let tls = node.tls.as_ref().unwrap();
+        let (cert, key_pem) = tls.loaded.client_pem.as_ref().expect("the client certificate, loaded");
+        assert!(cert.starts_with(b"-----BEGIN CERTIFICATE-----"));
+        assert_eq!(&key_pem[..], key.as_bytes());
+        // The key never shows in a debug print of the config.
+        let printed = format!("{tls:?}");
+        let body = key.lines().nth(1).unwrap();
+        assert!(!printed.contains(body) && printed.contains("redacted"), "{printed}");
+    }
+    // PostgreSQL's rustls configuration is built once, here; mysql_async builds its own.
+    assert!(config.clusters[0].nodes[0].tls.as_ref().unwrap().loaded.rustls.is_some());
+    let ok = exporter().args(["check-config", file]).output().unwrap();
+    assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stderr));
+    let bad = exporter()
+        .args(["check-config", "tests/testdata/config/invalid-tls-key-mismatch.yml"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        stderr.contains("clusters[0].nodes[0].tls.key_file: tests/testdata/config/tls/other-key.pem"),
+        "{stderr}"
+    );
+    let other_key = std::fs::read_to_string("tests/testdata/config/tls/other-key.pem").unwrap();
+    assert!(!stderr.contains(other_key.lines().nth(1).unwrap()), "{stderr}");
 }

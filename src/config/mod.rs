@@ -10,9 +10,11 @@
 mod dns;
 mod health;
 mod raw;
+mod tls;
 
 pub use dns::{in_zone, Active, Authoritative, Dns, Record, RecordType};
 pub use health::{Health, Probe, Region, Target};
+pub use tls::{Loaded, Tls};
 
 use crate::engine::EngineKind;
 use raw::{RawCluster, RawConfig, RawHeartbeat, RawNode};
@@ -186,17 +188,6 @@ pub struct Node {
     pub tls: Option<Tls>,
 }
 
-/// TLS to a database, with libpq's modes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Tls {
-    pub mode: TlsMode,
-    /// Trust anchors (PEM); without it the system's (PostgreSQL) or Mozilla's
-    /// (MySQL) roots are used.
-    pub ca_file: Option<PathBuf>,
-    /// A client certificate and its key (PEM), both or neither.
-    pub client: Option<(PathBuf, PathBuf)>,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TlsMode {
     /// Never TLS.
@@ -210,6 +201,18 @@ pub enum TlsMode {
     VerifyCa,
     /// TLS always, chain and host name verified.
     VerifyFull,
+}
+
+impl TlsMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TlsMode::Disable => "disable",
+            TlsMode::Prefer => "prefer",
+            TlsMode::Require => "require",
+            TlsMode::VerifyCa => "verify-ca",
+            TlsMode::VerifyFull => "verify-full",
+        }
+    }
 }
 
 impl std::str::FromStr for TlsMode {
@@ -582,39 +585,8 @@ fn validate_node(ctx: &Ctx, path: &str, rn: RawNode) -> Result<Node, ConfigError
         _ => "password_env",
     };
     password.read().map_err(|e| ctx.err(format!("{path}.{field}"), e))?;
-    let tls = match rn.tls {
-        None => None,
-        Some(rt) => {
-            let tpath = format!("{path}.tls");
-            let mode: TlsMode = rt.mode.parse().map_err(|e: String| ctx.err(format!("{tpath}.mode"), e))?;
-            if mode == TlsMode::Prefer && engine == EngineKind::Mysql {
-                return Err(ctx.err(
-                    format!("{tpath}.mode"),
-                    "prefer is not available for mysql: use disable, require, verify-ca or verify-full",
-                ));
-            }
-            if engine.dsn_sets_tls(&rn.dsn) {
-                return Err(
-                    ctx.err(format!("{path}.dsn"), "sets TLS options too; configure TLS in tls: only")
-                );
-            }
-            for (field, file) in
-                [("ca_file", &rt.ca_file), ("cert_file", &rt.cert_file), ("key_file", &rt.key_file)]
-            {
-                if let Some(f) = file {
-                    std::fs::metadata(f).map_err(|e| {
-                        ctx.err(format!("{tpath}.{field}"), format!("cannot read {}: {e}", f.display()))
-                    })?;
-                }
-            }
-            let client = match (rt.cert_file, rt.key_file) {
-                (Some(c), Some(k)) => Some((c, k)),
-                (None, None) => None,
-                _ => return Err(ctx.err(tpath, "set cert_file and key_file together")),
-            };
-            Some(Tls { mode, ca_file: rt.ca_file, client })
-        }
-    };
+    let tls =
+        rn.tls.map(|rt| tls::validate(ctx, &format!("{path}.tls"), rt, engine, &rn.dsn, path)).transpose()?;
     Ok(Node { name, region, zone, engine, dsn: rn.dsn, password, tls })
 }
 

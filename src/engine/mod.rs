@@ -10,7 +10,7 @@
 
 pub mod mysql;
 pub mod postgres;
-mod tls;
+pub(crate) mod tls;
 
 use crate::config::{Heartbeat, Node, TableName};
 use crate::metrics::{MetricDesc, Sample};

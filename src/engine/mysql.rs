@@ -143,21 +143,48 @@ pub fn check_dsn(dsn: &str) -> Result<(), String> {
     if opts.user().is_none_or(str::is_empty) {
         return Err("the connection URL names no user (mysql://USER@HOST:PORT/)".into());
     }
-    Ok(())
+    check_url_tls(dsn, &opts)
 }
 
+/// The TLS parameters of mysql_async's connection URL.
+const URL_TLS_PARAMS: [&str; 4] = ["require_ssl", "verify_ca", "verify_identity", "built_in_roots"];
+
+/// The URL's query parameters, `(key, value)`.
+fn url_params(dsn: &str) -> impl Iterator<Item = (&str, &str)> {
+    let query = dsn.split_once('?').map_or("", |(_, q)| q);
+    query.split('&').filter(|p| !p.is_empty()).map(|p| p.split_once('=').unwrap_or((p, "")))
+}
+
+/// Whether the URL sets any TLS parameter (which would clash with a `tls:` block).
 pub fn dsn_sets_tls(dsn: &str) -> bool {
-    Opts::from_url(dsn).is_ok_and(|o| o.ssl_opts().is_some())
+    url_params(dsn).any(|(k, _)| URL_TLS_PARAMS.contains(&k))
 }
 
-/// mysql_async's TLS options for a node's `tls:` block (`None` for disable).
+/// A URL that asks for verification but not for TLS would connect in plaintext
+/// (mysql_async only encrypts with `require_ssl=true`): refused, never silently
+/// unencrypted.
+fn check_url_tls(dsn: &str, opts: &Opts) -> Result<(), String> {
+    if opts.ssl_opts().is_some() {
+        return Ok(());
+    }
+    match url_params(dsn).find(|(k, v)| matches!(*k, "verify_ca" | "verify_identity") && *v == "true") {
+        Some((k, _)) => Err(format!(
+            "{k}=true asks for TLS, but without require_ssl=true the driver would connect unencrypted: add require_ssl=true (or use a tls: block)"
+        )),
+        None => Ok(()),
+    }
+}
+
+/// mysql_async's TLS options for a node's `tls:` block (`None` for disable),
+/// from the files' contents read at load.
 fn ssl_opts(tls: &Tls) -> Option<SslOpts> {
     let mut opts = SslOpts::default();
-    if let Some(ca) = &tls.ca_file {
-        opts = opts.with_root_certs(vec![ca.clone().into()]);
+    if let Some(ca) = &tls.loaded.ca_pem {
+        opts = opts.with_root_certs(vec![ca.to_vec().into()]);
     }
-    if let Some((cert, key)) = &tls.client {
-        opts = opts.with_client_identity(Some(ClientIdentity::new(cert.clone().into(), key.clone().into())));
+    if let Some((cert, key)) = &tls.loaded.client_pem {
+        opts =
+            opts.with_client_identity(Some(ClientIdentity::new(cert.to_vec().into(), key.to_vec().into())));
     }
     match tls.mode {
         TlsMode::Disable => None,
@@ -295,8 +322,13 @@ impl MySession {
             .pass(password)
             .prefer_socket(false)
             .max_allowed_packet(Some(16 << 20))
-            .wait_timeout(Some(28_800))
-            .ssl_opts(node.tls.as_ref().and_then(ssl_opts));
+            .wait_timeout(Some(28_800));
+        // A tls: block decides; without one the URL's own TLS options stay
+        // (require_ssl=true, verify_ca, verify_identity, built_in_roots).
+        let opts = match &node.tls {
+            Some(tls) => opts.ssl_opts(ssl_opts(tls)),
+            None => opts,
+        };
         let mut conn = Conn::new(opts).await.map_err(|e| classify(&e, None, ""))?;
         // Times are exchanged in UTC; a pt-heartbeat table written in local time is
         // read in the server's own zone, as pt-heartbeat reads it.
@@ -772,6 +804,10 @@ fn classify(e: &mysql_async::Error, server: Option<&Server>, user: &str) -> Engi
             };
             EngineError::new(kind, format!("ERROR {} ({}): {}{hint}", s.code, s.state, s.message))
         }
+        E::Driver(mysql_async::DriverError::NoClientSslFlagFromServer) => EngineError::new(
+            ErrorKind::Tls,
+            "the server does not offer TLS, which this node's settings require (tls: or require_ssl=true)",
+        ),
         other => {
             let kind =
                 if matches!(other, E::Io(mysql_async::IoError::Tls(_))) || super::tls::is_tls_error(other) {

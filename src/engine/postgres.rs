@@ -13,7 +13,7 @@ use super::{
     EngineError, ErrorKind, HeartbeatRead, HeartbeatRow, NodeLabels, Probe, Step, TickOutcome, TickPlan,
     Written,
 };
-use crate::config::{Heartbeat, Node, TableName, Tls, TlsMode};
+use crate::config::{Heartbeat, Node, TableName, TlsMode};
 use crate::heartbeat::mono_now;
 use crate::metrics::{desc, MetricDesc, Sample, NODE};
 use std::future::Future;
@@ -261,29 +261,38 @@ impl PgSession {
         }
         config.connect_timeout(heartbeat.connect_timeout);
         let table = heartbeat.table.clone();
-        // sslmode=require in the DSN alone means what libpq means: encrypt, verify nothing.
-        let tls = node.tls.clone().or_else(|| {
-            (config.get_ssl_mode() == SslMode::Require).then_some(Tls {
-                mode: TlsMode::Require,
-                ca_file: None,
-                client: None,
-            })
-        });
-        let (client, connection) = match &tls {
-            None => {
-                let (client, conn) = config.connect(NoTls).await.map_err(|e| classify(&e, &table))?;
-                (client, tokio::spawn(async move { drop(conn.await) }))
+        // Without a tls: block the DSN decides, as in libpq: sslmode=prefer (the
+        // default) asks for TLS first and stays in plaintext only when the server
+        // refuses it (given a connector, tokio-postgres falls back by itself when
+        // the server answers 'N' to its SSLRequest); sslmode=require encrypts and
+        // verifies nothing. A tls: block brings the configuration built from its
+        // files at load.
+        let rustls = match &node.tls {
+            Some(tls) if tls.mode == TlsMode::Disable => None,
+            Some(tls) => {
+                config.ssl_mode(if tls.mode == TlsMode::Prefer { SslMode::Prefer } else { SslMode::Require });
+                // Never plaintext for want of a configuration.
+                let loaded = tls.loaded.rustls.clone();
+                Some(loaded.ok_or_else(|| EngineError::new(ErrorKind::Tls, "TLS settings not loaded"))?)
             }
-            Some(tls) if tls.mode == TlsMode::Disable => {
+            None if config.get_ssl_mode() == SslMode::Disable => None,
+            None => Some(super::tls::unverified()),
+        };
+        let (client, connection) = match rustls {
+            None => {
                 config.ssl_mode(SslMode::Disable);
                 let (client, conn) = config.connect(NoTls).await.map_err(|e| classify(&e, &table))?;
                 (client, tokio::spawn(async move { drop(conn.await) }))
             }
-            Some(tls) => {
-                config.ssl_mode(if tls.mode == TlsMode::Prefer { SslMode::Prefer } else { SslMode::Require });
-                let rustls =
-                    super::tls::client_config(tls).map_err(|e| EngineError::new(ErrorKind::Tls, e))?;
-                let connector = tokio_postgres_rustls::MakeRustlsConnect::new(rustls);
+            Some(rustls) => {
+                // The server's name for the handshake: a DSN giving only hostaddr
+                // names the server by its address, as libpq does.
+                if config.get_hosts().is_empty() {
+                    for addr in config.get_hostaddrs().to_vec() {
+                        config.host(addr.to_string());
+                    }
+                }
+                let connector = tokio_postgres_rustls::MakeRustlsConnect::new((*rustls).clone());
                 let (client, conn) = config.connect(connector).await.map_err(|e| classify(&e, &table))?;
                 (client, tokio::spawn(async move { drop(conn.await) }))
             }

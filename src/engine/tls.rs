@@ -2,14 +2,16 @@
 //! `require` encrypts without authenticating the server, `verify-ca` checks the
 //! chain against the trust anchors, `verify-full` the chain and the host name.
 //!
-//! Used by the engines' connectors; keeps no state. Trust anchors come from the
+//! The config builds each node's configuration once, at load, from the PEM files
+//! it has read and checked (so a bad file is refused by `check-config` and by a
+//! reload, never found at a connect); the engines' connectors share it. Keeps no
+//! state but [`unverified`]'s one configuration. Trust anchors come from the
 //! node's `tls.ca_file`, else from the system store.
 
-use crate::config::{Tls, TlsMode};
+use crate::config::TlsMode;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
-use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use std::sync::Arc;
@@ -18,19 +20,42 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// The rustls client configuration for `tls` (not called for `disable`).
-pub fn client_config(tls: &Tls) -> Result<ClientConfig, String> {
+/// A node's TLS material, parsed from its PEM files when the config was loaded.
+pub struct Material<'a> {
+    /// The certificates of `tls.ca_file`.
+    pub roots: Option<&'a [CertificateDer<'static>]>,
+    /// The chain of `tls.cert_file` and the key of `tls.key_file`.
+    pub identity: Option<(&'a [CertificateDer<'static>], &'a PrivateKeyDer<'static>)>,
+}
+
+/// Why a TLS client configuration cannot be built, by the file at fault.
+#[derive(Debug, PartialEq, Eq)]
+pub enum BuildError {
+    /// The trust anchors (`tls.ca_file`, or the system store without one).
+    Roots(String),
+    /// The client certificate and key (`tls.cert_file`, `tls.key_file`).
+    Identity(String),
+    /// Anything else (the crypto provider).
+    Setup(String),
+}
+
+/// The rustls client configuration for `mode` (not called for `disable`). Built
+/// once, when the config is loaded, and shared by every connect.
+pub fn client_config(mode: TlsMode, material: &Material) -> Result<ClientConfig, BuildError> {
     let provider = provider();
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS setup: {e}"))?;
-    let verifier: Arc<dyn ServerCertVerifier> = match tls.mode {
+        .map_err(|e| BuildError::Setup(format!("TLS setup: {e}")))?;
+    let verifier: Arc<dyn ServerCertVerifier> = match mode {
         TlsMode::Disable | TlsMode::Prefer | TlsMode::Require => Arc::new(NoVerification(provider.clone())),
         TlsMode::VerifyCa | TlsMode::VerifyFull => {
-            let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots(tls)?), provider.clone())
-                .build()
-                .map_err(|e| format!("TLS trust anchors: {e}"))?;
-            if tls.mode == TlsMode::VerifyCa {
+            let webpki = WebPkiServerVerifier::builder_with_provider(
+                Arc::new(roots(material.roots).map_err(BuildError::Roots)?),
+                provider.clone(),
+            )
+            .build()
+            .map_err(|e| BuildError::Roots(format!("unusable trust anchors: {e}")))?;
+            if mode == TlsMode::VerifyCa {
                 Arc::new(ChainOnly(webpki))
             } else {
                 webpki
@@ -38,28 +63,54 @@ pub fn client_config(tls: &Tls) -> Result<ClientConfig, String> {
         }
     };
     let builder = builder.dangerous().with_custom_certificate_verifier(verifier);
-    match &tls.client {
+    match material.identity {
         None => Ok(builder.with_no_client_auth()),
-        Some((cert, key)) => {
-            let certs = CertificateDer::pem_file_iter(cert)
-                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-                .map_err(|e| format!("tls.cert_file {}: {e}", cert.display()))?;
-            let key = PrivateKeyDer::from_pem_file(key)
-                .map_err(|e| format!("tls.key_file {}: {e}", key.display()))?;
-            builder.with_client_auth_cert(certs, key).map_err(|e| format!("client certificate: {e}"))
-        }
+        Some((chain, key)) => builder
+            .with_client_auth_cert(chain.to_vec(), key.clone_key())
+            .map_err(|e| BuildError::Identity(identity_problem(&e))),
     }
 }
 
-fn roots(tls: &Tls) -> Result<RootCertStore, String> {
+/// Encryption without authentication, no client certificate: libpq's `prefer`
+/// and `require` when only the DSN asks for TLS. Built once per process.
+pub fn unverified() -> Arc<ClientConfig> {
+    static CONFIG: std::sync::OnceLock<Arc<ClientConfig>> = std::sync::OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let material = Material { roots: None, identity: None };
+            // Nothing here can fail: no files, no trust anchors, the safe defaults.
+            Arc::new(
+                client_config(TlsMode::Require, &material)
+                    .unwrap_or_else(|e| unreachable!("an unverified TLS client config always builds: {e:?}")),
+            )
+        })
+        .clone()
+}
+
+/// Checks trust anchors the way a verifying connect would use them.
+pub fn check_roots(roots: &[CertificateDer<'static>]) -> Result<(), String> {
     let mut store = RootCertStore::empty();
-    match &tls.ca_file {
-        Some(path) => {
-            for cert in CertificateDer::pem_file_iter(path)
-                .map_err(|e| format!("tls.ca_file {}: {e}", path.display()))?
-            {
-                let cert = cert.map_err(|e| format!("tls.ca_file {}: {e}", path.display()))?;
-                store.add(cert).map_err(|e| format!("tls.ca_file {}: {e}", path.display()))?;
+    for cert in roots {
+        store.add(cert.clone()).map_err(|e| format!("not a usable CA certificate: {e}"))?;
+    }
+    Ok(())
+}
+
+fn identity_problem(e: &rustls::Error) -> String {
+    match e {
+        rustls::Error::InconsistentKeys(_) => {
+            "the key does not belong to the certificate of cert_file".into()
+        }
+        other => format!("the key or certificate is not usable: {other}"),
+    }
+}
+
+fn roots(certs: Option<&[CertificateDer<'static>]>) -> Result<RootCertStore, String> {
+    let mut store = RootCertStore::empty();
+    match certs {
+        Some(certs) => {
+            for cert in certs {
+                store.add(cert.clone()).map_err(|e| format!("not a usable CA certificate: {e}"))?;
             }
         }
         None => {
@@ -68,7 +119,7 @@ fn roots(tls: &Tls) -> Result<RootCertStore, String> {
         }
     }
     if store.is_empty() {
-        return Err("no trust anchors: set tls.ca_file".into());
+        return Err("no trust anchors: the system store is empty; set tls.ca_file".into());
     }
     Ok(store)
 }

@@ -39,6 +39,9 @@ struct ServeArgs {
     /// Web config file (exporter-toolkit format) enabling TLS and/or basic auth; re-read when it changes.
     #[arg(long = "web.config.file", value_name = "FILE")]
     web_config_file: Option<PathBuf>,
+    /// Enable reloading the config with POST or PUT /-/reload (otherwise 403; SIGHUP always reloads).
+    #[arg(long = "web.enable-lifecycle")]
+    enable_lifecycle: bool,
     #[command(flatten)]
     log: LogArgs,
 }
@@ -134,6 +137,11 @@ pub fn run() -> anyhow::Result<ExitCode> {
 
 fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     init_logging(&args.log);
+    // Flags first, before a config is read or a port bound.
+    if let Err(e) = crate::server::check_telemetry_path(&args.telemetry_path) {
+        tracing::error!(error = %e, "Invalid flag");
+        return Ok(ExitCode::FAILURE);
+    }
     let config = match Config::load(&args.config_file) {
         Ok(c) => c,
         Err(e) => {
@@ -156,6 +164,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             config_file: args.config_file,
             listen: args.listen_address,
             telemetry_path: args.telemetry_path,
+            lifecycle: args.enable_lifecycle,
             web_config,
         },
     ))?;

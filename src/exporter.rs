@@ -24,6 +24,8 @@ pub struct ServeOptions {
     pub config_file: PathBuf,
     pub listen: String,
     pub telemetry_path: String,
+    /// `--web.enable-lifecycle`: `/-/reload` reloads (otherwise it answers 403).
+    pub lifecycle: bool,
     /// `--web.config.file`, loaded and validated: TLS and basic auth for the server.
     pub web_config: Option<server::WebConfigWatch>,
 }
@@ -47,12 +49,17 @@ pub async fn run(config: Config, options: ServeOptions) -> anyhow::Result<()> {
         tokio::spawn(control(live.clone(), config, options.config_file.clone(), reload_rx, shutdown.clone()));
     tokio::spawn(wait_for_signals(shutdown.clone(), reload_tx.clone()));
     let exposition = metrics::Exposition::new(live.clone());
+    let web_config = options.web_config.map(|web| {
+        let live = live.clone();
+        web.report_to(move |ok| live.record_web_config_load(ok))
+    });
     let served = server::serve(
         listener,
         exposition,
         &options.telemetry_path,
         reload_tx,
-        options.web_config,
+        options.lifecycle,
+        web_config,
         shutdown.clone(),
     )
     .await;
@@ -316,13 +323,21 @@ async fn wait_for_signals(shutdown: CancellationToken, reload: mpsc::Sender<Relo
         tracing::error!("Cannot install signal handlers; stop the exporter with SIGKILL");
         return;
     };
+    // The answer to the last SIGHUP's reload: while it is still pending, more
+    // SIGHUPs join it (the reload reads the file as it is then) instead of queueing.
+    let mut pending: Option<oneshot::Receiver<Result<(), String>>> = None;
     loop {
         let name = tokio::select! {
             _ = term.recv() => "SIGTERM",
             _ = int.recv() => "SIGINT",
             _ = hup.recv() => {
+                if pending.as_mut().is_some_and(|rx| matches!(rx.try_recv(), Err(oneshot::error::TryRecvError::Empty))) {
+                    tracing::info!(signal = "SIGHUP", "A reload is already pending; this SIGHUP joins it");
+                    continue;
+                }
                 tracing::info!(signal = "SIGHUP", "Reloading configuration");
-                let (tx, _rx) = oneshot::channel();
+                let (tx, rx) = oneshot::channel();
+                pending = Some(rx);
                 let _ = reload.send(tx).await;
                 continue;
             }

@@ -71,6 +71,14 @@ desc!(
     &[],
     "When the configuration was last loaded successfully (start or reload)."
 );
+desc!(WEB_RELOAD_OK, "rpo_exporter_web_config_last_reload_successful", Gauge, &[], "Only with --web.config.file: 1 if the web config (or a certificate, key or CA it names) last loaded successfully, 0 if its last change was refused and the previous web config is still served.");
+desc!(
+    WEB_RELOAD_AT,
+    "rpo_exporter_web_config_last_reload_success_timestamp_seconds",
+    Gauge,
+    &[],
+    "Only with --web.config.file: when the web config was last loaded successfully (start or change)."
+);
 desc!(
     BUILD_INFO,
     "rpo_exporter_build_info",
@@ -194,6 +202,8 @@ pub static CORE: &[&MetricDesc] = &[
     &RELOAD_OK,
     &RELOAD_AT,
     &TASK_RESTARTS,
+    &WEB_RELOAD_OK,
+    &WEB_RELOAD_AT,
     &CLUSTER_INFO,
     &OBJECTIVE,
     &RTO_OBJECTIVE,

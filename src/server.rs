@@ -39,6 +39,38 @@ struct AppState {
     exposition: Arc<Exposition>,
     telemetry_path: Arc<str>,
     reload: mpsc::Sender<ReloadRequest>,
+    /// `--web.enable-lifecycle`: whether `/-/reload` may reload at all.
+    lifecycle: bool,
+    reload_limit: Arc<ReloadLimit>,
+}
+
+/// Paths the exporter serves itself; `--web.telemetry-path` may not take one.
+const OWN_PATHS: &[&str] = &["/", "/-/healthy", "/-/ready", "/-/reload"];
+
+/// Checks `--web.telemetry-path` before anything binds a port: an absolute path
+/// of URL-safe characters that is not one of the exporter's own endpoints nor
+/// under `/-/` (the Prometheus convention's lifecycle prefix). axum would panic
+/// on a clash or a path without a leading `/`, and treats `{` and `*` as
+/// captures.
+pub fn check_telemetry_path(path: &str) -> Result<(), String> {
+    let problem = if !path.starts_with('/') {
+        "must start with /"
+    } else if OWN_PATHS.contains(&path) {
+        "is one of the exporter's own endpoints (/, /-/healthy, /-/ready, /-/reload); use e.g. /metrics"
+    } else if path.starts_with("/-/") {
+        "must not be under /-/, which is reserved for the exporter's own endpoints"
+    } else if path.contains("//") {
+        "must not contain an empty segment (//)"
+    } else if let Some(c) =
+        path.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_' | '.' | '~')))
+    {
+        return Err(format!(
+            "--web.telemetry-path {path:?}: {c:?} is not allowed; use letters, digits and / - _ . ~"
+        ));
+    } else {
+        return Ok(());
+    };
+    Err(format!("--web.telemetry-path {path:?} {problem}"))
 }
 
 /// Resolves a Prometheus-style listen address: `:10087` means every interface.
@@ -61,10 +93,18 @@ pub async fn serve(
     exposition: Exposition,
     telemetry_path: &str,
     reload: mpsc::Sender<ReloadRequest>,
+    lifecycle: bool,
     web: Option<WebConfigWatch>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let state = AppState { exposition: Arc::new(exposition), telemetry_path: telemetry_path.into(), reload };
+    check_telemetry_path(telemetry_path).map_err(anyhow::Error::msg)?;
+    let state = AppState {
+        exposition: Arc::new(exposition),
+        telemetry_path: telemetry_path.into(),
+        reload,
+        lifecycle,
+        reload_limit: Arc::default(),
+    };
     let app = router(state);
     match web {
         None => {
@@ -100,8 +140,31 @@ async fn scrape(AxumState(state): AxumState<AppState>) -> Response {
 }
 
 /// `POST /-/reload`: 200 once the new config runs, 500 with the problem (file,
-/// field path) when it was refused and the old one keeps running.
+/// field path) when it was refused and the old one keeps running. 403 without
+/// `--web.enable-lifecycle` (as Prometheus answers), 429 beyond the rate limit.
+/// With a web config, the authentication layer has already let the caller in.
 async fn reload_config(AxumState(state): AxumState<AppState>) -> Response {
+    if !state.lifecycle {
+        return (
+            StatusCode::FORBIDDEN,
+            "Lifecycle API is not enabled. Start rpo-exporter with --web.enable-lifecycle to reload \
+             over HTTP, or send it SIGHUP.\n",
+        )
+            .into_response();
+    }
+    if let Err(wait) = state.reload_limit.take() {
+        let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+        tracing::warn!(retry_after_seconds = secs, "Reload request refused: too many reloads");
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, secs.to_string())],
+            format!(
+                "Too many reload requests: at most {RELOAD_BURST} at once, then one per second. \
+                 Retry in {secs}s.\n"
+            ),
+        )
+            .into_response();
+    }
     let (tx, rx) = oneshot::channel();
     if state.reload.send(tx).await.is_err() {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
@@ -113,6 +176,36 @@ async fn reload_config(AxumState(state): AxumState<AppState>) -> Response {
                 .into_response()
         }
         Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response(),
+    }
+}
+
+/// Reloads a burst may ask for before the one-per-second pace applies.
+const RELOAD_BURST: f64 = 3.0;
+
+/// A token bucket for `/-/reload`: [`RELOAD_BURST`] tokens, one back per second.
+/// A reload re-reads and re-validates the config and may restart workers, so a
+/// client looping on it must not keep the exporter busy doing only that.
+struct ReloadLimit(Mutex<(f64, std::time::Instant)>);
+
+impl Default for ReloadLimit {
+    fn default() -> ReloadLimit {
+        ReloadLimit(Mutex::new((RELOAD_BURST, std::time::Instant::now())))
+    }
+}
+
+impl ReloadLimit {
+    /// Takes a token, or says how long until one is back.
+    fn take(&self) -> Result<(), Duration> {
+        let mut bucket = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let now = std::time::Instant::now();
+        let tokens = (bucket.0 + now.duration_since(bucket.1).as_secs_f64()).min(RELOAD_BURST);
+        *bucket = (tokens, now);
+        if tokens >= 1.0 {
+            bucket.0 -= 1.0;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64(1.0 - tokens))
+        }
     }
 }
 
@@ -147,8 +240,12 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long shutdown waits for in-flight requests on open connections.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
-/// Cached bcrypt outcomes before the cache is emptied and starts again.
+/// Cached bcrypt outcomes of each kind (right, wrong); beyond it the least
+/// recently used one goes.
 const AUTH_CACHE_ENTRIES: usize = 1024;
+/// Requests that may wait for bcrypt at once (the one being checked included).
+/// At cost 10 (about 50 ms) the last in line waits about 200 ms.
+const BCRYPT_QUEUE: usize = 4;
 /// What a plain-HTTP client reads from a TLS port, as Go's servers answer it.
 const PLAIN_HTTP_ON_TLS_PORT: &[u8] =
     b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n\
@@ -158,12 +255,18 @@ Connection: close\r\n\r\nClient sent an HTTP request to an HTTPS server.\n";
 pub struct WebConfigWatch {
     path: PathBuf,
     inner: Mutex<Watched>,
+    /// Told the outcome of every load (`rpo_exporter_web_config_last_reload_*`).
+    report: Option<Box<dyn Fn(bool) + Send + Sync>>,
 }
 
 struct Watched {
     config: Arc<WebConfig>,
-    /// Stamps of `config.files` when last looked at (after a failed reload too, so
-    /// a broken file is reported once, not on every connection).
+    /// The files whose change means the web config must be read again: the good
+    /// config's, and after a failed load also every file the failed one names
+    /// (a certificate that does not exist yet is retried when it appears).
+    watch: Vec<PathBuf>,
+    /// Stamps of `watch` when last looked at (after a failed reload too, so a
+    /// broken file is reported once, not on every connection).
     seen: Vec<Option<FileStamp>>,
 }
 
@@ -196,43 +299,145 @@ fn stamps(files: &[PathBuf]) -> Vec<Option<FileStamp>> {
 }
 
 impl WebConfigWatch {
-    /// Loads the web config; an error here stops the exporter before it serves.
+    /// Loads the web config; an error here stops the exporter before it serves
+    /// (as the exporter-toolkit does): without its certificates or users it has
+    /// nothing safe to serve with.
     pub fn load(path: &Path) -> Result<WebConfigWatch, crate::config::ConfigError> {
         let config = WebConfig::load(path)?;
-        let seen = stamps(&config.files);
+        let watch = config.files.clone();
+        let seen = stamps(&watch);
         Ok(WebConfigWatch {
             path: path.to_owned(),
-            inner: Mutex::new(Watched { config: Arc::new(config), seen }),
+            inner: Mutex::new(Watched { config: Arc::new(config), watch, seen }),
+            report: None,
         })
+    }
+
+    /// Reports every load's outcome to `report`, starting with the one at start.
+    pub fn report_to(mut self, report: impl Fn(bool) + Send + Sync + 'static) -> WebConfigWatch {
+        report(true);
+        self.report = Some(Box::new(report));
+        self
     }
 
     /// The web config to use now, read again first if any of its files changed.
     pub fn current(&self) -> Arc<WebConfig> {
         let mut w = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let now = stamps(&w.config.files);
+        let now = stamps(&w.watch);
         if now == w.seen {
             return w.config.clone();
         }
         w.seen = now;
-        match WebConfig::load(&self.path) {
+        let ok = match WebConfig::load(&self.path) {
             // Turning TLS off by editing a file would silently downgrade every
             // scrape to plaintext; turning it on would break every scraper at once.
             Ok(new) if new.tls.is_some() != w.config.tls.is_some() => {
                 tracing::error!(file = %self.path.display(),
                     "Web config not reloaded: switching TLS on or off needs a restart; the previous web config stays in use");
+                false
             }
             Ok(new) => {
-                w.seen = stamps(&new.files);
+                w.watch = new.files.clone();
+                w.seen = stamps(&w.watch);
                 tracing::info!(file = %self.path.display(), tls = new.tls.is_some(),
                     client_auth = new.client_auth.as_str(), users = new.users.len(), "Web config reloaded");
                 w.config = Arc::new(new);
+                true
             }
             Err(e) => {
                 tracing::error!(error = %e, "Web config reload failed; the previous web config stays in use");
+                false
             }
+        };
+        if !ok {
+            // Watch what the refused file names too: a certificate or CA that
+            // appears later (a cert manager writing it after the config) is then
+            // picked up when it does.
+            let mut watch = w.config.files.clone();
+            for f in crate::webconfig::named_files(&self.path) {
+                if !watch.contains(&f) {
+                    watch.push(f);
+                }
+            }
+            w.seen = stamps(&watch);
+            w.watch = watch;
+        }
+        if let Some(report) = &self.report {
+            report(ok);
         }
         w.config.clone()
     }
+}
+
+/// Successful and failed bcrypt outcomes, kept apart: a flood of wrong
+/// passwords can only evict other wrong passwords, never the credentials
+/// Prometheus sends every scrape. Each side evicts its least recently used
+/// entry when full.
+#[derive(Default)]
+struct AuthCache {
+    good: Lru,
+    bad: Lru,
+}
+
+/// At most [`AUTH_CACHE_ENTRIES`] keys, evicting the least recently used one.
+#[derive(Default)]
+struct Lru {
+    used: HashMap<[u8; 32], u64>,
+    clock: u64,
+}
+
+impl Lru {
+    fn touch(&mut self, key: &[u8; 32]) -> bool {
+        self.clock += 1;
+        match self.used.get_mut(key) {
+            Some(at) => {
+                *at = self.clock;
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn insert(&mut self, key: [u8; 32]) {
+        if self.used.len() >= AUTH_CACHE_ENTRIES && !self.used.contains_key(&key) {
+            // A scan of 1,024 entries costs microseconds; it runs only after a
+            // bcrypt, which costs milliseconds.
+            if let Some(oldest) = self.used.iter().min_by_key(|(_, at)| **at).map(|(k, _)| *k) {
+                self.used.remove(&oldest);
+            }
+        }
+        self.clock += 1;
+        self.used.insert(key, self.clock);
+    }
+}
+
+impl AuthCache {
+    fn get(&mut self, key: &[u8; 32]) -> Option<bool> {
+        if self.good.touch(key) {
+            Some(true)
+        } else if self.bad.touch(key) {
+            Some(false)
+        } else {
+            None
+        }
+    }
+
+    fn insert(&mut self, key: [u8; 32], ok: bool) {
+        if ok {
+            self.good.insert(key);
+        } else {
+            self.bad.insert(key);
+        }
+    }
+}
+
+/// What basic authentication decided about a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Allowed,
+    Denied,
+    /// Not checked: too many checks already wait for bcrypt.
+    Busy,
 }
 
 /// Basic-auth checking with bcrypt, shared by every connection.
@@ -241,14 +446,25 @@ struct Auth {
     web: Arc<WebConfigWatch>,
     /// SHA-256(user, hash, password) → outcome. bcrypt costs tens of
     /// milliseconds by design; Prometheus sends the same credentials every scrape.
-    cache: Arc<Mutex<HashMap<[u8; 32], bool>>>,
-    /// One bcrypt at a time: a flood of wrong passwords queues up instead of
-    /// taking every core.
+    cache: Arc<Mutex<AuthCache>>,
+    /// One bcrypt at a time, so a flood of wrong passwords takes one core at most.
     bcrypt: Arc<Semaphore>,
+    /// Places in line for bcrypt (the running one included); a request that
+    /// finds none is answered 429 at once instead of waiting behind a flood.
+    queue: Arc<Semaphore>,
 }
 
 impl Auth {
-    async fn verify(&self, config: &Arc<WebConfig>, user: &str, password: &str) -> bool {
+    fn new(web: Arc<WebConfigWatch>) -> Auth {
+        Auth {
+            web,
+            cache: Arc::default(),
+            bcrypt: Arc::new(Semaphore::new(1)),
+            queue: Arc::new(Semaphore::new(BCRYPT_QUEUE)),
+        }
+    }
+
+    async fn verify(&self, config: &Arc<WebConfig>, user: &str, password: &str) -> Verdict {
         let hash = config.users.get(user).cloned();
         let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
         for part in [user, hash.as_deref().unwrap_or(""), password] {
@@ -257,21 +473,19 @@ impl Auth {
         }
         let mut key = [0u8; 32];
         key.copy_from_slice(ctx.finish().as_ref());
+        let verdict = |ok| if ok { Verdict::Allowed } else { Verdict::Denied };
         if let Some(ok) = self.cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
-            return *ok;
+            return verdict(ok);
         }
-        let Ok(_permit) = self.bcrypt.acquire().await else { return false };
+        let Ok(_place) = self.queue.clone().try_acquire_owned() else { return Verdict::Busy };
+        let Ok(_permit) = self.bcrypt.acquire().await else { return Verdict::Denied };
         let password = password.to_owned();
         let config = config.clone();
         let ok = tokio::task::spawn_blocking(move || config.check_password(hash.as_deref(), &password))
             .await
             .unwrap_or(false);
-        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        if cache.len() >= AUTH_CACHE_ENTRIES {
-            cache.clear();
-        }
-        cache.insert(key, ok);
-        ok
+        self.cache.lock().unwrap_or_else(|e| e.into_inner()).insert(key, ok);
+        verdict(ok)
     }
 }
 
@@ -291,26 +505,34 @@ fn basic_credentials(headers: &axum::http::HeaderMap) -> Option<(String, String)
 /// Middleware: basic auth when the web config lists users, and its extra headers.
 async fn authenticate(AxumState(auth): AxumState<Auth>, request: Request, next: Next) -> Response {
     let config = auth.web.current();
-    let allowed = config.users.is_empty()
-        || match basic_credentials(request.headers()) {
-            Some((user, password)) => {
-                let ok = auth.verify(&config, &user, &password).await;
-                if !ok {
-                    tracing::debug!(user = %user, path = %request.uri().path(), "Basic authentication failed");
-                }
-                ok
-            }
-            None => false,
-        };
-    let mut response = if allowed {
-        next.run(request).await
+    let verdict = if config.users.is_empty() {
+        Verdict::Allowed
     } else {
-        (
+        match basic_credentials(request.headers()) {
+            Some((user, password)) => {
+                let verdict = auth.verify(&config, &user, &password).await;
+                if verdict != Verdict::Allowed {
+                    tracing::debug!(user = %user, path = %request.uri().path(), ?verdict, "Basic authentication failed");
+                }
+                verdict
+            }
+            None => Verdict::Denied,
+        }
+    };
+    let mut response = match verdict {
+        Verdict::Allowed => next.run(request).await,
+        Verdict::Denied => (
             StatusCode::UNAUTHORIZED,
             [(header::WWW_AUTHENTICATE, "Basic realm=\"rpo-exporter\", charset=\"UTF-8\"")],
             "Unauthorized\n",
         )
-            .into_response()
+            .into_response(),
+        Verdict::Busy => (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, "1")],
+            "Too many authentication attempts are being checked; retry in a second\n",
+        )
+            .into_response(),
     };
     for (name, value) in &config.headers {
         if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value))
@@ -332,10 +554,7 @@ async fn serve_with_web_config(
     let config = web.current();
     tracing::info!(file = %web.path.display(), tls = config.tls.is_some(), client_auth = config.client_auth.as_str(),
         users = config.users.len(), http2 = config.http2, "Serving with the web config");
-    let app = app.layer(axum::middleware::from_fn_with_state(
-        Auth { web: web.clone(), cache: Arc::default(), bcrypt: Arc::new(Semaphore::new(1)) },
-        authenticate,
-    ));
+    let app = app.layer(axum::middleware::from_fn_with_state(Auth::new(web.clone()), authenticate));
     let mut builder = AutoBuilder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
     builder.http2().timer(TokioTimer::new());
@@ -419,6 +638,48 @@ async fn tls_accept(
         Err(_) => {
             tracing::debug!(peer = %peer, "TLS handshake timed out");
             None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(i: u32) -> [u8; 32] {
+        let mut k = [0u8; 32];
+        k[..4].copy_from_slice(&i.to_le_bytes());
+        k
+    }
+
+    #[test]
+    fn the_auth_cache_evicts_one_least_recently_used_entry_at_a_time() {
+        let mut cache = AuthCache::default();
+        cache.insert(key(0), true);
+        for i in 1..=AUTH_CACHE_ENTRIES as u32 {
+            cache.insert(key(i), false);
+        }
+        // Wrong passwords fill their own side; the right one is untouched.
+        assert_eq!(cache.get(&key(0)), Some(true));
+        assert_eq!(cache.bad.used.len(), AUTH_CACHE_ENTRIES);
+        // Full: one more evicts only the least recently used (key 2, since key 1
+        // was just used), not everything.
+        assert_eq!(cache.get(&key(1)), Some(false));
+        cache.insert(key(5000), false);
+        assert_eq!(cache.bad.used.len(), AUTH_CACHE_ENTRIES);
+        assert_eq!(cache.get(&key(2)), None);
+        assert_eq!(cache.get(&key(1)), Some(false));
+        assert_eq!(cache.get(&key(3)), Some(false));
+        assert_eq!(cache.get(&key(5000)), Some(false));
+    }
+
+    #[test]
+    fn telemetry_paths() {
+        for good in ["/metrics", "/a/b-c_d.e~f", "/metrics/"] {
+            assert_eq!(check_telemetry_path(good), Ok(()), "{good}");
+        }
+        for bad in ["", "metrics", "/", "/-/reload", "/-/x", "//m", "/m/{x}", "/m/*x", "/m/:x", "/m x"] {
+            assert!(check_telemetry_path(bad).is_err(), "{bad}");
         }
     }
 }

@@ -165,11 +165,17 @@ pub struct Live {
     state: RwLock<Arc<State>>,
     /// (last reload succeeded, wall-clock time of the last success).
     reload: Mutex<(bool, f64)>,
+    /// The same for `--web.config.file`, when one is given.
+    web_reload: Mutex<Option<(bool, f64)>>,
 }
 
 impl Live {
     pub fn new(state: State) -> Live {
-        Live { state: RwLock::new(Arc::new(state)), reload: Mutex::new((true, wall_clock())) }
+        Live {
+            state: RwLock::new(Arc::new(state)),
+            reload: Mutex::new((true, wall_clock())),
+            web_reload: Mutex::new(None),
+        }
     }
 
     pub fn current(&self) -> Arc<State> {
@@ -188,6 +194,16 @@ impl Live {
         }
     }
 
+    /// Records whether the web config (re)loaded; its time too when it did.
+    pub fn record_web_config_load(&self, ok: bool) {
+        let mut r = self.web_reload.lock().unwrap_or_else(|p| p.into_inner());
+        let at = match *r {
+            Some((_, at)) if !ok => at,
+            _ => wall_clock(),
+        };
+        *r = Some((ok, at));
+    }
+
     /// Everything a scrape shows.
     pub fn samples(&self) -> Samples {
         let mut out = self.current().samples();
@@ -196,6 +212,10 @@ impl Live {
         out.push(&metrics::RELOAD_AT, &[], at);
         for task in crate::supervise::Loop::ALL {
             out.push(&metrics::TASK_RESTARTS, &[task.as_str()], task.restarts() as f64);
+        }
+        if let Some((ok, at)) = *self.web_reload.lock().unwrap_or_else(|p| p.into_inner()) {
+            out.push(&metrics::WEB_RELOAD_OK, &[], f64::from(u8::from(ok)));
+            out.push(&metrics::WEB_RELOAD_AT, &[], at);
         }
         out
     }

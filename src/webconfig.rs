@@ -197,6 +197,25 @@ impl WebConfig {
     }
 }
 
+/// Every file a web config file names (itself first), read as far as it can be:
+/// what to watch after a load failed, so that a certificate or CA that appears
+/// later gets the config read again.
+pub fn named_files(file: &Path) -> Vec<PathBuf> {
+    let mut files = vec![file.to_owned()];
+    let Ok(text) = std::fs::read_to_string(file) else { return files };
+    let Ok(raw) = parse_raw(file, &text) else { return files };
+    let dir = file.parent().unwrap_or(Path::new("."));
+    if let Some(t) = raw.tls_server_config {
+        for p in [t.cert_file, t.key_file, t.client_ca_file].into_iter().flatten() {
+            let p = p.trim();
+            if !p.is_empty() {
+                files.push(if Path::new(p).is_absolute() { PathBuf::from(p) } else { dir.join(p) });
+            }
+        }
+    }
+    files
+}
+
 fn parse_raw(file: &Path, text: &str) -> Result<RawWebConfig, ConfigError> {
     // An empty file (or one holding only comments) is valid and changes nothing,
     // as with the toolkit.

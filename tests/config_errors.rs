@@ -1,5 +1,9 @@
 //! One file per config mistake, each mapped to its exact error text (as
-//! blackbox_exporter's config tests do), and `check-config`'s exit codes.
+//! blackbox_exporter's config tests do), and `check-config`'s exit codes; bad
+//! flags that must stop the exporter before it binds; and no secret in any
+//! error, log line or response body that bad configs produce.
+
+mod support;
 
 use rpo_exporter::config::Config;
 use std::path::Path;
@@ -29,6 +33,7 @@ const CASES: &[(&str, &str)] = &[
     ("invalid-utc-without-pt-heartbeat.yml", "clusters[0].heartbeat.utc: only applies to format: pt-heartbeat"),
     ("invalid-heartbeat-format.yml", "clusters[0].heartbeat.format: unknown heartbeat format \"pt\": expected rpo or pt-heartbeat"),
     ("invalid-mysql-dsn.yml", "clusters[0].nodes[0].dsn: the connection URL contains a password; move it to password_file or password_env"),
+    ("invalid-health-url-with-credentials.yml", "health.regions.us-east-1.probes[0].http: \"https://REDACTED@exa mple.com/healthz?token=REDACTED&region=REDACTED\" is not a URL: invalid international domain name"),
     ("invalid-health-bad-url.yml", "health.regions.us-east-1.probes[0].http: \"https://exa mple.com:x/healthz\" is not a URL: invalid international domain name"),
     ("invalid-health-timeout.yml", "health.regions.us-east-1.probes[0].timeout: 10s must be greater than 0 and at most the health interval (5s)"),
     ("invalid-health-quorum.yml", "health.regions.us-east-1.quorum: 3 is out of range: between 1 and the region's 2 probes"),
@@ -195,4 +200,235 @@ fn tls_files_are_read_and_checked_at_load() {
     );
     let other_key = std::fs::read_to_string("tests/testdata/config/tls/other-key.pem").unwrap();
     assert!(!stderr.contains(other_key.lines().nth(1).unwrap()), "{stderr}");
+}
+
+/// Runs the binary to completion (at most 10 s); (exit code, stdout + stderr).
+fn run_to_exit(mut cmd: Command) -> (Option<i32>, String) {
+    let mut child =
+        cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!("still running after 10s: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.code(), text)
+}
+
+#[test]
+fn bad_telemetry_paths_stop_the_exporter_before_it_binds() {
+    // The port is taken: an exporter that got as far as binding would fail on
+    // that instead, so the message proves the flag was checked first.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let cases: &[(&str, &str)] = &[
+        ("/", "is one of the exporter's own endpoints"),
+        ("/-/reload", "is one of the exporter's own endpoints"),
+        ("/-/healthy", "is one of the exporter's own endpoints"),
+        ("/-/ready", "is one of the exporter's own endpoints"),
+        ("/-/metrics", "must not be under /-/"),
+        ("metrics", "must start with /"),
+        ("", "must start with /"),
+        ("/metrics/{id}", "'{' is not allowed"),
+        ("/metrics/*rest", "'*' is not allowed"),
+        ("/metrics?x=1", "'?' is not allowed"),
+        ("//metrics", "must not contain an empty segment"),
+    ];
+    let mut wrong = Vec::new();
+    for (path, why) in cases {
+        let mut cmd = exporter();
+        cmd.args(["--config.file", "tests/testdata/config/valid.yml", "--web.listen-address", &addr])
+            .arg(format!("--web.telemetry-path={path}"));
+        let (code, out) = run_to_exit(cmd);
+        let named = format!("--web.telemetry-path {path:?}");
+        let ok = code == Some(1)
+            && out.contains("Invalid flag")
+            && out.contains(&named)
+            && out.contains(why)
+            && !out.contains("panicked")
+            && !out.contains("cannot listen");
+        if !ok {
+            wrong.push(format!("{path:?}: exit {code:?}; want 1, {named:?} and {why:?}:\n{out}"));
+        }
+    }
+    // Good ones still start (they fail on the taken port, after the check).
+    for path in ["/metrics", "/probe/metrics", "/metrics/"] {
+        let mut cmd = exporter();
+        cmd.args(["--config.file", "tests/testdata/config/valid.yml", "--web.listen-address", &addr])
+            .arg(format!("--web.telemetry-path={path}"));
+        let (code, out) = run_to_exit(cmd);
+        if code != Some(1) || !out.contains("cannot listen") {
+            wrong.push(format!("{path:?} was refused: {out}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    drop(taken);
+}
+
+/// Secrets the bad configs below carry; none may appear in what the exporter says.
+const TOKEN: &str = "tok-UNMISTAKABLE-5d2a";
+const URL_USER: &str = "probe-user-UNMISTAKABLE";
+
+fn leaks(what: &str, text: &str) -> Vec<String> {
+    [support::PASSWORD, TOKEN, URL_USER]
+        .iter()
+        .filter(|secret| text.contains(*secret))
+        .map(|secret| format!("{what} contains {secret:?}:\n{text}"))
+        .collect()
+}
+
+/// (what, config) pairs: bad configs that hold the test secrets in every place a
+/// secret can hide — DSN passwords (key=value, URL, malformed), URL userinfo and
+/// query tokens in probes, a password where a variable name goes, the secret on
+/// a line YAML cannot parse, and a password file next to an unrelated mistake.
+fn bad_configs(password_file: &std::path::Path) -> Vec<(&'static str, String)> {
+    let pw = support::PASSWORD;
+    let pf = password_file.display();
+    let node = |extra: &str| {
+        format!("clusters:\n  - name: c\n    rpo: 1m\n    rto: 1h\n    nodes:\n      - {{ name: n, region: r, engine: postgres, {extra} }}\n")
+    };
+    let probe = |url: &str, more: &str| {
+        format!(
+            "{}health:\n  interval: 5s\n  regions:\n    r:\n      probes:\n        - {{ name: api, http: \"{url}\"{more} }}\n",
+            node(&format!("dsn: \"host=127.0.0.1 port=1 user=u dbname=d\", password_file: {pf}"))
+        )
+    };
+    vec![
+        (
+            "postgres key=value password",
+            node(&format!("dsn: \"host=127.0.0.1 port=1 user=u password={pw} dbname=d\"")),
+        ),
+        ("postgres URL password", node(&format!("dsn: \"postgres://u:{pw}@127.0.0.1:1/d\""))),
+        (
+            "postgres key=value, bad port",
+            node(&format!("dsn: \"host=127.0.0.1 port=notaport user=u password={pw}\"")),
+        ),
+        ("postgres URL, bad port", node(&format!("dsn: \"postgres://u:{pw}@127.0.0.1:notaport/d\""))),
+        ("postgres unterminated quote", node(&format!("dsn: \"host=127.0.0.1 user=u password='{pw}\""))),
+        (
+            "mysql URL password",
+            node(&format!("engine: mysql, dsn: \"mysql://u:{pw}@127.0.0.1:3306/d\""))
+                .replace("engine: postgres, ", ""),
+        ),
+        (
+            "mysql URL, bad port",
+            node(&format!("engine: mysql, dsn: \"mysql://u:{pw}@127.0.0.1:notaport/d\""))
+                .replace("engine: postgres, ", ""),
+        ),
+        (
+            "mysql URL query password",
+            node(&format!("engine: mysql, dsn: \"mysql://u@127.0.0.1:3306/d?password={pw}\""))
+                .replace("engine: postgres, ", ""),
+        ),
+        (
+            "probe URL that does not parse",
+            probe(&format!("https://{URL_USER}:{pw}@exa mple.com/h?token={TOKEN}"), ""),
+        ),
+        (
+            "probe URL of another scheme",
+            probe(&format!("ftp://{URL_USER}:{pw}@example.com/h?token={TOKEN}"), ""),
+        ),
+        ("probe URL without a host", probe(&format!("https://{URL_USER}:{pw}@/h?token={TOKEN}"), "")),
+        (
+            "probe URL, bad timeout",
+            probe(&format!("https://{URL_USER}:{pw}@example.com/h?token={TOKEN}"), ", timeout: 1h"),
+        ),
+        (
+            "probe URL, bad status",
+            probe(&format!("https://{URL_USER}:{pw}@example.com/h?token={TOKEN}"), ", expect_status: [999]"),
+        ),
+        (
+            "password in password_env",
+            node(&format!("dsn: \"host=127.0.0.1 user=u\", password_env: \"{pw}\"")),
+        ),
+        (
+            "password as an unknown field",
+            node(&format!("dsn: \"host=127.0.0.1 user=u\", password: \"{pw}\"")),
+        ),
+        (
+            "password_file of the wrong type",
+            node(&format!("dsn: \"host=127.0.0.1 user=u\", password_file: [\"{pw}\"]")),
+        ),
+        ("secret on a line YAML cannot parse", node(&format!("dsn: \"host=127.0.0.1 user=u password={pw}"))),
+        (
+            "password file beside a bad duration",
+            node(&format!("dsn: \"host=127.0.0.1 port=1 user=u dbname=d\", password_file: {pf}"))
+                .replace("rpo: 1m", "rpo: soon"),
+        ),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_secret_in_any_error_log_or_response_body() {
+    let dir = tempfile::tempdir().unwrap();
+    let password_file = dir.path().join("password");
+    std::fs::write(&password_file, format!("{}\n", support::PASSWORD)).unwrap();
+    let configs = bad_configs(&password_file);
+    let mut problems = Vec::new();
+
+    // A running exporter whose config holds a probe with every kind of secret
+    // (failing against a closed port, so it logs), reloaded with each bad config.
+    let closed = rpo_lab::free_port();
+    let good = format!(
+        "clusters:\n  - name: c\n    rpo: 1m\n    rto: 1h\n    nodes:\n      - {{ name: n, region: r, engine: postgres, dsn: \"host=127.0.0.1 port={closed} user=u dbname=d\", password_file: {} }}\nhealth:\n  interval: 1s\n  regions:\n    r:\n      probes:\n        - {{ name: api, http: \"http://{URL_USER}:{}@127.0.0.1:{closed}/h?token={TOKEN}\", timeout: 500ms }}\n",
+        password_file.display(),
+        support::PASSWORD
+    );
+    let running = support::Exporter::start(&good).await;
+    let client = reqwest::Client::new();
+    let reload = format!("http://{}/-/reload", running.addr);
+
+    for (what, config) in &configs {
+        let file = dir.path().join("bad.yml");
+        std::fs::write(&file, config).unwrap();
+
+        let mut check = exporter();
+        check.arg("check-config").arg(&file);
+        let (code, out) = run_to_exit(check);
+        if code != Some(1) {
+            problems.push(format!("{what}: check-config exit {code:?}: {out}"));
+        }
+        problems.extend(leaks(&format!("{what}: check-config"), &out));
+
+        let mut start = exporter();
+        start.arg("--config.file").arg(&file).args([
+            "--web.listen-address",
+            &format!("127.0.0.1:{}", rpo_lab::free_port()),
+            "--log.level",
+            "debug",
+        ]);
+        let (code, out) = run_to_exit(start);
+        if code != Some(1) {
+            problems.push(format!("{what}: startup exit {code:?}: {out}"));
+        }
+        problems.extend(leaks(&format!("{what}: startup"), &out));
+
+        running.rewrite_config(config);
+        let (status, body) = loop {
+            let r = client.post(&reload).send().await.unwrap();
+            if r.status() != 429 {
+                break (r.status(), r.text().await.unwrap());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        };
+        if status != 500 {
+            problems.push(format!("{what}: /-/reload answered {status}: {body}"));
+        }
+        problems.extend(leaks(&format!("{what}: /-/reload body"), &body));
+    }
+    // The probe has failed (and logged) by now; the log and /metrics stay clean.
+    let failed = support::wait_for(std::time::Duration::from_secs(5), || async {
+        running.log().contains("Probe failed")
+    })
+    .await;
+    assert!(failed, "the probe never failed; log:\n{}", running.log());
+    problems.extend(leaks("/metrics", &running.scrape_text().await));
+    problems.extend(leaks("the running exporter's log", &running.log()));
+    println!("{} bad configs checked via check-config, startup and /-/reload", configs.len());
+    assert!(problems.is_empty(), "{}", problems.join("\n\n"));
 }

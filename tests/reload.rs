@@ -70,3 +70,36 @@ async fn reload_applies_valid_configs_and_refuses_bad_ones() {
     assert_eq!(m.get(OK, &[]), Some(1.0));
     assert!(m.find("rpo_node_up", &[("node", "r1".into())]).len() == 1, "r1 is back");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reloading_an_identical_file_restarts_no_worker() {
+    let lab = Lab::start(spec_primary_replica()).await;
+    let config = config_with(&lab, &["p", "r1"]);
+    let exporter = Exporter::start(&config).await;
+    wait_for_pair(&exporter, &lab.pair("p", "r1")).await;
+    let sessions = |m: &Metrics, node: &str| m.get("rpo_node_sessions_opened_total", &lab.node_labels(node));
+    let m = exporter.scrape().await;
+    assert_eq!((sessions(&m, "p"), sessions(&m, "r1")), (Some(1.0), Some(1.0)));
+    let before = m.get("rpo_heartbeat_seen_timestamp_seconds", &lab.pair("p", "r1")).unwrap();
+
+    // The same file over HTTP (the burst the rate limit allows) and by SIGHUP.
+    for _ in 0..3 {
+        exporter.reload(&config).await;
+    }
+    exporter.signal(nix::sys::signal::Signal::SIGHUP);
+    let unchanged = wait_for(Duration::from_secs(5), || async {
+        exporter.log().matches("Configuration unchanged; nothing to do").count() == 4
+    })
+    .await;
+    assert!(unchanged, "four reloads of the same file; log:\n{}", exporter.log());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let m = exporter.scrape().await;
+    assert_eq!(
+        (sessions(&m, "p"), sessions(&m, "r1")),
+        (Some(1.0), Some(1.0)),
+        "a worker reconnected; log:\n{}",
+        exporter.log()
+    );
+    assert!(m.get("rpo_heartbeat_seen_timestamp_seconds", &lab.pair("p", "r1")).unwrap() > before);
+    assert_eq!(m.get(OK, &[]), Some(1.0));
+}

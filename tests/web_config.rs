@@ -8,10 +8,11 @@
 
 mod support;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use support::wait_for;
+use support::{wait_for, Metrics};
 
 /// A CA that signs server and client certificates.
 struct Ca {
@@ -57,6 +58,11 @@ impl Exporter {
     /// Writes `files` (name, content) and `web.yml` into a fresh directory and starts
     /// the exporter; waits until the port accepts connections.
     fn start(files: &[(&str, &str)], web_yml: &str) -> Exporter {
+        Exporter::start_with(files, web_yml, &[])
+    }
+
+    /// As [`Exporter::start`], with more flags.
+    fn start_with(files: &[(&str, &str)], web_yml: &str, flags: &[&str]) -> Exporter {
         let dir = tempfile::tempdir().unwrap();
         for (name, content) in files {
             std::fs::write(dir.path().join(name), content).unwrap();
@@ -75,6 +81,7 @@ impl Exporter {
             .arg("--web.config.file")
             .arg(dir.path().join("web.yml"))
             .args(["--web.listen-address", &format!("127.0.0.1:{port}"), "--log.level", "debug"])
+            .args(flags)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log_path).unwrap())
             .spawn()
@@ -303,4 +310,236 @@ fn an_invalid_web_config_stops_startup_with_the_file_and_field() {
         dir.path().join("missing.crt").display()
     );
     assert!(stderr.contains("Invalid web configuration") && stderr.contains(&want), "{stderr}");
+}
+
+/// A response reduced to what the tests compare: status (or the error), Retry-After, body.
+async fn answer(request: reqwest::RequestBuilder) -> (Result<u16, String>, Option<String>, String) {
+    match request.send().await {
+        Err(e) => (Err(format!("{e:?}")), None, String::new()),
+        Ok(r) => {
+            let status = r.status().as_u16();
+            let retry = r.headers().get("retry-after").map(|v| v.to_str().unwrap_or_default().to_owned());
+            (Ok(status), retry, r.text().await.unwrap_or_default())
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reload_needs_the_lifecycle_flag_the_same_authentication_and_is_rate_limited() {
+    let server_ca = Ca::new("server CA");
+    let client_ca = Ca::new("client CA");
+    let (cert, key) = server_ca.leaf(&["127.0.0.1"], false);
+    let id = client_ca.leaf(&["prometheus.example"], true);
+    let files =
+        [("server.crt", cert.as_str()), ("server.key", key.as_str()), ("clients.crt", &client_ca.pem)];
+    let web = format!(
+        "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: clients.crt\nbasic_auth_users:\n  prometheus: {}\n",
+        bcrypt_hash("pw")
+    );
+    let with_cert = client(&server_ca.pem, Some((&id.0, &id.1)));
+
+    // Without --web.enable-lifecycle: 403 as Prometheus answers, even to the right
+    // credentials; SIGHUP stays the way to reload.
+    let mut off = Exporter::start(&files, &web);
+    let (status, _, body) =
+        answer(with_cert.post(off.url("https", "/-/reload")).basic_auth("prometheus", Some("pw"))).await;
+    assert_eq!(status, Ok(403), "{body}");
+    assert!(body.starts_with("Lifecycle API is not enabled."), "{body}");
+    assert!(body.contains("--web.enable-lifecycle") && body.contains("SIGHUP"), "{body}");
+    let (status, _, _) = answer(with_cert.put(off.url("https", "/-/reload"))).await;
+    assert_eq!(status, Ok(401), "authentication comes first");
+    off.assert_running();
+
+    let mut on = Exporter::start_with(&files, &web, &["--web.enable-lifecycle"]);
+    let reload = on.url("https", "/-/reload");
+    // The same authentication as /metrics: a client certificate, then basic auth.
+    let no_cert =
+        answer(client(&server_ca.pem, None).post(&reload).basic_auth("prometheus", Some("pw"))).await;
+    assert!(no_cert.0.is_err(), "no client certificate must be refused, got {no_cert:?}");
+    assert_eq!(answer(with_cert.post(&reload)).await.0, Ok(401));
+    assert_eq!(answer(with_cert.post(&reload).basic_auth("prometheus", Some("nope"))).await.0, Ok(401));
+    let ok = answer(with_cert.post(&reload).basic_auth("prometheus", Some("pw"))).await;
+    assert_eq!(ok.0, Ok(200), "{ok:?}\nlog:\n{}", on.log());
+
+    // Rate-limited: a client looping on /-/reload gets 429s with Retry-After.
+    let mut statuses = Vec::new();
+    let mut refused = None;
+    for _ in 0..6 {
+        let a = answer(with_cert.put(&reload).basic_auth("prometheus", Some("pw"))).await;
+        statuses.push(a.0.clone());
+        if a.0 == Ok(429) && refused.is_none() {
+            refused = Some(a);
+        }
+    }
+    println!("six reloads in a row: {statuses:?}");
+    let (_, retry, body) = refused.unwrap_or_else(|| panic!("no 429 among {statuses:?}"));
+    assert!(body.contains("Too many reload requests"), "{body}");
+    assert_eq!(retry.as_deref(), Some("1"));
+    assert!(statuses.iter().filter(|s| **s == Ok(200)).count() <= 3, "{statuses:?}");
+    // A second later it reloads again.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(answer(with_cert.post(&reload).basic_auth("prometheus", Some("pw"))).await.0, Ok(200));
+    assert!(on.log().contains("Reload request refused: too many reloads"), "log:\n{}", on.log());
+    on.assert_running();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn web_config_files_that_appear_later_are_picked_up_and_reported() {
+    const OK: &str = "rpo_exporter_web_config_last_reload_successful";
+    const AT: &str = "rpo_exporter_web_config_last_reload_success_timestamp_seconds";
+    let ca = Ca::new("server CA");
+    let (cert, key) = ca.leaf(&["127.0.0.1"], false);
+    let next_ca = Ca::new("next server CA");
+    let (next_cert, next_key) = next_ca.leaf(&["127.0.0.1"], false);
+    let hash = bcrypt_hash("pw");
+    let web = |c: &str, k: &str| {
+        format!("tls_server_config:\n  cert_file: {c}\n  key_file: {k}\nbasic_auth_users:\n  prometheus: {hash}\n")
+    };
+    let mut exporter =
+        Exporter::start(&[("server.crt", &cert), ("server.key", &key)], &web("server.crt", "server.key"));
+    let metrics = exporter.url("https", "/metrics");
+    let old = client(&ca.pem, None);
+    let scrape = |c: reqwest::Client| {
+        let metrics = metrics.clone();
+        async move {
+            let r = c.get(&metrics).basic_auth("prometheus", Some("pw")).send().await.ok()?;
+            if r.status() != 200 {
+                return None;
+            }
+            Some(Metrics::parse(&r.text().await.ok()?))
+        }
+    };
+    let m = scrape(old.clone()).await.unwrap_or_else(|| panic!("scrape failed; log:\n{}", exporter.log()));
+    assert_eq!(m.get(OK, &[]), Some(1.0), "loaded at start");
+    let started = m.get(AT, &[]).unwrap();
+
+    // The web config now names a certificate and key that do not exist yet: it
+    // is refused, the previous one is still served, and the metric says so.
+    exporter.replace("web.yml", &web("next.crt", "next.key"));
+    let m = scrape(old.clone())
+        .await
+        .unwrap_or_else(|| panic!("old certificate not served; log:\n{}", exporter.log()));
+    assert_eq!(m.get(OK, &[]), Some(0.0), "log:\n{}", exporter.log());
+    assert_eq!(m.get(AT, &[]), Some(started));
+    let log = exporter.log();
+    assert!(log.contains("Web config reload failed") && log.contains("next.crt"), "log:\n{log}");
+
+    // They appear (the key first, as a cert manager may write them): the web
+    // config is read again without anyone touching web.yml.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    exporter.replace("next.key", &next_key);
+    assert!(scrape(old.clone()).await.is_some(), "still the old certificate while next.crt is missing");
+    exporter.replace("next.crt", &next_cert);
+    let next = client(&next_ca.pem, None);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut last = scrape(next.clone()).await;
+    while !last.as_ref().is_some_and(|m| m.get(OK, &[]) == Some(1.0)) {
+        assert!(
+            Instant::now() < deadline,
+            "the new certificate was not picked up ({last:?}); log:\n{}",
+            exporter.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        last = scrape(next.clone()).await;
+    }
+    assert!(last.unwrap().get(AT, &[]).unwrap() > started);
+    exporter.assert_running();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_flood_of_wrong_passwords_does_not_delay_prometheus() {
+    const FLOODERS: usize = 48;
+    const FLOOD: Duration = Duration::from_secs(12);
+    let ca = Ca::new("server CA");
+    let (cert, key) = ca.leaf(&["127.0.0.1"], false);
+    let web = format!(
+        "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\nbasic_auth_users:\n  prometheus: {}\n",
+        bcrypt_hash("right")
+    );
+    let mut exporter = Exporter::start(&[("server.crt", &cert), ("server.key", &key)], &web);
+    let metrics = exporter.url("https", "/metrics");
+    // Prometheus: one kept-alive connection, already scraping before the attack.
+    let prometheus = reqwest::Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(ca.pem.as_bytes()).unwrap())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    for _ in 0..3 {
+        assert_eq!(status(prometheus.get(&metrics).basic_auth("prometheus", Some("right"))).await, Ok(200));
+    }
+
+    // The attack: clients sending a new wrong password with every request, on a
+    // thread and runtime of their own (as if from another host), so that what is
+    // timed below is the exporter and not this process's scheduler.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let attack = {
+        let (stop, metrics, ca) = (stop.clone(), metrics.clone(), ca.pem.clone());
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async move {
+                let mut attackers = tokio::task::JoinSet::new();
+                for a in 0..FLOODERS {
+                    let c = reqwest::Client::builder()
+                        .use_rustls_tls()
+                        .tls_built_in_root_certs(false)
+                        .add_root_certificate(reqwest::Certificate::from_pem(ca.as_bytes()).unwrap())
+                        .timeout(Duration::from_secs(30))
+                        .build()
+                        .unwrap();
+                    let (stop, metrics) = (stop.clone(), metrics.clone());
+                    attackers.spawn(async move {
+                        let mut answers: BTreeMap<String, usize> = BTreeMap::new();
+                        let mut n = 0u64;
+                        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                            n += 1;
+                            let wrong = format!("wrong-{a}-{n}");
+                            let got = status(c.get(&metrics).basic_auth("prometheus", Some(&wrong))).await;
+                            *answers.entry(format!("{got:?}")).or_default() += 1;
+                        }
+                        answers
+                    });
+                }
+                let mut answers: BTreeMap<String, usize> = BTreeMap::new();
+                for one in attackers.join_all().await {
+                    for (k, v) in one {
+                        *answers.entry(k).or_default() += v;
+                    }
+                }
+                answers
+            })
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // Meanwhile Prometheus scrapes every 50 ms and times each scrape.
+    let mut took = Vec::new();
+    let start = Instant::now();
+    while start.elapsed() < FLOOD {
+        let t = Instant::now();
+        let s = status(prometheus.get(&metrics).basic_auth("prometheus", Some("right"))).await;
+        took.push(t.elapsed());
+        assert_eq!(s, Ok(200), "Prometheus refused during the flood; log tail:\n{}", tail(&exporter.log()));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let answers = tokio::task::spawn_blocking(move || attack.join().unwrap()).await.unwrap();
+    took.sort();
+    let p50 = took[took.len() / 2];
+    let p99 = took[took.len() * 99 / 100];
+    let max = *took.last().unwrap();
+    println!(
+        "{FLOODERS} clients with wrong passwords for {FLOOD:?}: their answers {answers:?}; \
+         {} authenticated scrapes: p50 {p50:?}, p99 {p99:?}, max {max:?}",
+        took.len()
+    );
+    assert!(answers.get("Ok(401)").copied().unwrap_or(0) > 0, "the flood was checked: {answers:?}");
+    assert!(max < Duration::from_millis(100), "a scrape waited {max:?} during the flood (p50 {p50:?})");
+    exporter.assert_running();
+}
+
+fn tail(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(30)..].join("\n")
 }

@@ -79,6 +79,43 @@ pub enum Target {
     Tcp { address: String },
 }
 
+/// What replaces a secret in a redacted URL.
+const REDACTED: &str = "REDACTED";
+
+/// A probe URL as it may be shown in an error or a log: the user and password,
+/// every query value and the fragment replaced by `REDACTED`. Works on text that
+/// does not parse as a URL too, since that is when an error quotes it.
+pub fn redact_url(url: &str) -> String {
+    let (scheme, rest) = match url.find("://") {
+        Some(i) => url.split_at(i + 3),
+        None => ("", url),
+    };
+    let (rest, fragment) = match rest.split_once('#') {
+        Some((r, _)) => (r, format!("#{REDACTED}")),
+        None => (rest, String::new()),
+    };
+    let (rest, query) = match rest.split_once('?') {
+        Some((r, q)) => {
+            let pairs: Vec<String> = q
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((k, _)) => format!("{k}={REDACTED}"),
+                    None if pair.is_empty() => String::new(),
+                    None => REDACTED.to_owned(),
+                })
+                .collect();
+            (r, format!("?{}", pairs.join("&")))
+        }
+        None => (rest, String::new()),
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let authority = match authority.rfind('@') {
+        Some(i) => format!("{REDACTED}@{}", &authority[i + 1..]),
+        None => authority.to_owned(),
+    };
+    format!("{scheme}{authority}{path}{query}{fragment}")
+}
+
 const DEFAULT_HEALTH_INTERVAL: Duration = Duration::from_secs(5);
 const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -146,12 +183,14 @@ fn validate_probe(ctx: &Ctx, path: &str, rp: RawProbe, interval: Duration) -> Re
             return Err(ctx.err(path, "set exactly one of http or tcp"));
         }
         (Some(url), None) => {
+            // The URL may carry credentials (user:password@, ?token=): errors show it redacted.
+            let shown = redact_url(&url);
             let parsed = reqwest::Url::parse(&url)
-                .map_err(|e| ctx.err(format!("{path}.http"), format!("{url:?} is not a URL: {e}")))?;
+                .map_err(|e| ctx.err(format!("{path}.http"), format!("{shown:?} is not a URL: {e}")))?;
             if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
                 return Err(ctx.err(
                     format!("{path}.http"),
-                    format!("{url:?} is not an http:// or https:// URL with a host"),
+                    format!("{shown:?} is not an http:// or https:// URL with a host"),
                 ));
             }
             let expect_status = rp.expect_status.unwrap_or_default();
@@ -194,4 +233,25 @@ fn validate_probe(ctx: &Ctx, path: &str, rp: RawProbe, interval: Duration) -> Re
     };
     debug_assert!(is_label_safe(&name));
     Ok(Probe { name, target, timeout })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn urls_lose_their_secrets() {
+        for (url, want) in [
+            ("https://api.example.com/healthz", "https://api.example.com/healthz"),
+            (
+                "https://user:pw@api.example.com:8443/h?token=abc&x=1#frag",
+                "https://REDACTED@api.example.com:8443/h?token=REDACTED&x=REDACTED#REDACTED",
+            ),
+            ("https://user:p@ss@exa mple.com:x/healthz", "https://REDACTED@exa mple.com:x/healthz"),
+            ("user:pw@host/x?secret", "REDACTED@host/x?REDACTED"),
+            ("http://h?t=a/b@c", "http://h?t=REDACTED"),
+        ] {
+            assert_eq!(redact_url(url), want, "{url}");
+        }
+    }
 }

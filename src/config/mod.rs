@@ -577,6 +577,18 @@ fn validate_node(ctx: &Ctx, path: &str, rn: RawNode) -> Result<Node, ConfigError
             return Err(ctx.err(path, "set either password_file or password_env, not both"));
         }
         (Some(f), None) => PasswordSource::File(f),
+        // A value that cannot be a variable's name may be the password itself,
+        // written in the wrong field: say so without echoing it.
+        (None, Some(v))
+            if v.is_empty()
+                || v.starts_with(|c: char| c.is_ascii_digit())
+                || !v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') =>
+        {
+            return Err(ctx.err(
+                format!("{path}.password_env"),
+                "is not an environment variable name (letters, digits and _); the value is not shown in case it is the password itself",
+            ));
+        }
         (None, Some(v)) => PasswordSource::Env(v),
         (None, None) => PasswordSource::None,
     };

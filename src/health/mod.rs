@@ -393,7 +393,8 @@ async fn attempt(r: &Runner) -> Outcome {
                         detail: if accepted { String::new() } else { format!("HTTP status {code}") },
                     }
                 }
-                Err(e) => failed(classify_http(&e), crate::error_chain(&e)),
+                // reqwest's errors quote the URL, which may hold credentials.
+                Err(e) => failed(classify_http(&e), crate::error_chain(&e.without_url())),
             }
         }
     }

@@ -194,7 +194,7 @@ impl Exporter {
         let child = Command::new(env!("CARGO_BIN_EXE_rpo-exporter"))
             .arg("--config.file")
             .arg(&config_path)
-            .args(["--web.listen-address", &addr, "--log.level", "debug"])
+            .args(["--web.listen-address", &addr, "--log.level", "debug", "--web.enable-lifecycle"])
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log_path).unwrap())
             .spawn()

@@ -308,6 +308,12 @@ impl MySession {
         let mut conn = Conn::new(opts).await.map_err(|e| classify(&e, None, ""))?;
         // Times are exchanged in UTC; a pt-heartbeat table written in local time is
         // read in the server's own zone, as pt-heartbeat reads it.
+        // A statement waiting on a row lock or a metadata lock (a heartbeat under
+        // FLUSH TABLES WITH READ LOCK, or an ALTER) gives up within a second of the
+        // deadline (whole seconds are the finest these settings take), so an
+        // abandoned write never holds a server thread for the default day or year.
+        // MariaDB's max_statement_time, set below, ends it sooner; MySQL's
+        // max_execution_time covers only SELECT, so there these are the bound.
         let lock_wait = heartbeat.timeout.as_secs_f64().ceil().max(1.0);
         let zone = if heartbeat.format != (HeartbeatFormat::PtHeartbeat { utc: false }) {
             "time_zone = '+00:00', "
@@ -320,7 +326,9 @@ impl MySession {
             &mut conn,
             &[
                 "SELECT VERSION()".to_owned(),
-                format!("SET {zone}SESSION innodb_lock_wait_timeout = {lock_wait}"),
+                format!(
+                    "SET {zone}SESSION innodb_lock_wait_timeout = {lock_wait}, SESSION lock_wait_timeout = {lock_wait}"
+                ),
             ],
             &mut answers,
         )

@@ -111,11 +111,47 @@ pub enum Basis {
     ReplicaClock,
 }
 
+/// One integer field of a heartbeat row (its sequence, or its time in µs since
+/// the epoch) as the server sent it. A hand-made or forged table can hold what
+/// no integer is: an infinite or NaN time, a date outside 64-bit microseconds, a
+/// sequence beyond 64 bits. The engine reports such a value as `Invalid`, so it
+/// marks its own row and never fails the read of the others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Field {
+    #[default]
+    Null,
+    Invalid,
+    Int(i64),
+}
+
+impl Field {
+    /// The integer, if there is one.
+    pub fn get(self) -> Option<i64> {
+        match self {
+            Field::Int(v) => Some(v),
+            Field::Null | Field::Invalid => None,
+        }
+    }
+}
+
+impl From<Option<i64>> for Field {
+    fn from(v: Option<i64>) -> Field {
+        v.map_or(Field::Null, Field::Int)
+    }
+}
+
+/// Heartbeat times the exporter accepts, µs since the epoch: from 2000-01-01 to
+/// the end of the year 9999 (UTC). No heartbeat was written before 2000 (an
+/// earlier time is a zero or sentinel date, a broken clock, or a forged row), and
+/// nothing later is a date MySQL can hold. A time in that range but ahead of the
+/// clock it is compared with reads as [`Reading::FutureTimestamp`].
+pub const VALID_WRITTEN_US: std::ops::RangeInclusive<i64> = 946_684_800_000_000..=253_402_300_799_999_999;
+
 /// What the replica shows of one source's row, with the context to judge it.
 #[derive(Debug, Clone)]
 pub struct PairInput<'a> {
-    pub seq: Option<i64>,
-    pub written_us: Option<i64>,
+    pub seq: Field,
+    pub written_us: Field,
     /// The replica's clock during the read; its `mono` is the read's instant.
     pub replica_clock: ClockSample,
     /// This process's writes on the source, when it writes the source's heartbeats.
@@ -135,6 +171,11 @@ pub enum Reading {
     },
     /// The row has no timestamp: nothing can be said about the pair.
     NullTimestamp,
+    /// The row's time is no usable instant: infinite, NaN, unparsable, or outside
+    /// [`VALID_WRITTEN_US`].
+    InvalidTimestamp,
+    /// The row's sequence is no 64-bit integer (NaN, fractional, or too large).
+    InvalidSequence,
     /// The row's timestamp lies in the future of the clock it was compared with,
     /// by `ahead` seconds: clock skew (or a forged row). Never read as lag 0.
     FutureTimestamp {
@@ -148,6 +189,8 @@ impl Reading {
         match self {
             Reading::Ok { .. } => RowStatus::Ok,
             Reading::NullTimestamp => RowStatus::NullTimestamp,
+            Reading::InvalidTimestamp => RowStatus::InvalidTimestamp,
+            Reading::InvalidSequence => RowStatus::InvalidSequence,
             Reading::FutureTimestamp { .. } => RowStatus::FutureTimestamp,
         }
     }
@@ -158,6 +201,8 @@ impl Reading {
 pub enum RowStatus {
     Ok,
     NullTimestamp,
+    InvalidTimestamp,
+    InvalidSequence,
     FutureTimestamp,
     IdentityMismatch,
     /// The replica shows no row of a live writer whose heartbeats this process
@@ -166,9 +211,11 @@ pub enum RowStatus {
 }
 
 impl RowStatus {
-    pub const ALL: [RowStatus; 5] = [
+    pub const ALL: [RowStatus; 7] = [
         RowStatus::Ok,
         RowStatus::NullTimestamp,
+        RowStatus::InvalidTimestamp,
+        RowStatus::InvalidSequence,
         RowStatus::FutureTimestamp,
         RowStatus::IdentityMismatch,
         RowStatus::Missing,
@@ -178,6 +225,8 @@ impl RowStatus {
         match self {
             RowStatus::Ok => "ok",
             RowStatus::NullTimestamp => "null_timestamp",
+            RowStatus::InvalidTimestamp => "invalid_timestamp",
+            RowStatus::InvalidSequence => "invalid_sequence",
             RowStatus::FutureTimestamp => "future_timestamp",
             RowStatus::IdentityMismatch => "identity_mismatch",
             RowStatus::Missing => "missing",
@@ -187,12 +236,17 @@ impl RowStatus {
 
 /// Lag and exposure of one (source → replica) pair at the instant of the read.
 pub fn evaluate(input: &PairInput) -> Reading {
-    let Some(written_us) = input.written_us else {
-        return Reading::NullTimestamp;
+    let written_us = match input.written_us {
+        Field::Null => return Reading::NullTimestamp,
+        Field::Int(us) if VALID_WRITTEN_US.contains(&us) => us,
+        Field::Int(_) | Field::Invalid => return Reading::InvalidTimestamp,
     };
+    if input.seq == Field::Invalid {
+        return Reading::InvalidSequence;
+    }
     let read_mono = input.replica_clock.mono;
     let ours = input.history.filter(|h| !h.is_empty());
-    let own_write = input.seq.zip(ours).and_then(|(seq, h)| h.find(seq, written_us));
+    let own_write = input.seq.get().zip(ours).and_then(|(seq, h)| h.find(seq, written_us));
     // Where the seen heartbeat was written, on our monotonic clock, and how
     // uncertain that placement is (the midpoints' half round trips).
     let (written_mono, slack, basis) = if let Some(rec) = own_write {
@@ -211,7 +265,7 @@ pub fn evaluate(input: &PairInput) -> Reading {
     }
     // Within the measurement's own error a tiny negative is noise, not skew.
     let exposure = exposure.max(0.0);
-    let lag = match (ours, input.seq) {
+    let lag = match (ours, input.seq.get()) {
         // We wrote the source's heartbeats: the oldest one not visible yet is the
         // first of ours after the seen sequence that was written before the read.
         (Some(h), Some(seq)) => history_lag(h, seq, read_mono, exposure, input.interval),
@@ -260,24 +314,25 @@ mod tests {
     use super::*;
 
     const S: i64 = 1_000_000;
+    /// Database clocks here read monotonic time plus this (November 2023).
+    const T0: f64 = 1_700_000_000.0;
 
     fn history(writes: &[(i64, f64)]) -> WriteHistory {
         let mut h = WriteHistory::default();
         for &(seq, mono) in writes {
-            // The source's clock runs 1000 s ahead of monotonic time here.
-            h.push(WriteRecord { seq, mono, db_us: ((1000.0 + mono) * 1e6) as i64 });
+            h.push(WriteRecord { seq, mono, db_us: ((T0 + mono) * 1e6) as i64 });
         }
         h
     }
 
     fn replica(at: f64, clock_ahead: f64) -> ClockSample {
-        ClockSample { db_us: ((1000.0 + at + clock_ahead) * 1e6) as i64, mono: at, rtt: 0.0 }
+        ClockSample { db_us: ((T0 + at + clock_ahead) * 1e6) as i64, mono: at, rtt: 0.0 }
     }
 
     fn input<'a>(seq: i64, written_at: f64, read_at: f64, h: Option<&'a WriteHistory>) -> PairInput<'a> {
         PairInput {
-            seq: Some(seq),
-            written_us: Some(((1000.0 + written_at) * 1e6) as i64),
+            seq: Field::Int(seq),
+            written_us: Field::Int(((T0 + written_at) * 1e6) as i64),
             replica_clock: replica(read_at, 0.0),
             history: h,
             source_clock: None,
@@ -319,7 +374,7 @@ mod tests {
         assert_eq!(ok(evaluate(&i)), (2.5, 3.5, Basis::ReplicaClock));
         // The source reached directly: its clock maps the timestamp, skew-free.
         i.replica_clock = replica(13.5, 50.0); // replica clock 50 s ahead
-        i.source_clock = Some(ClockSample { db_us: 1013 * S, mono: 13.0, rtt: 0.002 });
+        i.source_clock = Some(ClockSample { db_us: (T0 as i64 + 13) * S, mono: 13.0, rtt: 0.002 });
         assert_eq!(ok(evaluate(&i)), (2.5, 3.5, Basis::SourceClock));
     }
 
@@ -339,8 +394,48 @@ mod tests {
     #[test]
     fn null_timestamp_is_its_own_reading() {
         let mut i = input(1, 0.0, 1.0, None);
-        i.written_us = None;
+        i.written_us = Field::Null;
         assert_eq!(evaluate(&i), Reading::NullTimestamp);
+    }
+
+    #[test]
+    fn an_unusable_time_or_sequence_is_its_own_reading() {
+        let h = history(&[(1, 10.0)]);
+        // (seq, written_us) → reading, for a source this process writes and for a
+        // foreign one alike.
+        let year = |y: i64| (y - 1970) * 31_556_952 * S;
+        let cases = [
+            (Field::Int(1), Field::Invalid, Reading::InvalidTimestamp), // ±infinity, NaN, unparsable
+            (Field::Int(1), Field::Int(i64::MAX), Reading::InvalidTimestamp),
+            (Field::Int(1), Field::Int(i64::MIN), Reading::InvalidTimestamp),
+            (Field::Int(1), Field::Int(0), Reading::InvalidTimestamp), // the epoch: a zero date
+            (Field::Int(1), Field::Int(year(1900)), Reading::InvalidTimestamp),
+            (Field::Int(1), Field::Int(year(12000)), Reading::InvalidTimestamp),
+            (Field::Invalid, Field::Int((T0 as i64 + 10) * S), Reading::InvalidSequence),
+            (Field::Invalid, Field::Null, Reading::NullTimestamp),
+            (Field::Invalid, Field::Invalid, Reading::InvalidTimestamp),
+        ];
+        for (seq, written_us, want) in cases {
+            for history in [None, Some(&h)] {
+                let mut i = input(1, 10.0, 11.0, history);
+                (i.seq, i.written_us) = (seq, written_us);
+                assert_eq!(evaluate(&i), want, "{seq:?} {written_us:?}");
+            }
+        }
+        // A far-future time that is a date is skew or forgery, told as such.
+        let mut i = input(1, 10.0, 11.0, None);
+        i.written_us = Field::Int(year(2100));
+        assert!(matches!(evaluate(&i), Reading::FutureTimestamp { ahead, .. } if ahead > 2e9));
+        // A NULL sequence is no damage: the lag falls back to the lower bound.
+        i = input(1, 10.0, 13.5, Some(&h));
+        i.seq = Field::Null;
+        assert_eq!(ok(evaluate(&i)), (2.5, 3.5, Basis::ReplicaClock));
+        // The bounds themselves are valid times.
+        for us in [*VALID_WRITTEN_US.start(), 1_700_000_000 * S] {
+            i = input(1, 10.0, 11.0, None);
+            i.written_us = Field::Int(us);
+            assert!(matches!(evaluate(&i), Reading::Ok { .. }), "{us}");
+        }
     }
 
     #[test]
@@ -364,7 +459,7 @@ mod tests {
     fn a_replica_behind_more_than_the_history_keeps_the_bound() {
         let mut h = WriteHistory::default();
         for i in 0..(HISTORY_LEN as i64 + 100) {
-            h.push(WriteRecord { seq: i, mono: i as f64, db_us: ((1000.0 + i as f64) * 1e6) as i64 });
+            h.push(WriteRecord { seq: i, mono: i as f64, db_us: ((T0 + i as f64) * 1e6) as i64 });
         }
         let now = HISTORY_LEN as f64 + 100.0;
         // Seq 5 was forgotten long ago; the first remembered write is seq 100.

@@ -568,7 +568,7 @@ impl Worker {
             let status = if identity_ok { reading.status() } else { RowStatus::IdentityMismatch };
             let prev = previous.get(&name);
             let mut regressions = prev.map_or(0, |p| p.regressions);
-            if let (Some(last), Some(seq)) = (prev.and_then(|p| p.last_seq), row.seq) {
+            if let (Some(last), Some(seq)) = (prev.and_then(|p| p.last_seq), row.seq.get()) {
                 if seq < last {
                     regressions += 1;
                     tracing::warn!(cluster = %cfg.name, source = %name, replica = %self.node.name, from = last, to = seq,
@@ -587,8 +587,9 @@ impl Worker {
                     status,
                     reading,
                     read_mono: replica_clock.mono,
-                    seen_written_us: row.written_us,
-                    last_seq: row.seq.or(prev.and_then(|p| p.last_seq)),
+                    // Only a time that is a date: an invalid one is no timestamp to export.
+                    seen_written_us: row.written_us.get().filter(|_| status != RowStatus::InvalidTimestamp),
+                    last_seq: row.seq.get().or(prev.and_then(|p| p.last_seq)),
                     regressions,
                 },
             );

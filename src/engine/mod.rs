@@ -13,6 +13,7 @@ pub mod postgres;
 pub(crate) mod tls;
 
 use crate::config::{Heartbeat, Node, TableName};
+pub use crate::heartbeat::Field;
 use crate::metrics::{MetricDesc, Sample};
 use std::fmt;
 use std::time::Duration;
@@ -123,6 +124,21 @@ pub(crate) fn unique_label(name: &str, seen: &mut std::collections::HashSet<Stri
     label
 }
 
+/// A heartbeat sequence as the server wrote it in text: an integer in 64 bits, or
+/// a decimal with only zeros after the point (a `numeric`/`DECIMAL` column); NaN,
+/// a fraction, or a value beyond 64 bits is [`Field::Invalid`].
+pub(crate) fn parse_seq(text: Option<&str>) -> Field {
+    let Some(text) = text.map(str::trim) else {
+        return Field::Null;
+    };
+    let whole = match text.split_once('.') {
+        Some((whole, fraction)) if fraction.bytes().all(|b| b == b'0') => whole,
+        Some(_) => return Field::Invalid,
+        None => text,
+    };
+    whole.parse().map_or(Field::Invalid, Field::Int)
+}
+
 /// Bounded reasons a database operation fails; used as the `reason` label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ErrorKind {
@@ -207,13 +223,15 @@ pub struct Probe {
     pub db_now_us: i64,
 }
 
-/// One heartbeat row as stored; any field may be missing in a damaged table.
+/// One heartbeat row as stored; any field may be missing in a damaged table, and
+/// the integer ones may hold what no `i64` is (see [`Field`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HeartbeatRow {
     pub node: Option<String>,
     pub region: Option<String>,
-    pub seq: Option<i64>,
-    pub written_us: Option<i64>,
+    pub seq: Field,
+    /// µs since the epoch on the writer's clock, computed by the server.
+    pub written_us: Field,
     pub identity: Option<String>,
 }
 
@@ -336,6 +354,27 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sequences_read_from_text() {
+        let cases = [
+            (None, Field::Null),
+            (Some("42"), Field::Int(42)),
+            (Some("-3"), Field::Int(-3)),
+            (Some("42.000"), Field::Int(42)),
+            (Some("9223372036854775807"), Field::Int(i64::MAX)),
+            (Some("9223372036854775808"), Field::Invalid),
+            (Some("18446744073709551615"), Field::Invalid),
+            (Some("1e30"), Field::Invalid),
+            (Some("42.5"), Field::Invalid),
+            (Some("NaN"), Field::Invalid),
+            (Some("Infinity"), Field::Invalid),
+            (Some(""), Field::Invalid),
+        ];
+        for (text, want) in cases {
+            assert_eq!(parse_seq(text), want, "{text:?}");
+        }
+    }
 
     #[test]
     fn the_server_gives_up_in_time_for_its_answer_to_arrive() {

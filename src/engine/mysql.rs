@@ -12,8 +12,8 @@
 //! is read in the server's own time zone as pt-heartbeat itself does.
 
 use super::{
-    EngineError, ErrorKind, HeartbeatRead, HeartbeatRow, NodeLabels, Probe, Step, TickOutcome, TickPlan,
-    Written,
+    EngineError, ErrorKind, Field, HeartbeatRead, HeartbeatRow, NodeLabels, Probe, Step, TickOutcome,
+    TickPlan, Written,
 };
 use crate::config::{Heartbeat, HeartbeatFormat, Node, TableName, Tls, TlsMode};
 use crate::heartbeat::mono_now;
@@ -257,8 +257,16 @@ pub struct MySession {
     row_current: bool,
 }
 
-/// The server's clock, microseconds since the epoch.
-const NOW_US: &str = "CAST(UNIX_TIMESTAMP(NOW(6)) * 1000000 AS SIGNED)";
+/// Microseconds since the epoch of a DATETIME or TIMESTAMP expression read in a
+/// session pinned to UTC. Unlike `UNIX_TIMESTAMP()`, which MariaDB 10.11 answers
+/// with NULL for a DATETIME past 2038 (and with 0 for a TIMESTAMP's zero date),
+/// it reads every date a column can hold, and NULL only for what is no date.
+fn epoch_us(expr: &str) -> String {
+    format!("TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', {expr})")
+}
+
+/// The server's clock, microseconds since the epoch, whatever the session's zone.
+const NOW_US: &str = "TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', UTC_TIMESTAMP(6))";
 
 /// A string as an SQL literal. Tick statements travel as one multi-statement text
 /// query (one round trip), so values are inlined, escaped by the driver's rules.
@@ -332,6 +340,12 @@ impl MySession {
         let mut conn = Conn::new(opts).await.map_err(|e| classify(&e, None, ""))?;
         // Times are exchanged in UTC; a pt-heartbeat table written in local time is
         // read in the server's own zone, as pt-heartbeat reads it.
+        // A statement waiting on a row lock or a metadata lock (a heartbeat under
+        // FLUSH TABLES WITH READ LOCK, or an ALTER) gives up within a second of the
+        // deadline (whole seconds are the finest these settings take), so an
+        // abandoned write never holds a server thread for the default day or year.
+        // MariaDB's max_statement_time, set below, ends it sooner; MySQL's
+        // max_execution_time covers only SELECT, so there these are the bound.
         let lock_wait = heartbeat.timeout.as_secs_f64().ceil().max(1.0);
         let zone = if heartbeat.format != (HeartbeatFormat::PtHeartbeat { utc: false }) {
             "time_zone = '+00:00', "
@@ -344,7 +358,9 @@ impl MySession {
             &mut conn,
             &[
                 "SELECT VERSION()".to_owned(),
-                format!("SET {zone}SESSION innodb_lock_wait_timeout = {lock_wait}"),
+                format!(
+                    "SET {zone}SESSION innodb_lock_wait_timeout = {lock_wait}, SESSION lock_wait_timeout = {lock_wait}"
+                ),
             ],
             &mut answers,
         )
@@ -401,19 +417,31 @@ impl MySession {
             }],
             Part::Read => {
                 // The left join returns the clock even from an empty table; the limit
-                // bounds what a flooded table can cost.
+                // bounds what a flooded table can cost. The sequence travels as text
+                // (an unsigned or decimal column may hold more than 64 bits); a time
+                // that is no date reads NULL, told from a NULL column by the last one.
                 vec![match self.format {
                     HeartbeatFormat::Rpo => format!(
-                        "SELECT {NOW_US}, h.node, h.region, h.seq,
-                                CAST(UNIX_TIMESTAMP(h.written_at) * 1000000 AS SIGNED), h.identity
+                        "SELECT {NOW_US}, h.node, h.region, CAST(h.seq AS CHAR), {written}, h.identity,
+                                h.written_at IS NULL
                          FROM (SELECT 1) AS one LEFT JOIN {table} AS h ON TRUE
-                         ORDER BY h.node LIMIT 1000"
+                         ORDER BY h.node LIMIT 1000",
+                        written = epoch_us("h.written_at"),
                     ),
-                    // pt-heartbeat rows: a `ts` string and the writer's server_id. An
-                    // unparsable ts gives NULL, not the epoch.
-                    HeartbeatFormat::PtHeartbeat { .. } => format!(
+                    // pt-heartbeat rows: a `ts` string and the writer's server_id.
+                    HeartbeatFormat::PtHeartbeat { utc: true } => format!(
+                        "SELECT {NOW_US}, NULL, NULL, NULL, {written}, CAST(h.server_id AS CHAR), h.ts IS NULL
+                         FROM (SELECT 1) AS one LEFT JOIN {table} AS h ON TRUE
+                         ORDER BY h.server_id LIMIT 1000",
+                        written = epoch_us("h.ts"),
+                    ),
+                    // In local time, only the server's zone rules turn ts into an
+                    // instant; what they cannot (unparsable, outside 1970–2038 on
+                    // MariaDB 10.11) reads 0 or NULL, never the epoch.
+                    HeartbeatFormat::PtHeartbeat { utc: false } => format!(
                         "SELECT {NOW_US}, NULL, NULL, NULL,
-                                CAST(NULLIF(UNIX_TIMESTAMP(h.ts), 0) * 1000000 AS SIGNED), CAST(h.server_id AS CHAR)
+                                CAST(NULLIF(UNIX_TIMESTAMP(h.ts), 0) * 1000000 AS SIGNED), CAST(h.server_id AS CHAR),
+                                h.ts IS NULL
                          FROM (SELECT 1) AS one LEFT JOIN {table} AS h ON TRUE
                          ORDER BY h.server_id LIMIT 1000"
                     ),
@@ -447,9 +475,11 @@ impl MySession {
                 out.push(format!(
                     "UPDATE {table} SET {set}seq=LAST_INSERT_ID(seq+1),written_at=UTC_TIMESTAMP(6) WHERE node={node} AND @@global.read_only=0"
                 ));
+                // The time read back exactly as the read computes it, so a replica's
+                // row matches this write to the microsecond.
                 out.push(format!(
-                    "SELECT seq, CAST(UNIX_TIMESTAMP(written_at) * 1000000 AS SIGNED) FROM {table}
-                     WHERE node = {node} AND seq = LAST_INSERT_ID()"
+                    "SELECT seq, {} FROM {table} WHERE node = {node} AND seq = LAST_INSERT_ID()",
+                    epoch_us("written_at")
                 ));
                 out
             }
@@ -721,8 +751,12 @@ fn parse_read(answer: &Answer) -> HeartbeatRead {
         .map(|r| HeartbeatRow {
             node: col(r, 1),
             region: col(r, 2),
-            seq: col(r, 3),
-            written_us: col(r, 4),
+            seq: super::parse_seq(col::<String, usize>(r, 3).as_deref()),
+            written_us: match (col::<i64, usize>(r, 4), col::<i64, usize>(r, 6)) {
+                (_, Some(1)) => Field::Null,
+                (Some(us), _) => Field::Int(us),
+                (None, _) => Field::Invalid,
+            },
             identity: col(r, 5),
         })
         .collect();

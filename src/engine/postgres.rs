@@ -10,8 +10,8 @@
 //! recovery functions on replicas.
 
 use super::{
-    EngineError, ErrorKind, HeartbeatRead, HeartbeatRow, NodeLabels, Probe, Step, TickOutcome, TickPlan,
-    Written,
+    EngineError, ErrorKind, Field, HeartbeatRead, HeartbeatRow, NodeLabels, Probe, Step, TickOutcome,
+    TickPlan, Written,
 };
 use crate::config::{Heartbeat, Node, TableName, TlsMode};
 use crate::heartbeat::mono_now;
@@ -22,7 +22,8 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 use tokio_postgres::config::SslMode;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{Client, NoTls, Statement};
+use tokio_postgres::types::{FromSql, Type};
+use tokio_postgres::{Client, NoTls, Row, Statement};
 
 const STANDBY_STATE: &[&str] = &["db_cluster", "node", "node_region", "standby", "state"];
 const STANDBY_STAGE: &[&str] = &["db_cluster", "node", "node_region", "standby", "stage"];
@@ -187,16 +188,73 @@ fn receiver_sql() -> String {
 
 fn read_sql(table: &TableName) -> String {
     // The left join returns the clock even from an empty table; the limit bounds
-    // what a flooded table can cost us. Casts make a hand-made table with other
-    // column types read the same (or fail as a query error), never surprise the
-    // decoder.
+    // what a flooded table can cost us. No value of one row may fail the read of
+    // the others: the sequence travels as text (a numeric column may hold NaN or
+    // more than 64 bits), and the time in µs only when it fits 64 bits (not
+    // ±infinity, nor PostgreSQL's farthest dates); the last column tells a NULL
+    // time from one that is no number.
     format!(
-        "SELECT {now}, h.node::text, h.region::text, h.seq::bigint, {written}, h.identity::text
+        "SELECT {now}, h.node::text, h.region::text, h.seq::text,
+                CASE WHEN extract(epoch from h.written_at) BETWEEN -9e12 AND 9e12 THEN {written} END,
+                h.identity::text, h.written_at IS NULL
          FROM (SELECT 1) AS one LEFT JOIN {table} AS h ON true
          ORDER BY h.node LIMIT 1000",
         now = epoch_us("clock_timestamp()"),
         written = epoch_us("h.written_at"),
     )
+}
+
+/// The table's own column types, learnt by preparing (never running) this.
+fn shape_sql(table: &TableName) -> String {
+    format!("SELECT h.seq, h.written_at FROM {table} AS h")
+}
+
+/// Refuses a hand-made table whose `seq` or `written_at` the exporter cannot read
+/// as a sequence and an instant, naming the columns, instead of misreading it.
+fn check_shape(shape: &Statement, table: &TableName) -> Result<(), EngineError> {
+    let [seq, written] = shape.columns() else {
+        return Err(EngineError::new(ErrorKind::Query, format!("heartbeat table {table}: unexpected shape")));
+    };
+    let mut wrong = Vec::new();
+    if ![Type::INT8, Type::INT4, Type::INT2, Type::NUMERIC].contains(seq.type_()) {
+        wrong.push(format!(
+            "column seq is {}, not an integer type (bigint, integer, smallint, numeric)",
+            seq.type_()
+        ));
+    }
+    if ![Type::TIMESTAMPTZ, Type::TIMESTAMP].contains(written.type_()) {
+        wrong.push(format!(
+            "column written_at is {}, not timestamptz (or timestamp, read as UTC)",
+            written.type_()
+        ));
+    }
+    if wrong.is_empty() {
+        return Ok(());
+    }
+    Err(EngineError::new(
+        ErrorKind::Query,
+        format!(
+            "heartbeat table {table} cannot be read: {}; recreate it as `rpo-exporter schema postgres --table {table}` prints",
+            wrong.join("; ")
+        ),
+    ))
+}
+
+/// Prepares the heartbeat read after checking the table's column types; both
+/// prepares travel together, one round trip.
+async fn prepare_read(client: &Client, table: &TableName) -> Result<Statement, EngineError> {
+    let (read_sql, shape_sql) = (read_sql(table), shape_sql(table));
+    let (read, shape) = tokio::join!(client.prepare(&read_sql), client.prepare(&shape_sql));
+    check_shape(&shape.map_err(|e| classify(&e, table))?, table)?;
+    read.map_err(|e| classify(&e, table))
+}
+
+/// A column of a row the exporter's own statements return, or the driver's
+/// complaint about it as an error: never a panic.
+fn get<'a, T: FromSql<'a>>(row: &'a Row, idx: usize) -> Result<T, EngineError> {
+    row.try_get(idx).map_err(|e| {
+        EngineError::new(ErrorKind::Query, format!("unexpected value in result column {idx}: {e}"))
+    })
 }
 
 /// One small UPDATE per heartbeat: no indexed column changes, so it is a HOT
@@ -307,10 +365,10 @@ impl PgSession {
         let limit = (heartbeat.timeout / 2).as_millis().max(1);
         let setup = format!(
             "SET statement_timeout = {limit}; SET lock_timeout = {limit}; SET synchronous_commit = local;
-             SELECT system_identifier::text FROM pg_control_system()"
+             SET TimeZone = 'UTC'; SELECT system_identifier::text FROM pg_control_system()"
         );
         let probe_sql = format!("{PROBE_SQL}{}", epoch_us("clock_timestamp()"));
-        let (read_sql, update_sql, insert_sql) = (read_sql(&table), update_sql(&table), insert_sql(&table));
+        let (update_sql, insert_sql) = (update_sql(&table), insert_sql(&table));
         let receiver_sql = receiver_sql();
         let writes = heartbeat.format.writes();
         let sent = Instant::now();
@@ -319,7 +377,7 @@ impl PgSession {
             client.prepare(&probe_sql),
             client.prepare(STANDBYS_SQL),
             client.prepare(&receiver_sql),
-            client.prepare(&read_sql),
+            prepare_read(&client, &table),
             async {
                 if writes {
                     let (u, i) = tokio::join!(client.prepare(&update_sql), client.prepare(&insert_sql));
@@ -340,7 +398,9 @@ impl PgSession {
         let identity = setup
             .iter()
             .find_map(|m| match m {
-                tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
+                tokio_postgres::SimpleQueryMessage::Row(row) => {
+                    row.try_get(0).ok().flatten().map(str::to_owned)
+                }
                 _ => None,
             })
             .ok_or_else(|| EngineError::new(ErrorKind::Query, "pg_control_system() returned no row"))?;
@@ -425,7 +485,7 @@ impl PgSession {
     }
 
     async fn prepare_read(&self) -> Result<Statement, EngineError> {
-        self.client.prepare(&read_sql(&self.table)).await.map_err(|e| classify(&e, &self.table))
+        prepare_read(&self.client, &self.table).await
     }
 
     /// Prepares the heartbeat UPDATE and the row's first INSERT; a missing table
@@ -433,9 +493,14 @@ impl PgSession {
     async fn prepare_update(&self) -> Result<(Statement, Statement), EngineError> {
         let table = &self.table;
         let (update_sql, insert_sql) = (update_sql(table), insert_sql(table));
+        let shape_sql = shape_sql(table);
         let prepare = || async {
-            let (update, insert) =
-                tokio::join!(self.client.prepare(&update_sql), self.client.prepare(&insert_sql));
+            let (update, insert, shape) = tokio::join!(
+                self.client.prepare(&update_sql),
+                self.client.prepare(&insert_sql),
+                self.client.prepare(&shape_sql)
+            );
+            check_shape(&shape.map_err(|e| classify(&e, table))?, table)?;
             Ok::<_, EngineError>((
                 update.map_err(|e| classify(&e, table))?,
                 insert.map_err(|e| classify(&e, table))?,
@@ -478,32 +543,31 @@ impl PgSession {
         let row = self.client.query_one(&self.probe, &[]).await.map_err(|e| classify(&e, &self.table))?;
         let identity = self.identity.clone();
         Ok(Probe {
-            writable: row.get(0),
+            writable: get(&row, 0)?,
             expected_row_identity: Some(identity.clone()),
             aliases: vec![identity.clone()],
             identity,
-            db_now_us: row.get(1),
+            db_now_us: get(&row, 1)?,
         })
     }
 
     async fn write(&self) -> Result<Written, EngineError> {
         let table = &self.table;
-        let (update, insert) = (
-            self.update.as_ref().expect("prepared before the tick"),
-            self.insert.as_ref().expect("prepared before the tick"),
-        );
+        let (Some(update), Some(insert)) = (&self.update, &self.insert) else {
+            return Err(EngineError::new(ErrorKind::Query, "heartbeat write not prepared"));
+        };
         let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] =
             [&self.node, &self.region, &self.identity];
-        let written = |row: &tokio_postgres::Row| Written { seq: row.get(0), written_us: row.get(1) };
+        let written = |row: &Row| Ok(Written { seq: get(row, 0)?, written_us: get(row, 1)? });
         for _ in 0..2 {
             let rows = self.client.query(update, &params).await.map_err(|e| classify(&e, table))?;
             if let Some(row) = rows.first() {
-                return Ok(written(row));
+                return written(row);
             }
             // First heartbeat of this node: create its row (once in its life).
             let rows = self.client.query(insert, &params).await.map_err(|e| classify(&e, table))?;
             if let Some(row) = rows.first() {
-                return Ok(written(row));
+                return written(row);
             }
         }
         Err(EngineError::new(
@@ -513,18 +577,29 @@ impl PgSession {
     }
 
     async fn read(&self) -> Result<HeartbeatRead, EngineError> {
-        let read = self.read.as_ref().expect("prepared before the tick");
+        let Some(read) = &self.read else {
+            return Err(EngineError::new(ErrorKind::Query, "heartbeat read not prepared"));
+        };
         let rows = self.client.query(read, &[]).await.map_err(|e| classify(&e, &self.table))?;
-        let db_now_us = rows.first().map(|r| r.get::<_, i64>(0)).unwrap_or_default();
+        let db_now_us = match rows.first() {
+            Some(row) => get(row, 0)?,
+            None => return Err(EngineError::new(ErrorKind::Query, "heartbeat read returned no row")),
+        };
+        // Each row on its own: what cannot be decoded marks that row, not the read.
+        let text = |r: &Row, i| r.try_get::<_, Option<String>>(i).ok().flatten();
         let rows = rows
             .iter()
-            .filter(|r| r.get::<_, Option<String>>(1).is_some())
+            .filter(|r| text(r, 1).is_some())
             .map(|r| HeartbeatRow {
-                node: r.get(1),
-                region: r.get(2),
-                seq: r.get(3),
-                written_us: r.get(4),
-                identity: r.get(5),
+                node: text(r, 1),
+                region: text(r, 2),
+                seq: super::parse_seq(text(r, 3).as_deref()),
+                written_us: match (r.try_get::<_, Option<i64>>(4), r.try_get::<_, bool>(6)) {
+                    (_, Ok(true)) => Field::Null,
+                    (Ok(Some(us)), Ok(false)) => Field::Int(us),
+                    _ => Field::Invalid,
+                },
+                identity: text(r, 5),
             })
             .collect();
         Ok(HeartbeatRead { rows, db_now_us })
@@ -539,39 +614,39 @@ impl PgSession {
         let row = receiver.map_err(|e| classify(&e, &self.table))?;
         let mut seen = std::collections::HashSet::new();
         for row in &standbys {
-            let app: Option<String> = row.get(0);
-            let slot: Option<String> = row.get(1);
+            let app: Option<String> = get(row, 0)?;
+            let slot: Option<String> = get(row, 1)?;
             let standby = standby_label(app.as_deref(), slot.as_deref(), &mut seen);
-            let state: Option<String> = row.get(2);
+            let state: Option<String> = get(row, 2)?;
             for s in STANDBY_STATES {
                 let v = f64::from(u8::from(state.as_deref() == Some(*s)));
                 out.push(sample(&STANDBY_STATE_DESC, labels.with(&[&standby, s]), v));
             }
             for (i, stage) in ["write", "flush", "replay"].iter().enumerate() {
-                if let Some(v) = row.get::<_, Option<f64>>(3 + i) {
+                if let Some(v) = get::<Option<f64>>(row, 3 + i)? {
                     out.push(sample(&STANDBY_LAG_DESC, labels.with(&[&standby, stage]), v));
                 }
             }
             for (i, stage) in ["sent", "write", "flush", "replay"].iter().enumerate() {
-                if let Some(v) = row.get::<_, Option<f64>>(6 + i) {
+                if let Some(v) = get::<Option<f64>>(row, 6 + i)? {
                     out.push(sample(&STANDBY_BYTES_DESC, labels.with(&[&standby, stage]), v.max(0.0)));
                 }
             }
         }
         out.push(sample(&STANDBY_COUNT_DESC, labels.with(&[]), standbys.len() as f64));
-        if row.get::<_, bool>(0) {
-            let status: Option<String> = row.get(1);
+        if get::<bool>(&row, 0)? {
+            let status: Option<String> = get(&row, 1)?;
             let status = status.as_deref().unwrap_or("stopped");
             for s in RECEIVER_STATUSES {
                 out.push(sample(&RECEIVER_DESC, labels.with(&[s]), f64::from(u8::from(status == *s))));
             }
-            if let Some(paused) = row.get::<_, Option<bool>>(2) {
+            if let Some(paused) = get::<Option<bool>>(&row, 2)? {
                 out.push(sample(&REPLAY_PAUSED_DESC, labels.with(&[]), f64::from(u8::from(paused))));
             }
-            if let Some(us) = row.get::<_, Option<i64>>(3) {
+            if let Some(us) = get::<Option<i64>>(&row, 3)? {
                 out.push(sample(&LAST_REPLAY_DESC, labels.with(&[]), us as f64 / 1e6));
             }
-            if let Some(bytes) = row.get::<_, Option<f64>>(4) {
+            if let Some(bytes) = get::<Option<f64>>(&row, 4)? {
                 out.push(sample(&UNREPLAYED_DESC, labels.with(&[]), bytes.max(0.0)));
             }
         }

@@ -286,9 +286,17 @@ impl Exporter {
 }
 
 impl Drop for Exporter {
+    /// Stops the exporter, then holds every test to two promises of SECURITY.md:
+    /// the log never shows the test password, and nothing in the exporter panicked.
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking() {
+            return;
+        }
+        let log = self.log();
+        assert!(!log.contains(PASSWORD), "the test password leaked into the exporter's log:\n{log}");
+        assert!(!log.contains("panicked at"), "the exporter panicked:\n{log}");
     }
 }
 

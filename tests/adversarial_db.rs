@@ -256,47 +256,111 @@ async fn heartbeat_table_dropped_then_recreated_by_the_exporter() {
     table_dropped_then_recreated(true).await;
 }
 
+/// Stops and starts a server every 2 s (or as fast as it restarts) for 30 s;
+/// returns how many restarts that made.
+async fn restart_every_2s(restart: impl Fn() + Send + Sync) -> usize {
+    let (start, mut restarts) = (Instant::now(), 0);
+    while start.elapsed() < Duration::from_secs(30) {
+        let cycle = Instant::now();
+        tokio::task::block_in_place(&restart);
+        restarts += 1;
+        tokio::time::sleep(Duration::from_secs(2).saturating_sub(cycle.elapsed())).await;
+    }
+    restarts
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_replica_restarted_every_2s_for_30s() {
-    let (lab, exporter) = lab_and_exporter(three_nodes(), "1s").await;
-    wait_for_pair(&exporter, &lab.pair("p", "r1")).await;
-    wait_for_pair(&exporter, &lab.pair("p", "r2")).await;
+    let pg = Lab::start(three_nodes()).await;
+    let my = MyLab::start(MariaLabSpec::new().primary("a").replica("b", &["a"]).replica("c", &["a"])).await;
+    let config = format!("{}{}", pg.config("1s", ""), my.cluster_yaml("maria", "single-writer", ""));
+    let exporter = Exporter::start(&config).await;
+    for pair in [pg.pair("p", "r1"), pg.pair("p", "r2"), my.pair("a", "b"), my.pair("a", "c")] {
+        wait_for_pair(&exporter, &pair).await;
+    }
     let before = exporter.scrape().await;
-    let exempt =
-        |s: &Sample| volatile(s) || of_node("r1")(s) || s.labels.get("standby").is_some_and(|v| v == "r1");
-    let mut restarts = 0;
-    let scrapes = during("replica restarted every 2 s", &exporter, &before, exempt, async {
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(30) {
-            let cycle = Instant::now();
-            let node = lab.pg.node("r1");
-            tokio::task::block_in_place(|| {
-                node.stop().unwrap();
-                node.start().unwrap();
-            });
-            restarts += 1;
-            tokio::time::sleep(Duration::from_secs(2).saturating_sub(cycle.elapsed())).await;
-        }
+    // r1 and b restart; r2 and c, beside them, must not notice.
+    let restarted = |s: &Sample| {
+        volatile(s)
+            || (s.labels.get("db_cluster").is_some_and(|c| c == "lab") && of_node("r1")(s))
+            || (s.labels.get("db_cluster").is_some_and(|c| c == "maria") && of_node("b")(s))
+            || s.labels.get("standby").is_some_and(|v| v == "r1")
+    };
+    let (r1, b) = (pg.pg.node("r1"), my.db.node("b"));
+    let mut restarts = (0, 0);
+    let scrapes = during("replicas restarted every 2 s", &exporter, &before, restarted, async {
+        restarts = tokio::join!(
+            restart_every_2s(|| {
+                r1.stop().unwrap();
+                r1.start().unwrap();
+            }),
+            restart_every_2s(|| {
+                b.stop().unwrap();
+                b.start().unwrap();
+            }),
+        );
     })
     .await;
-    let downs =
-        scrapes.metrics().filter(|m| m.get("rpo_node_up", &lab.node_labels("r1")) == Some(0.0)).count();
-    let back = until(&exporter, 20, "r1 measured again after the restarts", |m| {
-        m.get("rpo_node_up", &lab.node_labels("r1")) == Some(1.0)
-            && m.get(LAG, &lab.pair("p", "r1")).is_some_and(|l| l < 2.0)
+    let downs = |n: &[(&'static str, String)]| {
+        scrapes.metrics().filter(|m| m.get("rpo_node_up", n) == Some(0.0)).count()
+    };
+    let (r1_down, b_down) = (downs(&pg.node_labels("r1")), downs(&my.node_labels("b")));
+    let back = until(&exporter, 30, "r1 and b measured again after the restarts", |m| {
+        m.get("rpo_node_up", &pg.node_labels("r1")) == Some(1.0)
+            && m.get(LAG, &pg.pair("p", "r1")).is_some_and(|l| l < 2.0)
+            && m.get("rpo_node_up", &my.node_labels("b")) == Some(1.0)
+            && m.get(LAG, &my.pair("a", "b")).is_some_and(|l| l < 2.0)
     })
     .await;
     let m = exporter.scrape().await;
-    let sessions = m.get("rpo_node_sessions_opened_total", &lab.node_labels("r1")).unwrap_or(0.0);
+    let sessions = |n: &[(&'static str, String)]| m.get("rpo_node_sessions_opened_total", n).unwrap_or(0.0);
     println!(
-        "replica restarted {restarts} times in 30 s: down in {downs} of {} scrapes, {sessions} sessions opened, \
-         measured again {back:.1?} after the last restart",
-        scrapes.count()
+        "replicas restarted every 2 s for 30 s: postgres r1 {} times (down in {r1_down} of {} scrapes, {} sessions), \
+         mariadb b {} times (down in {b_down}, {} sessions); both measured again {back:.1?} after the last restart",
+        restarts.0,
+        scrapes.count(),
+        sessions(&pg.node_labels("r1")),
+        restarts.1,
+        sessions(&my.node_labels("b")),
     );
-    assert!(restarts >= 10, "only {restarts} restarts");
-    assert!(downs > 0, "the restarts were never seen");
-    assert_logged(&exporter, &["Measurement failed", "r1"]);
+    assert!(restarts.0 >= 10 && restarts.1 >= 5, "too few restarts: {restarts:?}");
+    assert!(r1_down > 0 && b_down > 0, "the restarts were never seen");
+    assert_logged(&exporter, &["Measurement failed", "node=r1"]);
+    assert_logged(&exporter, &["Measurement failed", "node=b"]);
     assert_kept("after the restarts", &before, &m, volatile);
+    assert_no_panic(&exporter);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn heartbeat_table_dropped_on_mariadb_then_recreated_by_the_exporter() {
+    let my = MyLab::start(MariaLabSpec::new().primary("a").replica("b", &["a"])).await;
+    let a = my.db.node("a");
+    a.exec(&format!("GRANT CREATE ON rpo.* TO '{ROLE}'@'127.0.0.1'")).await.unwrap();
+    let config = my.config().replace("create_table: false", "create_table: true");
+    let exporter = Exporter::start(&config).await;
+    let pair = my.pair("a", "b");
+    wait_for_pair(&exporter, &pair).await;
+    let before = exporter.scrape().await;
+    let what = "heartbeat table dropped on MariaDB (create_table: true)";
+    let of_pair = |s: &Sample| volatile(s) || s.labels.contains_key("source_node");
+    a.exec("DROP TABLE rpo.heartbeat").await.unwrap();
+    let dropped = Instant::now();
+    let scrapes = during(what, &exporter, &before, of_pair, async {
+        until(&exporter, 20, "the exporter recreates the table and measures again", |m| {
+            m.get(LAG, &pair).is_some_and(|l| l < 1.0)
+                && exporter.log().matches("Created heartbeat table").count() >= 1
+        })
+        .await;
+    })
+    .await;
+    for m in scrapes.metrics() {
+        for n in ["a", "b"] {
+            assert_eq!(m.get("rpo_node_up", &my.node_labels(n)), Some(1.0), "{what}: {n} said down");
+        }
+    }
+    assert_logged(&exporter, &["Created heartbeat table"]);
+    println!("{what}: measured again {:.1?} after the drop", dropped.elapsed());
+    assert_kept(what, &before, &exporter.scrape().await, volatile);
     assert_no_panic(&exporter);
 }
 

@@ -1,6 +1,7 @@
 //! Adversarial suite, HTTP side: a running exporter on a real PostgreSQL pair
 //! under a scrape flood (500 concurrent clients), slowloris (200 connections
-//! dribbling a byte a second) and oversized or malformed requests. In each case
+//! dribbling a byte a second), oversized or malformed requests, and more
+//! connections than the server's limit. In each case
 //! Prometheus's own scrape (a separate client, measured) stays under 1 s, nothing
 //! panics, the hostile client gets a clear answer or is cut off by a named limit,
 //! and every series measured before the attack is still there.
@@ -32,7 +33,43 @@ async fn http_attacks_never_slow_prometheus_or_lose_a_series() {
     flood(&exporter, &baseline).await;
     slowloris(&exporter, &baseline).await;
     malformed(&exporter, &baseline).await;
+    over_the_connection_limit(&exporter, &baseline).await;
     assert_no_panic(&exporter);
+}
+
+/// The server's connection limit (src/server.rs).
+const MAX_CONNECTIONS: usize = 768;
+
+/// More idle connections than the limit: the next one is told 503 at once (not
+/// left hanging), the overload is logged, and as soon as they close Prometheus
+/// is served again. While they hold every slot, Prometheus is refused too:
+/// the limit protects the process's descriptors, and each slot is held for
+/// at most the header read timeout.
+async fn over_the_connection_limit(exporter: &Exporter, baseline: &Metrics) {
+    let mut idle = Vec::new();
+    for _ in 0..MAX_CONNECTIONS + 20 {
+        idle.push(TcpStream::connect(&exporter.addr).await.expect("connect"));
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let start = Instant::now();
+    let answer = answer_to(&exporter.addr, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    let took = start.elapsed();
+    assert!(answer.starts_with("HTTP/1.1 503"), "over the limit: {answer}");
+    assert!(took < SCRAPE_BUDGET, "the refusal took {took:?}");
+    assert_logged(exporter, &["Too many open HTTP connections"]);
+    drop(idle);
+    let start = Instant::now();
+    let served =
+        wait_for(Duration::from_secs(3), || async { prometheus_scrape(&exporter.addr).await.is_ok() }).await;
+    let back = start.elapsed();
+    assert!(served, "Prometheus not served after the idle connections closed; log:\n{}", tail(exporter));
+    let (m, took) = prometheus_scrape(&exporter.addr).await.unwrap();
+    assert!(took < SCRAPE_BUDGET, "scrape after the overload took {took:?}");
+    assert_kept("over the connection limit", baseline, &m, volatile);
+    println!(
+        "{} idle connections (limit {MAX_CONNECTIONS}): the next one answered {answer:?}; Prometheus served again {back:?} after they closed",
+        MAX_CONNECTIONS + 20
+    );
 }
 
 /// One HTTP/1.1 keep-alive client: requests `/metrics` again and again until

@@ -2,12 +2,12 @@
 //! checks (Prometheus's own scrape stays fast, no panic, nothing measured before
 //! is lost) and the hostile peers the tests play (a database port that accepts
 //! and stays silent, one that closes each connection after the server's first
-//! answer).
+//! answer), and the /proc readings and slope fit of the soak.
 
 use super::{Exporter, Metrics, Sample};
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -268,13 +268,6 @@ async fn cut_after_first_answer(client: TcpStream, target: u16) {
         }
     }
     upstream.abort();
-}
-
-/// Samples of a process's resident memory and open descriptors over time.
-#[derive(Default)]
-pub struct Usage {
-    /// (seconds since the start, RSS in KiB, open fds)
-    pub points: Mutex<Vec<(f64, f64, f64)>>,
 }
 
 /// VmRSS in KiB and the number of open file descriptors of `pid`.

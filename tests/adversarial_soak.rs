@@ -24,9 +24,11 @@ use support::*;
 /// for the first 4 minutes, then stayed flat to the end).
 const WARM_UP: Duration = Duration::from_secs(120);
 const SAMPLE_EVERY: Duration = Duration::from_secs(5);
-/// Bounds on the slopes after the warm-up. A leak of one 100-byte allocation per
-/// tick of the four nodes would grow RSS by about 230 KiB a minute.
-const MAX_RSS_KIB_PER_MIN: f64 = 64.0;
+/// Bounds on the slopes after the warm-up. Measured here in two runs: RSS flat
+/// within 8 KiB for the last six minutes of one, two allocator steps (124 and 44
+/// KiB) giving +22.5 KiB/min in the other; 16..17 fds in both. A leak of 100 bytes
+/// per tick of the four nodes (40 ticks a second) would add about 230 KiB a minute.
+const MAX_RSS_KIB_PER_MIN: f64 = 128.0;
 const MAX_FDS_PER_MIN: f64 = 0.2;
 
 #[tokio::test(flavor = "multi_thread")]

@@ -107,12 +107,7 @@ pub async fn serve(
     };
     let app = router(state);
     match web {
-        None => {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move { shutdown.cancelled().await })
-                .await?;
-            Ok(())
-        }
+        None => serve_plain(listener, app, shutdown).await,
         Some(web) => serve_with_web_config(listener, app, Arc::new(web), shutdown).await,
     }
 }
@@ -236,8 +231,10 @@ async fn landing(AxumState(state): AxumState<AppState>) -> Html<String> {
 /// Bound on a TLS handshake, so a client that connects and says nothing (or
 /// speaks slowly on purpose) cannot hold a task forever.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Bound on reading a request's headers (slowloris).
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Bound on reading a request's headers (slowloris), from the first byte of a new
+/// connection or the end of the previous answer on a kept-alive one, so it also
+/// closes idle keep-alive connections. A scrape's head arrives in one packet.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long shutdown waits for in-flight requests on open connections.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// Cached bcrypt outcomes of each kind (right, wrong); beyond it the least
@@ -555,9 +552,8 @@ async fn serve_with_web_config(
     tracing::info!(file = %web.path.display(), tls = config.tls.is_some(), client_auth = config.client_auth.as_str(),
         users = config.users.len(), http2 = config.http2, "Serving with the web config");
     let app = app.layer(axum::middleware::from_fn_with_state(Auth::new(web.clone()), authenticate));
-    let mut builder = AutoBuilder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
-    builder.http2().timer(TokioTimer::new());
+    let builder = connection_builder();
+    let limit = ConnectionLimit::new(MAX_CONNECTIONS);
     let graceful = GracefulShutdown::new();
     loop {
         let (stream, peer) = tokio::select! {
@@ -572,14 +568,19 @@ async fn serve_with_web_config(
                 }
             },
         };
+        let Some(slot) = limit.admit(&stream, peer, false) else { continue };
         let service = TowerToHyperService::new(app.clone());
         let watcher = graceful.watcher();
         let builder = builder.clone();
         let web = web.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let config = web.current();
             let result = match &config.tls {
                 None => {
+                    if !protocol_sniffed(&stream, peer).await {
+                        return;
+                    }
                     let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
                     watcher.watch(conn.into_owned()).await
                 }
@@ -640,6 +641,172 @@ async fn tls_accept(
             None
         }
     }
+}
+
+// ---------------------------------------------------------------------------------
+// Connection-level limits, the same with or without a web config: a bounded number
+// of connections, a bounded time and size for a request's head, bounded HTTP/2
+// streams. What a hostile or broken client can hold is a connection slot for at
+// most HEADER_READ_TIMEOUT, and never the scrape of a well-behaved Prometheus.
+
+/// Connections served at once. Far above what scrapers need, and well below the
+/// usual 1,024 open files limit, so databases and DNS keep their sockets. The
+/// next connection is answered 503 and closed at once.
+const MAX_CONNECTIONS: usize = 768;
+/// Largest request head (request line and headers) read: a longer one is answered
+/// 431 and the connection closed. Scrapes send a few hundred bytes.
+const MAX_HEAD_BYTES: usize = 16 * 1024;
+/// Most headers in one request.
+const MAX_HEADERS: usize = 64;
+/// Concurrent requests on one HTTP/2 connection.
+const MAX_H2_STREAMS: u32 = 16;
+/// HTTP/2 pings on an otherwise quiet connection, and how long an answer may take:
+/// a peer that vanished without closing is let go.
+const H2_KEEP_ALIVE: Duration = Duration::from_secs(10);
+/// How often "too many connections" is logged while it lasts.
+const OVERLOAD_LOG_EVERY: Duration = Duration::from_secs(10);
+/// What a connection over the limit reads before it is closed.
+const OVERLOADED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n\
+Content-Length: 27\r\nConnection: close\r\n\r\ntoo many open connections\r\n";
+/// The first bytes of every HTTP/2 connection (RFC 9113, 3.4).
+const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// hyper-util's HTTP/1.1 + HTTP/2 connection builder with the limits above.
+fn connection_builder() -> AutoBuilder<TokioExecutor> {
+    let mut builder = AutoBuilder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_buf_size(MAX_HEAD_BYTES)
+        .max_headers(MAX_HEADERS);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(MAX_H2_STREAMS)
+        .max_header_list_size(MAX_HEAD_BYTES as u32)
+        .keep_alive_interval(H2_KEEP_ALIVE)
+        .keep_alive_timeout(H2_KEEP_ALIVE);
+    builder
+}
+
+/// At most `max` connections served at once; each holds a slot until it ends.
+struct ConnectionLimit {
+    slots: Arc<Semaphore>,
+    max: usize,
+    last_warning: Mutex<Option<std::time::Instant>>,
+}
+
+impl ConnectionLimit {
+    fn new(max: usize) -> ConnectionLimit {
+        ConnectionLimit { slots: Arc::new(Semaphore::new(max)), max, last_warning: Mutex::new(None) }
+    }
+
+    /// A slot for a new connection, or `None` when all are taken: the connection is
+    /// then closed (a plain-HTTP one after a 503, written without waiting).
+    fn admit(
+        &self,
+        stream: &TcpStream,
+        peer: SocketAddr,
+        plain: bool,
+    ) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        if let Ok(slot) = self.slots.clone().try_acquire_owned() {
+            return Some(slot);
+        }
+        if plain {
+            let _ = stream.try_write(OVERLOADED);
+        }
+        let mut last = self.last_warning.lock().unwrap_or_else(|e| e.into_inner());
+        if last.is_none_or(|at| at.elapsed() >= OVERLOAD_LOG_EVERY) {
+            *last = Some(std::time::Instant::now());
+            tracing::warn!(peer = %peer, max = self.max,
+                "Too many open HTTP connections; new ones are refused until some close");
+        }
+        None
+    }
+}
+
+/// Waits until a new connection has said which HTTP it speaks (its first byte, or
+/// the whole HTTP/2 preface when it starts like one), within HEADER_READ_TIMEOUT:
+/// hyper's own header timeout starts only after that. False when the peer closed,
+/// stayed silent or dribbled; it is logged and dropped.
+async fn protocol_sniffed(stream: &TcpStream, peer: SocketAddr) -> bool {
+    let sniff = async {
+        let mut head = [0u8; 24];
+        loop {
+            let n = stream.peek(&mut head).await.ok()?;
+            if n == 0 {
+                return None;
+            }
+            if n == head.len() || head[..n] != H2_PREFACE[..n] {
+                return Some(());
+            }
+            // Part of an HTTP/2 preface: peek returns at once while those bytes
+            // wait, so look again a little later.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    match tokio::time::timeout(HEADER_READ_TIMEOUT, sniff).await {
+        Ok(Some(())) => true,
+        Ok(None) => false,
+        Err(_) => {
+            tracing::debug!(peer = %peer, timeout = ?HEADER_READ_TIMEOUT,
+                "HTTP connection closed: no request within the header read timeout");
+            false
+        }
+    }
+}
+
+/// Why a connection ended, for the debug log: the limits above by name.
+fn connection_error(peer: SocketAddr, e: &(dyn std::error::Error + 'static)) {
+    let timed_out = e.downcast_ref::<hyper::Error>().is_some_and(|e| e.is_timeout());
+    if timed_out {
+        tracing::debug!(peer = %peer, timeout = ?HEADER_READ_TIMEOUT,
+            "HTTP connection closed: request headers not received within the header read timeout");
+    } else {
+        tracing::debug!(peer = %peer, error = %crate::error_chain(e), "HTTP connection ended with an error");
+    }
+}
+
+/// The accept loop without a web config: plain HTTP/1.1 (and HTTP/2 with prior
+/// knowledge) with the connection limits; on shutdown, in-flight requests finish.
+async fn serve_plain(listener: TcpListener, app: Router, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let builder = connection_builder();
+    let limit = ConnectionLimit::new(MAX_CONNECTIONS);
+    let graceful = GracefulShutdown::new();
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "Accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let Some(slot) = limit.admit(&stream, peer, true) else { continue };
+        let service = TowerToHyperService::new(app.clone());
+        let watcher = graceful.watcher();
+        let builder = builder.clone();
+        tokio::spawn(async move {
+            let _slot = slot;
+            if !protocol_sniffed(&stream, peer).await {
+                return;
+            }
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            if let Err(e) = watcher.watch(conn.into_owned()).await {
+                connection_error(peer, &*e);
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
+        tracing::warn!("Open connections did not finish within {DRAIN_TIMEOUT:?}; closing them");
+    }
+    Ok(())
 }
 
 #[cfg(test)]

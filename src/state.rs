@@ -263,6 +263,8 @@ impl State {
         if let (Some(new), Some(old)) = (&mut next.dns, &old.dns) {
             if new.same_config(old) {
                 *new = old.clone();
+            } else {
+                new.carry_over(old);
             }
         }
         Arc::new(next)

@@ -161,6 +161,29 @@ impl DnsState {
         self.config == other.config
     }
 
+    /// Takes over what `previous` knew of the records both configs have (same name
+    /// and type, in order) and of the zones, so a reload that changes one record's
+    /// servers neither blanks the others' readings until the next round nor
+    /// restarts a propagation clock. The next round reconciles the servers with
+    /// the new config. `previous`'s loop may still be finishing a round: its
+    /// entries stay in place (emptied), so it writes into nothing anyone reads.
+    pub fn carry_over(&self, previous: &DnsState) {
+        let mut old = previous.lock();
+        let mut new = self.lock();
+        let mut taken = vec![false; old.records.len()];
+        for entry in &mut new.records {
+            let same = |(i, o): &(usize, &RecordEntry)| {
+                !taken[*i] && o.name == entry.name && o.record_type == entry.record_type
+            };
+            if let Some((i, _)) = old.records.iter().enumerate().find(same) {
+                taken[i] = true;
+                entry.state = std::mem::take(&mut old.records[i].state);
+                entry.authoritative = old.records[i].authoritative;
+            }
+        }
+        new.zones = std::mem::take(&mut old.zones);
+    }
+
     pub fn lock(&self) -> MutexGuard<'_, DnsData> {
         self.data.lock().unwrap_or_else(|p| p.into_inner())
     }

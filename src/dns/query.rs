@@ -3,25 +3,22 @@
 //! Messages are built and parsed by hickory-proto; no DNS wire format is written by
 //! hand. UDP goes through a *connected* socket, so a closed port shows as an ICMP
 //! "connection refused" ([`Failure::Network`]) instead of an indistinguishable
-//! timeout; a truncated UDP answer is asked again over TCP through hickory-net. The
-//! whole exchange, UDP and TCP together, is bounded by one deadline. Each outcome is a
+//! timeout; a truncated UDP answer is asked again over TCP (RFC 1035 framing, one
+//! connection per question). Over both, a reply with another ID or question, or
+//! that is no response, is ignored ([`read_reply`]); one that does not parse is
+//! [`Failure::Malformed`], not a timeout. The whole exchange, UDP and TCP together,
+//! is bounded by one deadline. Each outcome is a
 //! bounded [`Failure`] reason or an [`Answer`]: the record values (normalised like the
 //! config's) and their TTL. Raw values stay here and in the state; they never become
 //! label values.
 
-use futures_util::StreamExt;
-use hickory_net::proto::op::{
-    DnsRequest, DnsRequestOptions, Edns, Message, MessageType, Query, ResponseCode,
-};
+use hickory_net::proto::op::{Edns, Message, MessageType, Query, ResponseCode};
 use hickory_net::proto::rr::{Name, RData, RecordType};
-use hickory_net::runtime::TokioRuntimeProvider;
-use hickory_net::tcp::TcpClientStream;
-use hickory_net::xfer::DnsHandle;
-use hickory_net::NetError;
 use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
-use tokio::net::UdpSocket;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
 
 /// The EDNS UDP payload size we advertise (the DNS flag day 2020 value).
 const EDNS_PAYLOAD: u16 = 1232;
@@ -144,7 +141,7 @@ pub async fn exchange(
             return Ok(response);
         }
         tracing::debug!(server = %server, name = %name, "Truncated answer over UDP; asking again over TCP");
-        tcp_exchange(server, &message, mode, timeout).await
+        tcp_exchange(server, &message).await
     })
     .await;
     match result {
@@ -169,46 +166,58 @@ async fn udp_exchange(server: SocketAddr, query: &Message, malformed: &mut bool)
     let mut buf = vec![0u8; 65535];
     loop {
         let n = socket.recv(&mut buf).await.map_err(|_| Failure::Network)?;
-        match Message::from_vec(&buf[..n]) {
-            Ok(m) if answers(query, &m) => return Ok(m),
-            Ok(_) => continue,
-            Err(_) => *malformed = true,
+        match read_reply(query, &buf[..n]) {
+            Reply::Answer(m) => return Ok(m),
+            Reply::Ignored => continue,
+            // Anyone may send a datagram to our port: keep waiting for the real one.
+            Reply::Garbage => *malformed = true,
         }
     }
 }
 
-async fn tcp_exchange(
-    server: SocketAddr,
-    query: &Message,
-    mode: Mode,
-    timeout: Duration,
-) -> Result<Message, Failure> {
-    // The provider owns the task driving the connection: keep it alive until the answer is in.
-    let provider = TokioRuntimeProvider::new();
-    let exchange = TcpClientStream::exchange(server, None, timeout, None, provider.clone())
-        .await
-        .map_err(net_failure)?;
-    let mut options = DnsRequestOptions::default();
-    options.recursion_desired = mode == Mode::Recursive;
-    options.edns_payload_len = EDNS_PAYLOAD;
-    let request = DnsRequest::new(query.clone(), options);
-    let response = match exchange.send(request).next().await {
-        Some(Ok(r)) => r.into_message(),
-        Some(Err(e)) => return Err(net_failure(e)),
-        None => return Err(Failure::Timeout),
-    };
-    drop(provider);
-    if response.metadata.truncation {
-        return Err(Failure::Malformed);
-    }
-    Ok(response)
+/// What one received message is to the query it may answer.
+#[derive(Debug)]
+pub enum Reply {
+    /// Parsed, and answers the query (same ID and question, a response).
+    Answer(Message),
+    /// Parsed, but answers something else: ignored, never accepted.
+    Ignored,
+    /// Does not parse as a DNS message.
+    Garbage,
 }
 
-fn net_failure(e: NetError) -> Failure {
-    match e {
-        NetError::Timeout => Failure::Timeout,
-        NetError::Io(_) | NetError::NoConnections => Failure::Network,
-        _ => Failure::Malformed,
+/// Judges the bytes of one UDP datagram or TCP frame against `query`.
+pub fn read_reply(query: &Message, bytes: &[u8]) -> Reply {
+    match Message::from_vec(bytes) {
+        Ok(m) if answers(query, &m) => Reply::Answer(m),
+        Ok(_) => Reply::Ignored,
+        Err(_) => Reply::Garbage,
+    }
+}
+
+/// The question again over TCP, each message framed by its length (RFC 1035
+/// 4.2.2). Frames that answer something else are skipped; one that does not
+/// parse, or an answer still truncated, is `Malformed`; a refused, reset or
+/// closed connection is `Network`.
+async fn tcp_exchange(server: SocketAddr, query: &Message) -> Result<Message, Failure> {
+    let bytes = query.to_vec().map_err(|_| Failure::Malformed)?;
+    let len = u16::try_from(bytes.len()).map_err(|_| Failure::Malformed)?;
+    let mut frame = len.to_be_bytes().to_vec();
+    frame.extend_from_slice(&bytes);
+    let mut stream = TcpStream::connect(server).await.map_err(|_| Failure::Network)?;
+    stream.write_all(&frame).await.map_err(|_| Failure::Network)?;
+    loop {
+        let mut len = [0u8; 2];
+        stream.read_exact(&mut len).await.map_err(|_| Failure::Network)?;
+        let mut buf = vec![0u8; usize::from(u16::from_be_bytes(len))];
+        stream.read_exact(&mut buf).await.map_err(|_| Failure::Network)?;
+        match read_reply(query, &buf) {
+            Reply::Answer(m) if m.metadata.truncation => return Err(Failure::Malformed),
+            Reply::Answer(m) => return Ok(m),
+            Reply::Ignored => continue,
+            // A connection is the server's alone: garbage on it is its answer.
+            Reply::Garbage => return Err(Failure::Malformed),
+        }
     }
 }
 

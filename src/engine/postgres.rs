@@ -480,6 +480,16 @@ impl PgSession {
             })),
             opt(plan.native, || timed(sent, start, deadline, this.replication(labels))),
         );
+        // A table dropped under a running session fails its prepared statements
+        // on every tick: forget them, so the next tick prepares them again (and
+        // creates the table when `heartbeat.create_table` allows, or says how to).
+        let missing = |e: Option<&EngineError>| e.is_some_and(|e| e.kind == ErrorKind::MissingTable);
+        if missing(read.as_ref().and_then(|s| s.result.as_ref().err())) {
+            self.read = None;
+        }
+        if missing(write.as_ref().and_then(|s| s.result.as_ref().err())) {
+            (self.update, self.insert) = (None, None);
+        }
         let broken = self.client.is_closed();
         TickOutcome { probe, read, write, native, broken }
     }

@@ -3,6 +3,7 @@
 //! for its `/metrics` output.
 #![allow(dead_code)]
 
+pub mod adversarial;
 pub mod dns;
 pub mod maria;
 pub mod probes;

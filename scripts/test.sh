@@ -26,7 +26,7 @@ soak_pid=$!
 trap 'kill "$soak_pid" 2>/dev/null || true' EXIT
 
 workspace_status=0
-cargo test --workspace --locked "$@" || workspace_status=$?
+cargo test --workspace --locked --no-fail-fast "$@" || workspace_status=$?
 soak_status=0
 wait "$soak_pid" || soak_status=$?
 trap - EXIT

@@ -144,8 +144,15 @@ impl From<Option<i64>> for Field {
 /// the end of the year 9999 (UTC). No heartbeat was written before 2000 (an
 /// earlier time is a zero or sentinel date, a broken clock, or a forged row), and
 /// nothing later is a date MySQL can hold. A time in that range but ahead of the
-/// clock it is compared with reads as [`Reading::FutureTimestamp`].
+/// clock it is compared with reads as [`Reading::FutureTimestamp`], up to
+/// [`MAX_CLOCK_SKEW`] ahead.
 pub const VALID_WRITTEN_US: std::ops::RangeInclusive<i64> = 946_684_800_000_000..=253_402_300_799_999_999;
+
+/// How far ahead of the clock it is compared with a heartbeat's time may be and
+/// still read as clock skew (`future_timestamp`): a day. Clocks that far apart are
+/// broken, but a time further ahead (the year 2100, 3000) is no clock's reading at
+/// all: a forged or garbage row, `invalid_timestamp`.
+pub const MAX_CLOCK_SKEW: f64 = 86_400.0;
 
 /// What the replica shows of one source's row, with the context to judge it.
 #[derive(Debug, Clone)]
@@ -261,6 +268,9 @@ pub fn evaluate(input: &PairInput) -> Reading {
     // One clock cannot disagree with itself: below zero on the monotonic basis is
     // only the midpoints' rounding.
     if exposure < -slack && basis != Basis::Monotonic {
+        if -exposure > MAX_CLOCK_SKEW {
+            return Reading::InvalidTimestamp;
+        }
         return Reading::FutureTimestamp { ahead: -exposure, basis };
     }
     // Within the measurement's own error a tiny negative is noise, not skew.
@@ -422,10 +432,13 @@ mod tests {
                 assert_eq!(evaluate(&i), want, "{seq:?} {written_us:?}");
             }
         }
-        // A far-future time that is a date is skew or forgery, told as such.
+        // A time ahead of the clock by up to a day is clock skew; beyond that (the
+        // year 2100) no clock's reading: an invalid row.
         let mut i = input(1, 10.0, 11.0, None);
         i.written_us = Field::Int(year(2100));
-        assert!(matches!(evaluate(&i), Reading::FutureTimestamp { ahead, .. } if ahead > 2e9));
+        assert_eq!(evaluate(&i), Reading::InvalidTimestamp);
+        i.written_us = Field::Int(((T0 + 11.0 + MAX_CLOCK_SKEW - 60.0) * 1e6) as i64);
+        assert!(matches!(evaluate(&i), Reading::FutureTimestamp { ahead, .. } if ahead > 86_000.0));
         // A NULL sequence is no damage: the lag falls back to the lower bound.
         i = input(1, 10.0, 13.5, Some(&h));
         i.seq = Field::Null;

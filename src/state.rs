@@ -233,7 +233,8 @@ impl State {
     /// change is kept whole. In one that changed, every node whose measurement
     /// did not (same name, region, engine, DSN, heartbeat table and format) keeps
     /// its state: counters, readings and the write history that maps a seen
-    /// heartbeat to the first unseen one. Probe sets likewise; everything else
+    /// heartbeat to the first unseen one. The region probes and DNS records the
+    /// new config still has, unchanged, keep their readings; everything else
     /// starts afresh, and what the new config dropped is gone.
     pub fn rebuild(config: &Config, old: &State) -> Arc<State> {
         let mut next = State::new(config);
@@ -258,6 +259,8 @@ impl State {
         if let (Some(new), Some(old)) = (&mut next.health, &old.health) {
             if new.same_config(old) {
                 *new = old.clone();
+            } else {
+                new.carry_over(old);
             }
         }
         if let (Some(new), Some(old)) = (&mut next.dns, &old.dns) {

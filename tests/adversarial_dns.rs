@@ -193,20 +193,27 @@ async fn hostile_server(mode: Hostile) -> String {
     addr
 }
 
-fn dns_config(resolvers: &[String], knot: &str) -> String {
-    dns_only_config(&format!(
-        "dns:\n  interval: 500ms\n  timeout: 400ms\n  records:\n\
+/// The DNS section under one cluster whose node (on `node_port`, where nothing
+/// listens) stays the same across reloads, so its state and series carry over.
+fn dns_config(node_port: u16, resolvers: &[String], knot: &str) -> String {
+    let cluster = format!(
+        "clusters:\n  - name: c\n    rpo: 1m\n    rto: 1h\n    nodes:\n      - {{ name: n, region: us-east-1, engine: postgres, dsn: \"host=127.0.0.1 port={node_port} user=u dbname=d\" }}\n"
+    );
+    cluster
+        + &format!(
+            "dns:\n  interval: 500ms\n  timeout: 400ms\n  records:\n\
          \x20   - {{ name: {RECORD}, type: A, active_region: eu-west-1, answers: {{ eu-west-1: {EUW1} }}, resolvers: {}, authoritative: {} }}\n",
         servers(resolvers),
-        servers(&[knot.to_owned()])
-    ))
+            servers(&[knot.to_owned()])
+        )
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn hostile_dns_answers_are_ignored_or_named_never_accepted() {
     let knot = Knot::start(&Zone::new(ZONE).record("www", "A", EUW1)).await.expect("start Knot");
     let unbound = Unbound::start(&[(ZONE, knot.port())], None).await.expect("start Unbound");
-    let exporter = Exporter::start(&dns_config(&[unbound.addr()], &knot.addr())).await;
+    let node_port = rpo_lab::free_port();
+    let exporter = Exporter::start(&dns_config(node_port, &[unbound.addr()], &knot.addr())).await;
     let good = [www(&unbound.addr(), "recursive"), www(&knot.addr(), "authoritative")];
     let before = wait_metrics(&exporter, Duration::from_secs(10), "the real servers answer", |m| {
         good.iter().all(|l| m.get("rpo_dns_answer_matches", l) == Some(1.0))
@@ -220,7 +227,7 @@ async fn hostile_dns_answers_are_ignored_or_named_never_accepted() {
     let mut resolvers = vec![unbound.addr()];
     resolvers.extend(hostile.iter().map(|(_, a)| a.clone()));
     let scraper = Scraper::start(&exporter, Duration::from_millis(200));
-    exporter.reload(&dns_config(&resolvers, &knot.addr())).await;
+    exporter.reload(&dns_config(node_port, &resolvers, &knot.addr())).await;
     let settled = |m: &Metrics| {
         hostile.iter().all(|(mode, addr)| {
             let l = www(addr, "recursive");

@@ -182,6 +182,8 @@ impl DnsState {
             }
         }
         new.zones = std::mem::take(&mut old.zones);
+        // The readings carried over are as old as the last round that made them.
+        new.last_round = old.last_round;
     }
 
     pub fn lock(&self) -> MutexGuard<'_, DnsData> {

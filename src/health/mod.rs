@@ -162,6 +162,30 @@ impl HealthState {
         self.config == other.config
     }
 
+    /// After a reload that changed the probes: every probe that is still probed
+    /// the same way (same region, name, target and timeout) keeps its last result
+    /// and failure counts, so a reload loses no reading of an unchanged probe.
+    pub fn carry_over(&self, previous: &HealthState) {
+        let old = previous.lock();
+        let mut new = self.lock();
+        for (region, results) in self.config.regions.iter().zip(new.iter_mut()) {
+            let Some((old_region, old_results)) =
+                previous.config.regions.iter().zip(old.iter()).find(|(r, _)| r.name == region.name)
+            else {
+                continue;
+            };
+            for (probe, data) in region.probes.iter().zip(results.iter_mut()) {
+                if let Some((_, kept)) =
+                    old_region.probes.iter().zip(old_results.iter()).find(|(p, _)| *p == probe)
+                {
+                    *data = kept.clone();
+                }
+            }
+        }
+        *self.last_round.lock().unwrap_or_else(|p| p.into_inner()) =
+            *previous.last_round.lock().unwrap_or_else(|p| p.into_inner());
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Vec<ProbeData>>> {
         self.probes.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -450,6 +474,48 @@ fn classify_http(e: &reqwest::Error) -> ProbeStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn tcp(name: &str, port: u16) -> Probe {
+        Probe {
+            name: name.into(),
+            target: Target::Tcp { address: format!("127.0.0.1:{port}") },
+            timeout: std::time::Duration::from_secs(1),
+        }
+    }
+
+    fn health(regions: &[(&str, Vec<Probe>)]) -> HealthState {
+        HealthState::new(&Health {
+            interval: std::time::Duration::from_secs(5),
+            regions: regions
+                .iter()
+                .map(|(name, probes)| crate::config::Region {
+                    name: (*name).into(),
+                    quorum: probes.len(),
+                    probes: probes.clone(),
+                })
+                .collect(),
+        })
+    }
+
+    #[test]
+    fn a_reload_keeps_the_results_of_unchanged_probes() {
+        let old = health(&[("us", vec![tcp("a", 1), tcp("b", 2)]), ("eu", vec![tcp("c", 3)])]);
+        for (region, probe) in [(0, 0), (0, 1), (1, 0)] {
+            old.record(region, probe, failed(ProbeStatus::Refused, ""));
+        }
+        old.round_done();
+        // b now probes another port, c moved region, d is new: only a keeps its result.
+        let new = health(&[("us", vec![tcp("d", 4), tcp("b", 9), tcp("a", 1)]), ("ap", vec![tcp("c", 3)])]);
+        new.carry_over(&old);
+        let kept: Vec<Vec<bool>> =
+            new.lock().iter().map(|r| r.iter().map(|p| p.last.is_some()).collect()).collect();
+        assert_eq!(kept, vec![vec![false, false, true], vec![false]]);
+        assert_eq!(new.lock()[0][2].failures.get(&ProbeStatus::Refused), Some(&1));
+        let mut out = Samples::default();
+        new.samples(&mut out);
+        let text = format!("{out:?}");
+        assert!(text.contains("rpo_probe_round_age_seconds"), "the round's age carried over: {text}");
+    }
 
     #[tokio::test]
     async fn a_probe_that_panics_fails_alone() {

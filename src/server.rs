@@ -107,7 +107,7 @@ pub async fn serve(
     };
     let app = router(state);
     match web {
-        None => serve_plain(listener, app, shutdown).await,
+        None => accept_loop(listener, app, None, shutdown).await,
         Some(web) => serve_with_web_config(listener, app, Arc::new(web), shutdown).await,
     }
 }
@@ -540,8 +540,8 @@ async fn authenticate(AxumState(auth): AxumState<Auth>, request: Request, next: 
     response
 }
 
-/// The accept loop used with a web config: TLS (when configured) per connection,
-/// hyper-util's auto builder (HTTP/1.1, and HTTP/2 when offered) per connection.
+/// Serves with a web config: logs what it asks for, puts authentication in front
+/// of every route, then runs the one accept loop.
 async fn serve_with_web_config(
     listener: TcpListener,
     app: Router,
@@ -552,54 +552,7 @@ async fn serve_with_web_config(
     tracing::info!(file = %web.path.display(), tls = config.tls.is_some(), client_auth = config.client_auth.as_str(),
         users = config.users.len(), http2 = config.http2, "Serving with the web config");
     let app = app.layer(axum::middleware::from_fn_with_state(Auth::new(web.clone()), authenticate));
-    let builder = connection_builder();
-    let limit = ConnectionLimit::new(MAX_CONNECTIONS);
-    let graceful = GracefulShutdown::new();
-    loop {
-        let (stream, peer) = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!(error = %e, "Accepting a connection failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-        };
-        let Some(slot) = limit.admit(&stream, peer, false) else { continue };
-        let service = TowerToHyperService::new(app.clone());
-        let watcher = graceful.watcher();
-        let builder = builder.clone();
-        let web = web.clone();
-        tokio::spawn(async move {
-            let _slot = slot;
-            let config = web.current();
-            let result = match &config.tls {
-                None => {
-                    if !protocol_sniffed(&stream, peer).await {
-                        return;
-                    }
-                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                    watcher.watch(conn.into_owned()).await
-                }
-                Some(tls) => {
-                    let Some(stream) = tls_accept(stream, tls.clone(), peer).await else { return };
-                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                    watcher.watch(conn.into_owned()).await
-                }
-            };
-            if let Err(e) = result {
-                tracing::debug!(peer = %peer, error = %e, "Connection ended with an error");
-            }
-        });
-    }
-    drop(listener);
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
-        tracing::warn!("Open connections did not finish within {DRAIN_TIMEOUT:?}; closing them");
-    }
-    Ok(())
+    accept_loop(listener, app, Some(web), shutdown).await
 }
 
 /// Completes a TLS handshake, or answers a plain-HTTP client with a 400 that says
@@ -768,9 +721,16 @@ fn connection_error(peer: SocketAddr, e: &(dyn std::error::Error + 'static)) {
     }
 }
 
-/// The accept loop without a web config: plain HTTP/1.1 (and HTTP/2 with prior
-/// knowledge) with the connection limits; on shutdown, in-flight requests finish.
-async fn serve_plain(listener: TcpListener, app: Router, shutdown: CancellationToken) -> anyhow::Result<()> {
+/// The one accept loop, with or without a web config: the connection limits for
+/// every connection; per connection, the web config's TLS when it sets one (read
+/// again when its files changed), else plain HTTP/1.1 (and HTTP/2 with prior
+/// knowledge). On shutdown, in-flight requests finish.
+async fn accept_loop(
+    listener: TcpListener,
+    app: Router,
+    web: Option<Arc<WebConfigWatch>>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let builder = connection_builder();
     let limit = ConnectionLimit::new(MAX_CONNECTIONS);
     let graceful = GracefulShutdown::new();
@@ -787,17 +747,28 @@ async fn serve_plain(listener: TcpListener, app: Router, shutdown: CancellationT
                 }
             },
         };
-        let Some(slot) = limit.admit(&stream, peer, true) else { continue };
+        let tls = web.as_ref().and_then(|w| w.current().tls.clone());
+        let Some(slot) = limit.admit(&stream, peer, tls.is_none()) else { continue };
         let service = TowerToHyperService::new(app.clone());
         let watcher = graceful.watcher();
         let builder = builder.clone();
         tokio::spawn(async move {
             let _slot = slot;
-            if !protocol_sniffed(&stream, peer).await {
-                return;
-            }
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-            if let Err(e) = watcher.watch(conn.into_owned()).await {
+            let result = match tls {
+                None => {
+                    if !protocol_sniffed(&stream, peer).await {
+                        return;
+                    }
+                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                    watcher.watch(conn.into_owned()).await
+                }
+                Some(tls) => {
+                    let Some(stream) = tls_accept(stream, tls, peer).await else { return };
+                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                    watcher.watch(conn.into_owned()).await
+                }
+            };
+            if let Err(e) = result {
                 connection_error(peer, &*e);
             }
         });

@@ -8,6 +8,7 @@
 //! `rpo_exporter_config_last_reload_successful`.
 
 use crate::config::{Config, Heartbeat, Node};
+use crate::server::ReloadRequest;
 use crate::state::{ClusterState, Live, NodeState, State};
 use crate::supervise::{supervise, Loop};
 use crate::worker::Worker;
@@ -29,9 +30,6 @@ pub struct ServeOptions {
     /// `--web.config.file`, loaded and validated: TLS and basic auth for the server.
     pub web_config: Option<server::WebConfigWatch>,
 }
-
-/// A request to reload the config; the answer says whether it took effect.
-pub type ReloadRequest = oneshot::Sender<Result<(), String>>;
 
 /// Runs until SIGTERM or SIGINT; SIGHUP (and `reload` requests from the server)
 /// reload the config.

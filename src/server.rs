@@ -10,7 +10,6 @@
 //! certificates, bcrypt basic auth, the file re-read when it changes. Then it also
 //! keeps the last good web config and a small cache of bcrypt outcomes.
 
-use crate::exporter::ReloadRequest;
 use crate::metrics::{self, Exposition};
 use crate::webconfig::WebConfig;
 use axum::extract::{Request, State as AxumState};
@@ -33,6 +32,11 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
+
+/// A request to reload the config, sent by `/-/reload` (and by the exporter's own
+/// SIGHUP handler) to whoever owns the running configuration; the answer says
+/// whether it took effect. Defined here so that the server imports nothing above it.
+pub type ReloadRequest = oneshot::Sender<Result<(), String>>;
 
 #[derive(Clone)]
 struct AppState {

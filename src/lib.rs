@@ -14,6 +14,7 @@ pub mod exporter;
 pub mod health;
 pub mod heartbeat;
 pub mod metrics;
+pub mod pairs;
 pub mod server;
 pub mod state;
 pub mod supervise;

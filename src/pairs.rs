@@ -264,3 +264,401 @@ fn status_change(events: &mut Vec<Event>, source: &str, status: RowStatus, prev:
         events.push(Event::StatusChanged { source: source.to_string(), status });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::heartbeat::{Field, WriteRecord};
+    use std::fmt::Write;
+
+    /// Database clocks here read monotonic time plus this (November 2023).
+    const T0: f64 = 1_700_000_000.0;
+    /// The replica's read happens at this monotonic instant.
+    const READ: f64 = 100.0;
+
+    fn us(at: f64) -> i64 {
+        ((T0 + at) * 1e6) as i64
+    }
+
+    fn view(name: &str, up: bool, writable: bool, writes: &[(i64, f64)]) -> NodeView {
+        let mut history = WriteHistory::default();
+        for &(seq, mono) in writes {
+            history.push(WriteRecord { seq, mono, db_us: us(mono) });
+        }
+        NodeView {
+            name: name.into(),
+            region: format!("{name}-region"),
+            up,
+            writable: Some(writable),
+            aliases: vec![format!("id-{name}")],
+            history,
+            clock: up.then(|| ClockSample { db_us: us(99.0), mono: 99.0, rtt: 0.0 }),
+        }
+    }
+
+    /// Up and writable, with these writes (seq, monotonic instant) made by this process.
+    fn writer(name: &str, writes: &[(i64, f64)]) -> NodeView {
+        view(name, true, true, writes)
+    }
+
+    /// Up and read-only.
+    fn reader(name: &str, writes: &[(i64, f64)]) -> NodeView {
+        view(name, true, false, writes)
+    }
+
+    /// Not answering; writable at its last answered probe.
+    fn down(name: &str, writes: &[(i64, f64)]) -> NodeView {
+        view(name, false, true, writes)
+    }
+
+    /// A row of `node` with sequence `seq` written at monotonic instant `at`.
+    fn row(node: &str, seq: i64, at: f64) -> HeartbeatRow {
+        HeartbeatRow {
+            node: Some(node.into()),
+            region: Some("far".into()),
+            seq: Field::Int(seq),
+            written_us: Field::Int(us(at)),
+            identity: None,
+        }
+    }
+
+    fn prev(status: RowStatus, last_seq: i64, regressions: u64) -> PairData {
+        PairData {
+            source_region: "p-region".into(),
+            status,
+            reading: None,
+            read_mono: READ - 1.0,
+            seen_written_us: None,
+            last_seq: Some(last_seq),
+            regressions,
+        }
+    }
+
+    /// One read of replica `r` and what the worker knows around it; by default a
+    /// single-writer cluster of listed sources whose heartbeats this process writes.
+    struct Case {
+        nodes: Vec<NodeView>,
+        rows: Vec<HeartbeatRow>,
+        previous: BTreeMap<String, PairData>,
+        expected_identity: Option<&'static str>,
+        write_mode: WriteMode,
+        sources: Sources,
+        writes: bool,
+    }
+
+    impl Case {
+        fn new(nodes: Vec<NodeView>, rows: Vec<HeartbeatRow>) -> Case {
+            let mut all = vec![reader("r", &[])];
+            all.extend(nodes);
+            Case {
+                nodes: all,
+                rows,
+                previous: BTreeMap::new(),
+                expected_identity: None,
+                write_mode: WriteMode::SingleWriter,
+                sources: Sources::Listed,
+                writes: true,
+            }
+        }
+        fn multi_writer(self) -> Case {
+            Case { write_mode: WriteMode::MultiWriter, ..self }
+        }
+        fn any(self) -> Case {
+            Case { sources: Sources::Any, ..self }
+        }
+        fn foreign(self) -> Case {
+            Case { writes: false, ..self }
+        }
+        fn expect_identity(self, identity: &'static str) -> Case {
+            Case { expected_identity: Some(identity), ..self }
+        }
+        fn previous(mut self, source: &str, pair: PairData) -> Case {
+            self.previous.insert(source.into(), pair);
+            self
+        }
+
+        fn decide(&self) -> Outcome {
+            decide(&Input {
+                replica: "r",
+                rows: &self.rows,
+                nodes: &self.nodes,
+                previous: &self.previous,
+                expected_identity: self.expected_identity,
+                write_mode: self.write_mode,
+                sources: self.sources,
+                writes: self.writes,
+                interval: 1.0,
+                replica_clock: ClockSample { db_us: us(READ), mono: READ, rtt: 0.0 },
+            })
+        }
+    }
+
+    /// The outcome as lines: counts, one line per pair, one per event.
+    fn render(o: &Outcome) -> String {
+        let mut s = format!("unlisted {} malformed {}\n", o.unlisted, o.malformed);
+        for (name, p) in &o.pairs {
+            write!(s, "{name} ({}) {}", p.source_region, p.status.as_str()).unwrap();
+            if let Some(Reading::Ok { lag, exposure, basis }) = p.reading {
+                write!(s, " lag {lag:.3} exposure {exposure:.3} {basis:?}").unwrap();
+            }
+            if let Some(seen) = p.seen_written_us {
+                write!(s, " seen {:.3}", seen as f64 / 1e6 - T0).unwrap();
+            }
+            if let Some(seq) = p.last_seq {
+                write!(s, " seq {seq}").unwrap();
+            }
+            if p.regressions > 0 {
+                write!(s, " regressions {}", p.regressions).unwrap();
+            }
+            s.push('\n');
+        }
+        for e in &o.events {
+            match e {
+                Event::SequenceRegressed { source, from, to } => writeln!(s, "! {source} seq {from} -> {to}"),
+                Event::StatusChanged { source, status } => writeln!(s, "! {source} {}", status.as_str()),
+            }
+            .unwrap();
+        }
+        s
+    }
+
+    fn check(case: Case, expected: &str) {
+        let expected: String =
+            expected.lines().map(|l| format!("{}\n", l.trim())).filter(|l| l != "\n").collect();
+        assert_eq!(render(&case.decide()), expected);
+    }
+
+    const P: &[(i64, f64)] = &[(1, 97.0), (2, 98.0), (3, 99.0)];
+
+    #[test]
+    fn listed_source_is_a_pair() {
+        // Seq 2 seen at 100: the next write (seq 3, at 99) is the oldest unseen.
+        check(
+            Case::new(vec![writer("p", P)], vec![row("p", 2, 98.0), row("r", 7, 99.0)]),
+            "unlisted 0 malformed 0
+             p (p-region) ok lag 1.000 exposure 2.000 Monotonic seen 98.000 seq 2",
+        );
+        // pt-heartbeat's rows carry no node name: the identity names the listed node.
+        let by_identity = HeartbeatRow { node: None, identity: Some("id-p".into()), ..row("", 3, 99.0) };
+        check(
+            Case::new(vec![writer("p", P)], vec![by_identity]),
+            "unlisted 0 malformed 0
+             p (p-region) ok lag 0.000 exposure 1.000 Monotonic seen 99.000 seq 3",
+        );
+    }
+
+    #[test]
+    fn unlisted_sources() {
+        let unknown_id = HeartbeatRow { node: None, identity: Some("9".into()), ..row("", 1, 95.0) };
+        // sources: listed counts them and makes no pair.
+        check(
+            Case::new(vec![writer("p", P)], vec![row("p", 3, 99.0), row("x", 1, 95.0), unknown_id.clone()]),
+            "unlisted 2 malformed 0
+             p (p-region) ok lag 0.000 exposure 1.000 Monotonic seen 99.000 seq 3",
+        );
+        // sources: any reads them on the replica's clock, in the row's region.
+        check(
+            Case::new(vec![writer("p", P)], vec![row("p", 3, 99.0), row("x", 1, 95.0), unknown_id]).any(),
+            "unlisted 0 malformed 0
+             p (p-region) ok lag 0.000 exposure 1.000 Monotonic seen 99.000 seq 3
+             server-9 (far) ok lag 4.000 exposure 5.000 ReplicaClock seen 95.000 seq 1
+             x (far) ok lag 4.000 exposure 5.000 ReplicaClock seen 95.000 seq 1",
+        );
+    }
+
+    #[test]
+    fn malformed_unlisted_names() {
+        let bad_region = HeartbeatRow { region: Some("eu west".into()), ..row("y", 1, 95.0) };
+        check(
+            Case::new(vec![writer("p", P)], vec![row("p", 3, 99.0), row("x\"}", 1, 95.0), bad_region]).any(),
+            "unlisted 0 malformed 2
+             p (p-region) ok lag 0.000 exposure 1.000 Monotonic seen 99.000 seq 3",
+        );
+        // With sources: listed the name is never a label, so it is only unlisted.
+        check(
+            Case::new(vec![writer("p", P)], vec![row("p", 3, 99.0), row("x\"}", 1, 95.0)]),
+            "unlisted 1 malformed 0
+             p (p-region) ok lag 0.000 exposure 1.000 Monotonic seen 99.000 seq 3",
+        );
+    }
+
+    #[test]
+    fn too_many_unlisted_sources() {
+        let rows: Vec<_> = (0..=MAX_UNLISTED_SOURCES).map(|i| row(&format!("x{i:02}"), 1, 95.0)).collect();
+        let mut expected = String::from("unlisted 0 malformed 1\n");
+        for i in 0..MAX_UNLISTED_SOURCES {
+            expected +=
+                &format!("x{i:02} (far) ok lag 4.000 exposure 5.000 ReplicaClock seen 95.000 seq 1\n");
+        }
+        // The 33rd is refused; listed sources never count against the cap.
+        let mut case = Case::new(vec![writer("p", P)], rows).any();
+        case.rows.push(row("p", 3, 99.0));
+        expected.insert_str(
+            expected.find('\n').unwrap() + 1,
+            "p (p-region) ok lag 0.000 exposure 1.000 Monotonic seen 99.000 seq 3\n",
+        );
+        check(case, &expected);
+    }
+
+    #[test]
+    fn retired_sources() {
+        // A demoted primary, reachable and read-only: its old row is no pair, in
+        // either write mode.
+        let demoted = || vec![reader("old", &[]), writer("p", P)];
+        let rows = || vec![row("old", 40, 80.0), row("p", 3, 99.0)];
+        for case in [Case::new(demoted(), rows()), Case::new(demoted(), rows()).multi_writer()] {
+            check(
+                case,
+                "unlisted 0 malformed 0
+                 p (p-region) ok lag 0.000 exposure 1.000 Monotonic seen 99.000 seq 3",
+            );
+        }
+        // A failed-over primary (down, writable when last seen) is superseded by the
+        // new writer in a single-writer cluster...
+        let failed_over = || vec![down("old", &[]), writer("p", P)];
+        check(
+            Case::new(failed_over(), rows()),
+            "unlisted 0 malformed 0
+             p (p-region) ok lag 0.000 exposure 1.000 Monotonic seen 99.000 seq 3",
+        );
+        // ...but in a multi-writer cluster it is one writer among several.
+        check(
+            Case::new(failed_over(), rows()).multi_writer(),
+            "unlisted 0 malformed 0
+             old (old-region) ok lag 19.000 exposure 20.000 ReplicaClock seen 80.000 seq 40
+             p (p-region) ok lag 0.000 exposure 1.000 Monotonic seen 99.000 seq 3",
+        );
+        // With no writer at all nothing supersedes it.
+        check(
+            Case::new(vec![down("old", &[])], vec![row("old", 40, 80.0)]),
+            "unlisted 0 malformed 0
+             old (old-region) ok lag 19.000 exposure 20.000 ReplicaClock seen 80.000 seq 40",
+        );
+    }
+
+    #[test]
+    fn identity_mismatch() {
+        let with_id = |id: &str| HeartbeatRow { identity: Some(id.into()), ..row("p", 3, 99.0) };
+        check(
+            Case::new(vec![writer("p", P)], vec![with_id("other")]).expect_identity("id-p"),
+            "unlisted 0 malformed 0
+             p (p-region) identity_mismatch seen 99.000 seq 3
+             ! p identity_mismatch",
+        );
+        check(
+            Case::new(vec![writer("p", P)], vec![with_id("id-p")]).expect_identity("id-p"),
+            "unlisted 0 malformed 0
+             p (p-region) ok lag 0.000 exposure 1.000 Monotonic seen 99.000 seq 3",
+        );
+        // A status already logged is not logged again.
+        check(
+            Case::new(vec![writer("p", P)], vec![with_id("other")])
+                .expect_identity("id-p")
+                .previous("p", prev(RowStatus::IdentityMismatch, 3, 0)),
+            "unlisted 0 malformed 0
+             p (p-region) identity_mismatch seen 99.000 seq 3",
+        );
+    }
+
+    #[test]
+    fn sequence_regression_is_counted() {
+        check(
+            Case::new(vec![writer("p", P)], vec![row("p", 2, 98.0)]).previous("p", prev(RowStatus::Ok, 5, 1)),
+            "unlisted 0 malformed 0
+             p (p-region) ok lag 1.000 exposure 2.000 Monotonic seen 98.000 seq 2 regressions 2
+             ! p seq 5 -> 2",
+        );
+        // A row with no sequence keeps the last one seen and counts nothing (without a
+        // sequence it is no write of ours: the source's clock places it).
+        let no_seq = HeartbeatRow { seq: Field::Null, ..row("p", 0, 98.0) };
+        check(
+            Case::new(vec![writer("p", P)], vec![no_seq]).previous("p", prev(RowStatus::Ok, 5, 1)),
+            "unlisted 0 malformed 0
+             p (p-region) ok lag 1.000 exposure 2.000 SourceClock seen 98.000 seq 5 regressions 1",
+        );
+    }
+
+    #[test]
+    fn missing_pair_of_a_live_writer() {
+        // The replica shows nothing of p: lag from the oldest remembered write.
+        check(
+            Case::new(vec![writer("p", &[(1, 90.0), (2, 95.0)])], vec![]),
+            "unlisted 0 malformed 0
+             p (p-region) missing lag 10.000 exposure 10.000 Monotonic
+             ! p missing",
+        );
+        // It keeps its sequence and regressions, and logs once.
+        check(
+            Case::new(vec![writer("p", &[(1, 90.0)])], vec![]).previous("p", prev(RowStatus::Missing, 4, 1)),
+            "unlisted 0 malformed 0
+             p (p-region) missing lag 10.000 exposure 10.000 Monotonic seq 4 regressions 1",
+        );
+        // None for a writer not written to yet, a writer that is down, or heartbeats
+        // another process writes.
+        for case in [
+            Case::new(vec![writer("p", &[])], vec![]),
+            Case::new(vec![down("p", P)], vec![]),
+            Case::new(vec![writer("p", P)], vec![]).foreign(),
+        ] {
+            check(case, "unlisted 0 malformed 0");
+        }
+    }
+
+    #[test]
+    fn earlier_writers_floor() {
+        // The replica still follows the failed-over primary: its data ends at the
+        // old primary's newest row it holds (20 s ago), older than p's first write.
+        let nodes = || vec![down("old", &[]), writer("p", &[(1, 95.0)])];
+        check(
+            Case::new(nodes(), vec![row("old", 40, 80.0), row("old", 41, 85.0)]),
+            "unlisted 0 malformed 0
+             p (p-region) missing lag 5.000 exposure 15.000 Monotonic
+             ! p missing",
+        );
+        // A floor below the lag changes nothing.
+        check(
+            Case::new(nodes(), vec![row("old", 41, 98.0)]),
+            "unlisted 0 malformed 0
+             p (p-region) missing lag 5.000 exposure 5.000 Monotonic
+             ! p missing",
+        );
+        // Multi-writer: old is a writer of its own, no floor.
+        check(
+            Case::new(nodes(), vec![row("old", 40, 80.0)]).multi_writer(),
+            "unlisted 0 malformed 0
+             old (old-region) ok lag 19.000 exposure 20.000 ReplicaClock seen 80.000 seq 40
+             p (p-region) missing lag 5.000 exposure 5.000 Monotonic
+             ! p missing",
+        );
+    }
+
+    #[test]
+    fn invalid_timestamp_keeps_no_seen_time() {
+        // A date from 1970 is an integer but no heartbeat's time; a time that is no
+        // integer at all reads the same.
+        for written_us in [Field::Int(0), Field::Invalid] {
+            check(
+                Case::new(vec![writer("p", P)], vec![HeartbeatRow { written_us, ..row("p", 3, 0.0) }]),
+                "unlisted 0 malformed 0
+                 p (p-region) invalid_timestamp seq 3
+                 ! p invalid_timestamp",
+            );
+        }
+        // A null time has no time to keep either; a future one keeps it.
+        check(
+            Case::new(
+                vec![writer("p", P)],
+                vec![HeartbeatRow { written_us: Field::Null, ..row("p", 3, 0.0) }],
+            ),
+            "unlisted 0 malformed 0
+             p (p-region) null_timestamp seq 3
+             ! p null_timestamp",
+        );
+        check(
+            Case::new(vec![writer("p", P)], vec![row("p", 3, 110.0)]),
+            "unlisted 0 malformed 0
+             p (p-region) future_timestamp seen 110.000 seq 3
+             ! p future_timestamp",
+        );
+    }
+}

@@ -4,7 +4,8 @@
 //! See ARCHITECTURE.md for the map. In short: [`config`] reads the file,
 //! [`exporter`] starts one [`worker`] per node, workers talk to databases only
 //! through [`engine`] and store results in [`state`], and [`server`] renders them
-//! through [`metrics`] on each scrape. [`heartbeat`] holds the lag arithmetic.
+//! through [`metrics`] on each scrape. [`heartbeat`] holds the lag arithmetic, [`pairs`]
+//! the policy of which (source → replica) pairs a read makes.
 
 pub mod cli;
 pub mod config;

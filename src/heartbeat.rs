@@ -10,7 +10,7 @@
 //! as such, never clamped away).
 
 use std::collections::VecDeque;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 /// Seconds on this process's monotonic clock.
@@ -33,23 +33,26 @@ pub struct WriteRecord {
     pub db_us: i64,
 }
 
-/// The writes this process made on one source, oldest first.
+/// The writes this process made on one source, oldest first. A clone is cheap (the
+/// entries are shared until the next write), so a replica's worker can copy a
+/// source's history out of its lock and judge its rows without holding it.
 #[derive(Debug, Default, Clone)]
 pub struct WriteHistory {
-    entries: VecDeque<WriteRecord>,
+    entries: Arc<VecDeque<WriteRecord>>,
 }
 
 impl WriteHistory {
     /// Records a write. A sequence that does not move forward means the row was
     /// reset under us (table recreated); what we remembered no longer matches it.
     pub fn push(&mut self, rec: WriteRecord) {
-        if self.entries.back().is_some_and(|last| rec.seq <= last.seq) {
-            self.entries.clear();
+        let entries = Arc::make_mut(&mut self.entries);
+        if entries.back().is_some_and(|last| rec.seq <= last.seq) {
+            entries.clear();
         }
-        if self.entries.len() == HISTORY_LEN {
-            self.entries.pop_front();
+        if entries.len() == HISTORY_LEN {
+            entries.pop_front();
         }
-        self.entries.push_back(rec);
+        entries.push_back(rec);
     }
 
     pub fn is_empty(&self) -> bool {

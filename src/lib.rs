@@ -4,7 +4,8 @@
 //! See ARCHITECTURE.md for the map. In short: [`config`] reads the file,
 //! [`exporter`] starts one [`worker`] per node, workers talk to databases only
 //! through [`engine`] and store results in [`state`], and [`server`] renders them
-//! through [`metrics`] on each scrape. [`heartbeat`] holds the lag arithmetic.
+//! through [`metrics`] on each scrape. [`heartbeat`] holds the lag arithmetic, [`pairs`]
+//! the policy of which (source → replica) pairs a read makes.
 
 pub mod cli;
 pub mod config;
@@ -14,6 +15,7 @@ pub mod exporter;
 pub mod health;
 pub mod heartbeat;
 pub mod metrics;
+pub mod pairs;
 pub mod server;
 pub mod state;
 pub mod supervise;

@@ -53,19 +53,7 @@ pub struct CollectorData {
     pub errors: BTreeMap<ErrorKind, u64>,
 }
 
-/// What one replica knows of one source.
-#[derive(Debug, Clone)]
-pub struct PairData {
-    pub source_region: String,
-    pub status: RowStatus,
-    /// Lag and exposure at the read, when the row allowed a reading.
-    pub reading: Option<Reading>,
-    /// When the read happened (monotonic): exposure ages from here until a scrape.
-    pub read_mono: f64,
-    pub seen_written_us: Option<i64>,
-    pub last_seq: Option<i64>,
-    pub regressions: u64,
-}
+pub use crate::pairs::PairData;
 
 #[derive(Debug, Default)]
 pub struct NodeData {

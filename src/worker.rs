@@ -20,13 +20,13 @@
 //! that changes them starts a new worker); the rest of its cluster (the other
 //! nodes, the write mode) it reads from a watch the exporter updates on reload.
 
-use crate::config::{is_label_safe, Cluster, Heartbeat, Node, Sources, WriteMode};
+use crate::config::{Heartbeat, Node};
 use crate::engine::{
-    EngineError, ErrorKind, HeartbeatRead, HeartbeatRow, NodeLabels, Session, Step, TickOutcome, TickPlan,
+    EngineError, ErrorKind, HeartbeatRead, NodeLabels, Session, Step, TickOutcome, TickPlan,
 };
-use crate::heartbeat::{evaluate, evaluate_missing, ClockSample, PairInput, Reading, RowStatus, WriteRecord};
-use crate::state::{ClusterState, Collector, NodeState, PairData};
-use std::collections::BTreeMap;
+use crate::heartbeat::{ClockSample, WriteRecord};
+use crate::pairs::{self, Event, NodeView};
+use crate::state::{ClusterState, Collector, NodeState};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -36,10 +36,6 @@ use tokio_util::sync::CancellationToken;
 
 /// Longest wait between connection attempts to a node that is down.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
-/// Most sources one replica may report that the config does not list.
-const MAX_UNLISTED_SOURCES: usize = 32;
-/// How long a clock sample of a source may serve to map its timestamps.
-const CLOCK_SAMPLE_TTL: f64 = 600.0;
 /// Sessions being opened at once, across the whole exporter. Opening one costs the
 /// server a process and an authentication (about 10 ms of CPU for SCRAM) and the
 /// exporter its side of the handshake: hundreds at once would starve the very
@@ -462,187 +458,65 @@ impl Worker {
         }
     }
 
-    /// The source node a row belongs to: its `node` column, or for tables that
-    /// key rows by server identity (pt-heartbeat's server_id) the listed node
-    /// known under that identity, else `server-<identity>`.
-    fn source_name(cluster: &ClusterState, row: &HeartbeatRow) -> Option<String> {
-        if let Some(name) = &row.node {
-            return Some(name.clone());
-        }
-        let identity = row.identity.as_ref()?;
-        let listed = cluster.nodes.iter().find(|n| n.lock().aliases.contains(identity));
-        Some(listed.map_or_else(|| format!("server-{identity}"), |n| n.name.clone()))
-    }
-
-    /// Turns every row this node shows into a (source → this node) reading, and
-    /// gives every live writer whose row this node does not show at all a pair of
-    /// its own that says so.
+    /// Turns every row this node shows into its pairs ([`pairs::decide`]): each
+    /// node's state is copied out under its own lock, one at a time, the decision
+    /// made with no lock held, its events logged and its pairs stored.
     fn store_pairs(&self, cluster: &ClusterState, read: HeartbeatRead, replica_clock: ClockSample) {
-        let cfg: &Cluster = &cluster.config;
+        let nodes: Vec<NodeView> = cluster
+            .nodes
+            .iter()
+            .map(|n| {
+                let d = n.lock();
+                NodeView {
+                    name: n.name.clone(),
+                    region: n.region.clone(),
+                    up: d.up,
+                    writable: d.writable,
+                    aliases: d.aliases.clone(),
+                    history: d.history.clone(),
+                    clock: d.clock,
+                }
+            })
+            .collect();
         let (previous, expected_identity) = {
             let d = self.node.lock();
             (d.pairs.clone(), d.expected_row_identity.clone())
         };
-        let single_writer = cfg.write_mode == WriteMode::SingleWriter;
-        let interval = self.heartbeat.interval.as_secs_f64();
-        // Taken before the loop: no node's lock is held while another's is taken.
-        let writable_now: Vec<String> =
-            cluster.nodes.iter().filter(|n| n.lock().is_writer()).map(|n| n.name.clone()).collect();
-        let mut pairs = BTreeMap::new();
-        let (mut unlisted, mut malformed) = (0, 0);
-        let mut unlisted_sources = 0;
-        let mut shown = Vec::new();
-        // The newest heartbeat of an earlier writer this node holds: its data ends
-        // there, so a live writer it shows nothing of has lost at least that much.
-        let mut earlier_writers_floor: Option<f64> = None;
-        for row in read.rows {
-            let Some(name) = Self::source_name(cluster, &row) else { continue };
-            if name == self.node.name {
-                continue;
-            }
-            shown.push(name.clone());
-            let listed = cluster.node(&name).cloned();
-            let source_region = match (&listed, self.heartbeat.sources) {
-                (Some(src), _) => src.region.clone(),
-                (None, Sources::Listed) => {
-                    unlisted += 1;
-                    continue;
-                }
-                (None, Sources::Any) => {
-                    let region = row.region.clone().unwrap_or_default();
-                    if !is_label_safe(&name)
-                        || !is_label_safe(&region)
-                        || unlisted_sources >= MAX_UNLISTED_SOURCES
-                    {
-                        malformed += 1;
-                        continue;
-                    }
-                    unlisted_sources += 1;
-                    region
-                }
-            };
-            // What this process knows of the source: its writes, its clock, its role.
-            let (reading, retired) = match &listed {
-                Some(src) => {
-                    let d = src.lock();
-                    let writable = d.is_writer();
-                    // A reachable source that no longer takes writes (a demoted
-                    // primary), or in a single-writer cluster any source while
-                    // another node is the writable one (a failed-over primary),
-                    // wrote its row in the past: that row measures nothing now.
-                    let demoted = d.up && d.writable == Some(false);
-                    let superseded = single_writer && !writable && writable_now.iter().any(|n| *n != name);
-                    let input = PairInput {
-                        seq: row.seq,
-                        written_us: row.written_us,
-                        replica_clock,
-                        history: Some(&d.history),
-                        source_clock: d.clock.filter(|c| replica_clock.mono - c.mono < CLOCK_SAMPLE_TTL),
-                        interval,
-                    };
-                    (evaluate(&input), demoted || superseded)
-                }
-                None => {
-                    let input = PairInput {
-                        seq: row.seq,
-                        written_us: row.written_us,
-                        replica_clock,
-                        history: None,
-                        source_clock: None,
-                        interval,
-                    };
-                    (evaluate(&input), false)
-                }
-            };
-            if retired {
-                if let Reading::Ok { exposure, .. } = reading {
-                    earlier_writers_floor =
-                        Some(earlier_writers_floor.map_or(exposure, |f: f64| f.min(exposure)));
-                }
-                continue;
-            }
-            let identity_ok = match (&expected_identity, &row.identity) {
-                (Some(expected), Some(seen)) => expected == seen,
-                _ => true,
-            };
-            let status = if identity_ok { reading.status() } else { RowStatus::IdentityMismatch };
-            let prev = previous.get(&name);
-            let mut regressions = prev.map_or(0, |p| p.regressions);
-            if let (Some(last), Some(seq)) = (prev.and_then(|p| p.last_seq), row.seq.get()) {
-                if seq < last {
-                    regressions += 1;
-                    tracing::warn!(cluster = %cfg.name, source = %name, replica = %self.node.name, from = last, to = seq,
+        let outcome = pairs::decide(&pairs::Input {
+            replica: &self.node.name,
+            rows: &read.rows,
+            nodes: &nodes,
+            previous: &previous,
+            expected_identity: expected_identity.as_deref(),
+            write_mode: cluster.config.write_mode,
+            sources: self.heartbeat.sources,
+            writes: self.writes(),
+            interval: self.heartbeat.interval.as_secs_f64(),
+            replica_clock,
+        });
+        for event in &outcome.events {
+            match event {
+                Event::SequenceRegressed { source, from, to } => {
+                    tracing::warn!(cluster = %cluster.config.name, source = %source, replica = %self.node.name, from = from, to = to,
                         "Heartbeat sequence went backwards");
                 }
-            }
-            self.log_status_change(&name, status, prev);
-            let reading = match (status, reading) {
-                (RowStatus::Ok, r @ Reading::Ok { .. }) => Some(r),
-                _ => None,
-            };
-            pairs.insert(
-                name,
-                PairData {
-                    source_region,
-                    status,
-                    reading,
-                    read_mono: replica_clock.mono,
-                    // Only a time that is a date: an invalid one is no timestamp to export.
-                    seen_written_us: row.written_us.get().filter(|_| status != RowStatus::InvalidTimestamp),
-                    last_seq: row.seq.get().or(prev.and_then(|p| p.last_seq)),
-                    regressions,
-                },
-            );
-        }
-        // A live writer whose heartbeats this process writes, and of which this
-        // node shows no row at all: a replica a failover left following a dead
-        // primary, or one that never received the row. It has a pair that grows
-        // from the first heartbeat it is missing; it never vanishes.
-        if self.writes() {
-            for src in &cluster.nodes {
-                if src.name == self.node.name
-                    || shown.contains(&src.name)
-                    || !writable_now.contains(&src.name)
-                {
-                    continue;
+                Event::StatusChanged { source, status } => {
+                    tracing::warn!(cluster = %self.labels.cluster, source = %source, replica = %self.node.name, status = status.as_str(),
+                        "Heartbeat row cannot be read as lag");
                 }
-                let floor = if single_writer { earlier_writers_floor } else { None };
-                let Some(reading) = evaluate_missing(&src.lock().history, replica_clock.mono, floor) else {
-                    continue;
-                };
-                let prev = previous.get(&src.name);
-                self.log_status_change(&src.name, RowStatus::Missing, prev);
-                pairs.insert(
-                    src.name.clone(),
-                    PairData {
-                        source_region: src.region.clone(),
-                        status: RowStatus::Missing,
-                        reading: Some(reading),
-                        read_mono: replica_clock.mono,
-                        seen_written_us: None,
-                        last_seq: prev.and_then(|p| p.last_seq),
-                        regressions: prev.map_or(0, |p| p.regressions),
-                    },
-                );
             }
         }
         let mut d = self.node.lock();
-        d.pairs = pairs;
-        d.unlisted_rows = unlisted;
-        d.malformed_rows = malformed;
-    }
-
-    fn log_status_change(&self, source: &str, status: RowStatus, prev: Option<&PairData>) {
-        if status != RowStatus::Ok && prev.map(|p| p.status) != Some(status) {
-            tracing::warn!(cluster = %self.labels.cluster, source = %source, replica = %self.node.name, status = status.as_str(),
-                "Heartbeat row cannot be read as lag");
-        }
+        d.pairs = outcome.pairs;
+        d.unlisted_rows = outcome.unlisted;
+        d.malformed_rows = outcome.malformed;
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Sources;
 
     fn hb(interval_ms: u64, timeout_ms: u64) -> Heartbeat {
         Heartbeat {

@@ -10,40 +10,26 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
 use crate::ports::free_port;
 use crate::process::{tail, wait_child, Watchdog};
+use crate::programs::find_program;
 
 /// How long Alertmanager may take to report `/-/ready`.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The Alertmanager binary: `$RPO_LAB_ALERTMANAGER`, else Debian's
-/// `/usr/bin/prometheus-alertmanager`, else `alertmanager` or `prometheus-alertmanager`
-/// on `PATH`.
+/// `prometheus-alertmanager`, else `alertmanager`, found by [`find_program`].
 pub fn alertmanager_bin() -> Result<PathBuf> {
-    if let Some(p) = std::env::var_os("RPO_LAB_ALERTMANAGER") {
-        let p = PathBuf::from(p);
-        if p.is_file() {
-            return Ok(p);
+    match std::env::var_os("RPO_LAB_ALERTMANAGER").map(PathBuf::from) {
+        Some(p) if p.is_file() => Ok(p),
+        Some(p) => bail!("RPO_LAB_ALERTMANAGER={} does not exist", p.display()),
+        None => {
+            find_program("prometheus-alertmanager").or_else(|e| find_program("alertmanager").map_err(|_| e))
         }
-        bail!("RPO_LAB_ALERTMANAGER={} does not exist", p.display());
     }
-    let default = PathBuf::from("/usr/bin/prometheus-alertmanager");
-    if default.is_file() {
-        return Ok(default);
-    }
-    std::env::var_os("PATH")
-        .iter()
-        .flat_map(std::env::split_paths)
-        .flat_map(|d| [d.join("alertmanager"), d.join("prometheus-alertmanager")])
-        .find(|p| p.is_file())
-        .ok_or_else(|| {
-            anyhow!(
-                "alertmanager not found (/usr/bin/prometheus-alertmanager, PATH): run scripts/install-deps.sh"
-            )
-        })
 }
 
 /// A running Alertmanager with a given configuration.

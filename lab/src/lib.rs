@@ -22,6 +22,7 @@ mod mariadb;
 mod ports;
 mod postgres;
 mod process;
+mod programs;
 mod prometheus;
 mod proxy;
 
@@ -31,5 +32,6 @@ pub use mariadb::{MariaLab, MariaLabSpec, MariaNode};
 pub use ports::free_port;
 pub use postgres::{pg_bindir, PgLab, PgLabSpec, PgNode};
 pub use process::Watchdog;
+pub use programs::find_program;
 pub use prometheus::{prometheus_bin, Prometheus, PrometheusOptions};
 pub use proxy::Proxy;

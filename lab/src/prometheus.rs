@@ -12,36 +12,23 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
 use crate::ports::free_port;
 use crate::process::{tail, wait_child, Watchdog};
+use crate::programs::find_program;
 
 /// How long Prometheus may take to report `/-/ready`.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The Prometheus binary: `$RPO_LAB_PROMETHEUS`, else `/usr/bin/prometheus`, else `PATH`.
+/// The Prometheus binary: `$RPO_LAB_PROMETHEUS`, else `prometheus` found by [`find_program`].
 pub fn prometheus_bin() -> Result<PathBuf> {
-    if let Some(p) = std::env::var_os("RPO_LAB_PROMETHEUS") {
-        let p = PathBuf::from(p);
-        if p.is_file() {
-            return Ok(p);
-        }
-        bail!("RPO_LAB_PROMETHEUS={} does not exist", p.display());
+    match std::env::var_os("RPO_LAB_PROMETHEUS").map(PathBuf::from) {
+        Some(p) if p.is_file() => Ok(p),
+        Some(p) => bail!("RPO_LAB_PROMETHEUS={} does not exist", p.display()),
+        None => find_program("prometheus"),
     }
-    let default = PathBuf::from("/usr/bin/prometheus");
-    if default.is_file() {
-        return Ok(default);
-    }
-    std::env::var_os("PATH")
-        .iter()
-        .flat_map(std::env::split_paths)
-        .map(|d| d.join("prometheus"))
-        .find(|p| p.is_file())
-        .ok_or_else(|| {
-            anyhow!("prometheus not found (/usr/bin/prometheus, PATH): run scripts/install-deps.sh")
-        })
 }
 
 /// What a [`Prometheus`] scrapes (as job `rpo`), how often it evaluates rules, which rule

@@ -25,13 +25,15 @@ mod process;
 mod programs;
 mod prometheus;
 mod proxy;
+mod server;
 
 pub use alertmanager::{alertmanager_bin, Alertmanager};
 pub use dns::{free_dns_port, Knot, Unbound, Zone};
-pub use mariadb::{MariaLab, MariaLabSpec, MariaNode};
+pub use mariadb::{MariaLab, MariaLabSpec, MariaNode, Mariadb};
 pub use ports::free_port;
-pub use postgres::{pg_bindir, PgLab, PgLabSpec, PgNode};
+pub use postgres::{pg_bindir, PgLab, PgLabSpec, PgNode, Postgres};
 pub use process::Watchdog;
 pub use programs::find_program;
 pub use prometheus::{prometheus_bin, Prometheus, PrometheusOptions};
 pub use proxy::Proxy;
+pub use server::{Engine, Node};

@@ -17,6 +17,7 @@
 //! Server programs come from Debian packages: `scripts/install-deps.sh` installs them.
 
 mod alertmanager;
+mod cluster;
 mod dns;
 mod mariadb;
 mod ports;
@@ -28,6 +29,7 @@ mod proxy;
 mod server;
 
 pub use alertmanager::{alertmanager_bin, Alertmanager};
+pub use cluster::Lab;
 pub use dns::{free_dns_port, Knot, Unbound, Zone};
 pub use mariadb::{MariaLab, MariaLabSpec, MariaNode, Mariadb};
 pub use ports::free_port;

@@ -32,6 +32,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// The account a lab's server programs run as: the engine's unprivileged account (the
 /// servers refuse root, or should not run as it) when we are root, else ourselves.
 #[doc(hidden)]
+#[derive(Debug)]
 pub struct Account {
     name: &'static str,
     owner: Option<(Uid, Gid)>,
@@ -128,6 +129,9 @@ pub struct Behaviour {
 pub trait Engine: Sized + Send + Sync + std::fmt::Debug + 'static {
     #[doc(hidden)]
     const BEHAVIOUR: Behaviour;
+
+    /// What a whole lab of this engine keeps besides its nodes and directory.
+    type LabState: Send + Sync;
 
     #[doc(hidden)]
     /// The account the server runs as.

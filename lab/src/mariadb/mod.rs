@@ -25,6 +25,7 @@ use anyhow::{anyhow, bail, Context, Result};
 
 pub use node::{MariaNode, Mariadb};
 
+use crate::cluster::{self, Lab};
 use crate::process::{sh_quote, Watchdog};
 use crate::programs::find_program;
 use crate::server::Account;
@@ -120,15 +121,10 @@ impl MariaLabSpec {
 }
 
 /// What every node needs to run programs: the server program and the account that runs it.
+#[derive(Debug)]
 pub(crate) struct Ctx {
     mariadbd: PathBuf,
     account: Account,
-}
-
-impl std::fmt::Debug for Ctx {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Ctx").field("mariadbd", &self.mariadbd).finish()
-    }
 }
 
 impl Ctx {
@@ -232,47 +228,31 @@ fn make_template(dir: &Path, watchdog: Watchdog) -> Result<Template> {
 }
 
 /// A running MariaDB lab. Dropping it stops every server and removes its directory.
-pub struct MariaLab {
-    nodes: Vec<MariaNode>,
-    spec: MariaLabSpec,
-    watchdog: Option<Watchdog>,
-    dir: tempfile::TempDir,
-}
-
-impl std::fmt::Debug for MariaLab {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MariaLab").field("dir", &self.dir.path()).field("nodes", &self.nodes).finish()
-    }
-}
+pub type MariaLab = Lab<Mariadb>;
 
 impl MariaLab {
     /// Creates and starts every node of `spec` (in parallel), connects the replicas, and
     /// returns once every replica's IO and SQL threads run.
     pub async fn start(spec: MariaLabSpec) -> Result<MariaLab> {
         spec.validate()?;
-        let lab = tokio::task::spawn_blocking(move || MariaLab::create(spec))
-            .await
-            .map_err(|e| anyhow!("MariaDB lab creation panicked: {e}"))??;
+        let lab = MariaLab::build(move || MariaLab::create(spec)).await?;
         lab.connect_replicas().await?;
         Ok(lab)
     }
 
     fn create(spec: MariaLabSpec) -> Result<MariaLab> {
         let template = template()?;
-        let dir = tempfile::Builder::new()
-            .prefix("rpo-lab-maria.")
-            .tempdir_in(crate::process::scratch_dir())
-            .context("creating the lab directory")?;
-        let ctx = Arc::new(Ctx::new(dir.path())?);
-        ctx.account.chown(dir.path())?;
-        let watchdog = Watchdog::spawn(&watchdog_script(dir.path(), &spec))?;
+        let watchdog = |dir: &Path| watchdog_script(dir, &spec);
+        let mut lab = MariaLab::create_in("rpo-lab-maria.", |_| Ok(spec.clone()), watchdog)?;
+        let ctx = Arc::new(Ctx::new(lab.dir())?);
+        ctx.account.chown(lab.dir())?;
         let results: Vec<Result<MariaNode>> = std::thread::scope(|s| {
             let handles: Vec<_> = spec
                 .nodes
                 .iter()
                 .enumerate()
                 .map(|(i, (name, upstreams))| {
-                    let (ctx, template, dir) = (ctx.clone(), &template, dir.path());
+                    let (ctx, template, dir) = (ctx.clone(), &template, lab.dir());
                     s.spawn(move || {
                         create_node(ctx, template, dir, name, upstreams, i as u32 + 1)
                             .with_context(|| format!("creating MariaDB node {name:?}"))
@@ -284,7 +264,6 @@ impl MariaLab {
                 .map(|h| h.join().unwrap_or_else(|_| Err(anyhow!("node creation panicked"))))
                 .collect()
         });
-        let mut lab = MariaLab { nodes: Vec::new(), spec, watchdog: Some(watchdog), dir };
         let mut first_error = None;
         for r in results {
             match r {
@@ -333,24 +312,6 @@ impl MariaLab {
         Ok(())
     }
 
-    /// The node called `name`. Panics if there is none (a bug in the test).
-    pub fn node(&self, name: &str) -> &MariaNode {
-        self.try_node(name).unwrap_or_else(|| {
-            let names: Vec<&str> = self.nodes.iter().map(|n| n.name()).collect();
-            panic!("no MariaDB node named {name:?} in this lab (nodes: {names:?})")
-        })
-    }
-
-    /// The node called `name`, if any.
-    pub fn try_node(&self, name: &str) -> Option<&MariaNode> {
-        self.nodes.iter().find(|n| n.name() == name)
-    }
-
-    /// All nodes, in spec order.
-    pub fn nodes(&self) -> &[MariaNode] {
-        &self.nodes
-    }
-
     /// The primaries, in spec order.
     pub fn primaries(&self) -> impl Iterator<Item = &MariaNode> {
         self.nodes.iter().filter(|n| n.is_primary())
@@ -359,18 +320,6 @@ impl MariaLab {
     /// The replicas, in spec order.
     pub fn replicas(&self) -> impl Iterator<Item = &MariaNode> {
         self.nodes.iter().filter(|n| !n.is_primary())
-    }
-
-    /// The lab's directory: one subdirectory per node (see [`MariaNode::node_dir`]).
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// Keeps the lab directory (logs, data) after the lab stops, for inspection.
-    pub fn keep_dir(&mut self) -> Result<()> {
-        std::fs::write(self.dir.path().join(".keep"), b"")?;
-        self.dir.disable_cleanup(true);
-        Ok(())
     }
 
     /// Runs `sql_script` (several statements allowed) as root on every primary, in spec
@@ -413,7 +362,7 @@ impl MariaLab {
             positions.insert(p.name(), pos);
         }
         for r in self.replicas() {
-            let sources = self.spec.primaries_of(r.name());
+            let sources = self.state.primaries_of(r.name());
             let pos = merge_gtid_positions(sources.iter().filter_map(|s| positions.get(s.as_str())));
             if pos.is_empty() {
                 continue;
@@ -436,24 +385,6 @@ impl MariaLab {
             }
         }
         Ok(())
-    }
-
-    /// Stops every server and removes the directory (what `Drop` does), off the runtime.
-    pub async fn shutdown(self) {
-        let _ = tokio::task::spawn_blocking(move || drop(self)).await;
-    }
-}
-
-impl Drop for MariaLab {
-    fn drop(&mut self) {
-        // All servers at once: SIGCONT (a test may have frozen them), then SIGTERM.
-        for node in &self.nodes {
-            node.begin_shutdown();
-        }
-        for node in &self.nodes {
-            node.finish_shutdown();
-        }
-        self.watchdog.take(); // servers are down: disarm (the directory goes with `dir`)
     }
 }
 
@@ -566,28 +497,16 @@ fn watchdog_script(dir: &Path, spec: &MariaLabSpec) -> String {
         .iter()
         .map(|(name, _)| sh_quote(&dir.join(name).join("mariadbd.pid").display().to_string()))
         .collect();
-    let dir = sh_quote(&dir.display().to_string());
-    format!(
-        r#"
-alive() {{ l=; read -r l < /proc/$1/stat 2>/dev/null || return 1; r=${{l##*) }}; set -- $r; [ "$1" != Z ]; }}
-pids=
-for f in {pid_files}; do
+    let find_pids = format!(
+        r#"for f in {}; do
   p=; read -r p < "$f" 2>/dev/null || continue
   alive "$p" || continue
   c=; read -r c < /proc/$p/comm 2>/dev/null; [ "$c" = mariadbd ] || continue
   kill -CONT "$p" 2>/dev/null; kill -TERM "$p" 2>/dev/null; pids="$pids $p"
-done
-i=0
-while [ $i -lt 100 ]; do
-  any=; for p in $pids; do alive "$p" && any=1; done
-  [ -z "$any" ] && break
-  sleep 0.1; i=$((i+1))
-done
-for p in $pids; do alive "$p" && kill -KILL "$p" 2>/dev/null; done
-[ -e {dir}/.keep ] || rm -rf {dir}
-"#,
-        pid_files = pid_files.join(" "),
-    )
+done"#,
+        pid_files.join(" ")
+    );
+    cluster::watchdog_script(dir, &find_pids)
 }
 
 #[cfg(test)]

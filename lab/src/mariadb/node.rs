@@ -50,6 +50,9 @@ impl Engine for Mariadb {
         port_conflict: &["Address already in use", "Bind on TCP/IP port"],
     };
 
+    /// The lab's shape, for [`MariaLab::wait_replicated`](super::MariaLab::wait_replicated).
+    type LabState = super::MariaLabSpec;
+
     fn account(node: &MariaNode) -> &Account {
         &node.engine.ctx.account
     }

@@ -22,7 +22,8 @@ use anyhow::{anyhow, bail, Context, Result};
 
 pub use node::{PgNode, Postgres};
 
-use crate::process::{append, sh_quote, Watchdog};
+use crate::cluster::{self, Lab};
+use crate::process::{append, sh_quote};
 use crate::programs::find_program;
 use crate::server::Account;
 
@@ -123,15 +124,11 @@ fn slot_name(node: &str) -> String {
 }
 
 /// What every node needs to run programs: where they are and which account runs them.
-pub(crate) struct Ctx {
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Ctx {
     bindir: PathBuf,
     account: Account,
-}
-
-impl std::fmt::Debug for Ctx {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Ctx").field("bindir", &self.bindir).finish()
-    }
 }
 
 impl Ctx {
@@ -144,27 +141,14 @@ impl Ctx {
 
 /// A running PostgreSQL lab. Dropping it stops every server (immediate shutdown) and
 /// removes its directory.
-pub struct PgLab {
-    nodes: Vec<PgNode>,
-    ctx: Arc<Ctx>,
-    watchdog: Option<Watchdog>,
-    dir: tempfile::TempDir,
-}
-
-impl std::fmt::Debug for PgLab {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PgLab").field("dir", &self.dir.path()).field("nodes", &self.nodes).finish()
-    }
-}
+pub type PgLab = Lab<Postgres>;
 
 impl PgLab {
     /// Creates and starts every node of `spec`, in order, and waits until every replica
     /// is streaming. Takes a couple of seconds.
     pub async fn start(spec: PgLabSpec) -> Result<PgLab> {
         spec.validate()?;
-        let lab = tokio::task::spawn_blocking(move || PgLab::create(&spec))
-            .await
-            .map_err(|e| anyhow!("lab creation panicked: {e}"))??;
+        let lab = PgLab::build(move || PgLab::create(&spec)).await?;
         for node in lab.nodes.iter().filter(|n| n.upstream().is_some()) {
             node.wait_replicating().await?;
         }
@@ -173,15 +157,12 @@ impl PgLab {
 
     fn create(spec: &PgLabSpec) -> Result<PgLab> {
         let bindir = pg_bindir()?;
-        let dir = tempfile::Builder::new()
-            .prefix("rpo-lab-pg.")
-            .tempdir_in(crate::process::scratch_dir())
-            .context("creating the lab directory")?;
-        let account = Account::new("postgres", "created by Debian's postgresql package", dir.path())?;
-        let ctx = Arc::new(Ctx { bindir, account });
-        ctx.account.chown(dir.path())?;
-        let watchdog = Watchdog::spawn(&watchdog_script(dir.path(), spec))?;
-        let mut lab = PgLab { nodes: Vec::new(), ctx, watchdog: Some(watchdog), dir };
+        let state = |dir: &Path| {
+            let account = Account::new("postgres", "created by Debian's postgresql package", dir)?;
+            account.chown(dir)?;
+            Ok(Arc::new(Ctx { bindir, account }))
+        };
+        let mut lab = PgLab::create_in("rpo-lab-pg.", state, |dir| watchdog_script(dir, spec))?;
         for (name, upstream) in &spec.nodes {
             lab.add_node(name, upstream.as_deref()).with_context(|| format!("creating node {name:?}"))?;
         }
@@ -189,8 +170,8 @@ impl PgLab {
     }
 
     fn add_node(&mut self, name: &str, upstream: Option<&str>) -> Result<()> {
-        let ctx = self.ctx.clone();
-        let node_dir = self.dir.path().join(name);
+        let ctx = self.state.clone();
+        let node_dir = self.dir().join(name);
         ctx.account.mkdir(&node_dir)?;
         let data_dir = node_dir.join("data");
         let data = data_dir.to_str().context("non-UTF-8 lab path")?;
@@ -251,45 +232,14 @@ impl PgLab {
         Ok(())
     }
 
-    /// The node called `name`. Panics if there is none (a bug in the test).
-    pub fn node(&self, name: &str) -> &PgNode {
-        self.try_node(name).unwrap_or_else(|| {
-            let names: Vec<&str> = self.nodes.iter().map(|n| n.name()).collect();
-            panic!("no node named {name:?} in this lab (nodes: {names:?})")
-        })
-    }
-
-    /// The node called `name`, if any.
-    pub fn try_node(&self, name: &str) -> Option<&PgNode> {
-        self.nodes.iter().find(|n| n.name() == name)
-    }
-
     /// The primary (the first node of the spec).
     pub fn primary(&self) -> &PgNode {
         &self.nodes[0]
     }
 
-    /// All nodes, in spec order.
-    pub fn nodes(&self) -> &[PgNode] {
-        &self.nodes
-    }
-
-    /// The lab's directory: one subdirectory per node (`NAME/data`, `NAME/postgres.log`,
-    /// the node's Unix socket).
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
-    }
-
     /// The PostgreSQL programs directory in use (`psql` is there too).
     pub fn bindir(&self) -> &Path {
-        &self.ctx.bindir
-    }
-
-    /// Keeps the lab directory (logs, data) after the lab stops, for inspection.
-    pub fn keep_dir(&mut self) -> Result<()> {
-        std::fs::write(self.dir.path().join(".keep"), b"")?;
-        self.dir.disable_cleanup(true);
-        Ok(())
+        &self.state.bindir
     }
 
     /// Runs a multi-statement SQL script as superuser on node `node`.
@@ -328,24 +278,6 @@ impl PgLab {
         }
         Ok(())
     }
-
-    /// Stops every server and removes the directory (what `Drop` does), off the runtime.
-    pub async fn shutdown(self) {
-        let _ = tokio::task::spawn_blocking(move || drop(self)).await;
-    }
-}
-
-impl Drop for PgLab {
-    fn drop(&mut self) {
-        // All servers at once: SIGCONT (a test may have frozen them), immediate shutdown.
-        for node in &self.nodes {
-            node.begin_shutdown();
-        }
-        for node in &self.nodes {
-            node.finish_shutdown();
-        }
-        self.watchdog.take(); // servers are down: disarm (the directory goes with `dir`)
-    }
 }
 
 /// The script the watchdog runs if this process dies without dropping the lab: immediate
@@ -357,29 +289,13 @@ fn watchdog_script(dir: &Path, spec: &PgLabSpec) -> String {
         .iter()
         .map(|(name, _)| sh_quote(&dir.join(name).join("data").display().to_string()))
         .collect();
-    let dir = sh_quote(&dir.display().to_string());
-    format!(
-        r#"
-alive() {{ l=; read -r l < /proc/$1/stat 2>/dev/null || return 1; r=${{l##*) }}; set -- $r; [ "$1" != Z ]; }}
-tree() {{ sig=$1; p=$2; kill -$sig "$p" 2>/dev/null
-  for s in /proc/[0-9]*/stat; do l=; read -r l < "$s" 2>/dev/null || continue
-    r=${{l##*) }}; set -- $r; if [ "$2" = "$p" ]; then c=${{s#/proc/}}; kill -$sig "${{c%/stat}}" 2>/dev/null; fi
-  done; }}
-pids=
-for d in {data_dirs}; do
+    let find_pids = format!(
+        r#"for d in {}; do
   p=; read -r p < "$d/postmaster.pid" 2>/dev/null || continue
   alive "$p" || continue
   tree CONT "$p"; kill -QUIT "$p" 2>/dev/null; pids="$pids $p"
-done
-i=0
-while [ $i -lt 100 ]; do
-  any=; for p in $pids; do alive "$p" && any=1; done
-  [ -z "$any" ] && break
-  sleep 0.1; i=$((i+1))
-done
-for p in $pids; do alive "$p" && tree KILL "$p"; done
-[ -e {dir}/.keep ] || rm -rf {dir}
-"#,
-        data_dirs = data_dirs.join(" "),
-    )
+done"#,
+        data_dirs.join(" ")
+    );
+    cluster::watchdog_script(dir, &find_pids)
 }

@@ -41,6 +41,9 @@ impl Engine for Postgres {
         port_conflict: &["Address already in use", "could not create any TCP/IP sockets"],
     };
 
+    /// What every node needs to run programs, kept for [`PgLab::bindir`](super::PgLab::bindir).
+    type LabState = Arc<Ctx>;
+
     fn account(node: &PgNode) -> &Account {
         &node.engine.ctx.account
     }

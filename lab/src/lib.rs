@@ -19,6 +19,7 @@
 mod alertmanager;
 mod cluster;
 mod dns;
+mod httpd;
 mod mariadb;
 mod ports;
 mod postgres;

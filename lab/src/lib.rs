@@ -3,6 +3,9 @@
 //! - [`free_port`] — free loopback ports, unique across parallel tests and processes.
 //! - [`PgLab`] — a PostgreSQL primary with streaming (and cascading) replicas, with the
 //!   failure injections tests need: stop, kill, freeze/thaw, promote.
+//! - [`MariaLab`] — MariaDB primaries and GTID replicas (chained, multi-source), with the
+//!   same failure injections. Both are a generic [`Lab`] of [`Node`]s; what differs per
+//!   engine is an [`Engine`] ([`Postgres`], [`Mariadb`]).
 //! - [`Prometheus`] — a Prometheus server scraping given targets, with query helpers.
 //! - [`Alertmanager`] — an Alertmanager with a given config, for Prometheus to notify.
 //! - [`Knot`] and [`Unbound`] — an authoritative DNS server serving a [`Zone`] the test
@@ -14,7 +17,8 @@
 //! Everything listens on 127.0.0.1 only and lives in temporary directories. Dropping a lab
 //! or a Prometheus stops its servers (also when a test panics); if the process dies
 //! without unwinding, a watchdog process stops them and removes the directories.
-//! Server programs come from Debian packages: `scripts/install-deps.sh` installs them.
+//! Server programs come from Debian packages: `scripts/install-deps.sh` installs them, and
+//! [`find_program`] finds them (and names the package of one that is missing).
 
 mod alertmanager;
 mod cluster;

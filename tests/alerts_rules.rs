@@ -32,21 +32,10 @@ fn yml_files(dir: &str) -> Vec<PathBuf> {
     files
 }
 
-/// A tool from the Debian packages: `/usr/bin/NAME`, else on `PATH`. Panics (fails the
-/// test) when it is missing.
+/// A tool from the Debian packages ([`rpo_lab::find_program`]). Panics (fails the test)
+/// when it is missing.
 fn tool(name: &str) -> PathBuf {
-    let default = Path::new("/usr/bin").join(name);
-    if default.is_file() {
-        return default;
-    }
-    std::env::var_os("PATH")
-        .iter()
-        .flat_map(std::env::split_paths)
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!("{name} not found (/usr/bin, PATH): run scripts/install-deps.sh to install it")
-        })
+    rpo_lab::find_program(name).unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 /// Runs `tool args…` in the repository; panics with its whole output unless it succeeds.

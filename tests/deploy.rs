@@ -51,18 +51,9 @@ fn yaml_files(dir: &str) -> Vec<String> {
     files
 }
 
-/// A tool from the system: `/usr/bin/NAME`, else on `PATH`; fails the test when missing.
-fn tool(name: &str, package: &str) -> PathBuf {
-    let default = Path::new("/usr/bin").join(name);
-    if default.is_file() {
-        return default;
-    }
-    std::env::var_os("PATH")
-        .iter()
-        .flat_map(std::env::split_paths)
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| panic!("{name} not found (/usr/bin, PATH): install the Debian package {package}"))
+/// A tool from the system ([`rpo_lab::find_program`]); fails the test when missing.
+fn tool(name: &str) -> PathBuf {
+    rpo_lab::find_program(name).unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 fn output(cmd: &mut Command) -> Output {
@@ -169,7 +160,7 @@ fn prometheusrule_is_generated_from_alerts_and_promtool_accepts_it() {
     // What the operator hands Prometheus is spec: check it as a rule file (JSON is YAML).
     let spec = dir.path().join("spec.yml");
     std::fs::write(&spec, serde_json::to_string_pretty(&rule["spec"]).unwrap()).unwrap();
-    let out = run(Command::new(tool("promtool", "prometheus")).args(["check", "rules"]).arg(&spec));
+    let out = run(Command::new(tool("promtool")).args(["check", "rules"]).arg(&spec));
     println!("{out}");
     assert!(out.contains("SUCCESS"), "{out}");
 }
@@ -337,7 +328,7 @@ fn systemd_unit_verifies_and_is_hardened() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("rpo-exporter.service");
     std::fs::write(&file, unit.replace("/usr/local/bin/rpo-exporter", exporter_bin())).unwrap();
-    let out = output(Command::new(tool("systemd-analyze", "systemd")).arg("verify").arg(&file));
+    let out = output(Command::new(tool("systemd-analyze")).arg("verify").arg(&file));
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     // Unknown or unparsable directives are reported but exit 0: any message is a problem.
     assert!(
@@ -400,9 +391,8 @@ fn prometheus_configs_pass_promtool() {
         std::fs::write(d.join("tls/prometheus.crt"), &crt).unwrap();
         std::fs::write(d.join("tls/prometheus.key"), key).unwrap();
         std::fs::write(d.join("secrets/rpo-exporter-password"), "pw\n").unwrap();
-        let out = run(Command::new(tool("promtool", "prometheus"))
-            .args(["check", "config", "prometheus.yml"])
-            .current_dir(d));
+        let out =
+            run(Command::new(tool("promtool")).args(["check", "config", "prometheus.yml"]).current_dir(d));
         println!("{file}: {out}");
         let want = format!("SUCCESS: {} rule files found", yaml_files("alerts").len());
         assert!(out.contains(&want), "{file}: the rules were not all loaded ({want}):\n{out}");

@@ -28,6 +28,7 @@ use nix::unistd::Pid;
 
 use crate::ports::free_port;
 use crate::process::{tail, wait_child, Watchdog};
+use crate::programs::find_program;
 
 /// How long a server may take to say it is ready.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
@@ -131,7 +132,7 @@ impl Server {
             // Own process group: a Ctrl-C in the terminal must not reach it.
             .process_group(0)
             .spawn()
-            .with_context(|| format!("spawning {what} (run scripts/install-deps.sh?)"))?;
+            .with_context(|| format!("spawning {what}"))?;
         let watchdog = Watchdog::guard(&mut child, dir.path())?;
         Ok(Server { what, child: Some(child), port, dir, log, _watchdog: watchdog })
     }
@@ -233,8 +234,13 @@ impl Knot {
             ),
         )?;
         let log = dir.path().join("knotd.out");
-        let mut server =
-            Server::spawn("knotd", port, dir, log, Command::new("knotd").arg("-c").arg(&config))?;
+        let mut server = Server::spawn(
+            "knotd",
+            port,
+            dir,
+            log,
+            Command::new(find_program("knotd")?).arg("-c").arg(&config),
+        )?;
         server.wait_logged(&["server started", &format!("[{origin}] loaded")]).await?;
         Ok(Knot { server, config, zone_file, origin })
     }
@@ -276,7 +282,7 @@ impl Knot {
     }
 
     async fn knotc(&self, args: &[&str]) -> Result<String> {
-        let out = tokio::process::Command::new("knotc")
+        let out = tokio::process::Command::new(find_program("knotc")?)
             .arg("-c")
             .arg(&self.config)
             .args(args)
@@ -346,8 +352,13 @@ impl Unbound {
         let file = dir.path().join("unbound.conf");
         std::fs::write(&file, config)?;
         let log = dir.path().join("unbound.log");
-        let mut server =
-            Server::spawn("unbound", port, dir, log, Command::new("unbound").arg("-d").arg("-c").arg(&file))?;
+        let mut server = Server::spawn(
+            "unbound",
+            port,
+            dir,
+            log,
+            Command::new(find_program("unbound")?).arg("-d").arg("-c").arg(&file),
+        )?;
         server.wait_logged(&["start of service"]).await?;
         Ok(Unbound { server })
     }

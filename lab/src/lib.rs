@@ -3,6 +3,9 @@
 //! - [`free_port`] — free loopback ports, unique across parallel tests and processes.
 //! - [`PgLab`] — a PostgreSQL primary with streaming (and cascading) replicas, with the
 //!   failure injections tests need: stop, kill, freeze/thaw, promote.
+//! - [`MariaLab`] — MariaDB primaries and GTID replicas (chained, multi-source), with the
+//!   same failure injections. Both are a generic [`Lab`] of [`Node`]s; what differs per
+//!   engine is an [`Engine`] ([`Postgres`], [`Mariadb`]).
 //! - [`Prometheus`] — a Prometheus server scraping given targets, with query helpers.
 //! - [`Alertmanager`] — an Alertmanager with a given config, for Prometheus to notify.
 //! - [`Knot`] and [`Unbound`] — an authoritative DNS server serving a [`Zone`] the test
@@ -14,22 +17,30 @@
 //! Everything listens on 127.0.0.1 only and lives in temporary directories. Dropping a lab
 //! or a Prometheus stops its servers (also when a test panics); if the process dies
 //! without unwinding, a watchdog process stops them and removes the directories.
-//! Server programs come from Debian packages: `scripts/install-deps.sh` installs them.
+//! Server programs come from Debian packages: `scripts/install-deps.sh` installs them, and
+//! [`find_program`] finds them (and names the package of one that is missing).
 
 mod alertmanager;
+mod cluster;
 mod dns;
+mod httpd;
 mod mariadb;
 mod ports;
 mod postgres;
 mod process;
+mod programs;
 mod prometheus;
 mod proxy;
+mod server;
 
 pub use alertmanager::{alertmanager_bin, Alertmanager};
+pub use cluster::Lab;
 pub use dns::{free_dns_port, Knot, Unbound, Zone};
-pub use mariadb::{MariaLab, MariaLabSpec, MariaNode};
+pub use mariadb::{MariaLab, MariaLabSpec, MariaNode, Mariadb};
 pub use ports::free_port;
-pub use postgres::{pg_bindir, PgLab, PgLabSpec, PgNode};
+pub use postgres::{pg_bindir, PgLab, PgLabSpec, PgNode, Postgres};
 pub use process::Watchdog;
+pub use programs::find_program;
 pub use prometheus::{prometheus_bin, Prometheus, PrometheusOptions};
 pub use proxy::Proxy;
+pub use server::{Engine, Node};

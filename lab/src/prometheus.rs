@@ -6,42 +6,22 @@
 //! [`Prometheus::start`] scrapes targets; [`Prometheus::start_with`] takes
 //! [`PrometheusOptions`] to also load rule files and notify Alertmanagers.
 
-use std::fs::File;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
-use crate::ports::free_port;
-use crate::process::{tail, wait_child, Watchdog};
+use crate::httpd::{on_free_port, server_dir, HttpServer};
+use crate::programs::find_program;
 
-/// How long Prometheus may take to report `/-/ready`.
-const READY_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// The Prometheus binary: `$RPO_LAB_PROMETHEUS`, else `/usr/bin/prometheus`, else `PATH`.
+/// The Prometheus binary: `$RPO_LAB_PROMETHEUS`, else `prometheus` found by [`find_program`].
 pub fn prometheus_bin() -> Result<PathBuf> {
-    if let Some(p) = std::env::var_os("RPO_LAB_PROMETHEUS") {
-        let p = PathBuf::from(p);
-        if p.is_file() {
-            return Ok(p);
-        }
-        bail!("RPO_LAB_PROMETHEUS={} does not exist", p.display());
+    match std::env::var_os("RPO_LAB_PROMETHEUS").map(PathBuf::from) {
+        Some(p) if p.is_file() => Ok(p),
+        Some(p) => bail!("RPO_LAB_PROMETHEUS={} does not exist", p.display()),
+        None => find_program("prometheus"),
     }
-    let default = PathBuf::from("/usr/bin/prometheus");
-    if default.is_file() {
-        return Ok(default);
-    }
-    std::env::var_os("PATH")
-        .iter()
-        .flat_map(std::env::split_paths)
-        .map(|d| d.join("prometheus"))
-        .find(|p| p.is_file())
-        .ok_or_else(|| {
-            anyhow!("prometheus not found (/usr/bin/prometheus, PATH): run scripts/install-deps.sh")
-        })
 }
 
 /// What a [`Prometheus`] scrapes (as job `rpo`), how often it evaluates rules, which rule
@@ -144,19 +124,9 @@ impl PrometheusOptions {
 }
 
 /// A running Prometheus scraping the given targets as job `rpo`.
+#[derive(Debug)]
 pub struct Prometheus {
-    child: Child,
-    port: u16,
-    url: String,
-    http: reqwest::Client,
-    _watchdog: Watchdog,
-    dir: tempfile::TempDir,
-}
-
-impl std::fmt::Debug for Prometheus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Prometheus").field("url", &self.url).field("dir", &self.dir()).finish()
-    }
+    server: HttpServer,
 }
 
 impl Prometheus {
@@ -178,15 +148,7 @@ impl Prometheus {
     /// files, Alertmanagers) and waits until it is ready. Retries on another port if the
     /// first one was taken.
     pub async fn start_with(options: &PrometheusOptions) -> Result<Prometheus> {
-        let mut attempt = 1;
-        loop {
-            match Prometheus::start_with_on(free_port(), options).await {
-                Err(e) if attempt < 3 && format!("{e:#}").contains("address already in use") => {
-                    attempt += 1;
-                }
-                result => return result,
-            }
-        }
+        on_free_port(|port| Prometheus::start_with_on(port, options)).await
     }
 
     /// Like [`start`](Self::start) on a given port (e.g. one from [`free_port`], so that
@@ -205,58 +167,37 @@ impl Prometheus {
     /// Like [`start_with`](Self::start_with) on a given port. No retry if the port is taken.
     pub async fn start_with_on(port: u16, options: &PrometheusOptions) -> Result<Prometheus> {
         let rule_files = options.check()?;
-        let bin = prometheus_bin()?;
-        let dir = tempfile::Builder::new()
-            .prefix("rpo-lab-prom.")
-            .tempdir_in(crate::process::scratch_dir())
-            .context("creating Prometheus's directory")?;
+        let dir = server_dir("rpo-lab-prom.", "Prometheus")?;
         let config_file = dir.path().join("prometheus.yml");
         std::fs::write(&config_file, options.config_text(&rule_files)).context("writing prometheus.yml")?;
-        let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(10)).build()?;
-        let log = File::create(dir.path().join("prometheus.log"))?;
-        let mut child = Command::new(&bin)
-            .arg(format!("--config.file={}", config_file.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .current_dir(dir.path())
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            // Own process group: a Ctrl-C in the terminal must not reach it.
-            .process_group(0)
-            .spawn()
-            .with_context(|| format!("spawning {}", bin.display()))?;
-        let watchdog = Watchdog::guard(&mut child, dir.path())?;
-        let mut prom = Prometheus {
-            child,
-            port,
-            url: format!("http://127.0.0.1:{port}"),
-            http,
-            _watchdog: watchdog,
-            dir,
-        };
-        prom.wait_ready().await?;
-        Ok(prom)
+        let args = [
+            format!("--config.file={}", config_file.display()),
+            format!("--storage.tsdb.path={}", dir.path().join("data").display()),
+            format!("--web.listen-address=127.0.0.1:{port}"),
+        ];
+        let ready = "Server is ready to receive web requests";
+        let server = HttpServer::start("prometheus", &prometheus_bin()?, dir, port, &args, ready).await?;
+        Ok(Prometheus { server })
     }
 
     /// `http://127.0.0.1:PORT`.
     pub fn url(&self) -> &str {
-        &self.url
+        self.server.url()
     }
 
     /// Its port on 127.0.0.1.
     pub fn port(&self) -> u16 {
-        self.port
+        self.server.port()
     }
 
     /// Its directory (config, `data/`, `prometheus.log`).
     pub fn dir(&self) -> &Path {
-        self.dir.path()
+        self.server.dir()
     }
 
     /// The last `lines` lines of its log.
     pub fn log_tail(&self, lines: usize) -> String {
-        tail(&self.dir().join("prometheus.log"), lines)
+        self.server.log_tail(lines)
     }
 
     /// An instant query: returns `data.result` (an array of `{metric, value}` for a vector).
@@ -327,66 +268,27 @@ impl Prometheus {
     /// GET an API endpoint; error unless HTTP 200 and `status = "success"`.
     async fn api(&self, path: &str, params: &[(&str, &str)]) -> Result<Value> {
         let resp = self
+            .server
             .http
-            .get(format!("{}{path}", self.url))
+            .get(format!("{}{path}", self.url()))
             .query(params)
             .send()
             .await
-            .with_context(|| format!("GET {}{path}", self.url))?;
+            .with_context(|| format!("GET {}{path}", self.url()))?;
         let status = resp.status();
         let body: Value = resp
             .json()
             .await
-            .with_context(|| format!("GET {}{path}: HTTP {status}, body is not JSON", self.url))?;
+            .with_context(|| format!("GET {}{path}: HTTP {status}, body is not JSON", self.url()))?;
         if body["status"] != "success" {
             bail!(
                 "GET {}{path}: HTTP {status}, {}: {}",
-                self.url,
+                self.url(),
                 body["errorType"].as_str().unwrap_or("error"),
                 body["error"].as_str().unwrap_or("(no message)")
             );
         }
         Ok(body)
-    }
-
-    async fn wait_ready(&mut self) -> Result<()> {
-        let deadline = Instant::now() + READY_TIMEOUT;
-        let ready = format!("{}/-/ready", self.url);
-        let log_file = self.dir().join("prometheus.log");
-        loop {
-            // Our process must say so in its log: on a port someone else serves, /-/ready
-            // would answer for that other server.
-            let logged = std::fs::read_to_string(&log_file)
-                .is_ok_and(|l| l.contains("Server is ready to receive web requests"));
-            if logged && matches!(self.child.try_wait(), Ok(None)) {
-                if let Ok(r) = self.http.get(&ready).send().await {
-                    if r.status().is_success() {
-                        return Ok(());
-                    }
-                }
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                bail!("prometheus exited during startup ({status})\n--- log tail ---\n{}", self.log_tail(15));
-            }
-            if Instant::now() >= deadline {
-                bail!(
-                    "prometheus not ready after {READY_TIMEOUT:?}\n--- log tail ---\n{}",
-                    self.log_tail(15)
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    fn stop_process(&mut self) {
-        let _ = self.child.kill();
-        wait_child(&mut self.child, Duration::from_secs(10));
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        self.stop_process();
     }
 }
 

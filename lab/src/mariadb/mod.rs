@@ -17,21 +17,18 @@ mod config;
 mod node;
 
 use std::collections::BTreeMap;
-use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use nix::unistd::{Gid, Uid, User};
 
-pub use node::MariaNode;
+pub use node::{MariaNode, Mariadb};
 
-use crate::ports::free_port;
-use crate::process::ServerChild;
+use crate::cluster::{self, Lab};
 use crate::process::{sh_quote, Watchdog};
+use crate::programs::find_program;
+use crate::server::Account;
 
 /// The account replicas log in to their upstream with (it exists on every node).
 const REPL_USER: &str = "rpo_lab_repl";
@@ -123,74 +120,24 @@ impl MariaLabSpec {
     }
 }
 
-/// The MariaDB programs: `mariadbd` and `mariadb-install-db`.
-struct Programs {
-    mariadbd: PathBuf,
-    install_db: PathBuf,
-}
-
-fn find_programs() -> Result<Programs> {
-    let find = |name: &str| {
-        let path_dirs = std::env::var_os("PATH").map(|p| std::env::split_paths(&p).collect::<Vec<_>>());
-        ["/usr/sbin", "/usr/local/sbin", "/usr/bin", "/usr/local/bin"]
-            .iter()
-            .map(PathBuf::from)
-            .chain(path_dirs.unwrap_or_default())
-            .map(|d| d.join(name))
-            .find(|p| p.is_file())
-            .ok_or_else(|| {
-                anyhow!("{name} not found (MariaDB server not installed? run scripts/install-deps.sh)")
-            })
-    };
-    Ok(Programs { mariadbd: find("mariadbd")?, install_db: find("mariadb-install-db")? })
-}
-
-/// What every node needs to run programs: where they are and which account runs them.
+/// What every node needs to run programs: the server program and the account that runs it.
+#[derive(Debug)]
 pub(crate) struct Ctx {
     mariadbd: PathBuf,
-    /// The `mysql` account when we are root; `None` runs as ourselves.
-    owner: Option<(Uid, Gid)>,
-    home: PathBuf,
+    account: Account,
 }
 
 impl Ctx {
+    /// `mariadbd` and the `mysql` account (created by Debian's package) when we are root,
+    /// with `home` as `$HOME`.
     fn new(home: &Path) -> Result<Ctx> {
-        let programs = find_programs()?;
-        Ok(Ctx { mariadbd: programs.mariadbd, owner: server_account()?, home: home.to_path_buf() })
+        let account = Account::new("mysql", "created by Debian's mariadb-server package", home)?;
+        Ok(Ctx { mariadbd: find_program("mariadbd")?, account })
     }
 
-    /// A command with a clean environment (no stray `MYSQL_*` variables), run as the owner.
-    fn command(&self, program: &Path) -> Command {
-        let mut cmd = Command::new(program);
-        cmd.env_clear()
-            .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-            .env("HOME", &self.home)
-            .env("LC_ALL", "C")
-            .stdin(Stdio::null());
-        if let Some((uid, gid)) = self.owner {
-            cmd.uid(uid.as_raw()).gid(gid.as_raw());
-        }
-        cmd
-    }
-
-    /// Creates a directory (mode 0700) owned by the account that runs the servers.
-    fn mkdir(&self, dir: &Path) -> Result<()> {
-        std::fs::create_dir(dir).with_context(|| format!("creating {}", dir.display()))?;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
-        self.chown(dir)
-    }
-
-    fn chown(&self, path: &Path) -> Result<()> {
-        if let Some((uid, gid)) = self.owner {
-            nix::unistd::chown(path, Some(uid), Some(gid))
-                .with_context(|| format!("chown mysql {}", path.display()))?;
-        }
-        Ok(())
-    }
-
-    /// Copies the directory tree `from` to `to` (which must not exist), owned by the owner.
+    /// Copies the directory tree `from` to `to` (which must not exist), owned by the account.
     fn copy_tree(&self, from: &Path, to: &Path) -> Result<()> {
-        self.mkdir(to)?;
+        self.account.mkdir(to)?;
         for entry in std::fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
             let entry = entry?;
             let (src, dst) = (entry.path(), to.join(entry.file_name()));
@@ -199,23 +146,11 @@ impl Ctx {
             } else {
                 std::fs::copy(&src, &dst)
                     .with_context(|| format!("copying {} to {}", src.display(), dst.display()))?;
-                self.chown(&dst)?;
+                self.account.chown(&dst)?;
             }
         }
         Ok(())
     }
-}
-
-/// The account the servers run as: `mysql` when we are root, else ourselves.
-fn server_account() -> Result<Option<(Uid, Gid)>> {
-    if !Uid::effective().is_root() {
-        return Ok(None);
-    }
-    let user = User::from_name("mysql").context("looking up the mysql account")?.context(
-        "running as root, the MariaDB servers need the unprivileged `mysql` account (created by \
-         Debian's mariadb-server package), which does not exist: run scripts/install-deps.sh",
-    )?;
-    Ok(Some((user.uid, user.gid)))
 }
 
 /// A freshly initialised data directory (`mariadb-install-db`, no binary log, root without
@@ -249,11 +184,10 @@ fn template() -> Result<Arc<Template>> {
 }
 
 fn make_template(dir: &Path, watchdog: Watchdog) -> Result<Template> {
-    let programs = find_programs()?;
-    let ctx = Ctx { mariadbd: programs.mariadbd, owner: server_account()?, home: dir.to_path_buf() };
-    ctx.chown(dir)?;
+    let ctx = Ctx::new(dir)?;
+    ctx.account.chown(dir)?;
     let (data_dir, tmp_dir) = (dir.join("data"), dir.join("tmp"));
-    ctx.mkdir(&tmp_dir)?;
+    ctx.account.mkdir(&tmp_dir)?;
     let config_file = dir.join("my.cnf");
     std::fs::write(&config_file, config::template_config(&data_dir, &tmp_dir))?;
     let repl_password = random_password();
@@ -272,9 +206,10 @@ fn make_template(dir: &Path, watchdog: Watchdog) -> Result<Template> {
             native_password_hash(&repl_password)
         ),
     )?;
-    ctx.chown(&extra_sql)?;
+    ctx.account.chown(&extra_sql)?;
     let out = ctx
-        .command(&programs.install_db)
+        .account
+        .command(&find_program("mariadb-install-db")?)
         .arg(format!("--defaults-file={}", config_file.display()))
         .args(["--auth-root-authentication-method=normal", "--skip-test-db", "--skip-name-resolve"])
         .arg(format!("--extra-file={}", extra_sql.display()))
@@ -293,47 +228,31 @@ fn make_template(dir: &Path, watchdog: Watchdog) -> Result<Template> {
 }
 
 /// A running MariaDB lab. Dropping it stops every server and removes its directory.
-pub struct MariaLab {
-    nodes: Vec<MariaNode>,
-    spec: MariaLabSpec,
-    watchdog: Option<Watchdog>,
-    dir: tempfile::TempDir,
-}
-
-impl std::fmt::Debug for MariaLab {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MariaLab").field("dir", &self.dir.path()).field("nodes", &self.nodes).finish()
-    }
-}
+pub type MariaLab = Lab<Mariadb>;
 
 impl MariaLab {
     /// Creates and starts every node of `spec` (in parallel), connects the replicas, and
     /// returns once every replica's IO and SQL threads run.
     pub async fn start(spec: MariaLabSpec) -> Result<MariaLab> {
         spec.validate()?;
-        let lab = tokio::task::spawn_blocking(move || MariaLab::create(spec))
-            .await
-            .map_err(|e| anyhow!("MariaDB lab creation panicked: {e}"))??;
+        let lab = MariaLab::build(move || MariaLab::create(spec)).await?;
         lab.connect_replicas().await?;
         Ok(lab)
     }
 
     fn create(spec: MariaLabSpec) -> Result<MariaLab> {
         let template = template()?;
-        let dir = tempfile::Builder::new()
-            .prefix("rpo-lab-maria.")
-            .tempdir_in(crate::process::scratch_dir())
-            .context("creating the lab directory")?;
-        let ctx = Arc::new(Ctx::new(dir.path())?);
-        ctx.chown(dir.path())?;
-        let watchdog = Watchdog::spawn(&watchdog_script(dir.path(), &spec))?;
+        let watchdog = |dir: &Path| watchdog_script(dir, &spec);
+        let mut lab = MariaLab::create_in("rpo-lab-maria.", |_| Ok(spec.clone()), watchdog)?;
+        let ctx = Arc::new(Ctx::new(lab.dir())?);
+        ctx.account.chown(lab.dir())?;
         let results: Vec<Result<MariaNode>> = std::thread::scope(|s| {
             let handles: Vec<_> = spec
                 .nodes
                 .iter()
                 .enumerate()
                 .map(|(i, (name, upstreams))| {
-                    let (ctx, template, dir) = (ctx.clone(), &template, dir.path());
+                    let (ctx, template, dir) = (ctx.clone(), &template, lab.dir());
                     s.spawn(move || {
                         create_node(ctx, template, dir, name, upstreams, i as u32 + 1)
                             .with_context(|| format!("creating MariaDB node {name:?}"))
@@ -345,7 +264,6 @@ impl MariaLab {
                 .map(|h| h.join().unwrap_or_else(|_| Err(anyhow!("node creation panicked"))))
                 .collect()
         });
-        let mut lab = MariaLab { nodes: Vec::new(), spec, watchdog: Some(watchdog), dir };
         let mut first_error = None;
         for r in results {
             match r {
@@ -374,42 +292,24 @@ impl MariaLab {
         let password = template()?.repl_password.clone();
         for r in self.replicas() {
             let mut sql = String::new();
-            for up in &r.upstreams {
+            for up in r.upstreams() {
                 let conn = r.connection_name(up).unwrap_or_default();
                 sql.push_str(&format!(
                     "CHANGE MASTER '{conn}' TO MASTER_HOST='127.0.0.1', MASTER_PORT={}, \
                      MASTER_USER='{REPL_USER}', MASTER_PASSWORD='{password}', \
                      MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1;\n",
-                    self.node(up).port
+                    self.node(up).port()
                 ));
             }
             sql.push_str("START ALL SLAVES;\n");
             r.exec(&sql)
                 .await
-                .with_context(|| format!("connecting replica {:?} to {:?}", r.name, r.upstreams))?;
+                .with_context(|| format!("connecting replica {:?} to {:?}", r.name(), r.upstreams()))?;
         }
         for r in self.replicas() {
             r.wait_replication_running(REPLICATION_TIMEOUT).await?;
         }
         Ok(())
-    }
-
-    /// The node called `name`. Panics if there is none (a bug in the test).
-    pub fn node(&self, name: &str) -> &MariaNode {
-        self.try_node(name).unwrap_or_else(|| {
-            let names: Vec<&str> = self.nodes.iter().map(|n| n.name()).collect();
-            panic!("no MariaDB node named {name:?} in this lab (nodes: {names:?})")
-        })
-    }
-
-    /// The node called `name`, if any.
-    pub fn try_node(&self, name: &str) -> Option<&MariaNode> {
-        self.nodes.iter().find(|n| n.name == name)
-    }
-
-    /// All nodes, in spec order.
-    pub fn nodes(&self) -> &[MariaNode] {
-        &self.nodes
     }
 
     /// The primaries, in spec order.
@@ -420,18 +320,6 @@ impl MariaLab {
     /// The replicas, in spec order.
     pub fn replicas(&self) -> impl Iterator<Item = &MariaNode> {
         self.nodes.iter().filter(|n| !n.is_primary())
-    }
-
-    /// The lab's directory: one subdirectory per node (see [`MariaNode::node_dir`]).
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// Keeps the lab directory (logs, data) after the lab stops, for inspection.
-    pub fn keep_dir(&mut self) -> Result<()> {
-        std::fs::write(self.dir.path().join(".keep"), b"")?;
-        self.dir.disable_cleanup(true);
-        Ok(())
     }
 
     /// Runs `sql_script` (several statements allowed) as root on every primary, in spec
@@ -471,10 +359,10 @@ impl MariaLab {
         let mut positions: BTreeMap<&str, String> = BTreeMap::new();
         for p in self.primaries() {
             let pos = p.query_one_string("SELECT @@GLOBAL.gtid_binlog_pos").await?.unwrap_or_default();
-            positions.insert(&p.name, pos);
+            positions.insert(p.name(), pos);
         }
         for r in self.replicas() {
-            let sources = self.spec.primaries_of(&r.name);
+            let sources = self.state.primaries_of(r.name());
             let pos = merge_gtid_positions(sources.iter().filter_map(|s| positions.get(s.as_str())));
             if pos.is_empty() {
                 continue;
@@ -498,24 +386,6 @@ impl MariaLab {
         }
         Ok(())
     }
-
-    /// Stops every server and removes the directory (what `Drop` does), off the runtime.
-    pub async fn shutdown(self) {
-        let _ = tokio::task::spawn_blocking(move || drop(self)).await;
-    }
-}
-
-impl Drop for MariaLab {
-    fn drop(&mut self) {
-        // All servers at once: SIGCONT (a test may have frozen them), then SIGTERM.
-        for node in &self.nodes {
-            node.begin_shutdown();
-        }
-        for node in &self.nodes {
-            node.finish_shutdown();
-        }
-        self.watchdog.take(); // servers are down: disarm (the directory goes with `dir`)
-    }
 }
 
 /// Creates node `name` (data directory copied from the template, options file) and starts
@@ -529,8 +399,8 @@ fn create_node(
     server_id: u32,
 ) -> Result<MariaNode> {
     let node_dir = lab_dir.join(name);
-    ctx.mkdir(&node_dir)?;
-    ctx.mkdir(&node_dir.join("tmp"))?;
+    ctx.account.mkdir(&node_dir)?;
+    ctx.account.mkdir(&node_dir.join("tmp"))?;
     let data_dir = node_dir.join("data");
     ctx.copy_tree(&template.data_dir, &data_dir)?;
     let socket = node_dir.join("mariadbd.sock");
@@ -540,49 +410,37 @@ fn create_node(
             socket.display()
         );
     }
-    let mut node = MariaNode {
-        name: name.to_string(),
+    let engine = Mariadb {
         upstreams: upstreams.to_vec(),
         server_id,
         domain_id: server_id,
-        port: free_port(),
         pid_file: node_dir.join("mariadbd.pid"),
         config_file: node_dir.join("my.cnf"),
-        log_file: node_dir.join("mariadbd.log"),
         socket,
-        data_dir,
-        node_dir,
         ctx,
-        server: ServerChild::default(),
     };
-    let mut attempt = 1;
-    loop {
-        write_config(&node)?;
-        match node.start() {
-            Ok(()) => return Ok(node),
-            // Another program may grab the port between free_port() and the bind: retry.
-            Err(_) if attempt < 3 && node.port_conflict_in_log() => {
-                node.port = free_port();
-                attempt += 1;
-            }
-            Err(e) => return Err(e),
-        }
-    }
+    let log_file = node_dir.join("mariadbd.log");
+    let mut node = MariaNode::new(name, node_dir, data_dir, log_file, engine);
+    write_config(&node)?;
+    node.start_new(write_config)?;
+    Ok(node)
 }
 
 fn write_config(node: &MariaNode) -> Result<()> {
+    let engine = &node.engine;
     let text = config::node_config(&config::NodeSettings {
-        name: &node.name,
-        data_dir: &node.data_dir,
-        socket: &node.socket,
-        pid_file: &node.pid_file,
-        tmp_dir: &node.node_dir.join("tmp"),
-        port: node.port,
-        server_id: node.server_id,
-        domain_id: node.domain_id,
+        name: node.name(),
+        data_dir: node.data_dir(),
+        socket: &engine.socket,
+        pid_file: &engine.pid_file,
+        tmp_dir: &node.node_dir().join("tmp"),
+        port: node.port(),
+        server_id: engine.server_id,
+        domain_id: engine.domain_id,
         read_only: !node.is_primary(),
     });
-    std::fs::write(&node.config_file, text).with_context(|| format!("writing {}", node.config_file.display()))
+    std::fs::write(&engine.config_file, text)
+        .with_context(|| format!("writing {}", engine.config_file.display()))
 }
 
 /// Merges `gtid_binlog_pos` values ("D-S-N,…"): one GTID per domain, the highest sequence.
@@ -639,28 +497,16 @@ fn watchdog_script(dir: &Path, spec: &MariaLabSpec) -> String {
         .iter()
         .map(|(name, _)| sh_quote(&dir.join(name).join("mariadbd.pid").display().to_string()))
         .collect();
-    let dir = sh_quote(&dir.display().to_string());
-    format!(
-        r#"
-alive() {{ l=; read -r l < /proc/$1/stat 2>/dev/null || return 1; r=${{l##*) }}; set -- $r; [ "$1" != Z ]; }}
-pids=
-for f in {pid_files}; do
+    let find_pids = format!(
+        r#"for f in {}; do
   p=; read -r p < "$f" 2>/dev/null || continue
   alive "$p" || continue
   c=; read -r c < /proc/$p/comm 2>/dev/null; [ "$c" = mariadbd ] || continue
   kill -CONT "$p" 2>/dev/null; kill -TERM "$p" 2>/dev/null; pids="$pids $p"
-done
-i=0
-while [ $i -lt 100 ]; do
-  any=; for p in $pids; do alive "$p" && any=1; done
-  [ -z "$any" ] && break
-  sleep 0.1; i=$((i+1))
-done
-for p in $pids; do alive "$p" && kill -KILL "$p" 2>/dev/null; done
-[ -e {dir}/.keep ] || rm -rf {dir}
-"#,
-        pid_files = pid_files.join(" "),
-    )
+done"#,
+        pid_files.join(" ")
+    );
+    cluster::watchdog_script(dir, &find_pids)
 }
 
 #[cfg(test)]

@@ -1,131 +1,113 @@
-//! One MariaDB server of a lab: its `mariadbd` process (our own child, so it is reaped when
-//! it dies), its directories, socket and port, and the operations tests perform on it —
-//! stop, kill, start, freeze, thaw, SQL as root, reading replication status.
+//! MariaDB's part of a lab node ([`MariaNode`] = [`Node`]`<`[`Mariadb`]`>`): its upstreams,
+//! server and GTID domain ids, socket and option file, how `mariadbd --defaults-file=FILE`
+//! starts and says it is ready, and the operations only MariaDB has — SQL as root, reading
+//! replication status. The process, directories, port and log are the shared [`Node`]'s
+//! (`server.rs`).
 //!
-//! `mariadbd --defaults-file=FILE` is spawned directly (output appended to the node's log
-//! file): PID 1 on these machines does not reap orphans, so a daemonized server would
-//! linger as a zombie. Readiness is read from the log: `mariadbd` writes "ready for
-//! connections" once it accepts them. (Probing the socket would work too, but every probe
-//! leaves an "Aborted connection" warning in the log.)
+//! Readiness is read from the log: `mariadbd` writes "ready for connections" once it
+//! accepts them. (Probing the socket would work too, but every probe leaves an "Aborted
+//! connection" warning in the log.)
 
 use std::collections::BTreeMap;
-use std::fs::OpenOptions;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::process::Child;
-use std::sync::{Arc, MutexGuard};
+use std::process::Command;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use mysql_async::prelude::Queryable;
 use nix::sys::signal::Signal;
-use std::os::unix::process::CommandExt;
 
 use super::Ctx;
-use crate::process::{running, tail, ServerChild};
+use crate::server::{short, Account, Behaviour, Engine, Node};
 
-/// How long a start may take before it is declared failed.
-const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a root connection may take to open.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One MariaDB server of a [`MariaLab`](super::MariaLab).
-pub struct MariaNode {
-    pub(super) name: String,
+pub type MariaNode = Node<Mariadb>;
+
+/// What a MariaDB node has of its own: its place in replication, socket, files and program.
+#[derive(Debug)]
+pub struct Mariadb {
     pub(super) upstreams: Vec<String>,
     pub(super) server_id: u32,
     pub(super) domain_id: u32,
-    pub(super) port: u16,
-    pub(super) node_dir: PathBuf,
-    pub(super) data_dir: PathBuf,
     pub(super) socket: PathBuf,
     pub(super) pid_file: PathBuf,
     pub(super) config_file: PathBuf,
-    pub(super) log_file: PathBuf,
     pub(super) ctx: Arc<Ctx>,
-    pub(super) server: ServerChild,
 }
 
-impl std::fmt::Debug for MariaNode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MariaNode")
-            .field("name", &self.name)
-            .field("port", &self.port)
-            .field("upstreams", &self.upstreams)
-            .field("server_id", &self.server_id)
-            .field("node_dir", &self.node_dir)
-            .finish()
+impl Engine for Mariadb {
+    const BEHAVIOUR: Behaviour = Behaviour {
+        label: "MariaDB node",
+        program: "mariadbd",
+        stop: (Signal::SIGTERM, Duration::from_secs(30)),
+        stop_fallback: None,
+        teardown: Signal::SIGTERM,
+        port_conflict: &["Address already in use", "Bind on TCP/IP port"],
+    };
+
+    /// The lab's shape, for [`MariaLab::wait_replicated`](super::MariaLab::wait_replicated).
+    type LabState = super::MariaLabSpec;
+
+    fn account(node: &MariaNode) -> &Account {
+        &node.engine.ctx.account
+    }
+
+    fn command(node: &MariaNode) -> Result<Command> {
+        let mut command = node.engine.ctx.account.command(&node.engine.ctx.mariadbd);
+        command
+            .arg(format!("--defaults-file={}", node.engine.config_file.display()))
+            .env("TMPDIR", node.node_dir().join("tmp"));
+        Ok(command)
+    }
+
+    fn is_ready(node: &MariaNode, _pid: u32, log_start: u64) -> bool {
+        logged_since(node.log_file(), log_start, "ready for connections")
     }
 }
 
 impl MariaNode {
-    /// The node's name in the lab spec.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// Its TCP port on 127.0.0.1.
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
     /// Its Unix socket (root logs in there without a password).
     pub fn socket(&self) -> &Path {
-        &self.socket
-    }
-
-    /// Its data directory (`datadir`: InnoDB files, binary and relay logs).
-    pub fn data_dir(&self) -> &Path {
-        &self.data_dir
-    }
-
-    /// The node's directory: `data/`, `tmp/`, `my.cnf`, `mariadbd.log`, socket, pid file.
-    pub fn node_dir(&self) -> &Path {
-        &self.node_dir
+        &self.engine.socket
     }
 
     /// The options file the server runs with (`mariadbd --defaults-file=…`).
     pub fn config_file(&self) -> &Path {
-        &self.config_file
-    }
-
-    /// The server log (everything `mariadbd` writes to stderr).
-    pub fn log_file(&self) -> &Path {
-        &self.log_file
-    }
-
-    /// The last `lines` lines of the server log.
-    pub fn log_tail(&self, lines: usize) -> String {
-        tail(&self.log_file, lines)
+        &self.engine.config_file
     }
 
     /// Its `server_id` (1, 2, … in spec order).
     pub fn server_id(&self) -> u32 {
-        self.server_id
+        self.engine.server_id
     }
 
     /// Its `gtid_domain_id` (equal to its `server_id`: every node has a domain of its own).
     pub fn gtid_domain_id(&self) -> u32 {
-        self.domain_id
+        self.engine.domain_id
     }
 
     /// Whether it is a writable primary (`read_only=OFF`, replicates from nobody).
     pub fn is_primary(&self) -> bool {
-        self.upstreams.is_empty()
+        self.engine.upstreams.is_empty()
     }
 
     /// The nodes it replicates from, in spec order (empty for a primary).
     pub fn upstreams(&self) -> &[String] {
-        &self.upstreams
+        &self.engine.upstreams
     }
 
     /// The replication connection that reads from `upstream`: `""` (the default connection,
     /// the one `SHOW SLAVE STATUS` and `STOP SLAVE` address) for a single-source replica,
     /// the upstream's name for a multi-source one. `None` if it does not replicate from it.
     pub fn connection_name(&self, upstream: &str) -> Option<&str> {
-        match self.upstreams.len() {
-            1 if self.upstreams[0] == upstream => Some(""),
-            _ => self.upstreams.iter().find(|u| *u == upstream).map(String::as_str),
+        match self.engine.upstreams.len() {
+            1 if self.engine.upstreams[0] == upstream => Some(""),
+            _ => self.engine.upstreams.iter().find(|u| *u == upstream).map(String::as_str),
         }
     }
 
@@ -134,23 +116,18 @@ impl MariaNode {
     /// client switch to the server's Unix socket after logging in when it can: add
     /// `?prefer_socket=false` when the TCP path matters (proxies, network faults).
     pub fn dsn(&self, user: &str) -> String {
-        format!("mysql://{}@127.0.0.1:{}/", url_encode(user), self.port)
+        format!("mysql://{}@127.0.0.1:{}/", url_encode(user), self.port())
     }
 
     /// A shell command line that opens the `mariadb` client on this node as root.
     pub fn mariadb_command(&self) -> String {
-        format!("mariadb --no-defaults -S {} -u root", self.socket.display())
-    }
-
-    /// The server's pid, if it is running.
-    pub fn pid(&self) -> Option<u32> {
-        self.server.pid()
+        format!("mariadb --no-defaults -S {} -u root", self.engine.socket.display())
     }
 
     /// Connection options for root over the Unix socket.
     pub fn root_opts(&self) -> mysql_async::Opts {
         mysql_async::OptsBuilder::default()
-            .socket(Some(self.socket.to_string_lossy()))
+            .socket(Some(self.engine.socket.to_string_lossy()))
             .user(Some("root"))
             .prefer_socket(false)
             .into()
@@ -220,22 +197,7 @@ impl MariaNode {
     /// Polls `sql` (see [`query_one_string`](Self::query_one_string)) until it returns
     /// `expected`, for up to `timeout`. Query errors count as "not yet".
     pub async fn wait_for_value(&self, sql: &str, expected: &str, timeout: Duration) -> Result<()> {
-        let deadline = Instant::now() + timeout;
-        let mut last = String::from("(no answer yet)");
-        while Instant::now() < deadline {
-            match tokio::time::timeout(Duration::from_secs(2), self.query_one_string(sql)).await {
-                Ok(Ok(Some(v))) if v == expected => return Ok(()),
-                Ok(Ok(v)) => last = format!("{v:?}"),
-                Ok(Err(e)) => last = format!("error: {e:#}"),
-                Err(_) => last = "query timed out after 2s".into(),
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        bail!(
-            "{}: `{}` did not return {expected:?} within {timeout:?}; last: {last}",
-            self.describe(),
-            short(sql)
-        )
+        self.poll_value(sql, expected, timeout, || self.query_one_string(sql)).await
     }
 
     /// Waits until every replication connection of this replica has its IO and SQL threads
@@ -252,7 +214,7 @@ impl MariaNode {
                     let yes = |row: &BTreeMap<String, Option<String>>, col: &str| {
                         row.get(col).and_then(|v| v.as_deref()) == Some("Yes")
                     };
-                    if rows.len() == self.upstreams.len()
+                    if rows.len() == self.engine.upstreams.len()
                         && rows.iter().all(|r| yes(r, "Slave_IO_Running") && yes(r, "Slave_SQL_Running"))
                     {
                         return Ok(());
@@ -267,7 +229,7 @@ impl MariaNode {
         bail!(
             "replica {} is not replicating from {:?} after {timeout:?}; last: {last}\n--- log tail ---\n{}",
             self.describe(),
-            self.upstreams,
+            self.engine.upstreams,
             self.log_tail(20)
         )
     }
@@ -279,124 +241,6 @@ impl MariaNode {
             Ok(Err(e)) => format!("SHOW ALL SLAVES STATUS failed: {e:#}"),
             Err(_) => "SHOW ALL SLAVES STATUS timed out after 2s".into(),
         }
-    }
-
-    /// Starts the server and waits until it accepts connections. Works after
-    /// [`stop`](Self::stop) and after [`kill`](Self::kill); a replica resumes replicating
-    /// from where it was (GTID `slave_pos`).
-    pub fn start(&self) -> Result<()> {
-        let mut guard = self.lock();
-        if let Some(child) = running(&mut guard) {
-            bail!("{} is already running (pid {})", self.describe(), child.id());
-        }
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log_file)
-            .with_context(|| format!("opening {}", self.log_file.display()))?;
-        self.ctx.chown(&self.log_file)?;
-        let log_start = log.metadata().map(|m| m.len()).unwrap_or(0);
-        let child = self
-            .ctx
-            .command(&self.ctx.mariadbd)
-            .arg(format!("--defaults-file={}", self.config_file.display()))
-            .env("TMPDIR", self.node_dir.join("tmp"))
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            // Own process group: a Ctrl-C in the terminal must not reach the servers.
-            .process_group(0)
-            .spawn()
-            .with_context(|| format!("spawning mariadbd for {}", self.describe()))?;
-        let pid = child.id();
-        *guard = Some(child);
-        self.wait_ready(&mut guard, pid, log_start)
-    }
-
-    /// Stops the server cleanly (SIGTERM: connections closed, InnoDB shut down) and waits
-    /// for it; SIGKILL after 30 s. No-op if it is not running.
-    pub fn stop(&self) -> Result<()> {
-        self.server.stop(Signal::SIGTERM, Duration::from_secs(30), None);
-        Ok(())
-    }
-
-    /// SIGKILLs the server (a crash: the next [`start`](Self::start) runs InnoDB crash
-    /// recovery). No-op if it is not running.
-    pub fn kill(&self) -> Result<()> {
-        self.server
-            .kill()
-            .map_err(|pid| anyhow!("{}: mariadbd {pid} survived SIGKILL for 10s", self.describe()))
-    }
-
-    /// SIGSTOPs the server: its port and socket still accept connections but nothing
-    /// answers, so clients hang (and its replication threads stop). Undo with
-    /// [`thaw`](Self::thaw).
-    pub fn freeze(&self) -> Result<()> {
-        self.signal(Signal::SIGSTOP)
-    }
-
-    /// SIGCONTs the server.
-    pub fn thaw(&self) -> Result<()> {
-        self.signal(Signal::SIGCONT)
-    }
-
-    fn signal(&self, sig: Signal) -> Result<()> {
-        if self.server.signal(sig) {
-            Ok(())
-        } else {
-            bail!("{} is not running", self.describe())
-        }
-    }
-
-    /// First half of the lab's teardown: thaw, then request a clean shutdown.
-    pub(super) fn begin_shutdown(&self) {
-        self.server.begin_shutdown(Signal::SIGTERM);
-    }
-
-    /// Second half: wait for the server, SIGKILL it if it takes over 10 s.
-    pub(super) fn finish_shutdown(&self) {
-        self.server.finish_shutdown();
-    }
-
-    /// Description for messages: `MariaDB node "b" (127.0.0.1:23456)`.
-    pub(super) fn describe(&self) -> String {
-        format!("MariaDB node {:?} (127.0.0.1:{})", self.name, self.port)
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Option<Child>> {
-        self.server.lock()
-    }
-
-    /// Waits until the server (`pid`) logs "ready for connections" after `log_start`.
-    fn wait_ready(&self, guard: &mut MutexGuard<'_, Option<Child>>, pid: u32, log_start: u64) -> Result<()> {
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            if logged_since(&self.log_file, log_start, "ready for connections") {
-                return Ok(());
-            }
-            let child = guard.as_mut().expect("mariadbd just spawned");
-            if let Ok(Some(status)) = child.try_wait() {
-                **guard = None;
-                bail!(
-                    "{}: mariadbd exited during startup ({status})\n--- log tail ---\n{}",
-                    self.describe(),
-                    self.log_tail(20)
-                );
-            }
-            if Instant::now() >= deadline {
-                bail!(
-                    "{}: not ready after {START_TIMEOUT:?} (still running, pid {pid})\n--- log tail ---\n{}",
-                    self.describe(),
-                    self.log_tail(20)
-                );
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    /// Whether the last startup failure was a port conflict.
-    pub(super) fn port_conflict_in_log(&self) -> bool {
-        let t = self.log_tail(10);
-        t.contains("Address already in use") || t.contains("Bind on TCP/IP port")
     }
 }
 
@@ -458,21 +302,4 @@ fn url_encode(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
-}
-
-/// First line of `sql`, shortened, for error messages.
-pub(super) fn short(sql: &str) -> String {
-    let line = sql.trim().lines().next().unwrap_or("");
-    if line.len() > 80 || sql.trim().lines().count() > 1 {
-        format!("{}…", line.chars().take(80).collect::<String>())
-    } else {
-        line.to_string()
-    }
-}
-
-impl Drop for MariaNode {
-    fn drop(&mut self) {
-        self.begin_shutdown();
-        self.finish_shutdown();
-    }
 }

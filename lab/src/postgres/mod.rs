@@ -13,21 +13,19 @@
 mod config;
 mod node;
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
-use nix::unistd::{Gid, Uid, User};
-use std::os::unix::process::CommandExt;
 
-pub use node::PgNode;
+pub use node::{PgNode, Postgres};
 
-use crate::ports::free_port;
-use crate::process::ServerChild;
-use crate::process::{append, sh_quote, Watchdog};
+use crate::cluster::{self, Lab};
+use crate::process::{append, sh_quote};
+use crate::programs::find_program;
+use crate::server::Account;
 
 /// Where the PostgreSQL server programs are: `$RPO_LAB_PG_BINDIR`, else
 /// `pg_config --bindir`, else the newest `/usr/lib/postgresql/*/bin`.
@@ -40,7 +38,7 @@ pub fn pg_bindir() -> Result<PathBuf> {
         }
         bail!("RPO_LAB_PG_BINDIR={} has no postgres/initdb/pg_basebackup", dir.display());
     }
-    if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
+    if let Ok(out) = find_program("pg_config").and_then(|p| Ok(Command::new(p).arg("--bindir").output()?)) {
         let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
         if out.status.success() && complete(&dir) {
             return Ok(dir);
@@ -126,87 +124,32 @@ fn slot_name(node: &str) -> String {
 }
 
 /// What every node needs to run programs: where they are and which account runs them.
-pub(crate) struct Ctx {
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Ctx {
     bindir: PathBuf,
-    /// The `postgres` account when we are root; `None` runs as ourselves.
-    owner: Option<(Uid, Gid)>,
-    home: PathBuf,
+    account: Account,
 }
 
 impl Ctx {
-    /// A command with a clean environment (no stray `PG*` variables), run as the owner.
-    fn command(&self, program: &Path) -> Command {
-        let mut cmd = Command::new(program);
-        cmd.env_clear()
-            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
-            .env("HOME", &self.home)
-            .env("LC_ALL", "C")
-            .stdin(Stdio::null());
-        if let Some((uid, gid)) = self.owner {
-            cmd.uid(uid.as_raw()).gid(gid.as_raw());
-        }
-        cmd
-    }
-
-    /// Runs a program to completion; on failure the error carries its output.
+    /// Runs one of the PostgreSQL programs to completion; on failure the error carries its
+    /// output.
     fn run(&self, program: &str, args: &[&str]) -> Result<()> {
-        let out = self
-            .command(&self.bindir.join(program))
-            .args(args)
-            .output()
-            .with_context(|| format!("running {program}"))?;
-        if !out.status.success() {
-            bail!(
-                "{program} {} failed ({}):\n{}{}",
-                args.join(" "),
-                out.status,
-                String::from_utf8_lossy(&out.stderr),
-                String::from_utf8_lossy(&out.stdout)
-            );
-        }
-        Ok(())
-    }
-
-    /// Creates a directory owned by the account that runs the servers.
-    fn mkdir(&self, dir: &Path) -> Result<()> {
-        std::fs::create_dir(dir).with_context(|| format!("creating {}", dir.display()))?;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
-        self.chown(dir)
-    }
-
-    fn chown(&self, path: &Path) -> Result<()> {
-        if let Some((uid, gid)) = self.owner {
-            nix::unistd::chown(path, Some(uid), Some(gid))
-                .with_context(|| format!("chown postgres {}", path.display()))?;
-        }
-        Ok(())
+        self.account.run(self.account.command(&self.bindir.join(program)).args(args))
     }
 }
 
 /// A running PostgreSQL lab. Dropping it stops every server (immediate shutdown) and
 /// removes its directory.
-pub struct PgLab {
-    nodes: Vec<PgNode>,
-    ctx: Arc<Ctx>,
-    watchdog: Option<Watchdog>,
-    dir: tempfile::TempDir,
-}
-
-impl std::fmt::Debug for PgLab {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PgLab").field("dir", &self.dir.path()).field("nodes", &self.nodes).finish()
-    }
-}
+pub type PgLab = Lab<Postgres>;
 
 impl PgLab {
     /// Creates and starts every node of `spec`, in order, and waits until every replica
     /// is streaming. Takes a couple of seconds.
     pub async fn start(spec: PgLabSpec) -> Result<PgLab> {
         spec.validate()?;
-        let lab = tokio::task::spawn_blocking(move || PgLab::create(&spec))
-            .await
-            .map_err(|e| anyhow!("lab creation panicked: {e}"))??;
-        for node in lab.nodes.iter().filter(|n| n.upstream.is_some()) {
+        let lab = PgLab::build(move || PgLab::create(&spec)).await?;
+        for node in lab.nodes.iter().filter(|n| n.upstream().is_some()) {
             node.wait_replicating().await?;
         }
         Ok(lab)
@@ -214,23 +157,12 @@ impl PgLab {
 
     fn create(spec: &PgLabSpec) -> Result<PgLab> {
         let bindir = pg_bindir()?;
-        let owner = if Uid::effective().is_root() {
-            let user = User::from_name("postgres").context("looking up the postgres account")?.context(
-                "running as root, the servers need the unprivileged `postgres` account, \
-                     which does not exist: run scripts/install-deps.sh",
-            )?;
-            Some((user.uid, user.gid))
-        } else {
-            None
+        let state = |dir: &Path| {
+            let account = Account::new("postgres", "created by Debian's postgresql package", dir)?;
+            account.chown(dir)?;
+            Ok(Arc::new(Ctx { bindir, account }))
         };
-        let dir = tempfile::Builder::new()
-            .prefix("rpo-lab-pg.")
-            .tempdir_in(crate::process::scratch_dir())
-            .context("creating the lab directory")?;
-        let ctx = Arc::new(Ctx { bindir, owner, home: dir.path().to_path_buf() });
-        ctx.chown(dir.path())?;
-        let watchdog = Watchdog::spawn(&watchdog_script(dir.path(), spec))?;
-        let mut lab = PgLab { nodes: Vec::new(), ctx, watchdog: Some(watchdog), dir };
+        let mut lab = PgLab::create_in("rpo-lab-pg.", state, |dir| watchdog_script(dir, spec))?;
         for (name, upstream) in &spec.nodes {
             lab.add_node(name, upstream.as_deref()).with_context(|| format!("creating node {name:?}"))?;
         }
@@ -238,9 +170,9 @@ impl PgLab {
     }
 
     fn add_node(&mut self, name: &str, upstream: Option<&str>) -> Result<()> {
-        let ctx = self.ctx.clone();
-        let node_dir = self.dir.path().join(name);
-        ctx.mkdir(&node_dir)?;
+        let ctx = self.state.clone();
+        let node_dir = self.dir().join(name);
+        ctx.account.mkdir(&node_dir)?;
         let data_dir = node_dir.join("data");
         let data = data_dir.to_str().context("non-UTF-8 lab path")?;
         match upstream {
@@ -265,7 +197,7 @@ impl PgLab {
                 std::fs::write(data_dir.join("pg_hba.conf"), config::PG_HBA)?;
             }
             Some(up) => {
-                let up_port = self.node(up).port.to_string();
+                let up_port = self.node(up).port().to_string();
                 ctx.run(
                     "pg_basebackup",
                     &[
@@ -290,47 +222,14 @@ impl PgLab {
                 )?;
             }
         }
-        let port = free_port();
-        append(&data_dir.join("postgresql.conf"), &config::node_settings(name, port, &node_dir))?;
-        let mut node = PgNode {
-            name: name.to_string(),
-            upstream: upstream.map(str::to_string),
-            port,
-            log_file: node_dir.join("postgres.log"),
-            node_dir,
-            data_dir,
-            ctx,
-            postmaster: ServerChild::default(),
-        };
-        // Another program may grab the port between free_port() and the bind: retry.
-        let mut attempt = 1;
-        loop {
-            match node.start() {
-                Ok(()) => break,
-                Err(_) if attempt < 3 && node.port_conflict_in_log() => {
-                    let port = free_port();
-                    append(&node.data_dir.join("postgresql.conf"), &config::port_override(port))?;
-                    node.set_port(port);
-                    attempt += 1;
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        let log_file = node_dir.join("postgres.log");
+        let settings = data_dir.join("postgresql.conf");
+        let engine = Postgres { upstream: upstream.map(str::to_string), ctx };
+        let mut node = PgNode::new(name, node_dir.clone(), data_dir, log_file, engine);
+        append(&settings, &config::node_settings(name, node.port(), &node_dir))?;
+        node.start_new(|node| append(&settings, &config::port_override(node.port())))?;
         self.nodes.push(node);
         Ok(())
-    }
-
-    /// The node called `name`. Panics if there is none (a bug in the test).
-    pub fn node(&self, name: &str) -> &PgNode {
-        self.try_node(name).unwrap_or_else(|| {
-            let names: Vec<&str> = self.nodes.iter().map(|n| n.name()).collect();
-            panic!("no node named {name:?} in this lab (nodes: {names:?})")
-        })
-    }
-
-    /// The node called `name`, if any.
-    pub fn try_node(&self, name: &str) -> Option<&PgNode> {
-        self.nodes.iter().find(|n| n.name == name)
     }
 
     /// The primary (the first node of the spec).
@@ -338,27 +237,9 @@ impl PgLab {
         &self.nodes[0]
     }
 
-    /// All nodes, in spec order.
-    pub fn nodes(&self) -> &[PgNode] {
-        &self.nodes
-    }
-
-    /// The lab's directory: one subdirectory per node (`NAME/data`, `NAME/postgres.log`,
-    /// the node's Unix socket).
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
-    }
-
     /// The PostgreSQL programs directory in use (`psql` is there too).
     pub fn bindir(&self) -> &Path {
-        &self.ctx.bindir
-    }
-
-    /// Keeps the lab directory (logs, data) after the lab stops, for inspection.
-    pub fn keep_dir(&mut self) -> Result<()> {
-        std::fs::write(self.dir.path().join(".keep"), b"")?;
-        self.dir.disable_cleanup(true);
-        Ok(())
+        &self.state.bindir
     }
 
     /// Runs a multi-statement SQL script as superuser on node `node`.
@@ -390,30 +271,12 @@ impl PgLab {
             .await?
             .context("pg_current_wal_lsn() returned NULL")?;
         let sql = format!("SELECT pg_last_wal_replay_lsn() >= '{lsn}'::pg_lsn");
-        for node in self.nodes.iter().filter(|n| n.upstream.is_some()) {
+        for node in self.nodes.iter().filter(|n| n.upstream().is_some()) {
             node.wait_for_value(&sql, "t", timeout)
                 .await
                 .with_context(|| format!("waiting for {} to replay {lsn}", node.describe()))?;
         }
         Ok(())
-    }
-
-    /// Stops every server and removes the directory (what `Drop` does), off the runtime.
-    pub async fn shutdown(self) {
-        let _ = tokio::task::spawn_blocking(move || drop(self)).await;
-    }
-}
-
-impl Drop for PgLab {
-    fn drop(&mut self) {
-        // All servers at once: SIGCONT (a test may have frozen them), immediate shutdown.
-        for node in &self.nodes {
-            node.begin_immediate_shutdown();
-        }
-        for node in &self.nodes {
-            node.finish_shutdown();
-        }
-        self.watchdog.take(); // servers are down: disarm (the directory goes with `dir`)
     }
 }
 
@@ -426,29 +289,13 @@ fn watchdog_script(dir: &Path, spec: &PgLabSpec) -> String {
         .iter()
         .map(|(name, _)| sh_quote(&dir.join(name).join("data").display().to_string()))
         .collect();
-    let dir = sh_quote(&dir.display().to_string());
-    format!(
-        r#"
-alive() {{ l=; read -r l < /proc/$1/stat 2>/dev/null || return 1; r=${{l##*) }}; set -- $r; [ "$1" != Z ]; }}
-tree() {{ sig=$1; p=$2; kill -$sig "$p" 2>/dev/null
-  for s in /proc/[0-9]*/stat; do l=; read -r l < "$s" 2>/dev/null || continue
-    r=${{l##*) }}; set -- $r; if [ "$2" = "$p" ]; then c=${{s#/proc/}}; kill -$sig "${{c%/stat}}" 2>/dev/null; fi
-  done; }}
-pids=
-for d in {data_dirs}; do
+    let find_pids = format!(
+        r#"for d in {}; do
   p=; read -r p < "$d/postmaster.pid" 2>/dev/null || continue
   alive "$p" || continue
   tree CONT "$p"; kill -QUIT "$p" 2>/dev/null; pids="$pids $p"
-done
-i=0
-while [ $i -lt 100 ]; do
-  any=; for p in $pids; do alive "$p" && any=1; done
-  [ -z "$any" ] && break
-  sleep 0.1; i=$((i+1))
-done
-for p in $pids; do alive "$p" && tree KILL "$p"; done
-[ -e {dir}/.keep ] || rm -rf {dir}
-"#,
-        data_dirs = data_dirs.join(" "),
-    )
+done"#,
+        data_dirs.join(" ")
+    );
+    cluster::watchdog_script(dir, &find_pids)
 }

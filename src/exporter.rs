@@ -8,11 +8,11 @@
 //! `rpo_exporter_config_last_reload_successful`.
 
 use crate::config::{Config, Heartbeat, Node};
+use crate::server;
 use crate::server::ReloadRequest;
 use crate::state::{ClusterState, Live, NodeState, State};
 use crate::supervise::{supervise, Loop};
 use crate::worker::Worker;
-use crate::{metrics, server};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -46,7 +46,7 @@ pub async fn run(config: Config, options: ServeOptions) -> anyhow::Result<()> {
     let controller =
         tokio::spawn(control(live.clone(), config, options.config_file.clone(), reload_rx, shutdown.clone()));
     tokio::spawn(wait_for_signals(shutdown.clone(), reload_tx.clone()));
-    let exposition = metrics::Exposition::new(live.clone());
+    let exposition = crate::exposition::Exposition::new(live.clone());
     let web_config = options.web_config.map(|web| {
         let live = live.clone();
         web.report_to(move |ok| live.record_web_config_load(ok))

@@ -4,7 +4,8 @@
 //! See ARCHITECTURE.md for the map. In short: [`config`] reads the file,
 //! [`exporter`] starts one [`worker`] per node, workers talk to databases only
 //! through [`engine`] and store results in [`state`], and [`server`] renders them
-//! through [`metrics`] on each scrape. [`heartbeat`] holds the lag arithmetic, [`pairs`]
+//! through [`exposition`] on each scrape; [`metrics`] is the vocabulary of metric
+//! families every part declares its own in. [`heartbeat`] holds the lag arithmetic, [`pairs`]
 //! the policy of which (source → replica) pairs a read makes.
 
 pub mod cli;
@@ -12,6 +13,7 @@ pub mod config;
 pub mod dns;
 pub mod engine;
 pub mod exporter;
+pub mod exposition;
 pub mod health;
 pub mod heartbeat;
 pub mod metrics;

@@ -1,22 +1,13 @@
-//! The metric contract: one table of every series the exporter can emit, and the
-//! encoder that turns the latest measurements into OpenMetrics text at scrape time.
+//! The metric vocabulary every part speaks: a family's descriptor ([`MetricDesc`],
+//! declared with `desc!`), the shared label sets, the core families ([`CORE`]), and
+//! the buffer a scrape's samples are collected in ([`Samples`]).
 //!
-//! Each family is described once, in [`CORE`] or in an engine's own table
-//! (`engine::*::METRICS`); docs/metrics.md is checked against [`all`]. The encoder
-//! is a prometheus-client [`Collector`] over a snapshot of [`crate::state::State`]:
-//! it only copies numbers out of memory, so a scrape never waits on a database.
-//! Label values come from configuration or are bounded enums; none is taken raw
-//! from a database.
-
-use crate::state::Live;
-use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
-use prometheus_client::metrics::counter::ConstCounter;
-use prometheus_client::metrics::gauge::ConstGauge;
-use prometheus_client::metrics::MetricType;
-use prometheus_client::registry::Registry;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+//! Each family is described once, here or in its part's own table
+//! (`engine::*::METRICS`, `health::METRICS`, `dns::METRICS`); `exposition::all`
+//! lists them all, and docs/metrics.md is checked against that list. Imports
+//! nothing of the crate: every part may use it, and the encoder lives above all
+//! of them (`exposition`). Label values come from configuration or are bounded
+//! enums; none is taken raw from a database.
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MetricKind {
@@ -231,15 +222,6 @@ pub static CORE: &[&MetricDesc] = &[
     &UNKNOWN_ROWS,
 ];
 
-/// Every family the exporter can emit: the core ones, then each engine's.
-pub fn all() -> impl Iterator<Item = &'static MetricDesc> {
-    CORE.iter()
-        .copied()
-        .chain(crate::engine::EngineKind::ALL.iter().flat_map(|e| e.metrics().iter().copied()))
-        .chain(crate::health::METRICS.iter().copied())
-        .chain(crate::dns::METRICS.iter().copied())
-}
-
 /// One owned sample, for results a worker keeps between scrapes (an engine's
 /// native signals): the label values in the order of its family's `labels`.
 #[derive(Debug, Clone)]
@@ -252,7 +234,7 @@ pub struct Sample {
 /// The samples of one family for one scrape. Label values are packed into one
 /// buffer, so a sample costs a copy of its label bytes and no allocation of its own.
 #[derive(Debug)]
-struct Family {
+pub struct Family {
     desc: &'static MetricDesc,
     /// Every sample's label values, back to back.
     text: String,
@@ -263,7 +245,9 @@ struct Family {
 
 impl Family {
     /// The (name, value) label pairs and the value of each sample, in push order.
-    fn samples(&self) -> impl Iterator<Item = (impl Iterator<Item = (&'static str, &str)> + '_, f64)> + '_ {
+    pub fn samples(
+        &self,
+    ) -> impl Iterator<Item = (impl Iterator<Item = (&'static str, &str)> + '_, f64)> + '_ {
         let k = self.desc.labels.len();
         self.values.iter().enumerate().map(move |(i, value)| {
             let labels = self.desc.labels.iter().enumerate().map(move |(j, name)| {
@@ -335,72 +319,11 @@ impl Samples {
         &mut self.families[i]
     }
 
-    fn take(&mut self, desc: &'static MetricDesc) -> Option<Family> {
+    pub fn take(&mut self, desc: &'static MetricDesc) -> Option<Family> {
         let i = self.families.iter().position(|f| std::ptr::eq(f.desc, desc))?;
         Some(self.families.swap_remove(i))
     }
 }
-
-/// The prometheus-client collector that reads the shared state on each scrape.
-#[derive(Debug)]
-struct StateCollector {
-    live: Arc<Live>,
-}
-
-impl Collector for StateCollector {
-    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let mut samples = self.live.samples();
-        for desc in all() {
-            let kind = match desc.kind {
-                MetricKind::Gauge => MetricType::Gauge,
-                MetricKind::Counter => MetricType::Counter,
-            };
-            let mut metric_encoder = encoder.encode_descriptor(desc.name, desc.help, None, kind)?;
-            let Some(family) = samples.take(desc) else { continue };
-            let mut labels = Vec::with_capacity(desc.labels.len());
-            for (pairs, value) in family.samples() {
-                labels.clear();
-                labels.extend(pairs);
-                let encoder = metric_encoder.encode_family(&labels)?;
-                match desc.kind {
-                    MetricKind::Gauge => ConstGauge::new(value).encode(encoder)?,
-                    MetricKind::Counter => ConstCounter::new(value).encode(encoder)?,
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-/// What the server encodes on each scrape: the registry over the shared state,
-/// and the size of the last exposition, so a scrape writes into one buffer of the
-/// right size instead of growing (and copying) it a dozen times.
-#[derive(Debug)]
-pub struct Exposition {
-    registry: Registry,
-    size_hint: AtomicUsize,
-}
-
-impl Exposition {
-    pub fn new(live: Arc<Live>) -> Exposition {
-        let mut registry = Registry::default();
-        registry.register_collector(Box::new(StateCollector { live }));
-        Exposition { registry, size_hint: AtomicUsize::new(16 * 1024) }
-    }
-
-    /// Renders the latest measurements as OpenMetrics text.
-    pub fn render(&self) -> Result<String, std::fmt::Error> {
-        // A little headroom for label values and numbers that grew since.
-        let hint = self.size_hint.load(Ordering::Relaxed);
-        let mut out = String::with_capacity(hint + hint / 8);
-        prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
-        self.size_hint.store(out.len(), Ordering::Relaxed);
-        Ok(out)
-    }
-}
-
-/// The content type of [`Exposition::render`]'s output.
-pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 #[cfg(test)]
 mod tests {

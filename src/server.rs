@@ -10,7 +10,7 @@
 //! certificates, bcrypt basic auth, the file re-read when it changes. Then it also
 //! keeps the last good web config and a small cache of bcrypt outcomes.
 
-use crate::metrics::{self, Exposition};
+use crate::exposition::{self, Exposition};
 use crate::webconfig::WebConfig;
 use axum::extract::{Request, State as AxumState};
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
@@ -130,7 +130,7 @@ fn router(state: AppState) -> Router {
 
 async fn scrape(AxumState(state): AxumState<AppState>) -> Response {
     match state.exposition.render() {
-        Ok(body) => ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], body).into_response(),
+        Ok(body) => ([(header::CONTENT_TYPE, exposition::CONTENT_TYPE)], body).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "Encoding metrics failed");
             (StatusCode::INTERNAL_SERVER_ERROR, "encoding metrics failed\n").into_response()

@@ -366,7 +366,7 @@ fn web_config_example_loads() {
 #[test]
 fn prometheus_configs_pass_promtool() {
     let exporter_labels: BTreeSet<&str> =
-        rpo_exporter::metrics::all().flat_map(|d| d.labels.iter().copied()).collect();
+        rpo_exporter::exposition::all().flat_map(|d| d.labels.iter().copied()).collect();
     for (file, needs_region) in [
         ("deploy/prometheus/sidecar.yml", true),
         ("deploy/prometheus/per-cluster.yml", false),

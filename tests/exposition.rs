@@ -4,7 +4,8 @@
 
 mod support;
 
-use rpo_exporter::metrics::{self, MetricKind};
+use rpo_exporter::exposition;
+use rpo_exporter::metrics::MetricKind;
 use rpo_lab::Prometheus;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -30,7 +31,7 @@ fn documented() -> BTreeMap<String, (String, Vec<String>, String)> {
 
 /// The table docs/metrics.md must hold, rendered from the metric table.
 fn expected_rows() -> String {
-    metrics::all()
+    exposition::all()
         .map(|d| {
             let kind = match d.kind {
                 MetricKind::Gauge => "gauge",
@@ -47,7 +48,7 @@ fn docs_metrics_md_matches_the_metric_table() {
     let docs = documented();
     let mut problems = Vec::new();
     let mut names = BTreeSet::new();
-    for d in metrics::all() {
+    for d in exposition::all() {
         let name = d.sample_name();
         names.insert(name.clone());
         let kind = if d.kind == MetricKind::Counter { "counter" } else { "gauge" };
@@ -152,7 +153,7 @@ async fn endpoints_and_clean_shutdown() {
     let landing = exporter.get("/").await.text().await.unwrap();
     assert!(landing.contains("href=\"/metrics\""), "{landing}");
     let r = exporter.get("/metrics").await;
-    assert_eq!(r.headers()["content-type"], metrics::CONTENT_TYPE);
+    assert_eq!(r.headers()["content-type"], exposition::CONTENT_TYPE);
     let text = r.text().await.unwrap();
     assert!(text.ends_with("# EOF\n"), "OpenMetrics ends with # EOF");
     assert!(text.contains("rpo_node_up{db_cluster=\"c\",node=\"n\",node_region=\"r\"} 0"));

@@ -14,8 +14,9 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use rpo_exporter::config::Config;
 use rpo_exporter::engine::{EngineKind, ErrorKind, Written};
+use rpo_exporter::exposition;
 use rpo_exporter::heartbeat::{Basis, ClockSample, Reading, RowStatus};
-use rpo_exporter::metrics::{self, Sample};
+use rpo_exporter::metrics::Sample;
 use rpo_exporter::state::{Collector, Live, PairData, State};
 use std::fmt::Write as _;
 use std::path::Path;
@@ -121,7 +122,7 @@ fn main() -> Result<()> {
         let n: usize = n.trim().parse().with_context(|| format!("--clusters: {n:?}"))?;
         let state = State::new(&config(n, &args.engine)?);
         fill(&state, engine);
-        let exposition = metrics::Exposition::new(Arc::new(Live::new(state)));
+        let exposition = exposition::Exposition::new(Arc::new(Live::new(state)));
         let first = exposition.render()?;
         let series = first.lines().filter(|l| !l.is_empty() && !l.starts_with('#')).count();
         let mut ms: Vec<f64> = (0..args.renders)

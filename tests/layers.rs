@@ -16,7 +16,8 @@ fn layers() -> (BTreeMap<String, usize>, BTreeSet<usize>) {
     let (mut layer_of, mut mutual) = (BTreeMap::new(), BTreeSet::new());
     let mut current = None;
     for line in section.lines() {
-        let numbered = line.split_once(". ").and_then(|(n, rest)| Some((n.trim().parse::<usize>().ok()?, rest)));
+        let numbered =
+            line.split_once(". ").and_then(|(n, rest)| Some((n.trim().parse::<usize>().ok()?, rest)));
         if let Some((n, rest)) = numbered {
             current = Some(n);
             let names = rest.split(" — ").next().unwrap();
@@ -44,7 +45,8 @@ fn sources() -> Vec<(String, String)> {
             if path.is_dir() {
                 dirs.push(path);
             } else if path.extension().is_some_and(|e| e == "rs") {
-                let rel = path.strip_prefix(Path::new(ROOT).join("src")).unwrap().to_string_lossy().into_owned();
+                let rel =
+                    path.strip_prefix(Path::new(ROOT).join("src")).unwrap().to_string_lossy().into_owned();
                 let top = rel.split('/').next().unwrap().trim_end_matches(".rs").to_owned();
                 out.push((top, std::fs::read_to_string(&path).unwrap()));
             }

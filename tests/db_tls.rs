@@ -47,22 +47,8 @@ fn tls_yaml(mode: &str, ca: &Path) -> String {
 async fn postgres_verify_full_and_a_wrong_ca() {
     let lab = Lab::start(PgLabSpec::new().primary("p")).await;
     let p = lab.pg.node("p");
-    let (ca, cert, key) = make_certs(p.node_dir(), "pg");
+    let ca = pg_tls_on(p, p.node_dir()).await;
     let (wrong_ca, _, _) = make_certs(lab.dir.path(), "other");
-    // The server key must belong to the server's account and be private.
-    nix::unistd::chown(&key, Some(nix::unistd::User::from_name("postgres").unwrap().unwrap().uid), None)
-        .unwrap();
-    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
-    // ALTER SYSTEM may not share a transaction: one statement at a time.
-    for sql in [
-        format!("ALTER SYSTEM SET ssl_cert_file = '{}'", cert.display()),
-        format!("ALTER SYSTEM SET ssl_key_file = '{}'", key.display()),
-        "ALTER SYSTEM SET ssl = on".to_owned(),
-    ] {
-        p.execute(&sql).await.unwrap();
-    }
-    p.execute("SELECT pg_reload_conf()").await.unwrap();
-    tokio::time::sleep(Duration::from_millis(500)).await;
 
     let node = |name: &str, dsn_host: &str, tls: String| {
         lab.node_yaml("p")

@@ -334,7 +334,11 @@ impl PgSession {
                 Some(loaded.ok_or_else(|| EngineError::new(ErrorKind::Tls, "TLS settings not loaded"))?)
             }
             None if config.get_ssl_mode() == SslMode::Disable => None,
-            None => Some(super::tls::unverified()),
+            None => {
+                Some(super::tls::unverified().map_err(|e| {
+                    EngineError::new(ErrorKind::Tls, format!("TLS client setup failed: {e:?}"))
+                })?)
+            }
         };
         let (client, connection) = match rustls {
             None => {

@@ -73,18 +73,14 @@ pub fn client_config(mode: TlsMode, material: &Material) -> Result<ClientConfig,
 
 /// Encryption without authentication, no client certificate: libpq's `prefer`
 /// and `require` when only the DSN asks for TLS. Built once per process.
-pub fn unverified() -> Arc<ClientConfig> {
+pub fn unverified() -> Result<Arc<ClientConfig>, BuildError> {
     static CONFIG: std::sync::OnceLock<Arc<ClientConfig>> = std::sync::OnceLock::new();
-    CONFIG
-        .get_or_init(|| {
-            let material = Material { roots: None, identity: None };
-            // Nothing here can fail: no files, no trust anchors, the safe defaults.
-            Arc::new(
-                client_config(TlsMode::Require, &material)
-                    .unwrap_or_else(|e| unreachable!("an unverified TLS client config always builds: {e:?}")),
-            )
-        })
-        .clone()
+    if let Some(config) = CONFIG.get() {
+        return Ok(config.clone());
+    }
+    // No files and no trust anchors: only the crypto provider's setup can fail.
+    let config = Arc::new(client_config(TlsMode::Require, &Material { roots: None, identity: None })?);
+    Ok(CONFIG.get_or_init(|| config).clone())
 }
 
 /// Checks trust anchors the way a verifying connect would use them.

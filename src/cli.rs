@@ -4,8 +4,8 @@
 //! `--web.listen-address`, `--web.telemetry-path`, `--log.level`). This module
 //! parses, sets up logging and hands over to [`crate::exporter`]; it keeps no state.
 
-use crate::config::{Config, TableName};
-use crate::engine::EngineKind;
+use crate::endpoint::{TableName, ValueError};
+use crate::engine::{self, CheckError};
 use crate::exporter::{self, ServeOptions};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -68,7 +68,7 @@ enum Command {
     Schema {
         /// The database engine.
         #[arg(value_parser = parse_engine)]
-        engine: EngineKind,
+        engine: String,
         /// The heartbeat table, as in `heartbeat.table`.
         #[arg(long, default_value = "rpo.heartbeat", value_parser = parse_table)]
         table: TableName,
@@ -85,19 +85,24 @@ enum Command {
     },
 }
 
-fn parse_engine(s: &str) -> Result<EngineKind, String> {
+fn parse_engine(s: &str) -> Result<String, CheckError> {
+    Ok(engine::find(s)?.name().to_owned())
+}
+
+fn parse_table(s: &str) -> Result<TableName, ValueError> {
     s.parse()
 }
 
-fn parse_table(s: &str) -> Result<TableName, String> {
-    s.parse()
-}
+/// A `--role` that is no plain identifier.
+#[derive(Debug, thiserror::Error)]
+#[error("{0:?} must be a lower-case identifier ([a-z_][a-z0-9_]*)")]
+struct NotIdentifier(String);
 
-fn parse_role(s: &str) -> Result<String, String> {
-    if crate::config::is_identifier(s) {
+fn parse_role(s: &str) -> Result<String, NotIdentifier> {
+    if crate::endpoint::is_identifier(s) {
         Ok(s.to_owned())
     } else {
-        Err(format!("{s:?} must be a lower-case identifier ([a-z_][a-z0-9_]*)"))
+        Err(NotIdentifier(s.to_owned()))
     }
 }
 
@@ -105,7 +110,7 @@ fn parse_role(s: &str) -> Result<String, String> {
 pub fn run() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     match cli.command {
-        Some(Command::CheckConfig { file }) => match Config::load(&file) {
+        Some(Command::CheckConfig { file }) => match crate::load::file(&file) {
             Ok(config) => {
                 for w in config.warnings() {
                     eprintln!("warning: {}: {}: {}", file.display(), w.path, w.problem);
@@ -120,7 +125,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
             }
         },
         Some(Command::Schema { engine, table, role, server, host }) => {
-            match engine.schema_sql(&table, &role, server.as_deref(), host.as_deref()) {
+            match engine::schema_sql(&engine, &table, &role, server.as_deref(), host.as_deref()) {
                 Ok(sql) => {
                     print!("{sql}");
                     Ok(ExitCode::SUCCESS)
@@ -142,7 +147,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         tracing::error!(error = %e, "Invalid flag");
         return Ok(ExitCode::FAILURE);
     }
-    let config = match Config::load(&args.config_file) {
+    let config = match crate::load::file(&args.config_file) {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "Invalid configuration");

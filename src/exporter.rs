@@ -261,7 +261,7 @@ async fn control(
                 None => break,
             },
         };
-        let outcome = match Config::load(&config_file) {
+        let outcome = match crate::load::file(&config_file) {
             Ok(next) if next == config => {
                 tracing::info!(file = %config_file.display(), "Configuration unchanged; nothing to do");
                 Ok(())

@@ -21,7 +21,7 @@ use std::sync::Arc;
 pub fn all() -> impl Iterator<Item = &'static MetricDesc> {
     CORE.iter()
         .copied()
-        .chain(crate::engine::EngineKind::ALL.iter().flat_map(|e| e.metrics().iter().copied()))
+        .chain(crate::engine::metrics())
         .chain(crate::health::METRICS.iter().copied())
         .chain(crate::dns::METRICS.iter().copied())
 }

@@ -1,9 +1,10 @@
 //! rpo-exporter: how much data each region would lose if a database primary failed
 //! now, measured with heartbeats and exported for Prometheus.
 //!
-//! See ARCHITECTURE.md for the map. In short: [`config`] reads the file,
-//! [`exporter`] starts one [`worker`] per node, workers talk to databases only
-//! through [`engine`] and store results in [`state`], and [`server`] renders them
+//! See ARCHITECTURE.md for the map. In short: [`load`] reads the file through
+//! [`config`] and has each node's [`engine`] check its [`endpoint`], [`exporter`]
+//! starts one [`worker`] per node, workers talk to databases only through
+//! [`engine`] and store results in [`state`], and [`server`] renders them
 //! through [`exposition`] on each scrape; [`metrics`] is the vocabulary of metric
 //! families every part declares its own in. [`heartbeat`] holds the lag arithmetic, [`pairs`]
 //! the policy of which (source → replica) pairs a read makes.
@@ -11,11 +12,13 @@
 pub mod cli;
 pub mod config;
 pub mod dns;
+pub mod endpoint;
 pub mod engine;
 pub mod exporter;
 pub mod exposition;
 pub mod health;
 pub mod heartbeat;
+pub mod load;
 pub mod metrics;
 pub mod pairs;
 pub mod server;

@@ -340,8 +340,8 @@ fn same_measurement(before: &Cluster, after: &Cluster, name: &str) -> bool {
         return false;
     };
     a.region == b.region
-        && a.engine == b.engine
-        && a.dsn == b.dsn
+        && a.endpoint.engine == b.endpoint.engine
+        && a.endpoint.dsn == b.endpoint.dsn
         && before.heartbeat.table == after.heartbeat.table
         && before.heartbeat.format == after.heartbeat.format
 }

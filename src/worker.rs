@@ -20,9 +20,10 @@
 //! that changes them starts a new worker); the rest of its cluster (the other
 //! nodes, the write mode) it reads from a watch the exporter updates on reload.
 
-use crate::config::{Heartbeat, Node};
+use crate::config::Heartbeat;
+use crate::endpoint::{Endpoint, Settings};
 use crate::engine::{
-    EngineError, ErrorKind, HeartbeatRead, NodeLabels, Session, Step, TickOutcome, TickPlan,
+    self, EngineError, ErrorKind, HeartbeatRead, NodeLabels, Session, Step, TickOutcome, TickPlan,
 };
 use crate::heartbeat::{ClockSample, WriteRecord};
 use crate::pairs::{self, Event, NodeView};
@@ -112,7 +113,9 @@ pub fn distance_advice(rtt: f64, hb: &Heartbeat) -> Option<String> {
 pub struct Worker {
     cluster: watch::Receiver<Arc<ClusterState>>,
     node: Arc<NodeState>,
-    node_config: Node,
+    /// How to reach the node, and what a session does there.
+    endpoint: Endpoint,
+    settings: Settings,
     heartbeat: Heartbeat,
     labels: NodeLabels,
     session: Option<Session>,
@@ -144,8 +147,9 @@ impl Worker {
     pub fn new(cluster: watch::Receiver<Arc<ClusterState>>, name: &str, phase: f64) -> Option<Worker> {
         let current = cluster.borrow().clone();
         let node = current.node(name)?.clone();
-        let node_config = current.config.nodes.iter().find(|n| n.name == name)?.clone();
+        let node_config = current.config.nodes.iter().find(|n| n.name == name)?;
         let heartbeat = current.config.heartbeat.clone();
+        let (endpoint, settings) = (node_config.endpoint.clone(), heartbeat.settings(node_config));
         Some(Worker {
             backoff: Backoff::new(heartbeat.interval, MAX_BACKOFF),
             native_backoff: Backoff::new(heartbeat.interval, MAX_NATIVE_BACKOFF),
@@ -157,7 +161,8 @@ impl Worker {
             },
             cluster,
             node,
-            node_config,
+            endpoint,
+            settings,
             heartbeat,
             session: None,
             retry_at: Instant::now(),
@@ -245,7 +250,7 @@ impl Worker {
                 "No connect slot came free within connect_timeout; connecting anyway");
         }
         let (result, took) =
-            timed(hb.connect_timeout, "connect", Session::connect(&self.node_config, &hb)).await;
+            timed(hb.connect_timeout, "connect", engine::connect(&self.endpoint, &self.settings)).await;
         drop(permit);
         match result {
             Ok(session) => {
@@ -526,7 +531,7 @@ mod tests {
             table: "rpo.heartbeat".parse().unwrap(),
             create_table: true,
             sources: Sources::Listed,
-            format: crate::config::HeartbeatFormat::Rpo,
+            format: crate::endpoint::HeartbeatFormat::Rpo,
         }
     }
 

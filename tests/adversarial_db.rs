@@ -214,9 +214,14 @@ async fn table_dropped_then_recreated(create_table: bool) {
             })
             .await;
             tokio::time::sleep(Duration::from_secs(2)).await;
-            let schema = rpo_exporter::engine::EngineKind::Postgres
-                .schema_sql(&"rpo.heartbeat".parse().unwrap(), ROLE, None, None)
-                .unwrap();
+            let schema = rpo_exporter::engine::schema_sql(
+                "postgres",
+                &"rpo.heartbeat".parse().unwrap(),
+                ROLE,
+                None,
+                None,
+            )
+            .unwrap();
             lab.pg.run_sql_script("p", &schema).await.unwrap();
             until(&exporter, 15, "measured again once the table is back", |m| {
                 m.get(LAG, &pair).is_some_and(|l| l < 1.0)

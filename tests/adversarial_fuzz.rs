@@ -10,7 +10,6 @@ use hickory_net::proto::rr::rdata::{A, CNAME, SOA};
 use hickory_net::proto::rr::{Name, RData, Record, RecordType};
 use proptest::prelude::*;
 use proptest::test_runner::{Config as RunnerConfig, RngSeed, TestRunner};
-use rpo_exporter::config::Config;
 use rpo_exporter::dns::query::{judge, read_reply, Mode, Reply};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -62,7 +61,7 @@ fn seeds() -> Vec<String> {
 /// The loader's contract on one input: no panic (proptest catches and reports
 /// one), and an error names the file.
 fn check_config(text: &str) -> Result<(), TestCaseError> {
-    match Config::parse(Path::new(FILE), text) {
+    match rpo_exporter::load::text(Path::new(FILE), text) {
         Ok(_) => Ok(()),
         Err(e) => {
             prop_assert_eq!(&e.file, &PathBuf::from(FILE));
@@ -206,7 +205,7 @@ fn perturbed_configs_load_or_name_the_file() {
     // Half the cases start from a config that loads, so edits reach the
     // validation behind the parser, not only the parser.
     let valid: Vec<usize> =
-        (0..seeds.len()).filter(|i| Config::parse(Path::new(FILE), &seeds[*i]).is_ok()).collect();
+        (0..seeds.len()).filter(|i| rpo_exporter::load::text(Path::new(FILE), &seeds[*i]).is_ok()).collect();
     assert!(valid.len() >= 3, "valid seeds: {}", valid.len());
     let seed = prop_oneof![prop::sample::select(valid), 0..seeds.len()];
     let strategy = (seed, prop::collection::vec(edit(), 1..6));
@@ -214,7 +213,7 @@ fn perturbed_configs_load_or_name_the_file() {
     runner(3000, 0x5eed_c0f1)
         .run(&strategy, |(seed, edits)| {
             let text = edits.iter().fold(seeds[seed].clone(), |t, e| apply(&t, e));
-            let r = Config::parse(Path::new(FILE), &text).is_ok();
+            let r = rpo_exporter::load::text(Path::new(FILE), &text).is_ok();
             let (o, e) = counts.get();
             counts.set(if r { (o + 1, e) } else { (o, e + 1) });
             check_config(&text)
@@ -295,7 +294,7 @@ fn pathological_yaml_is_refused_quickly() {
     ];
     for (what, text) in cases {
         let start = Instant::now();
-        let result = Config::parse(Path::new(FILE), &text);
+        let result = rpo_exporter::load::text(Path::new(FILE), &text);
         let took = start.elapsed();
         match &result {
             Ok(_) => panic!("{what}: accepted"),

@@ -274,9 +274,14 @@ fn every_exporter_config_passes_check_config() {
 
 #[test]
 fn init_scripts_grant_what_the_schema_command_prints() {
-    let schema = rpo_exporter::engine::EngineKind::Postgres
-        .schema_sql(&"rpo.heartbeat".parse().unwrap(), "rpo_exporter", None, None)
-        .unwrap();
+    let schema = rpo_exporter::engine::schema_sql(
+        "postgres",
+        &"rpo.heartbeat".parse().unwrap(),
+        "rpo_exporter",
+        None,
+        None,
+    )
+    .unwrap();
     let statements: Vec<&str> =
         schema.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with("--")).collect();
     let docs = manifests();

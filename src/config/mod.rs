@@ -14,9 +14,8 @@ mod tls;
 
 pub use dns::{in_zone, Active, Authoritative, Dns, Record, RecordType};
 pub use health::{Health, Probe, Region, Target};
-pub use tls::{Loaded, Tls};
 
-use crate::engine::EngineKind;
+use crate::endpoint::{Endpoint, HeartbeatFormat, PasswordSource, Settings, TableName, ValueError};
 use raw::{RawCluster, RawConfig, RawHeartbeat, RawNode};
 use std::collections::HashSet;
 use std::fmt;
@@ -98,21 +97,18 @@ pub struct Heartbeat {
     pub format: HeartbeatFormat,
 }
 
-/// The heartbeat table's layout.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HeartbeatFormat {
-    /// rpo-exporter's own table, written by this exporter.
-    Rpo,
-    /// An existing pt-heartbeat table (MySQL family), read only: pt-heartbeat keeps
-    /// writing it. `utc` says whether it runs with `--utc` (timestamps in UTC) or
-    /// without (timestamps in local time, read in the replica server's time zone).
-    PtHeartbeat { utc: bool },
-}
-
-impl HeartbeatFormat {
-    /// Whether this exporter writes the heartbeats itself.
-    pub fn writes(self) -> bool {
-        self == HeartbeatFormat::Rpo
+impl Heartbeat {
+    /// What a session on `node` does, for the engines.
+    pub fn settings(&self, node: &Node) -> Settings {
+        Settings {
+            node: node.name.clone(),
+            region: node.region.clone(),
+            table: self.table.clone(),
+            format: self.format,
+            create_table: self.create_table,
+            timeout: self.timeout,
+            connect_timeout: self.connect_timeout,
+        }
     }
 }
 
@@ -125,45 +121,6 @@ pub enum Sources {
     /// Any well-formed row (the default for a sidecar config listing one node, which
     /// cannot list the writers it reads).
     Any,
-}
-
-/// A `schema.table` (PostgreSQL) or `database.table` (MySQL) name, both parts plain
-/// lower-case identifiers so they never need quoting.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TableName {
-    pub schema: String,
-    pub table: String,
-}
-
-impl fmt::Display for TableName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}", self.schema, self.table)
-    }
-}
-
-impl std::str::FromStr for TableName {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let Some((schema, table)) = s.split_once('.') else {
-            return Err(format!("{s:?} is not of the form schema.table"));
-        };
-        for part in [schema, table] {
-            if !is_identifier(part) {
-                return Err(format!(
-                    "{s:?}: {part:?} must be a lower-case identifier ([a-z_][a-z0-9_]*, at most 63 characters)"
-                ));
-            }
-        }
-        Ok(TableName { schema: schema.to_owned(), table: table.to_owned() })
-    }
-}
-
-/// Whether `s` is an SQL identifier that needs no quoting in either engine.
-pub fn is_identifier(s: &str) -> bool {
-    let mut chars = s.chars();
-    matches!(chars.next(), Some('a'..='z' | '_'))
-        && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '_'))
-        && s.len() <= 63
 }
 
 /// Whether `s` may be used as a label value taken from configuration or from a
@@ -180,94 +137,8 @@ pub struct Node {
     pub name: String,
     pub region: String,
     pub zone: Option<String>,
-    pub engine: EngineKind,
-    /// Connection string without a password (validation refuses one inline).
-    pub dsn: String,
-    pub password: PasswordSource,
-    /// TLS to the database; `None` leaves it to the DSN's defaults.
-    pub tls: Option<Tls>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TlsMode {
-    /// Never TLS.
-    Disable,
-    /// TLS when the server offers it, unverified (PostgreSQL only).
-    Prefer,
-    /// TLS always, the certificate not verified: encryption without
-    /// authentication.
-    Require,
-    /// TLS always, the chain verified against the CA, the host name not.
-    VerifyCa,
-    /// TLS always, chain and host name verified.
-    VerifyFull,
-}
-
-impl TlsMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TlsMode::Disable => "disable",
-            TlsMode::Prefer => "prefer",
-            TlsMode::Require => "require",
-            TlsMode::VerifyCa => "verify-ca",
-            TlsMode::VerifyFull => "verify-full",
-        }
-    }
-}
-
-impl std::str::FromStr for TlsMode {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        Ok(match s {
-            "disable" => TlsMode::Disable,
-            "prefer" => TlsMode::Prefer,
-            "require" => TlsMode::Require,
-            "verify-ca" => TlsMode::VerifyCa,
-            "verify-full" => TlsMode::VerifyFull,
-            other => {
-                return Err(format!(
-                    "unknown TLS mode {other:?}: expected disable, prefer, require, verify-ca or verify-full"
-                ))
-            }
-        })
-    }
-}
-
-/// Where a node's password comes from. It is read anew on every connection attempt
-/// so a rotated secret is picked up without a restart.
-#[derive(Clone, PartialEq)]
-pub enum PasswordSource {
-    None,
-    File(PathBuf),
-    Env(String),
-}
-
-impl fmt::Debug for PasswordSource {
-    // Says where the password lives, never what it is.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PasswordSource::None => write!(f, "None"),
-            PasswordSource::File(p) => write!(f, "File({})", p.display()),
-            PasswordSource::Env(v) => write!(f, "Env({v})"),
-        }
-    }
-}
-
-impl PasswordSource {
-    /// Reads the password; a trailing newline in a file is not part of it.
-    pub fn read(&self) -> Result<Option<String>, String> {
-        match self {
-            PasswordSource::None => Ok(None),
-            PasswordSource::File(path) => std::fs::read_to_string(path)
-                .map(|s| Some(s.trim_end_matches(['\n', '\r']).to_owned()))
-                .map_err(|e| format!("cannot read password_file {}: {e}", path.display())),
-            PasswordSource::Env(var) => match std::env::var(var) {
-                Ok(v) if !v.is_empty() => Ok(Some(v)),
-                Ok(_) => Err(format!("environment variable {var} (password_env) is empty")),
-                Err(_) => Err(format!("environment variable {var} (password_env) is not set")),
-            },
-        }
-    }
+    /// How to reach it: what the engines connect with.
+    pub endpoint: Endpoint,
 }
 
 /// Something the configuration allows but that will likely not work as meant.
@@ -466,14 +337,6 @@ fn validate_cluster(ctx: &Ctx, path: &str, rc: RawCluster) -> Result<Cluster, Co
                 format!("duplicate node name {:?} in cluster {name:?}", node.name),
             ));
         }
-        if let HeartbeatFormat::PtHeartbeat { .. } = heartbeat.format {
-            if !node.engine.reads_pt_heartbeat() {
-                return Err(ctx.err(
-                    format!("{npath}.engine"),
-                    format!("heartbeat.format pt-heartbeat needs engine mysql, not {}", node.engine.as_str()),
-                ));
-            }
-        }
         nodes.push(node);
     }
     Ok(Cluster { name, rpo, rto, write_mode, heartbeat, nodes })
@@ -527,7 +390,7 @@ fn validate_heartbeat(
         ));
     }
     let table = match &rh.table {
-        Some(t) => t.parse().map_err(|e: String| ctx.err(format!("{path}.table"), e))?,
+        Some(t) => t.parse().map_err(|e: ValueError| ctx.err(format!("{path}.table"), e.to_string()))?,
         None => TableName { schema: "rpo".into(), table: "heartbeat".into() },
     };
     let sources = match rh.sources.as_deref() {
@@ -570,8 +433,6 @@ fn validate_node(ctx: &Ctx, path: &str, rn: RawNode) -> Result<Node, ConfigError
         Some(z) => Some(ctx.label(&format!("{path}.zone"), z)?),
         None => None,
     };
-    let engine: EngineKind = rn.engine.parse().map_err(|e: String| ctx.err(format!("{path}.engine"), e))?;
-    engine.check_dsn(&rn.dsn).map_err(|e| ctx.err(format!("{path}.dsn"), e))?;
     let password = match (rn.password_file, rn.password_env) {
         (Some(_), Some(_)) => {
             return Err(ctx.err(path, "set either password_file or password_env, not both"));
@@ -592,14 +453,11 @@ fn validate_node(ctx: &Ctx, path: &str, rn: RawNode) -> Result<Node, ConfigError
         (None, Some(v)) => PasswordSource::Env(v),
         (None, None) => PasswordSource::None,
     };
-    let field = match &password {
-        PasswordSource::File(_) => "password_file",
-        _ => "password_env",
-    };
-    password.read().map_err(|e| ctx.err(format!("{path}.{field}"), e))?;
-    let tls =
-        rn.tls.map(|rt| tls::validate(ctx, &format!("{path}.tls"), rt, engine, &rn.dsn, path)).transpose()?;
-    Ok(Node { name, region, zone, engine, dsn: rn.dsn, password, tls })
+    password.read().map_err(|e| ctx.err(format!("{path}.{}", password.field()), e.to_string()))?;
+    let tls = rn.tls.map(|rt| tls::validate(ctx, &format!("{path}.tls"), rt)).transpose()?;
+    // Which engines exist, and what each accepts (the name, the DSN, the TLS
+    // settings), the engines say when the config is loaded: the `load` module.
+    Ok(Node { name, region, zone, endpoint: Endpoint { engine: rn.engine, dsn: rn.dsn, password, tls } })
 }
 
 #[cfg(test)]
@@ -661,14 +519,5 @@ clusters:
             "t.yml: clusters[0].heartbeat.table: \"hb\" is not of the form schema.table",
         );
         check(("name: a,", "name: \"a b\","), "t.yml: clusters[0].nodes[0].name: \"a b\" is not a valid name: use 1 to 64 characters from A-Z a-z 0-9 - _ . :");
-    }
-
-    #[test]
-    fn identifiers() {
-        assert!(is_identifier("rpo_heartbeat1"));
-        assert!(!is_identifier("Rpo"));
-        assert!(!is_identifier("1a"));
-        assert!(!is_identifier("a;drop"));
-        assert!(!is_identifier(""));
     }
 }

@@ -1,109 +1,220 @@
-//! Database engines behind one small interface.
+//! Database engines behind one small interface, and their registry.
 //!
-//! Everything an engine must do for the exporter is a method of [`Session`]:
-//! connect, probe the node's role and clock, make sure the heartbeat table exists,
-//! write a heartbeat, read every heartbeat row, and read the engine's own
-//! replication signals. Each engine lives in its own module and is the only place
-//! that knows its SQL; adding an engine adds a module and a variant here. Errors
-//! are reduced to a bounded [`ErrorKind`] (a label value) plus a message that never
-//! carries a credential.
+//! An engine is a module with a unit type implementing [`Engine`]: the checks of
+//! an [`Endpoint`] it can make without connecting (run when the config is loaded),
+//! connecting, the heartbeat table's DDL and grants, and its own metric families.
+//! An open connection is a [`Session`] whose one method, `tick`, probes the node's
+//! role and clock, reads and writes heartbeats and reads the engine's own
+//! replication signals in one round trip. Each engine is the only place that knows
+//! its SQL. Adding an engine adds a module and one line to [`ENGINES`] (the recipe
+//! is in ARCHITECTURE.md). Errors are reduced to a bounded [`ErrorKind`] (a label
+//! value) plus a message that never carries a credential.
 
-pub mod mysql;
-pub mod postgres;
 pub(crate) mod tls;
 
-use crate::config::{Heartbeat, Node, TableName};
+use crate::endpoint::{Endpoint, HeartbeatFormat, Settings, TableName};
 pub use crate::heartbeat::Field;
 use crate::metrics::{MetricDesc, Sample};
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum EngineKind {
-    Postgres,
-    /// MySQL 8.x and MariaDB 10.x/11.x; the flavour is discovered at connect.
-    Mysql,
+/// Declares each engine's module and lists its unit type in [`ENGINES`].
+macro_rules! registry {
+    ($($module:ident => $engine:ident,)*) => {
+        $(pub mod $module;)*
+        /// Every engine the exporter knows: a node's `engine:` names one of them.
+        pub static ENGINES: &[&dyn Engine] = &[$(&$module::$engine),*];
+    };
 }
 
-impl EngineKind {
-    pub const ALL: &'static [EngineKind] = &[EngineKind::Postgres, EngineKind::Mysql];
+// The registry: one line per engine, its module (`src/engine/NAME.rs`) and the
+// type in it that implements [`Engine`].
+registry! {
+    postgres => Postgres,
+    mysql => Mysql,
+}
 
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EngineKind::Postgres => "postgres",
-            EngineKind::Mysql => "mysql",
-        }
+/// A future an engine returns from a trait method.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What an engine does for the exporter.
+pub trait Engine: Sync {
+    /// Its name in `engine:` and in `rpo-exporter schema`.
+    fn name(&self) -> &'static str;
+
+    /// How the error for an unknown engine lists it.
+    fn describe(&self) -> &'static str {
+        self.name()
     }
 
-    /// Checks a DSN without connecting: it must parse and must not hold a password.
-    pub fn check_dsn(self, dsn: &str) -> Result<(), String> {
-        match self {
-            EngineKind::Postgres => postgres::check_dsn(dsn),
-            EngineKind::Mysql => mysql::check_dsn(dsn),
-        }
+    /// Whether it can read heartbeat tables of this format.
+    fn reads(&self, format: HeartbeatFormat) -> bool {
+        format == HeartbeatFormat::Rpo
     }
+
+    /// Checks an endpoint without connecting: the DSN parses and holds no
+    /// password, TLS is set in one place, the `tls:` material fits.
+    fn check(&self, endpoint: &Endpoint) -> Result<(), CheckError>;
+
+    /// Connects; the caller bounds the time it may take. Everything a tick needs
+    /// once per session (settings, identity, prepared statements) is done here,
+    /// in as few round trips as the engine allows.
+    fn connect<'a>(
+        &'a self,
+        endpoint: &'a Endpoint,
+        settings: &'a Settings,
+    ) -> BoxFuture<'a, Result<Session, EngineError>>;
 
     /// The heartbeat table's DDL and the least-privilege grants for `role`.
-    /// For MySQL, `server` names the flavour and version where grants differ
-    /// (`mariadb-10.11`, `mysql-8.0`; default `mariadb-10.11`) and `host` the
-    /// account's host part (default `%`).
-    pub fn schema_sql(
-        self,
+    /// `server` and `host` are engine-specific (MySQL: the flavour and version
+    /// where grants differ, e.g. `mariadb-10.11`; the account's host part).
+    fn schema_sql(
+        &self,
         table: &TableName,
         role: &str,
         server: Option<&str>,
         host: Option<&str>,
-    ) -> Result<String, String> {
-        match self {
-            EngineKind::Postgres => match (server, host) {
-                (None, None) => Ok(postgres::schema_sql(table, role)),
-                _ => Err("--server and --host apply to mysql only".into()),
-            },
-            EngineKind::Mysql => {
-                let server = mysql::Server::parse(server.unwrap_or("mariadb-10.11"))?;
-                let host = host.unwrap_or("%");
-                if host.is_empty() || host.contains(['\'', '\\', '`', ' ']) {
-                    return Err(format!("--host {host:?} is not an account host"));
-                }
-                Ok(mysql::schema_sql(table, role, host, &server))
-            }
-        }
-    }
+    ) -> Result<String, SchemaError>;
 
-    /// Whether the DSN itself chooses TLS settings (which would then clash
-    /// with a node's `tls:` block).
-    pub fn dsn_sets_tls(self, dsn: &str) -> bool {
-        match self {
-            EngineKind::Postgres => postgres::dsn_sets_tls(dsn),
-            EngineKind::Mysql => mysql::dsn_sets_tls(dsn),
-        }
-    }
+    /// Its own metric families.
+    fn metrics(&self) -> &'static [&'static MetricDesc];
+}
 
-    /// Whether the engine can read a pt-heartbeat table.
-    pub fn reads_pt_heartbeat(self) -> bool {
-        self == EngineKind::Mysql
-    }
+/// The engine named `name`.
+pub fn find(name: &str) -> Result<&'static dyn Engine, CheckError> {
+    ENGINES.iter().copied().find(|e| e.name() == name).ok_or_else(|| {
+        let known: Vec<&str> = ENGINES.iter().map(|e| e.describe()).collect();
+        CheckError::new(
+            NodeField::Engine,
+            format!("unknown engine {name:?}: expected {}", known.join(" or ")),
+        )
+    })
+}
 
-    /// The engine's own metric families.
-    pub fn metrics(self) -> &'static [&'static MetricDesc] {
+/// Everything the engines check of a node when the config is loaded: the engine
+/// exists, reads the heartbeat format, and accepts the endpoint.
+pub fn check(endpoint: &Endpoint, format: HeartbeatFormat) -> Result<(), CheckError> {
+    let engine = find(&endpoint.engine)?;
+    if !engine.reads(format) {
+        let readers: Vec<&str> = ENGINES.iter().filter(|e| e.reads(format)).map(|e| e.name()).collect();
+        return Err(CheckError::new(
+            NodeField::Engine,
+            format!(
+                "heartbeat.format {} needs engine {}, not {}",
+                format.as_str(),
+                readers.join(" or "),
+                engine.name()
+            ),
+        ));
+    }
+    engine.check(endpoint)
+}
+
+/// Connects to a node through its engine.
+pub async fn connect(endpoint: &Endpoint, settings: &Settings) -> Result<Session, EngineError> {
+    let engine = find(&endpoint.engine).map_err(|e| EngineError::new(ErrorKind::Connect, e.problem))?;
+    engine.connect(endpoint, settings).await
+}
+
+/// The node's field an endpoint check faults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeField {
+    Engine,
+    Dsn,
+    Tls,
+    TlsMode,
+    TlsCaFile,
+    TlsKeyFile,
+}
+
+impl NodeField {
+    /// The field's path below the node, as in the config file.
+    pub fn as_str(self) -> &'static str {
         match self {
-            EngineKind::Postgres => postgres::METRICS,
-            EngineKind::Mysql => mysql::METRICS,
+            NodeField::Engine => "engine",
+            NodeField::Dsn => "dsn",
+            NodeField::Tls => "tls",
+            NodeField::TlsMode => "tls.mode",
+            NodeField::TlsCaFile => "tls.ca_file",
+            NodeField::TlsKeyFile => "tls.key_file",
         }
     }
 }
 
-impl std::str::FromStr for EngineKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "postgres" => Ok(EngineKind::Postgres),
-            "mysql" => Ok(EngineKind::Mysql),
-            other => {
-                Err(format!("unknown engine {other:?}: expected postgres or mysql (which covers MariaDB)"))
-            }
+/// An endpoint an engine refuses: the node's field at fault and the problem.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}: {problem}", field.as_str())]
+pub struct CheckError {
+    pub field: NodeField,
+    pub problem: String,
+}
+
+impl CheckError {
+    pub fn new(field: NodeField, problem: impl Into<String>) -> Self {
+        CheckError { field, problem: problem.into() }
+    }
+
+    /// TLS set both in the DSN and in a `tls:` block.
+    fn tls_twice() -> Self {
+        CheckError::new(NodeField::Dsn, "sets TLS options too; configure TLS in tls: only")
+    }
+
+    /// A `tls:` block's material that does not build, blamed on its file.
+    fn tls(tls: &crate::endpoint::Tls, e: tls::TlsError) -> Self {
+        match e {
+            tls::TlsError::Roots(p) => match &tls.ca_file {
+                Some(ca) => CheckError::new(NodeField::TlsCaFile, format!("{}: {p}", ca.display())),
+                None => CheckError::new(
+                    NodeField::TlsMode,
+                    format!("{} needs trust anchors: {p}", tls.mode.as_str()),
+                ),
+            },
+            tls::TlsError::Identity(p) => match &tls.client {
+                Some((cert, key)) => CheckError::new(
+                    NodeField::TlsKeyFile,
+                    format!("{} (cert_file {}): {p}", key.display(), cert.display()),
+                ),
+                None => CheckError::new(NodeField::Tls, p),
+            },
+            tls::TlsError::Setup(p) => CheckError::new(NodeField::Tls, p),
         }
     }
+}
+
+/// Why `rpo-exporter schema` cannot print the statements.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SchemaError {
+    #[error("unknown engine {0:?}: expected {list}", list = ENGINES.iter().map(|e| e.name()).collect::<Vec<_>>().join(" or "))]
+    UnknownEngine(String),
+    #[error("--{option} applies to {engines} only")]
+    NotApplicable { option: &'static str, engines: &'static str },
+    #[error("{0:?}: expected FLAVOUR-VERSION, e.g. mariadb-10.11")]
+    ServerForm(String),
+    #[error("unknown server flavour {0:?}: expected mariadb or mysql")]
+    ServerFlavour(String),
+    #[error("{server:?}: {version:?} is not a version like 10.11")]
+    ServerVersion { server: String, version: String },
+    #[error("--host {0:?} is not an account host")]
+    Host(String),
+}
+
+/// The heartbeat table's DDL and grants for the engine named `engine`.
+pub fn schema_sql(
+    engine: &str,
+    table: &TableName,
+    role: &str,
+    server: Option<&str>,
+    host: Option<&str>,
+) -> Result<String, SchemaError> {
+    let engine = find(engine).map_err(|_| SchemaError::UnknownEngine(engine.to_owned()))?;
+    engine.schema_sql(table, role, server, host)
+}
+
+/// Every engine's own metric families.
+pub fn metrics() -> impl Iterator<Item = &'static MetricDesc> {
+    ENGINES.iter().flat_map(|e| e.metrics().iter().copied())
 }
 
 /// A name read from a database (a standby, a replication channel) made fit to
@@ -322,32 +433,30 @@ pub struct TickOutcome {
     pub broken: bool,
 }
 
-/// An open connection to one node.
-pub enum Session {
-    Postgres(postgres::PgSession),
-    Mysql(mysql::MySession),
+/// What an engine's open connection does: one tick at a time.
+pub trait Connection: Send {
+    /// Runs the planned steps, each bounded by `deadline`. A step that misses it
+    /// answers [`ErrorKind::Timeout`]; the others keep their answers.
+    fn tick<'a>(
+        &'a mut self,
+        plan: TickPlan,
+        deadline: Duration,
+        labels: &'a NodeLabels,
+    ) -> BoxFuture<'a, TickOutcome>;
 }
 
+/// An open connection to one node.
+pub struct Session(Box<dyn Connection>);
+
 impl Session {
-    /// Connects to `node`; the caller bounds the time it may take. Everything a
-    /// tick needs once per session (settings, identity, prepared statements) is
-    /// done here, in as few round trips as the engine allows.
-    pub async fn connect(node: &Node, heartbeat: &Heartbeat) -> Result<Session, EngineError> {
-        match node.engine {
-            EngineKind::Postgres => {
-                Ok(Session::Postgres(postgres::PgSession::connect(node, heartbeat).await?))
-            }
-            EngineKind::Mysql => Ok(Session::Mysql(mysql::MySession::connect(node, heartbeat).await?)),
-        }
+    pub fn new(connection: impl Connection + 'static) -> Self {
+        Session(Box::new(connection))
     }
 
     /// Runs the planned steps, each bounded by `deadline`. A step that misses it
     /// answers [`ErrorKind::Timeout`]; the others keep their answers.
     pub async fn tick(&mut self, plan: TickPlan, deadline: Duration, labels: &NodeLabels) -> TickOutcome {
-        match self {
-            Session::Postgres(s) => s.tick(plan, deadline, labels).await,
-            Session::Mysql(s) => s.tick(plan, deadline, labels).await,
-        }
+        self.0.tick(plan, deadline, labels).await
     }
 }
 

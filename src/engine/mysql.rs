@@ -12,10 +12,10 @@
 //! is read in the server's own time zone as pt-heartbeat itself does.
 
 use super::{
-    EngineError, ErrorKind, Field, HeartbeatRead, HeartbeatRow, NodeLabels, Probe, Step, TickOutcome,
-    TickPlan, Written,
+    BoxFuture, CheckError, Connection, Engine, EngineError, ErrorKind, Field, HeartbeatRead, HeartbeatRow,
+    NodeField, NodeLabels, Probe, SchemaError, Session, Step, TickOutcome, TickPlan, Written,
 };
-use crate::config::{Heartbeat, HeartbeatFormat, Node, TableName, Tls, TlsMode};
+use crate::endpoint::{Endpoint, HeartbeatFormat, Settings, TableName, Tls, TlsMode};
 use crate::heartbeat::mono_now;
 use crate::metrics::{desc, MetricDesc, Sample, NODE};
 use mysql_async::prelude::{FromValue, Queryable};
@@ -74,17 +74,17 @@ pub struct Server {
 
 impl Server {
     /// Parses `mariadb-10.11`, `mysql-8.0.36` (for `schema --server`).
-    pub fn parse(s: &str) -> Result<Server, String> {
-        let (flavour, version) = s
-            .split_once('-')
-            .ok_or_else(|| format!("{s:?}: expected FLAVOUR-VERSION, e.g. mariadb-10.11"))?;
+    pub fn parse(s: &str) -> Result<Server, SchemaError> {
+        let (flavour, version) = s.split_once('-').ok_or_else(|| SchemaError::ServerForm(s.to_owned()))?;
         let mariadb = match flavour {
             "mariadb" => true,
             "mysql" => false,
-            other => return Err(format!("unknown server flavour {other:?}: expected mariadb or mysql")),
+            other => return Err(SchemaError::ServerFlavour(other.to_owned())),
         };
-        let version = parse_version(version)
-            .ok_or_else(|| format!("{s:?}: {version:?} is not a version like 10.11"))?;
+        let version = parse_version(version).ok_or_else(|| SchemaError::ServerVersion {
+            server: s.to_owned(),
+            version: version.to_owned(),
+        })?;
         Ok(Server { mariadb, version })
     }
 
@@ -130,20 +130,87 @@ fn parse_version(s: &str) -> Option<(u32, u32, u32)> {
     Some((major, minor, patch))
 }
 
-pub fn check_dsn(dsn: &str) -> Result<(), String> {
+/// MySQL 8.x and MariaDB 10.x/11.x; the flavour is discovered at connect.
+pub struct Mysql;
+
+impl Engine for Mysql {
+    fn name(&self) -> &'static str {
+        "mysql"
+    }
+
+    fn describe(&self) -> &'static str {
+        "mysql (which covers MariaDB)"
+    }
+
+    fn reads(&self, _format: HeartbeatFormat) -> bool {
+        true
+    }
+
+    fn check(&self, endpoint: &Endpoint) -> Result<(), CheckError> {
+        let dsn = &endpoint.dsn;
+        check_dsn(dsn)?;
+        if let Some(tls) = &endpoint.tls {
+            if tls.mode == TlsMode::Prefer {
+                return Err(CheckError::new(
+                    NodeField::TlsMode,
+                    "prefer is not available for mysql: use disable, require, verify-ca or verify-full",
+                ));
+            }
+            if dsn_sets_tls(dsn) {
+                return Err(CheckError::tls_twice());
+            }
+            // mysql_async builds its own configuration from the PEM: check what it
+            // will be given (the roots; the key against its certificate).
+            super::tls::check(tls, false).map_err(|e| CheckError::tls(tls, e))?;
+        }
+        Ok(())
+    }
+
+    fn connect<'a>(
+        &'a self,
+        endpoint: &'a Endpoint,
+        settings: &'a Settings,
+    ) -> BoxFuture<'a, Result<Session, EngineError>> {
+        Box::pin(async move { Ok(Session::new(MySession::connect(endpoint, settings).await?)) })
+    }
+
+    fn schema_sql(
+        &self,
+        table: &TableName,
+        role: &str,
+        server: Option<&str>,
+        host: Option<&str>,
+    ) -> Result<String, SchemaError> {
+        let server = Server::parse(server.unwrap_or("mariadb-10.11"))?;
+        let host = host.unwrap_or("%");
+        if host.is_empty() || host.contains(['\'', '\\', '`', ' ']) {
+            return Err(SchemaError::Host(host.to_owned()));
+        }
+        Ok(schema_sql(table, role, host, &server))
+    }
+
+    fn metrics(&self) -> &'static [&'static MetricDesc] {
+        METRICS
+    }
+}
+
+fn check_dsn(dsn: &str) -> Result<(), CheckError> {
+    let problem = |p: String| CheckError::new(NodeField::Dsn, p);
     // mysql_async's message may quote the URL; describe the problem without it.
     let opts = Opts::from_url(dsn).map_err(|e| {
         let reason = e.to_string();
         let reason = if reason.contains(dsn) { "invalid URL".to_owned() } else { reason };
-        format!("not a valid MySQL connection URL (mysql://USER@HOST:PORT/DATABASE): {reason}")
+        problem(format!("not a valid MySQL connection URL (mysql://USER@HOST:PORT/DATABASE): {reason}"))
     })?;
     if opts.pass().is_some() {
-        return Err("the connection URL contains a password; move it to password_file or password_env".into());
+        return Err(problem(
+            "the connection URL contains a password; move it to password_file or password_env".into(),
+        ));
     }
     if opts.user().is_none_or(str::is_empty) {
-        return Err("the connection URL names no user (mysql://USER@HOST:PORT/)".into());
+        return Err(problem("the connection URL names no user (mysql://USER@HOST:PORT/)".into()));
     }
-    check_url_tls(dsn, &opts)
+    check_url_tls(dsn, &opts).map_err(problem)
 }
 
 /// The TLS parameters of mysql_async's connection URL.
@@ -156,7 +223,7 @@ fn url_params(dsn: &str) -> impl Iterator<Item = (&str, &str)> {
 }
 
 /// Whether the URL sets any TLS parameter (which would clash with a `tls:` block).
-pub fn dsn_sets_tls(dsn: &str) -> bool {
+fn dsn_sets_tls(dsn: &str) -> bool {
     url_params(dsn).any(|(k, _)| URL_TLS_PARAMS.contains(&k))
 }
 
@@ -179,10 +246,10 @@ fn check_url_tls(dsn: &str, opts: &Opts) -> Result<(), String> {
 /// from the files' contents read at load.
 fn ssl_opts(tls: &Tls) -> Option<SslOpts> {
     let mut opts = SslOpts::default();
-    if let Some(ca) = &tls.loaded.ca_pem {
+    if let Some(ca) = &tls.ca_pem {
         opts = opts.with_root_certs(vec![ca.to_vec().into()]);
     }
-    if let Some((cert, key)) = &tls.loaded.client_pem {
+    if let Some((cert, key)) = &tls.client_pem {
         opts =
             opts.with_client_identity(Some(ClientIdentity::new(cert.to_vec().into(), key.to_vec().into())));
     }
@@ -318,12 +385,23 @@ async fn run_batch(
     Ok(())
 }
 
+impl Connection for MySession {
+    fn tick<'a>(
+        &'a mut self,
+        plan: TickPlan,
+        deadline: Duration,
+        labels: &'a NodeLabels,
+    ) -> BoxFuture<'a, TickOutcome> {
+        Box::pin(MySession::tick(self, plan, deadline, labels))
+    }
+}
+
 impl MySession {
-    pub async fn connect(node: &Node, heartbeat: &Heartbeat) -> Result<MySession, EngineError> {
+    pub async fn connect(endpoint: &Endpoint, settings: &Settings) -> Result<MySession, EngineError> {
         let opts =
-            Opts::from_url(&node.dsn).map_err(|e| EngineError::new(ErrorKind::Connect, e.to_string()))?;
+            Opts::from_url(&endpoint.dsn).map_err(|e| EngineError::new(ErrorKind::Connect, e.to_string()))?;
         let user = opts.user().unwrap_or_default().to_owned();
-        let password = node.password.read().map_err(|e| EngineError::new(ErrorKind::Auth, e))?;
+        let password = endpoint.password.read().map_err(|e| EngineError::new(ErrorKind::Auth, e.to_string()))?;
         // Given here, the driver does not ask the server for them: one round trip
         // less per session. Our packets are tiny; no session is ever pooled.
         let opts = OptsBuilder::from_opts(opts)
@@ -333,7 +411,7 @@ impl MySession {
             .wait_timeout(Some(28_800));
         // A tls: block decides; without one the URL's own TLS options stay
         // (require_ssl=true, verify_ca, verify_identity, built_in_roots).
-        let opts = match &node.tls {
+        let opts = match &endpoint.tls {
             Some(tls) => opts.ssl_opts(ssl_opts(tls)),
             None => opts,
         };
@@ -346,8 +424,8 @@ impl MySession {
         // abandoned write never holds a server thread for the default day or year.
         // MariaDB's max_statement_time, set below, ends it sooner; MySQL's
         // max_execution_time covers only SELECT, so there these are the bound.
-        let lock_wait = heartbeat.timeout.as_secs_f64().ceil().max(1.0);
-        let zone = if heartbeat.format != (HeartbeatFormat::PtHeartbeat { utc: false }) {
+        let lock_wait = settings.timeout.as_secs_f64().ceil().max(1.0);
+        let zone = if settings.format != (HeartbeatFormat::PtHeartbeat { utc: false }) {
             "time_zone = '+00:00', "
         } else {
             ""
@@ -371,7 +449,7 @@ impl MySession {
         let server = Server::from_version_string(&version);
         // The server gives up on a statement before we do, so its answer, an error,
         // still arrives in time and the session stays usable.
-        let limit = super::server_timeout(heartbeat.timeout, sent.elapsed());
+        let limit = super::server_timeout(settings.timeout, sent.elapsed());
         let statement_timeout = if server.mariadb {
             format!("SET SESSION max_statement_time = {:.3}", limit.as_secs_f64())
         } else {
@@ -382,11 +460,11 @@ impl MySession {
             conn,
             server,
             user,
-            table: heartbeat.table.clone(),
-            format: heartbeat.format,
-            create_table: heartbeat.create_table,
-            node: node.name.clone(),
-            region: node.region.clone(),
+            table: settings.table.clone(),
+            format: settings.format,
+            create_table: settings.create_table,
+            node: settings.node.clone(),
+            region: settings.region.clone(),
             row_ready: false,
             row_current: false,
         })
@@ -889,10 +967,10 @@ mod tests {
     #[test]
     fn dsn_checks() {
         assert!(check_dsn("mysql://rpo@127.0.0.1:3306/").is_ok());
-        let e = check_dsn("mysql://rpo:hunter2@127.0.0.1:3306/").unwrap_err();
+        let e = check_dsn("mysql://rpo:hunter2@127.0.0.1:3306/").unwrap_err().problem;
         assert!(e.contains("contains a password") && !e.contains("hunter2"), "{e}");
-        assert!(check_dsn("mysql://127.0.0.1:3306/").unwrap_err().contains("no user"));
-        assert!(check_dsn("host=127.0.0.1 user=x").unwrap_err().contains("not a valid MySQL connection URL"));
+        assert!(check_dsn("mysql://127.0.0.1:3306/").unwrap_err().problem.contains("no user"));
+        assert!(check_dsn("host=127.0.0.1 user=x").unwrap_err().problem.contains("not a valid MySQL connection URL"));
     }
 
     #[test]

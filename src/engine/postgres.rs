@@ -10,14 +10,15 @@
 //! recovery functions on replicas.
 
 use super::{
-    EngineError, ErrorKind, Field, HeartbeatRead, HeartbeatRow, NodeLabels, Probe, Step, TickOutcome,
-    TickPlan, Written,
+    BoxFuture, CheckError, Connection, Engine, EngineError, ErrorKind, Field, HeartbeatRead, HeartbeatRow,
+    NodeField, NodeLabels, Probe, SchemaError, Session, Step, TickOutcome, TickPlan, Written,
 };
-use crate::config::{Heartbeat, Node, TableName, TlsMode};
+use crate::endpoint::{Endpoint, Settings, TableName, TlsMode};
 use crate::heartbeat::mono_now;
 use crate::metrics::{desc, MetricDesc, Sample, NODE};
 use std::future::Future;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 use tokio_postgres::config::SslMode;
@@ -70,25 +71,75 @@ fn epoch_us(expr: &str) -> String {
     format!("(extract(epoch from {expr}) * 1000000)::bigint")
 }
 
-pub fn check_dsn(dsn: &str) -> Result<(), String> {
+/// PostgreSQL, from 12 on.
+pub struct Postgres;
+
+impl Engine for Postgres {
+    fn name(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn check(&self, endpoint: &Endpoint) -> Result<(), CheckError> {
+        check_dsn(&endpoint.dsn)?;
+        if let Some(tls) = &endpoint.tls {
+            if dsn_sets_tls(&endpoint.dsn) {
+                return Err(CheckError::tls_twice());
+            }
+            super::tls::check(tls, true).map_err(|e| CheckError::tls(tls, e))?;
+        }
+        Ok(())
+    }
+
+    fn connect<'a>(
+        &'a self,
+        endpoint: &'a Endpoint,
+        settings: &'a Settings,
+    ) -> BoxFuture<'a, Result<Session, EngineError>> {
+        Box::pin(async move { Ok(Session::new(PgSession::connect(endpoint, settings).await?)) })
+    }
+
+    fn schema_sql(
+        &self,
+        table: &TableName,
+        role: &str,
+        server: Option<&str>,
+        host: Option<&str>,
+    ) -> Result<String, SchemaError> {
+        let option = match (server, host) {
+            (None, None) => return Ok(schema_sql(table, role)),
+            (Some(_), _) => "server",
+            (None, Some(_)) => "host",
+        };
+        Err(SchemaError::NotApplicable { option, engines: "mysql" })
+    }
+
+    fn metrics(&self) -> &'static [&'static MetricDesc] {
+        METRICS
+    }
+}
+
+fn check_dsn(dsn: &str) -> Result<(), CheckError> {
+    let problem = |p: String| CheckError::new(NodeField::Dsn, p);
     // tokio-postgres' own message may quote the DSN; describe it without that.
     let config = tokio_postgres::Config::from_str(dsn).map_err(|e| {
         let reason = e.to_string();
         let reason = if reason.contains(dsn) { "invalid connection string".to_owned() } else { reason };
-        format!("not a valid PostgreSQL connection string (key=value or postgres:// URL): {reason}")
+        problem(format!("not a valid PostgreSQL connection string (key=value or postgres:// URL): {reason}"))
     })?;
     if config.get_password().is_some() {
-        return Err(
-            "the connection string contains a password; move it to password_file or password_env".into()
-        );
+        return Err(problem(
+            "the connection string contains a password; move it to password_file or password_env".into(),
+        ));
     }
     if config.get_user().is_none() {
-        return Err("the connection string names no user (add user=...)".into());
+        return Err(problem("the connection string names no user (add user=...)".into()));
     }
     Ok(())
 }
 
-pub fn dsn_sets_tls(dsn: &str) -> bool {
+/// Whether the DSN itself chooses TLS settings (which would then clash with a
+/// node's `tls:` block).
+fn dsn_sets_tls(dsn: &str) -> bool {
     tokio_postgres::Config::from_str(dsn).is_ok_and(|c| c.get_ssl_mode() != SslMode::Prefer)
 }
 
@@ -303,35 +354,47 @@ impl Drop for PgSession {
     }
 }
 
+impl Connection for PgSession {
+    fn tick<'a>(
+        &'a mut self,
+        plan: TickPlan,
+        deadline: Duration,
+        labels: &'a NodeLabels,
+    ) -> BoxFuture<'a, TickOutcome> {
+        Box::pin(PgSession::tick(self, plan, deadline, labels))
+    }
+}
+
 impl PgSession {
-    pub async fn connect(node: &Node, heartbeat: &Heartbeat) -> Result<PgSession, EngineError> {
-        let mut config = tokio_postgres::Config::from_str(&node.dsn)
+    pub async fn connect(endpoint: &Endpoint, settings: &Settings) -> Result<PgSession, EngineError> {
+        let mut config = tokio_postgres::Config::from_str(&endpoint.dsn)
             .map_err(|e| EngineError::new(ErrorKind::Connect, e.to_string()))?;
-        match node.password.read() {
+        match endpoint.password.read() {
             Ok(Some(password)) => {
                 config.password(password);
             }
             Ok(None) => {}
-            Err(e) => return Err(EngineError::new(ErrorKind::Auth, e)),
+            Err(e) => return Err(EngineError::new(ErrorKind::Auth, e.to_string())),
         }
         if config.get_application_name().is_none() {
             config.application_name("rpo-exporter");
         }
-        config.connect_timeout(heartbeat.connect_timeout);
-        let table = heartbeat.table.clone();
+        config.connect_timeout(settings.connect_timeout);
+        let table = settings.table.clone();
         // Without a tls: block the DSN decides, as in libpq: sslmode=prefer (the
         // default) asks for TLS first and stays in plaintext only when the server
         // refuses it (given a connector, tokio-postgres falls back by itself when
         // the server answers 'N' to its SSLRequest); sslmode=require encrypts and
         // verifies nothing. A tls: block brings the configuration built from its
         // files at load.
-        let rustls = match &node.tls {
+        let rustls = match &endpoint.tls {
             Some(tls) if tls.mode == TlsMode::Disable => None,
             Some(tls) => {
                 config.ssl_mode(if tls.mode == TlsMode::Prefer { SslMode::Prefer } else { SslMode::Require });
-                // Never plaintext for want of a configuration.
-                let loaded = tls.loaded.rustls.clone();
-                Some(loaded.ok_or_else(|| EngineError::new(ErrorKind::Tls, "TLS settings not loaded"))?)
+                // Checked when the config was loaded; never plaintext for want of it.
+                let built = super::tls::client_config(tls)
+                    .map_err(|e| EngineError::new(ErrorKind::Tls, format!("TLS client setup failed: {e}")))?;
+                Some(Arc::new(built))
             }
             None if config.get_ssl_mode() == SslMode::Disable => None,
             None => {
@@ -366,7 +429,7 @@ impl PgSession {
         // lag it exists to show.
         // Half the deadline first (right for any distance the settings allow); once
         // this round trip is measured, more where the node is near.
-        let limit = (heartbeat.timeout / 2).as_millis().max(1);
+        let limit = (settings.timeout / 2).as_millis().max(1);
         let setup = format!(
             "SET statement_timeout = {limit}; SET lock_timeout = {limit}; SET synchronous_commit = local;
              SET TimeZone = 'UTC'; SELECT system_identifier::text FROM pg_control_system()"
@@ -374,7 +437,7 @@ impl PgSession {
         let probe_sql = format!("{PROBE_SQL}{}", epoch_us("clock_timestamp()"));
         let (update_sql, insert_sql) = (update_sql(&table), insert_sql(&table));
         let receiver_sql = receiver_sql();
-        let writes = heartbeat.format.writes();
+        let writes = settings.format.writes();
         let sent = Instant::now();
         let (setup, probe, standbys, receiver, read, (update, insert)) = tokio::join!(
             client.simple_query(&setup),
@@ -392,7 +455,7 @@ impl PgSession {
             },
         );
         let setup = setup.map_err(|e| classify(&e, &table))?;
-        let near = super::server_timeout(heartbeat.timeout, sent.elapsed()).as_millis();
+        let near = super::server_timeout(settings.timeout, sent.elapsed()).as_millis();
         if near != limit {
             client
                 .batch_execute(&format!("SET statement_timeout = {near}; SET lock_timeout = {near}"))
@@ -421,9 +484,9 @@ impl PgSession {
             client,
             connection,
             table,
-            create_table: heartbeat.create_table,
-            node: node.name.clone(),
-            region: node.region.clone(),
+            create_table: settings.create_table,
+            node: settings.node.clone(),
+            region: settings.region.clone(),
             identity,
         })
     }
@@ -720,11 +783,11 @@ mod tests {
     fn dsn_checks() {
         assert!(check_dsn("host=127.0.0.1 port=5432 user=rpo dbname=x").is_ok());
         assert!(check_dsn("postgres://rpo@127.0.0.1:5432/x").is_ok());
-        let e = check_dsn("postgres://rpo:hunter2@127.0.0.1/x").unwrap_err();
+        let e = check_dsn("postgres://rpo:hunter2@127.0.0.1/x").unwrap_err().problem;
         assert!(e.contains("contains a password"), "{e}");
         assert!(!e.contains("hunter2"));
-        assert!(check_dsn("host=127.0.0.1 dbname=x").unwrap_err().contains("no user"));
-        let e = check_dsn("host=127.0.0.1 user=u password='secret' bogus=1").unwrap_err();
+        assert!(check_dsn("host=127.0.0.1 dbname=x").unwrap_err().problem.contains("no user"));
+        let e = check_dsn("host=127.0.0.1 user=u password='secret' bogus=1").unwrap_err().problem;
         assert!(!e.contains("secret"), "{e}");
     }
 

@@ -2,16 +2,18 @@
 //! `require` encrypts without authenticating the server, `verify-ca` checks the
 //! chain against the trust anchors, `verify-full` the chain and the host name.
 //!
-//! The config builds each node's configuration once, at load, from the PEM files
-//! it has read and checked (so a bad file is refused by `check-config` and by a
-//! reload, never found at a connect); the engines' connectors share it. Keeps no
-//! state but [`unverified`]'s one configuration. Trust anchors come from the
-//! node's `tls.ca_file`, else from the system store.
+//! Built from a node's [`Tls`] (the PEM its files held when the config was
+//! loaded, so a connect does no file I/O); [`check`] builds it once at load, so a
+//! key of another certificate or an unusable CA is refused by `check-config` and
+//! by a reload, never found at a connect. Keeps no state but [`unverified`]'s one
+//! configuration. Trust anchors come from the node's `tls.ca_file`, else from the
+//! system store.
 
-use crate::config::TlsMode;
+use crate::endpoint::{Tls, TlsMode};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
+use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use std::sync::Arc;
@@ -20,41 +22,83 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// A node's TLS material, parsed from its PEM files when the config was loaded.
-pub struct Material<'a> {
-    /// The certificates of `tls.ca_file`.
-    pub roots: Option<&'a [CertificateDer<'static>]>,
-    /// The chain of `tls.cert_file` and the key of `tls.key_file`.
-    pub identity: Option<(&'a [CertificateDer<'static>], &'a PrivateKeyDer<'static>)>,
-}
-
 /// Why a TLS client configuration cannot be built, by the file at fault.
-#[derive(Debug, PartialEq, Eq)]
-pub enum BuildError {
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TlsError {
     /// The trust anchors (`tls.ca_file`, or the system store without one).
+    #[error("{0}")]
     Roots(String),
     /// The client certificate and key (`tls.cert_file`, `tls.key_file`).
+    #[error("{0}")]
     Identity(String),
     /// Anything else (the crypto provider).
+    #[error("{0}")]
     Setup(String),
 }
 
-/// The rustls client configuration for `mode` (not called for `disable`). Built
-/// once, when the config is loaded, and shared by every connect.
-pub fn client_config(mode: TlsMode, material: &Material) -> Result<ClientConfig, BuildError> {
+/// A node's TLS material, parsed from the PEM its files held.
+#[derive(Default)]
+struct Material {
+    roots: Option<Vec<CertificateDer<'static>>>,
+    identity: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
+}
+
+impl Material {
+    /// The config read these files and found them PEM of the right kind; a
+    /// failure here is still an error, never a panic.
+    fn of(tls: &Tls) -> Result<Material, TlsError> {
+        let certs = |pem: &[u8]| CertificateDer::pem_slice_iter(pem).collect::<Result<Vec<_>, _>>();
+        let roots = match &tls.ca_pem {
+            Some(pem) => Some(certs(pem).map_err(|e| TlsError::Roots(format!("not valid PEM: {e}")))?),
+            None => None,
+        };
+        let identity = match &tls.client_pem {
+            Some((cert, key)) => Some((
+                certs(cert).map_err(|e| TlsError::Identity(format!("not valid PEM: {e}")))?,
+                PrivateKeyDer::from_pem_slice(key)
+                    .map_err(|e| TlsError::Identity(format!("not valid PEM: {e}")))?,
+            )),
+            None => None,
+        };
+        Ok(Material { roots, identity })
+    }
+}
+
+/// The rustls client configuration of a node's `tls:` block (not called for
+/// `disable`).
+pub fn client_config(tls: &Tls) -> Result<ClientConfig, TlsError> {
+    build(tls.mode, &Material::of(tls)?)
+}
+
+/// Checks a `tls:` block's material the way a connect would use it. An engine
+/// whose driver builds its own configuration (`verify == false`) still has its
+/// trust anchors and its key checked against the certificate.
+pub fn check(tls: &Tls, verify: bool) -> Result<(), TlsError> {
+    let material = Material::of(tls)?;
+    if let Some(certs) = &material.roots {
+        roots(Some(certs))?;
+    }
+    match (tls.mode, verify) {
+        (TlsMode::Disable, _) => Ok(()),
+        (mode, true) => build(mode, &material).map(drop),
+        (_, false) => build(TlsMode::Require, &Material { roots: None, ..material }).map(drop),
+    }
+}
+
+fn build(mode: TlsMode, material: &Material) -> Result<ClientConfig, TlsError> {
     let provider = provider();
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| BuildError::Setup(format!("TLS setup: {e}")))?;
+        .map_err(|e| TlsError::Setup(format!("TLS setup: {e}")))?;
     let verifier: Arc<dyn ServerCertVerifier> = match mode {
         TlsMode::Disable | TlsMode::Prefer | TlsMode::Require => Arc::new(NoVerification(provider.clone())),
         TlsMode::VerifyCa | TlsMode::VerifyFull => {
             let webpki = WebPkiServerVerifier::builder_with_provider(
-                Arc::new(roots(material.roots).map_err(BuildError::Roots)?),
+                Arc::new(roots(material.roots.as_deref())?),
                 provider.clone(),
             )
             .build()
-            .map_err(|e| BuildError::Roots(format!("unusable trust anchors: {e}")))?;
+            .map_err(|e| TlsError::Roots(format!("unusable trust anchors: {e}")))?;
             if mode == TlsMode::VerifyCa {
                 Arc::new(ChainOnly(webpki))
             } else {
@@ -63,33 +107,24 @@ pub fn client_config(mode: TlsMode, material: &Material) -> Result<ClientConfig,
         }
     };
     let builder = builder.dangerous().with_custom_certificate_verifier(verifier);
-    match material.identity {
+    match &material.identity {
         None => Ok(builder.with_no_client_auth()),
         Some((chain, key)) => builder
-            .with_client_auth_cert(chain.to_vec(), key.clone_key())
-            .map_err(|e| BuildError::Identity(identity_problem(&e))),
+            .with_client_auth_cert(chain.clone(), key.clone_key())
+            .map_err(|e| TlsError::Identity(identity_problem(&e))),
     }
 }
 
 /// Encryption without authentication, no client certificate: libpq's `prefer`
 /// and `require` when only the DSN asks for TLS. Built once per process.
-pub fn unverified() -> Result<Arc<ClientConfig>, BuildError> {
+pub fn unverified() -> Result<Arc<ClientConfig>, TlsError> {
     static CONFIG: std::sync::OnceLock<Arc<ClientConfig>> = std::sync::OnceLock::new();
     if let Some(config) = CONFIG.get() {
         return Ok(config.clone());
     }
     // No files and no trust anchors: only the crypto provider's setup can fail.
-    let config = Arc::new(client_config(TlsMode::Require, &Material { roots: None, identity: None })?);
+    let config = Arc::new(build(TlsMode::Require, &Material::default())?);
     Ok(CONFIG.get_or_init(|| config).clone())
-}
-
-/// Checks trust anchors the way a verifying connect would use them.
-pub fn check_roots(roots: &[CertificateDer<'static>]) -> Result<(), String> {
-    let mut store = RootCertStore::empty();
-    for cert in roots {
-        store.add(cert.clone()).map_err(|e| format!("not a usable CA certificate: {e}"))?;
-    }
-    Ok(())
 }
 
 fn identity_problem(e: &rustls::Error) -> String {
@@ -101,12 +136,14 @@ fn identity_problem(e: &rustls::Error) -> String {
     }
 }
 
-fn roots(certs: Option<&[CertificateDer<'static>]>) -> Result<RootCertStore, String> {
+fn roots(certs: Option<&[CertificateDer<'static>]>) -> Result<RootCertStore, TlsError> {
     let mut store = RootCertStore::empty();
     match certs {
         Some(certs) => {
             for cert in certs {
-                store.add(cert.clone()).map_err(|e| format!("not a usable CA certificate: {e}"))?;
+                store
+                    .add(cert.clone())
+                    .map_err(|e| TlsError::Roots(format!("not a usable CA certificate: {e}")))?;
             }
         }
         None => {
@@ -115,7 +152,7 @@ fn roots(certs: Option<&[CertificateDer<'static>]>) -> Result<RootCertStore, Str
         }
     }
     if store.is_empty() {
-        return Err("no trust anchors: the system store is empty; set tls.ca_file".into());
+        return Err(TlsError::Roots("no trust anchors: the system store is empty; set tls.ca_file".into()));
     }
     Ok(store)
 }

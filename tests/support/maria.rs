@@ -18,9 +18,14 @@ pub struct MyLab {
 /// What `rpo-exporter schema mysql --server mariadb-10.11 --host 127.0.0.1` prints
 /// (the lab creates accounts as `'user'@'127.0.0.1'`).
 pub fn schema_sql() -> String {
-    rpo_exporter::engine::EngineKind::Mysql
-        .schema_sql(&"rpo.heartbeat".parse().unwrap(), ROLE, Some("mariadb-10.11"), Some("127.0.0.1"))
-        .unwrap()
+    rpo_exporter::engine::schema_sql(
+        "mysql",
+        &"rpo.heartbeat".parse().unwrap(),
+        ROLE,
+        Some("mariadb-10.11"),
+        Some("127.0.0.1"),
+    )
+    .unwrap()
 }
 
 impl MyLab {

@@ -36,9 +36,9 @@ pub struct Lab {
 impl Lab {
     /// A lab set up as `rpo-exporter schema postgres` says: table and grants.
     pub async fn start(spec: PgLabSpec) -> Lab {
-        let schema = rpo_exporter::engine::EngineKind::Postgres
-            .schema_sql(&"rpo.heartbeat".parse().unwrap(), ROLE, None, None)
-            .unwrap();
+        let schema =
+            rpo_exporter::engine::schema_sql("postgres", &"rpo.heartbeat".parse().unwrap(), ROLE, None, None)
+                .unwrap();
         Lab::start_with_sql(spec, &schema).await
     }
 

@@ -13,7 +13,7 @@
 use anyhow::{Context, Result};
 use clap::Parser;
 use rpo_exporter::config::Config;
-use rpo_exporter::engine::{EngineKind, ErrorKind, Written};
+use rpo_exporter::engine::{self, Engine, ErrorKind, Written};
 use rpo_exporter::exposition;
 use rpo_exporter::heartbeat::{Basis, ClockSample, Reading, RowStatus};
 use rpo_exporter::metrics::Sample;
@@ -50,11 +50,11 @@ fn config(n: usize, engine: &str) -> Result<Config> {
             dsn(5433)
         )?;
     }
-    Config::parse(Path::new("<generated>"), &yaml).map_err(|e| anyhow::anyhow!("{e}"))
+    rpo_exporter::load::text(Path::new("<generated>"), &yaml).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 /// Fills every node as a healthy worker leaves it after a few intervals.
-fn fill(state: &State, engine: EngineKind) {
+fn fill(state: &State, engine: &dyn Engine) {
     let now = rpo_exporter::heartbeat::mono_now();
     for cluster in &state.clusters {
         let primary = &cluster.nodes[0];
@@ -111,11 +111,7 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    let engine = match args.engine.as_str() {
-        "postgres" => EngineKind::Postgres,
-        "mysql" => EngineKind::Mysql,
-        other => anyhow::bail!("--engine: {other:?} is neither postgres nor mysql"),
-    };
+    let engine = engine::find(&args.engine).map_err(|e| anyhow::anyhow!("--engine: {}", e.problem))?;
     println!("| Clusters | Series | Bytes | p50 (ms) | p99 (ms) | max (ms) | µs per series (p50) |");
     println!("|---|---|---|---|---|---|---|");
     for n in args.clusters.split(',') {

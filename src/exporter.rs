@@ -280,7 +280,7 @@ async fn control(
             }
             Err(e) => {
                 tracing::error!(error = %e, "Configuration reload failed; the previous configuration keeps running");
-                Err(e.to_string())
+                Err(e)
             }
         };
         live.record_reload(outcome.is_ok());
@@ -323,7 +323,7 @@ async fn wait_for_signals(shutdown: CancellationToken, reload: mpsc::Sender<Relo
     };
     // The answer to the last SIGHUP's reload: while it is still pending, more
     // SIGHUPs join it (the reload reads the file as it is then) instead of queueing.
-    let mut pending: Option<oneshot::Receiver<Result<(), String>>> = None;
+    let mut pending: Option<oneshot::Receiver<Result<(), crate::config::ConfigError>>> = None;
     loop {
         let name = tokio::select! {
             _ = term.recv() => "SIGTERM",

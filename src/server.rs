@@ -10,6 +10,7 @@
 //! certificates, bcrypt basic auth, the file re-read when it changes. Then it also
 //! keeps the last good web config and a small cache of bcrypt outcomes.
 
+use crate::config::ConfigError;
 use crate::exposition::{self, Exposition};
 use crate::webconfig::WebConfig;
 use axum::extract::{Request, State as AxumState};
@@ -36,7 +37,7 @@ use tokio_util::sync::CancellationToken;
 /// A request to reload the config, sent by `/-/reload` (and by the exporter's own
 /// SIGHUP handler) to whoever owns the running configuration; the answer says
 /// whether it took effect. Defined here so that the server imports nothing above it.
-pub type ReloadRequest = oneshot::Sender<Result<(), String>>;
+pub type ReloadRequest = oneshot::Sender<Result<(), ConfigError>>;
 
 #[derive(Clone)]
 struct AppState {
@@ -56,25 +57,38 @@ const OWN_PATHS: &[&str] = &["/", "/-/healthy", "/-/ready", "/-/reload"];
 /// under `/-/` (the Prometheus convention's lifecycle prefix). axum would panic
 /// on a clash or a path without a leading `/`, and treats `{` and `*` as
 /// captures.
-pub fn check_telemetry_path(path: &str) -> Result<(), String> {
-    let problem = if !path.starts_with('/') {
-        "must start with /"
+pub fn check_telemetry_path(path: &str) -> Result<(), TelemetryPathError> {
+    let owned = || path.to_owned();
+    Err(if !path.starts_with('/') {
+        TelemetryPathError::NotAbsolute(owned())
     } else if OWN_PATHS.contains(&path) {
-        "is one of the exporter's own endpoints (/, /-/healthy, /-/ready, /-/reload); use e.g. /metrics"
+        TelemetryPathError::OwnEndpoint(owned())
     } else if path.starts_with("/-/") {
-        "must not be under /-/, which is reserved for the exporter's own endpoints"
+        TelemetryPathError::Reserved(owned())
     } else if path.contains("//") {
-        "must not contain an empty segment (//)"
+        TelemetryPathError::EmptySegment(owned())
     } else if let Some(c) =
         path.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_' | '.' | '~')))
     {
-        return Err(format!(
-            "--web.telemetry-path {path:?}: {c:?} is not allowed; use letters, digits and / - _ . ~"
-        ));
+        TelemetryPathError::Character { path: owned(), c }
     } else {
         return Ok(());
-    };
-    Err(format!("--web.telemetry-path {path:?} {problem}"))
+    })
+}
+
+/// A `--web.telemetry-path` the server cannot serve.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TelemetryPathError {
+    #[error("--web.telemetry-path {0:?} must start with /")]
+    NotAbsolute(String),
+    #[error("--web.telemetry-path {0:?} is one of the exporter's own endpoints (/, /-/healthy, /-/ready, /-/reload); use e.g. /metrics")]
+    OwnEndpoint(String),
+    #[error("--web.telemetry-path {0:?} must not be under /-/, which is reserved for the exporter's own endpoints")]
+    Reserved(String),
+    #[error("--web.telemetry-path {0:?} must not contain an empty segment (//)")]
+    EmptySegment(String),
+    #[error("--web.telemetry-path {path:?}: {c:?} is not allowed; use letters, digits and / - _ . ~")]
+    Character { path: String, c: char },
 }
 
 /// Resolves a Prometheus-style listen address: `:10087` means every interface.

@@ -326,41 +326,54 @@ fn server_list(ctx: &Ctx, path: &str, list: &[String]) -> Result<Vec<SocketAddr>
     Ok(out)
 }
 
+/// A value of the `dns:` section that is not what its field takes.
+#[derive(Debug, thiserror::Error)]
+enum ValueProblem {
+    #[error("{0:?} is not a server address: write IP:port (e.g. 10.0.0.2:53 or [2001:db8::53]:53); host names are not resolved")]
+    NotServerAddress(String),
+    #[error("{0:?} is not a server address: the IP and the port must not be 0")]
+    ZeroAddress(String),
+    #[error("{0:?} is not an IPv4 address, as an A record's answer must be")]
+    NotIpv4(String),
+    #[error("{0:?} is not an IPv6 address, as an AAAA record's answer must be")]
+    NotIpv6(String),
+    #[error("{0:?} is not a domain name (labels of 1 to 63 letters, digits, - or _, separated by dots)")]
+    NotDomainName(String),
+    #[error("{0}, as a CNAME record's answer must be")]
+    NotCnameTarget(Box<ValueProblem>),
+}
+
 /// `IP:port`, `[IPv6]:port`, or a bare IP (port 53).
-fn server_address(s: &str) -> Result<SocketAddr, String> {
+fn server_address(s: &str) -> Result<SocketAddr, ValueProblem> {
     let s = s.trim();
     let addr = if let Ok(addr) = s.parse::<SocketAddr>() {
         addr
     } else if let Ok(ip) = s.parse::<IpAddr>() {
         SocketAddr::new(ip, 53)
     } else {
-        return Err(format!(
-            "{s:?} is not a server address: write IP:port (e.g. 10.0.0.2:53 or [2001:db8::53]:53); host names are not resolved"
-        ));
+        return Err(ValueProblem::NotServerAddress(s.to_owned()));
     };
     if addr.port() == 0 || addr.ip().is_unspecified() {
-        return Err(format!("{s:?} is not a server address: the IP and the port must not be 0"));
+        return Err(ValueProblem::ZeroAddress(s.to_owned()));
     }
     Ok(addr)
 }
 
-fn answer_value(record_type: RecordType, v: &str) -> Result<String, String> {
+fn answer_value(record_type: RecordType, v: &str) -> Result<String, ValueProblem> {
     let v = v.trim();
     match record_type {
-        RecordType::A => v
-            .parse::<Ipv4Addr>()
-            .map(|ip| ip.to_string())
-            .map_err(|_| format!("{v:?} is not an IPv4 address, as an A record's answer must be")),
-        RecordType::Aaaa => v
-            .parse::<Ipv6Addr>()
-            .map(|ip| ip.to_string())
-            .map_err(|_| format!("{v:?} is not an IPv6 address, as an AAAA record's answer must be")),
-        RecordType::Cname => domain_name(v).map_err(|e| format!("{e}, as a CNAME record's answer must be")),
+        RecordType::A => {
+            v.parse::<Ipv4Addr>().map(|ip| ip.to_string()).map_err(|_| ValueProblem::NotIpv4(v.to_owned()))
+        }
+        RecordType::Aaaa => {
+            v.parse::<Ipv6Addr>().map(|ip| ip.to_string()).map_err(|_| ValueProblem::NotIpv6(v.to_owned()))
+        }
+        RecordType::Cname => domain_name(v).map_err(|e| ValueProblem::NotCnameTarget(Box::new(e))),
     }
 }
 
 /// A domain name in lower case with the trailing dot; the label value of a record.
-fn domain_name(s: &str) -> Result<String, String> {
+fn domain_name(s: &str) -> Result<String, ValueProblem> {
     let trimmed = s.trim();
     let name = trimmed.strip_suffix('.').unwrap_or(trimmed).to_ascii_lowercase();
     let valid_label = |l: &str| {
@@ -371,9 +384,7 @@ fn domain_name(s: &str) -> Result<String, String> {
             && !l.ends_with('-')
     };
     if name.is_empty() || name.len() > 253 || !name.split('.').all(valid_label) {
-        return Err(format!(
-            "{trimmed:?} is not a domain name (labels of 1 to 63 letters, digits, - or _, separated by dots)"
-        ));
+        return Err(ValueProblem::NotDomainName(trimmed.to_owned()));
     }
     Ok(format!("{name}."))
 }

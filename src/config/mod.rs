@@ -254,8 +254,8 @@ pub(crate) struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    pub(crate) fn err(&self, path: impl Into<String>, problem: impl Into<String>) -> ConfigError {
-        ConfigError { file: self.file.to_owned(), path: path.into(), problem: problem.into() }
+    pub(crate) fn err(&self, path: impl Into<String>, problem: impl fmt::Display) -> ConfigError {
+        ConfigError { file: self.file.to_owned(), path: path.into(), problem: problem.to_string() }
     }
 
     pub(crate) fn duration(&self, path: &str, value: &str) -> Result<Duration, ConfigError> {
@@ -390,7 +390,7 @@ fn validate_heartbeat(
         ));
     }
     let table = match &rh.table {
-        Some(t) => t.parse().map_err(|e: ValueError| ctx.err(format!("{path}.table"), e.to_string()))?,
+        Some(t) => t.parse().map_err(|e: ValueError| ctx.err(format!("{path}.table"), e))?,
         None => TableName { schema: "rpo".into(), table: "heartbeat".into() },
     };
     let sources = match rh.sources.as_deref() {
@@ -453,7 +453,7 @@ fn validate_node(ctx: &Ctx, path: &str, rn: RawNode) -> Result<Node, ConfigError
         (None, Some(v)) => PasswordSource::Env(v),
         (None, None) => PasswordSource::None,
     };
-    password.read().map_err(|e| ctx.err(format!("{path}.{}", password.field()), e.to_string()))?;
+    password.read().map_err(|e| ctx.err(format!("{path}.{}", password.field()), e))?;
     let tls = rn.tls.map(|rt| tls::validate(ctx, &format!("{path}.tls"), rt)).transpose()?;
     // Which engines exist, and what each accepts (the name, the DSN, the TLS
     // settings), the engines say when the config is loaded: the `load` module.

@@ -19,8 +19,7 @@ use std::path::Path;
 /// Validates a node's `tls:` block (`path` is its field path, e.g.
 /// `clusters[0].nodes[1].tls`).
 pub(super) fn validate(ctx: &Ctx, path: &str, rt: RawTls) -> Result<Tls, ConfigError> {
-    let mode: TlsMode =
-        rt.mode.parse().map_err(|e: ValueError| ctx.err(format!("{path}.mode"), e.to_string()))?;
+    let mode: TlsMode = rt.mode.parse().map_err(|e: ValueError| ctx.err(format!("{path}.mode"), e))?;
     let client = match (rt.cert_file, rt.key_file) {
         (Some(c), Some(k)) => Some((c, k)),
         (None, None) => None,

@@ -210,7 +210,7 @@ fn check_dsn(dsn: &str) -> Result<(), CheckError> {
     if opts.user().is_none_or(str::is_empty) {
         return Err(problem("the connection URL names no user (mysql://USER@HOST:PORT/)".into()));
     }
-    check_url_tls(dsn, &opts).map_err(problem)
+    check_url_tls(dsn, &opts)
 }
 
 /// The TLS parameters of mysql_async's connection URL.
@@ -230,13 +230,16 @@ fn dsn_sets_tls(dsn: &str) -> bool {
 /// A URL that asks for verification but not for TLS would connect in plaintext
 /// (mysql_async only encrypts with `require_ssl=true`): refused, never silently
 /// unencrypted.
-fn check_url_tls(dsn: &str, opts: &Opts) -> Result<(), String> {
+fn check_url_tls(dsn: &str, opts: &Opts) -> Result<(), CheckError> {
     if opts.ssl_opts().is_some() {
         return Ok(());
     }
     match url_params(dsn).find(|(k, v)| matches!(*k, "verify_ca" | "verify_identity") && *v == "true") {
-        Some((k, _)) => Err(format!(
-            "{k}=true asks for TLS, but without require_ssl=true the driver would connect unencrypted: add require_ssl=true (or use a tls: block)"
+        Some((k, _)) => Err(CheckError::new(
+            NodeField::Dsn,
+            format!(
+                "{k}=true asks for TLS, but without require_ssl=true the driver would connect unencrypted: add require_ssl=true (or use a tls: block)"
+            ),
         )),
         None => Ok(()),
     }

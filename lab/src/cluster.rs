@@ -7,9 +7,9 @@
 
 use std::path::Path;
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, Result};
 
-use crate::process::{scratch_dir, sh_quote, Watchdog};
+use crate::process::{scratch_tempdir, sh_quote, Watchdog};
 use crate::server::{Engine, Node};
 
 /// A running lab. Dropping it stops every server and removes its directory.
@@ -35,10 +35,7 @@ impl<E: Engine> Lab<E> {
         state: impl FnOnce(&Path) -> Result<E::LabState>,
         watchdog_script: impl FnOnce(&Path) -> String,
     ) -> Result<Lab<E>> {
-        let dir = tempfile::Builder::new()
-            .prefix(prefix)
-            .tempdir_in(scratch_dir())
-            .context("creating the lab directory")?;
+        let dir = scratch_tempdir(prefix, "the lab directory")?;
         let state = state(dir.path())?;
         let watchdog = Some(Watchdog::spawn(&watchdog_script(dir.path()))?);
         Ok(Lab { nodes: Vec::new(), state, watchdog, dir })

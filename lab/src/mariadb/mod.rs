@@ -26,7 +26,7 @@ use anyhow::{anyhow, bail, Context, Result};
 pub use node::{MariaNode, Mariadb};
 
 use crate::cluster::{self, Lab};
-use crate::process::{sh_quote, Watchdog};
+use crate::process::{scratch_tempdir, sh_quote, Watchdog};
 use crate::programs::find_program;
 use crate::server::Account;
 
@@ -169,10 +169,7 @@ fn template() -> Result<Arc<Template>> {
     if let Some(t) = guard.as_ref() {
         return Ok(t.clone());
     }
-    let dir = tempfile::Builder::new()
-        .prefix("rpo-lab-maria-template.")
-        .tempdir_in(crate::process::scratch_dir())
-        .context("creating the MariaDB template directory")?;
+    let dir = scratch_tempdir("rpo-lab-maria-template.", "the MariaDB template directory")?;
     // Kept for the life of the process, removed by the watchdog when it exits.
     let watchdog = Watchdog::spawn(&format!("rm -rf {}", sh_quote(&dir.path().display().to_string())))?;
     let t =

@@ -4,12 +4,13 @@
 //! off (`--cluster.listen-address=""`): by default it would bind 0.0.0.0:9094. Also the
 //! API helper tests need: the alerts it holds.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
-use crate::httpd::{on_free_port, server_dir, HttpServer};
+use crate::httpd::{http_server_accessors, on_free_port, HttpServer};
+use crate::process::scratch_tempdir;
 use crate::programs::find_program;
 
 /// The Alertmanager binary: `$RPO_LAB_ALERTMANAGER`, else Debian's
@@ -40,7 +41,7 @@ impl Alertmanager {
 
     /// Like [`start`](Self::start) on a given port. No retry if the port is taken.
     pub async fn start_on(port: u16, config: &str) -> Result<Alertmanager> {
-        let dir = server_dir("rpo-lab-am.", "Alertmanager")?;
+        let dir = scratch_tempdir("rpo-lab-am.", "Alertmanager's directory")?;
         let config_file = dir.path().join("alertmanager.yml");
         std::fs::write(&config_file, config).context("writing alertmanager.yml")?;
         let args = [
@@ -56,29 +57,11 @@ impl Alertmanager {
         Ok(Alertmanager { server })
     }
 
-    /// `http://127.0.0.1:PORT`.
-    pub fn url(&self) -> &str {
-        self.server.url()
-    }
+    http_server_accessors!("alertmanager.log");
 
     /// `127.0.0.1:PORT`, as Prometheus's `alerting` config wants it.
     pub fn host_port(&self) -> String {
         format!("127.0.0.1:{}", self.port())
-    }
-
-    /// Its port on 127.0.0.1.
-    pub fn port(&self) -> u16 {
-        self.server.port()
-    }
-
-    /// Its directory (config, `data/`, `alertmanager.log`).
-    pub fn dir(&self) -> &Path {
-        self.server.dir()
-    }
-
-    /// The last `lines` lines of its log.
-    pub fn log_tail(&self, lines: usize) -> String {
-        self.server.log_tail(lines)
     }
 
     /// The alerts it holds now (`GET /api/v2/alerts`): each has `labels`, `annotations`,

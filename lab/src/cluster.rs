@@ -7,9 +7,9 @@
 
 use std::path::Path;
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Result};
 
-use crate::process::{scratch_dir, sh_quote, Watchdog};
+use crate::process::{scratch_tempdir, sh_quote, Watchdog};
 use crate::server::{Engine, Node};
 
 /// A running lab. Dropping it stops every server and removes its directory.
@@ -35,10 +35,7 @@ impl<E: Engine> Lab<E> {
         state: impl FnOnce(&Path) -> Result<E::LabState>,
         watchdog_script: impl FnOnce(&Path) -> String,
     ) -> Result<Lab<E>> {
-        let dir = tempfile::Builder::new()
-            .prefix(prefix)
-            .tempdir_in(scratch_dir())
-            .context("creating the lab directory")?;
+        let dir = scratch_tempdir(prefix, "the lab directory")?;
         let state = state(dir.path())?;
         let watchdog = Some(Watchdog::spawn(&watchdog_script(dir.path()))?);
         Ok(Lab { nodes: Vec::new(), state, watchdog, dir })
@@ -101,12 +98,33 @@ impl<E: Engine> Drop for Lab<E> {
     }
 }
 
-/// The script a lab's watchdog runs if this process dies without dropping the lab:
-/// `find_pids` (sh) adds to `$pids` the running servers it asked to stop (it may use
-/// `alive PID` and `tree SIGNAL PID`, which signals a process and its children); then wait
-/// up to 10 s, SIGKILL the trees of those still alive, and remove `dir` unless `.keep`
-/// exists.
-pub(crate) fn watchdog_script(dir: &Path, find_pids: &str) -> String {
+/// A node name as both engines' specs take it: 1-32 ASCII letters, digits, '-' or '_' (it
+/// names the node's directory, and PostgreSQL's slot or MariaDB's replication connection).
+pub(crate) fn check_node_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 32
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !ok {
+        bail!("node name {name:?}: use 1-32 ASCII letters, digits, '-' or '_'");
+    }
+    Ok(())
+}
+
+/// The script a lab's watchdog runs if this process dies without dropping the lab: for
+/// each node `NAME` of `nodes` whose server's pid, read from `dir/NAME/PID_FILE`, is alive,
+/// runs `stop` (sh: the pid is `$p`; `continue` passes over it; it may use `alive PID` and
+/// `tree SIGNAL PID`, which signals a process and its children) to ask it to stop; then
+/// waits up to 10 s, SIGKILLs the trees of those still alive, and removes `dir` unless
+/// `.keep` exists.
+pub(crate) fn watchdog_script<'a>(
+    dir: &Path,
+    nodes: impl Iterator<Item = &'a str>,
+    pid_file: &str,
+    stop: &str,
+) -> String {
+    let pid_files: Vec<String> =
+        nodes.map(|name| sh_quote(&dir.join(name).join(pid_file).display().to_string())).collect();
+    let pid_files = pid_files.join(" ");
     let dir = sh_quote(&dir.display().to_string());
     format!(
         r#"
@@ -116,7 +134,11 @@ tree() {{ sig=$1; p=$2; kill -$sig "$p" 2>/dev/null
     r=${{l##*) }}; set -- $r; if [ "$2" = "$p" ]; then c=${{s#/proc/}}; kill -$sig "${{c%/stat}}" 2>/dev/null; fi
   done; }}
 pids=
-{find_pids}
+for f in {pid_files}; do
+  p=; read -r p < "$f" 2>/dev/null || continue
+  alive "$p" || continue
+  {stop}; pids="$pids $p"
+done
 i=0
 while [ $i -lt 100 ]; do
   any=; for p in $pids; do alive "$p" && any=1; done
@@ -127,4 +149,32 @@ for p in $pids; do alive "$p" && tree KILL "$p"; done
 [ -e {dir}/.keep ] || rm -rf {dir}
 "#
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_names_are_checked() {
+        assert!(check_node_name("pg-use1_2").is_ok());
+        for bad in ["", "a b", "a/b", "é", &"x".repeat(33)] {
+            let error = check_node_name(bad).unwrap_err().to_string();
+            assert!(error.contains("use 1-32 ASCII letters"), "{bad:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn watchdog_script_reads_every_pid_file_and_is_valid_sh() {
+        let script =
+            watchdog_script(Path::new("/x/lab dir"), ["a", "b"].into_iter(), "data/x.pid", "kill \"$p\"");
+        assert!(
+            script.contains("for f in '/x/lab dir/a/data/x.pid' '/x/lab dir/b/data/x.pid'; do"),
+            "{script}"
+        );
+        assert!(script.contains("  kill \"$p\"; pids=\"$pids $p\"\n"), "{script}");
+        assert!(script.contains("[ -e '/x/lab dir'/.keep ] || rm -rf '/x/lab dir'"), "{script}");
+        let syntax = std::process::Command::new("/bin/sh").args(["-n", "-c", &script]).status().unwrap();
+        assert!(syntax.success(), "{script}");
+    }
 }

@@ -15,23 +15,21 @@
 //! (`tcp-upstream: yes`): a dead upstream then refuses the connection and Unbound
 //! answers SERVFAIL within milliseconds, where over UDP it retries for about 18 s.
 
-use std::fs::File;
 use std::net::{Ipv4Addr, TcpListener, UdpSocket};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
 
 use crate::ports::free_port;
-use crate::process::{tail, wait_child, Watchdog};
+use crate::process::{scratch_tempdir, DirServer};
 use crate::programs::find_program;
 
 /// How long a server may take to say it is ready.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a server has to exit on SIGTERM before SIGKILL.
+const STOP_GRACE: Option<Duration> = Some(Duration::from_secs(5));
 
 /// A port on 127.0.0.1 free for both TCP (checked by [`free_port`]) and UDP.
 pub fn free_dns_port() -> u16 {
@@ -105,98 +103,16 @@ impl Zone {
     }
 }
 
-/// A server process we spawned, its directory and its watchdog.
-struct Server {
-    what: &'static str,
-    child: Option<Child>,
-    port: u16,
-    dir: tempfile::TempDir,
-    log: PathBuf,
-    _watchdog: Watchdog,
-}
-
-impl Server {
-    fn spawn(
-        what: &'static str,
-        port: u16,
-        dir: tempfile::TempDir,
-        log: PathBuf,
-        command: &mut Command,
-    ) -> Result<Server> {
-        let out = File::create(dir.path().join(format!("{what}.out")))?;
-        let mut child = command
-            .current_dir(dir.path())
-            .stdin(Stdio::null())
-            .stdout(out.try_clone()?)
-            .stderr(out)
-            // Own process group: a Ctrl-C in the terminal must not reach it.
-            .process_group(0)
-            .spawn()
-            .with_context(|| format!("spawning {what}"))?;
-        let watchdog = Watchdog::guard(&mut child, dir.path())?;
-        Ok(Server { what, child: Some(child), port, dir, log, _watchdog: watchdog })
-    }
-
-    /// Waits until the log holds every one of `lines`.
-    async fn wait_logged(&mut self, lines: &[&str]) -> Result<()> {
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-            if lines.iter().all(|l| log.contains(l)) {
-                return Ok(());
-            }
-            if let Some(child) = &mut self.child {
-                if let Ok(Some(status)) = child.try_wait() {
-                    self.child = None;
-                    bail!(
-                        "{} exited during startup ({status})\n--- log tail ---\n{}",
-                        self.what,
-                        self.log_tail(20)
-                    );
-                }
-            }
-            if Instant::now() >= deadline {
-                bail!(
-                    "{} not ready after {START_TIMEOUT:?}\n--- log tail ---\n{}",
-                    self.what,
-                    self.log_tail(20)
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// The server's log, then what it wrote to stdout/stderr when that is elsewhere.
-    fn log_tail(&self, lines: usize) -> String {
-        let out = self.dir.path().join(format!("{}.out", self.what));
-        if self.log == out {
-            tail(&out, lines)
-        } else {
-            format!("{}\n{}", tail(&self.log, lines), tail(&out, lines))
-        }
-    }
-
-    /// SIGTERM, then SIGKILL after 5 s. No-op when stopped.
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
-            if !wait_child(&mut child, Duration::from_secs(5)) {
-                let _ = child.kill();
-                wait_child(&mut child, Duration::from_secs(5));
-            }
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.stop();
-    }
+/// Waits until the server's log holds every one of `lines`.
+async fn wait_logged(server: &mut DirServer, lines: &[&str]) -> Result<()> {
+    let logged = |log: String| std::future::ready(lines.iter().all(|l| log.contains(l)));
+    server.wait_ready(START_TIMEOUT, Duration::from_millis(20), 20, logged).await
 }
 
 /// A Knot DNS authoritative server serving one zone on 127.0.0.1.
 pub struct Knot {
-    server: Server,
+    server: DirServer,
+    port: u16,
     config: PathBuf,
     zone_file: PathBuf,
     origin: String,
@@ -211,10 +127,7 @@ impl std::fmt::Debug for Knot {
 impl Knot {
     /// Starts Knot serving `zone` and waits until the zone is loaded.
     pub async fn start(zone: &Zone) -> Result<Knot> {
-        let dir = tempfile::Builder::new()
-            .prefix("rpo-lab-knot.")
-            .tempdir_in(crate::process::scratch_dir())
-            .context("creating Knot's directory")?;
+        let dir = scratch_tempdir("rpo-lab-knot.", "Knot's directory")?;
         let port = free_dns_port();
         let d = dir.path().to_str().context("non-UTF-8 lab path")?.to_owned();
         let origin = zone.origin().to_owned();
@@ -233,25 +146,26 @@ impl Knot {
                 zone_file.display()
             ),
         )?;
-        let log = dir.path().join("knotd.out");
-        let mut server = Server::spawn(
+        let mut command = Command::new(find_program("knotd")?);
+        let mut server = DirServer::spawn(
             "knotd",
-            port,
             dir,
-            log,
-            Command::new(find_program("knotd")?).arg("-c").arg(&config),
+            "knotd.out",
+            "knotd.out",
+            STOP_GRACE,
+            command.arg("-c").arg(&config),
         )?;
-        server.wait_logged(&["server started", &format!("[{origin}] loaded")]).await?;
-        Ok(Knot { server, config, zone_file, origin })
+        wait_logged(&mut server, &["server started", &format!("[{origin}] loaded")]).await?;
+        Ok(Knot { server, port, config, zone_file, origin })
     }
 
     pub fn port(&self) -> u16 {
-        self.server.port
+        self.port
     }
 
     /// `127.0.0.1:PORT`, as the exporter's config writes a server.
     pub fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.server.port)
+        format!("127.0.0.1:{}", self.port)
     }
 
     /// Serves `zone` from now on: rewrites the zone file and reloads it (waiting until
@@ -307,13 +221,14 @@ impl Knot {
     }
 
     pub fn dir(&self) -> &Path {
-        self.server.dir.path()
+        self.server.dir()
     }
 }
 
 /// An Unbound caching resolver on 127.0.0.1 forwarding zones to given servers.
 pub struct Unbound {
-    server: Server,
+    server: DirServer,
+    port: u16,
 }
 
 impl std::fmt::Debug for Unbound {
@@ -326,10 +241,7 @@ impl Unbound {
     /// Starts Unbound forwarding each `(zone, port)` to `127.0.0.1@port`. With
     /// `cache_max_ttl`, it keeps answers at most that many seconds whatever their TTL.
     pub async fn start(forwards: &[(&str, u16)], cache_max_ttl: Option<u32>) -> Result<Unbound> {
-        let dir = tempfile::Builder::new()
-            .prefix("rpo-lab-unbound.")
-            .tempdir_in(crate::process::scratch_dir())
-            .context("creating Unbound's directory")?;
+        let dir = scratch_tempdir("rpo-lab-unbound.", "Unbound's directory")?;
         let port = free_dns_port();
         let d = dir.path().to_str().context("non-UTF-8 lab path")?.to_owned();
         let mut config = format!(
@@ -351,25 +263,20 @@ impl Unbound {
         }
         let file = dir.path().join("unbound.conf");
         std::fs::write(&file, config)?;
-        let log = dir.path().join("unbound.log");
-        let mut server = Server::spawn(
-            "unbound",
-            port,
-            dir,
-            log,
-            Command::new(find_program("unbound")?).arg("-d").arg("-c").arg(&file),
-        )?;
-        server.wait_logged(&["start of service"]).await?;
-        Ok(Unbound { server })
+        let mut command = Command::new(find_program("unbound")?);
+        let command = command.arg("-d").arg("-c").arg(&file);
+        let mut server = DirServer::spawn("unbound", dir, "unbound.out", "unbound.log", STOP_GRACE, command)?;
+        wait_logged(&mut server, &["start of service"]).await?;
+        Ok(Unbound { server, port })
     }
 
     pub fn port(&self) -> u16 {
-        self.server.port
+        self.port
     }
 
     /// `127.0.0.1:PORT`.
     pub fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.server.port)
+        format!("127.0.0.1:{}", self.port)
     }
 
     /// Stops Unbound (its port then refuses queries). Dropping it does the same.

@@ -1,47 +1,33 @@
-//! What Prometheus and Alertmanager have in common as lab servers: the program run as our
-//! child in a temporary directory (config, `data/`, log) on a loopback port, a watchdog
-//! that kills it and removes the directory if the test process dies, the wait until it is
-//! ready, another port when the first was taken, and the kill on drop.
+//! What Prometheus and Alertmanager have in common as lab servers: a [`DirServer`] (the
+//! program run as our child in a temporary directory — config, `data/`, log — with its
+//! watchdog, killed on drop) on a loopback port, ready once it logs so and `/-/ready`
+//! answers, another port when the first was taken, and the accessors both offer.
 
-use std::fs::File;
 use std::future::Future;
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
 
 use crate::ports::free_port;
-use crate::process::{scratch_dir, tail, wait_child, Watchdog};
+use crate::process::DirServer;
 
 /// How long a server may take to report `/-/ready`.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A running Prometheus-family server.
 pub(crate) struct HttpServer {
-    what: &'static str,
-    child: Child,
+    server: DirServer,
     port: u16,
     url: String,
     pub(crate) http: reqwest::Client,
-    log_file: PathBuf,
-    _watchdog: Watchdog,
-    dir: tempfile::TempDir,
 }
 
 impl std::fmt::Debug for HttpServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct(self.what).field("url", &self.url).field("dir", &self.dir()).finish()
+        f.debug_struct(self.server.what()).field("url", &self.url).field("dir", &self.dir()).finish()
     }
-}
-
-/// A new directory for server `what`: `PREFIX.XXXXXX` under the scratch directory.
-pub(crate) fn server_dir(prefix: &str, what: &str) -> Result<tempfile::TempDir> {
-    tempfile::Builder::new()
-        .prefix(prefix)
-        .tempdir_in(scratch_dir())
-        .with_context(|| format!("creating {what}'s directory"))
 }
 
 /// Runs `start_on(port)` on a free port, again on another one (three times at most) when
@@ -72,23 +58,19 @@ impl HttpServer {
         ready_line: &str,
     ) -> Result<HttpServer> {
         let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(10)).build()?;
-        let log_file = dir.path().join(format!("{what}.log"));
-        let log = File::create(&log_file)?;
-        let mut child = Command::new(bin)
-            .args(args)
-            .current_dir(dir.path())
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            // Own process group: a Ctrl-C in the terminal must not reach it.
-            .process_group(0)
-            .spawn()
-            .with_context(|| format!("spawning {}", bin.display()))?;
-        let watchdog = Watchdog::guard(&mut child, dir.path())?;
+        let log = format!("{what}.log");
+        let mut server = DirServer::spawn(what, dir, &log, &log, None, Command::new(bin).args(args))?;
         let url = format!("http://127.0.0.1:{port}");
-        let mut server = HttpServer { what, child, port, url, http, log_file, _watchdog: watchdog, dir };
-        server.wait_ready(ready_line).await?;
-        Ok(server)
+        let ready = format!("{url}/-/ready");
+        let answers = |log: String| {
+            let (http, ready) = (&http, &ready);
+            async move {
+                log.contains(ready_line)
+                    && http.get(ready).send().await.is_ok_and(|r| r.status().is_success())
+            }
+        };
+        server.wait_ready(READY_TIMEOUT, Duration::from_millis(50), 15, answers).await?;
+        Ok(HttpServer { server, port, url, http })
     }
 
     /// `http://127.0.0.1:PORT`.
@@ -101,47 +83,37 @@ impl HttpServer {
     }
 
     pub(crate) fn dir(&self) -> &Path {
-        self.dir.path()
+        self.server.dir()
     }
 
     pub(crate) fn log_tail(&self, lines: usize) -> String {
-        tail(&self.log_file, lines)
+        self.server.log_tail(lines)
     }
+}
 
-    async fn wait_ready(&mut self, ready_line: &str) -> Result<()> {
-        let deadline = Instant::now() + READY_TIMEOUT;
-        let ready = format!("{}/-/ready", self.url);
-        loop {
-            let logged = std::fs::read_to_string(&self.log_file).is_ok_and(|l| l.contains(ready_line));
-            if logged && matches!(self.child.try_wait(), Ok(None)) {
-                if let Ok(r) = self.http.get(&ready).send().await {
-                    if r.status().is_success() {
-                        return Ok(());
-                    }
-                }
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                bail!(
-                    "{} exited during startup ({status})\n--- log tail ---\n{}",
-                    self.what,
-                    self.log_tail(15)
-                );
-            }
-            if Instant::now() >= deadline {
-                bail!(
-                    "{} not ready after {READY_TIMEOUT:?}\n--- log tail ---\n{}",
-                    self.what,
-                    self.log_tail(15)
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+/// The accessors of a server built on an [`HttpServer`] (its field `server`): `url`,
+/// `port`, `dir` (whose log file is `$log`) and `log_tail`.
+macro_rules! http_server_accessors {
+    ($log:literal) => {
+        /// `http://127.0.0.1:PORT`.
+        pub fn url(&self) -> &str {
+            self.server.url()
         }
-    }
-}
 
-impl Drop for HttpServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        wait_child(&mut self.child, Duration::from_secs(10));
-    }
+        /// Its port on 127.0.0.1.
+        pub fn port(&self) -> u16 {
+            self.server.port()
+        }
+
+        #[doc = concat!("Its directory (config, `data/`, `", $log, "`).")]
+        pub fn dir(&self) -> &std::path::Path {
+            self.server.dir()
+        }
+
+        /// The last `lines` lines of its log.
+        pub fn log_tail(&self, lines: usize) -> String {
+            self.server.log_tail(lines)
+        }
+    };
 }
+pub(crate) use http_server_accessors;

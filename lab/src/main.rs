@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
-use rpo_lab::{MariaLab, MariaLabSpec, PgLab, PgLabSpec, Watchdog};
+use rpo_lab::{Engine, Lab, MariaLab, MariaLabSpec, Node, PgLab, PgLabSpec, Watchdog};
 use tokio::signal::unix::{signal, SignalKind};
 
 #[derive(Parser)]
@@ -39,14 +39,17 @@ enum Cmd {
     },
 }
 
-/// The demo's nodes: name, region, upstream.
-const NODES: [(&str, &str, Option<&str>); 3] = [
+/// A demo node: name, region, upstream.
+type DemoNode = (&'static str, &'static str, Option<&'static str>);
+
+/// The PostgreSQL demo nodes.
+const NODES: [DemoNode; 3] = [
     ("pg-use1", "us-east-1", None),
     ("pg-euw1", "eu-west-1", Some("pg-use1")),
     ("pg-apse1", "ap-southeast-1", Some("pg-euw1")),
 ];
-/// The MariaDB demo nodes: name, region, upstream.
-const MARIA_NODES: [(&str, &str, Option<&str>); 2] =
+/// The MariaDB demo nodes.
+const MARIA_NODES: [DemoNode; 2] =
     [("my-use1", "us-east-1", None), ("my-euw1", "eu-west-1", Some("my-use1"))];
 const ROLE: &str = "rpo_exporter";
 const TABLE: &str = "rpo.heartbeat";
@@ -194,62 +197,65 @@ fn exporter_config(lab: &PgLab, maria: &MariaLab, password_file: &Path) -> Strin
     let mut yaml = format!(
         "clusters:\n  - name: demo\n    rpo: 30s\n    rto: 5m\n    write_mode: single-writer\n{heartbeat}    nodes:\n"
     );
-    for (name, region, _) in NODES {
-        yaml += &format!(
-            "      - name: {name}\n        region: {region}\n        engine: postgres\n\
-             \x20       dsn: \"{}\"\n        password_file: \"{}\"\n",
-            lab.node(name).dsn(ROLE),
-            password_file.display()
-        );
-    }
+    yaml += &node_entries(lab, &NODES, "postgres", |n| n.dsn(ROLE), password_file);
     yaml += &format!("  - name: demo-maria\n    rpo: 30s\n    rto: 5m\n{heartbeat}    nodes:\n");
-    for (name, region, _) in MARIA_NODES {
-        yaml += &format!(
-            "      - name: {name}\n        region: {region}\n        engine: mysql\n\
-             \x20       dsn: \"{}\"\n        password_file: \"{}\"\n",
-            maria.node(name).dsn(ROLE),
-            password_file.display()
-        );
-    }
+    yaml += &node_entries(maria, &MARIA_NODES, "mysql", |n| n.dsn(ROLE), password_file);
     // Region health: each region's database ports must accept connections.
     yaml += "health:\n  interval: 5s\n  regions:\n";
     for (_, region, _) in NODES {
         yaml += &format!("    {region}:\n      probes:\n");
-        for (name, r, _) in NODES {
-            if r == region {
-                yaml += &format!(
-                    "        - {{ name: {name}, tcp: \"127.0.0.1:{}\", timeout: 1s }}\n",
-                    lab.node(name).port()
-                );
-            }
-        }
-        for (name, r, _) in MARIA_NODES {
-            if r == region {
-                yaml += &format!(
-                    "        - {{ name: {name}, tcp: \"127.0.0.1:{}\", timeout: 1s }}\n",
-                    maria.node(name).port()
-                );
-            }
-        }
+        yaml += &region_probes(lab, &NODES, region);
+        yaml += &region_probes(maria, &MARIA_NODES, region);
     }
     yaml
 }
 
-fn print_banner(lab: &PgLab, maria: &MariaLab, listen: SocketAddr, config_file: &Path) {
-    let mut nodes = String::new();
-    for (name, region, upstream) in NODES {
-        let role = match upstream {
-            None => "primary".to_string(),
-            Some(up) => format!("replica of {up}"),
-        };
-        nodes +=
-            &format!("    {name:<9} {region:<15} 127.0.0.1:{:<6} PostgreSQL {role}\n", lab.node(name).port());
+/// The config's entries of `nodes` (of `lab`, whose engine the config calls `engine`),
+/// each with its `dsn` for the exporter's role and the password file.
+fn node_entries<E: Engine>(
+    lab: &Lab<E>,
+    nodes: &[DemoNode],
+    engine: &str,
+    dsn: impl Fn(&Node<E>) -> String,
+    password_file: &Path,
+) -> String {
+    let mut yaml = String::new();
+    for (name, region, _) in nodes {
+        yaml += &format!(
+            "      - name: {name}\n        region: {region}\n        engine: {engine}\n\
+             \x20       dsn: \"{}\"\n        password_file: \"{}\"\n",
+            dsn(lab.node(name)),
+            password_file.display()
+        );
     }
-    for (name, region, upstream) in MARIA_NODES {
+    yaml
+}
+
+/// The TCP probes of the `nodes` (of `lab`) in `region`.
+fn region_probes<E: Engine>(lab: &Lab<E>, nodes: &[DemoNode], region: &str) -> String {
+    let mut yaml = String::new();
+    for (name, _, _) in nodes.iter().filter(|(_, r, _)| *r == region) {
+        yaml += &format!(
+            "        - {{ name: {name}, tcp: \"127.0.0.1:{}\", timeout: 1s }}\n",
+            lab.node(name).port()
+        );
+    }
+    yaml
+}
+
+/// The banner's lines for `nodes` (of `lab`, running `engine`).
+fn banner_lines<E: Engine>(lab: &Lab<E>, nodes: &[DemoNode], engine: &str) -> String {
+    let mut lines = String::new();
+    for (name, region, upstream) in nodes {
         let role = upstream.map_or("primary".to_string(), |up| format!("replica of {up}"));
-        nodes +=
-            &format!("    {name:<9} {region:<15} 127.0.0.1:{:<6} MariaDB {role}\n", maria.node(name).port());
+        lines +=
+            &format!("    {name:<9} {region:<15} 127.0.0.1:{:<6} {engine} {role}\n", lab.node(name).port());
     }
+    lines
+}
+
+fn print_banner(lab: &PgLab, maria: &MariaLab, listen: SocketAddr, config_file: &Path) {
+    let nodes = banner_lines(lab, &NODES, "PostgreSQL") + &banner_lines(maria, &MARIA_NODES, "MariaDB");
     let my_euw1 = maria.node("my-euw1").mariadb_command();
     let euw1 = lab.node("pg-euw1").psql_command();
     println!(

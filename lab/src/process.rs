@@ -1,10 +1,13 @@
 //! Process plumbing shared by the server runners: finding a process's children through
-//! `/proc`, signalling a process tree, tailing log files, and the [`Watchdog`] that cleans
-//! up after a test process that died without running its destructors.
+//! `/proc`, signalling a process tree, tailing log files, the [`Watchdog`] that cleans up
+//! after a test process that died without running its destructors, the scratch directory
+//! and the [`DirServer`] (a server run as our child in a temporary directory of its own).
 //!
 //! PID 1 on these machines does not reap orphans, so a process that is not our own child
 //! stays a zombie after it dies: liveness checks here treat zombies as dead.
 
+use std::fs::File;
+use std::future::Future;
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
@@ -13,7 +16,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
@@ -177,6 +180,134 @@ pub(crate) fn scratch_dir() -> PathBuf {
         tmp
     } else {
         PathBuf::from("/tmp")
+    }
+}
+
+/// A new directory `PREFIX.XXXXXX` under the scratch directory; `what` names it in the
+/// error (`creating {what}`).
+pub(crate) fn scratch_tempdir(prefix: &str, what: &str) -> Result<tempfile::TempDir> {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in(scratch_dir())
+        .with_context(|| format!("creating {what}"))
+}
+
+/// A server program run as a direct child of this process in a temporary directory it
+/// owns (config, data, log): Prometheus, Alertmanager, Knot, Unbound. Spawned in its own
+/// process group with its stdout and stderr in a file of that directory, guarded by a
+/// watchdog that kills it and removes the directory if this process dies, waited for
+/// until it is ready, stopped on drop (the directory goes with it).
+pub(crate) struct DirServer {
+    what: &'static str,
+    child: Option<Child>,
+    /// Where its stdout and stderr go.
+    output: PathBuf,
+    /// Its log: `output`, or a file it writes itself.
+    log: PathBuf,
+    /// How long SIGTERM has before SIGKILL when it stops; `None`: SIGKILL at once.
+    term_grace: Option<Duration>,
+    _watchdog: Watchdog,
+    dir: tempfile::TempDir,
+}
+
+impl DirServer {
+    /// Spawns `command` in `dir`, its stdout and stderr in `dir/OUTPUT`; `log` is the file
+    /// in `dir` it logs to (`output` again when it logs to stderr).
+    pub(crate) fn spawn(
+        what: &'static str,
+        dir: tempfile::TempDir,
+        output: &str,
+        log: &str,
+        term_grace: Option<Duration>,
+        command: &mut Command,
+    ) -> Result<DirServer> {
+        let (output, log) = (dir.path().join(output), dir.path().join(log));
+        let out = File::create(&output)?;
+        let mut child = command
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            // Own process group: a Ctrl-C in the terminal must not reach it.
+            .process_group(0)
+            .spawn()
+            .with_context(|| format!("spawning {}", Path::new(command.get_program()).display()))?;
+        let watchdog = Watchdog::guard(&mut child, dir.path())?;
+        Ok(DirServer { what, child: Some(child), output, log, term_grace, _watchdog: watchdog, dir })
+    }
+
+    /// The program, in messages: `prometheus`, `knotd`.
+    pub(crate) fn what(&self) -> &'static str {
+        self.what
+    }
+
+    pub(crate) fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The last `lines` lines of its log, then of its output when that is another file.
+    pub(crate) fn log_tail(&self, lines: usize) -> String {
+        if self.log == self.output {
+            tail(&self.log, lines)
+        } else {
+            format!("{}\n{}", tail(&self.log, lines), tail(&self.output, lines))
+        }
+    }
+
+    /// Waits, checking every `every` for up to `timeout`, until it runs and `ready` (given
+    /// its log's text) holds. Fails when it exits meanwhile or time is up, with the last
+    /// `tail_lines` lines of its log.
+    pub(crate) async fn wait_ready<Fut: Future<Output = bool>>(
+        &mut self,
+        timeout: Duration,
+        every: Duration,
+        tail_lines: usize,
+        mut ready: impl FnMut(String) -> Fut,
+    ) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            let running = self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)));
+            if running && ready(log).await {
+                return Ok(());
+            }
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
+                self.child = None;
+                bail!(
+                    "{} exited during startup ({status})\n--- log tail ---\n{}",
+                    self.what,
+                    self.log_tail(tail_lines)
+                );
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "{} not ready after {timeout:?}\n--- log tail ---\n{}",
+                    self.what,
+                    self.log_tail(tail_lines)
+                );
+            }
+            tokio::time::sleep(every).await;
+        }
+    }
+
+    /// Stops it: SIGTERM and its grace when it has one, then SIGKILL. No-op when stopped.
+    pub(crate) fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            if let Some(grace) = self.term_grace {
+                let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
+                if wait_child(&mut child, grace) {
+                    return;
+                }
+            }
+            let _ = child.kill();
+            wait_child(&mut child, Duration::from_secs(10));
+        }
+    }
+}
+
+impl Drop for DirServer {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 

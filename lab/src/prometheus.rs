@@ -6,13 +6,14 @@
 //! [`Prometheus::start`] scrapes targets; [`Prometheus::start_with`] takes
 //! [`PrometheusOptions`] to also load rule files and notify Alertmanagers.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
-use crate::httpd::{on_free_port, server_dir, HttpServer};
+use crate::httpd::{http_server_accessors, on_free_port, HttpServer};
+use crate::process::scratch_tempdir;
 use crate::programs::find_program;
 
 /// The Prometheus binary: `$RPO_LAB_PROMETHEUS`, else `prometheus` found by [`find_program`].
@@ -167,7 +168,7 @@ impl Prometheus {
     /// Like [`start_with`](Self::start_with) on a given port. No retry if the port is taken.
     pub async fn start_with_on(port: u16, options: &PrometheusOptions) -> Result<Prometheus> {
         let rule_files = options.check()?;
-        let dir = server_dir("rpo-lab-prom.", "Prometheus")?;
+        let dir = scratch_tempdir("rpo-lab-prom.", "Prometheus's directory")?;
         let config_file = dir.path().join("prometheus.yml");
         std::fs::write(&config_file, options.config_text(&rule_files)).context("writing prometheus.yml")?;
         let args = [
@@ -180,25 +181,7 @@ impl Prometheus {
         Ok(Prometheus { server })
     }
 
-    /// `http://127.0.0.1:PORT`.
-    pub fn url(&self) -> &str {
-        self.server.url()
-    }
-
-    /// Its port on 127.0.0.1.
-    pub fn port(&self) -> u16 {
-        self.server.port()
-    }
-
-    /// Its directory (config, `data/`, `prometheus.log`).
-    pub fn dir(&self) -> &Path {
-        self.server.dir()
-    }
-
-    /// The last `lines` lines of its log.
-    pub fn log_tail(&self, lines: usize) -> String {
-        self.server.log_tail(lines)
-    }
+    http_server_accessors!("prometheus.log");
 
     /// An instant query: returns `data.result` (an array of `{metric, value}` for a vector).
     pub async fn query(&self, promql: &str) -> Result<Value> {

@@ -366,23 +366,46 @@ impl<E: Engine> Node<E> {
         F: Fn() -> Fut,
         Fut: Future<Output = Result<Option<String>>>,
     {
-        let deadline = Instant::now() + timeout;
-        let mut last = String::from("(no answer yet)");
-        while Instant::now() < deadline {
-            match tokio::time::timeout(Duration::from_secs(2), query()).await {
-                Ok(Ok(Some(v))) if v == expected => return Ok(()),
-                Ok(Ok(v)) => last = format!("{v:?}"),
-                Ok(Err(e)) => last = format!("error: {e:#}"),
-                Err(_) => last = "query timed out after 2s".into(),
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        bail!(
-            "{}: `{}` did not return {expected:?} within {timeout:?}; last: {last}",
-            self.describe(),
-            short(sql)
-        )
+        let answered =
+            |v: Option<String>| if v.as_deref() == Some(expected) { Ok(()) } else { Err(format!("{v:?}")) };
+        poll(timeout, "query", query, answered).await.map_err(|last| {
+            anyhow!(
+                "{}: `{}` did not return {expected:?} within {timeout:?}; last: {last}",
+                self.describe(),
+                short(sql)
+            )
+        })
     }
+}
+
+/// Runs `query` (2 s at most each time) every 50 ms until `check` accepts its answer, for
+/// up to `timeout`; `check` describes an answer it refuses. On timeout, `Err` with what the
+/// last attempt saw: that description, `error: …` for a failed query, `WHAT timed out
+/// after 2s`, or `(no answer yet)`.
+pub(crate) async fn poll<T, F, Fut>(
+    timeout: Duration,
+    what: &str,
+    query: F,
+    check: impl Fn(T) -> Result<(), String>,
+) -> Result<(), String>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    let mut last = String::from("(no answer yet)");
+    while Instant::now() < deadline {
+        match tokio::time::timeout(Duration::from_secs(2), query()).await {
+            Ok(Ok(answer)) => match check(answer) {
+                Ok(()) => return Ok(()),
+                Err(seen) => last = seen,
+            },
+            Ok(Err(e)) => last = format!("error: {e:#}"),
+            Err(_) => last = format!("{what} timed out after 2s"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Err(last)
 }
 
 impl<E: Engine> Drop for Node<E> {

@@ -2,56 +2,61 @@
 //! accumulation, handshake cost, black hole, reset, counters, drop, refused upstream.
 
 use rpo_lab::Proxy;
+use std::future::Future;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::timeout;
 
-/// An echo server on 127.0.0.1: writes back whatever it reads; on EOF, half-closes too.
-async fn echo_server() -> u16 {
+/// A server on 127.0.0.1 (its port returned) that runs `serve` on every connection.
+async fn tcp_server<F, Fut>(serve: F) -> u16
+where
+    F: Fn(TcpStream) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let _ = s.set_nodelay(true);
-                let mut buf = vec![0u8; 4096];
-                loop {
-                    match s.read(&mut buf).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => {
-                            if s.write_all(&buf[..n]).await.is_err() {
-                                return;
-                            }
-                        }
-                    }
-                }
-                let _ = s.shutdown().await;
-            });
+        while let Ok((s, _)) = listener.accept().await {
+            tokio::spawn(serve(s));
         }
     });
     port
 }
 
-/// A server that speaks first, like MySQL: sends `hello` as soon as it accepts.
-async fn greeting_server() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let _ = s.write_all(b"hello").await;
-                // Keep it open until the peer goes away.
-                let mut buf = [0u8; 64];
-                while let Ok(n) = s.read(&mut buf).await {
-                    if n == 0 {
-                        break;
+/// An echo server on 127.0.0.1: writes back whatever it reads; on EOF, half-closes too.
+async fn echo_server() -> u16 {
+    tcp_server(|mut s| async move {
+        let _ = s.set_nodelay(true);
+        let mut buf = vec![0u8; 4096];
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if s.write_all(&buf[..n]).await.is_err() {
+                        return;
                     }
                 }
-            });
+            }
         }
-    });
-    port
+        let _ = s.shutdown().await;
+    })
+    .await
+}
+
+/// A server that speaks first, like MySQL: sends `hello` as soon as it accepts.
+async fn greeting_server() -> u16 {
+    tcp_server(|mut s| async move {
+        let _ = s.write_all(b"hello").await;
+        // Keep it open until the peer goes away.
+        let mut buf = [0u8; 64];
+        while let Ok(n) = s.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await
 }
 
 async fn connect(proxy: &Proxy) -> TcpStream {

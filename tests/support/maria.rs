@@ -2,7 +2,7 @@
 //! account with exactly the grants `rpo-exporter schema mysql` prints, its
 //! password in a file, and config snippets.
 
-use super::{PASSWORD, REGIONS, ROLE};
+use super::{node_entry, node_labels_in, node_regions, pair_labels, password_dir, region_of, PASSWORD, ROLE};
 use rpo_lab::{MariaLab, MariaLabSpec};
 use std::path::PathBuf;
 use tempfile::TempDir;
@@ -37,20 +37,13 @@ impl MyLab {
     pub async fn start_with_sql(spec: MariaLabSpec, setup_sql: &str) -> MyLab {
         let db = MariaLab::start(spec).await.expect("start the MariaDB lab (run scripts/install-deps.sh?)");
         db.create_user(ROLE, PASSWORD, setup_sql).await.expect("create the exporter's account");
-        let dir = tempfile::tempdir().unwrap();
-        let password_file = dir.path().join("password");
-        std::fs::write(&password_file, format!("{PASSWORD}\n")).unwrap();
-        let nodes = db
-            .nodes()
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.name().to_owned(), REGIONS[i % REGIONS.len()].to_owned()))
-            .collect();
+        let (dir, password_file) = password_dir();
+        let nodes = node_regions(db.nodes().iter().map(|n| n.name()));
         MyLab { db, dir, password_file, nodes }
     }
 
     pub fn region(&self, node: &str) -> &str {
-        &self.nodes.iter().find(|(n, _)| n == node).expect("node in lab").1
+        region_of(&self.nodes, node)
     }
 
     pub fn node_yaml(&self, node: &str) -> String {
@@ -61,11 +54,7 @@ impl MyLab {
     pub fn node_yaml_at(&self, node: &str, port: u16) -> String {
         let own = self.db.node(node).port();
         let dsn = self.db.node(node).dsn(ROLE).replace(&format!(":{own}/"), &format!(":{port}/"));
-        format!(
-            "      - name: {node}\n        region: {}\n        engine: mysql\n        dsn: \"{dsn}\"\n        password_file: {}\n",
-            self.region(node),
-            self.password_file.display()
-        )
+        node_entry(node, self.region(node), "mysql", &dsn, &self.password_file)
     }
 
     /// One cluster named `cluster` holding every lab node; `heartbeat` is the
@@ -86,17 +75,11 @@ impl MyLab {
     }
 
     pub fn pair_in(&self, cluster: &str, source: &str, replica: &str) -> Vec<(&'static str, String)> {
-        vec![
-            ("db_cluster", cluster.into()),
-            ("source_node", source.into()),
-            ("source_region", self.region(source).into()),
-            ("replica_node", replica.into()),
-            ("replica_region", self.region(replica).into()),
-        ]
+        pair_labels(&self.nodes, cluster, source, replica)
     }
 
     pub fn node_labels(&self, node: &str) -> Vec<(&'static str, String)> {
-        vec![("db_cluster", "maria".into()), ("node", node.into()), ("node_region", self.region(node).into())]
+        node_labels_in(&self.nodes, "maria", node)
     }
 
     /// `STOP SLAVE …` style statement for `replica`'s connection to `upstream`.

@@ -11,7 +11,7 @@ pub mod probes;
 use rpo_lab::{free_port, PgLab, PgLabSpec};
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
@@ -47,20 +47,13 @@ impl Lab {
     pub async fn start_with_sql(spec: PgLabSpec, setup_sql: &str) -> Lab {
         let pg = PgLab::start(spec).await.expect("start the PostgreSQL lab (run scripts/install-deps.sh?)");
         pg.create_role(ROLE, PASSWORD, setup_sql).await.expect("create the exporter's role");
-        let dir = tempfile::tempdir().unwrap();
-        let password_file = dir.path().join("password");
-        std::fs::write(&password_file, format!("{PASSWORD}\n")).unwrap();
-        let nodes = pg
-            .nodes()
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.name().to_owned(), REGIONS[i % REGIONS.len()].to_owned()))
-            .collect();
+        let (dir, password_file) = password_dir();
+        let nodes = node_regions(pg.nodes().iter().map(|n| n.name()));
         Lab { pg, dir, password_file, nodes }
     }
 
     pub fn region(&self, node: &str) -> &str {
-        &self.nodes.iter().find(|(n, _)| n == node).expect("node in lab").1
+        region_of(&self.nodes, node)
     }
 
     /// One node entry of the config.
@@ -70,11 +63,8 @@ impl Lab {
 
     /// One node entry of the config, reached on `port` (a [`Wan`] proxy).
     pub fn node_yaml_at(&self, node: &str, port: u16) -> String {
-        format!(
-            "      - name: {node}\n        region: {}\n        engine: postgres\n        dsn: \"host=127.0.0.1 port={port} user={ROLE} dbname=postgres\"\n        password_file: {}\n",
-            self.region(node),
-            self.password_file.display()
-        )
+        let dsn = format!("host=127.0.0.1 port={port} user={ROLE} dbname=postgres");
+        node_entry(node, self.region(node), "postgres", &dsn, &self.password_file)
     }
 
     /// A config with one cluster `lab` holding every lab node, then `extra_nodes`.
@@ -91,18 +81,65 @@ impl Lab {
 
     /// Pair labels (source → replica) as the exporter writes them.
     pub fn pair(&self, source: &str, replica: &str) -> Vec<(&'static str, String)> {
-        vec![
-            ("db_cluster", "lab".into()),
-            ("source_node", source.into()),
-            ("source_region", self.region(source).into()),
-            ("replica_node", replica.into()),
-            ("replica_region", self.region(replica).into()),
-        ]
+        pair_labels(&self.nodes, "lab", source, replica)
     }
 
     pub fn node_labels(&self, node: &str) -> Vec<(&'static str, String)> {
-        vec![("db_cluster", "lab".into()), ("node", node.into()), ("node_region", self.region(node).into())]
+        node_labels_in(&self.nodes, "lab", node)
     }
+}
+
+/// What a lab of either engine gives the exporter, part 1: the password of its account in
+/// the file `password` of a new temporary directory.
+fn password_dir() -> (TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let password_file = dir.path().join("password");
+    std::fs::write(&password_file, format!("{PASSWORD}\n")).unwrap();
+    (dir, password_file)
+}
+
+/// Part 2: (node name, region) for the lab's nodes in order, regions from [`REGIONS`].
+fn node_regions<'a>(names: impl Iterator<Item = &'a str>) -> Vec<(String, String)> {
+    names.enumerate().map(|(i, n)| (n.to_owned(), REGIONS[i % REGIONS.len()].to_owned())).collect()
+}
+
+/// The region of `node` among `nodes` (node name, region).
+fn region_of<'a>(nodes: &'a [(String, String)], node: &str) -> &'a str {
+    &nodes.iter().find(|(n, _)| n == node).expect("node in lab").1
+}
+
+/// One node entry of the config (the exporter's password in `password_file`).
+fn node_entry(node: &str, region: &str, engine: &str, dsn: &str, password_file: &Path) -> String {
+    format!(
+        "      - name: {node}\n        region: {region}\n        engine: {engine}\n        dsn: \"{dsn}\"\n        password_file: {}\n",
+        password_file.display()
+    )
+}
+
+/// The labels of the pair `source` → `replica` of `cluster`, as the exporter writes them;
+/// regions from `nodes` (node name, region).
+fn pair_labels(
+    nodes: &[(String, String)],
+    cluster: &str,
+    source: &str,
+    replica: &str,
+) -> Vec<(&'static str, String)> {
+    vec![
+        ("db_cluster", cluster.into()),
+        ("source_node", source.into()),
+        ("source_region", region_of(nodes, source).into()),
+        ("replica_node", replica.into()),
+        ("replica_region", region_of(nodes, replica).into()),
+    ]
+}
+
+/// The labels of `node` of `cluster`, as the exporter writes them.
+fn node_labels_in(nodes: &[(String, String)], cluster: &str, node: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("db_cluster", cluster.into()),
+        ("node", node.into()),
+        ("node_region", region_of(nodes, node).into()),
+    ]
 }
 
 /// A WAN between the exporter and the databases: one delay proxy per node

@@ -26,7 +26,7 @@ use anyhow::{anyhow, bail, Context, Result};
 pub use node::{MariaNode, Mariadb};
 
 use crate::cluster::{self, Lab};
-use crate::process::{sh_quote, Watchdog};
+use crate::process::{scratch_tempdir, sh_quote, Watchdog};
 use crate::programs::find_program;
 use crate::server::Account;
 
@@ -79,12 +79,7 @@ impl MariaLabSpec {
         }
         let mut seen: Vec<&str> = Vec::new();
         for (name, upstreams) in &self.nodes {
-            let ok = !name.is_empty()
-                && name.len() <= 32
-                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-            if !ok {
-                bail!("node name {name:?}: use 1-32 ASCII letters, digits, '-' or '_'");
-            }
+            cluster::check_node_name(name)?;
             // Replication connection names are case-insensitive.
             if seen.iter().any(|s| s.eq_ignore_ascii_case(name)) {
                 bail!("node name {name:?} is used twice (names are compared case-insensitively)");
@@ -169,10 +164,7 @@ fn template() -> Result<Arc<Template>> {
     if let Some(t) = guard.as_ref() {
         return Ok(t.clone());
     }
-    let dir = tempfile::Builder::new()
-        .prefix("rpo-lab-maria-template.")
-        .tempdir_in(crate::process::scratch_dir())
-        .context("creating the MariaDB template directory")?;
+    let dir = scratch_tempdir("rpo-lab-maria-template.", "the MariaDB template directory")?;
     // Kept for the life of the process, removed by the watchdog when it exits.
     let watchdog = Watchdog::spawn(&format!("rm -rf {}", sh_quote(&dir.path().display().to_string())))?;
     let t =
@@ -492,21 +484,10 @@ fn random_password() -> String {
 /// The script the watchdog runs if this process dies without dropping the lab: SIGCONT and
 /// SIGTERM to every server, SIGKILL after 10 s, remove the directory unless `.keep` exists.
 fn watchdog_script(dir: &Path, spec: &MariaLabSpec) -> String {
-    let pid_files: Vec<String> = spec
-        .nodes
-        .iter()
-        .map(|(name, _)| sh_quote(&dir.join(name).join("mariadbd.pid").display().to_string()))
-        .collect();
-    let find_pids = format!(
-        r#"for f in {}; do
-  p=; read -r p < "$f" 2>/dev/null || continue
-  alive "$p" || continue
-  c=; read -r c < /proc/$p/comm 2>/dev/null; [ "$c" = mariadbd ] || continue
-  kill -CONT "$p" 2>/dev/null; kill -TERM "$p" 2>/dev/null; pids="$pids $p"
-done"#,
-        pid_files.join(" ")
-    );
-    cluster::watchdog_script(dir, &find_pids)
+    let nodes = spec.nodes.iter().map(|(name, _)| name.as_str());
+    let stop = r#"c=; read -r c < /proc/$p/comm 2>/dev/null; [ "$c" = mariadbd ] || continue
+  kill -CONT "$p" 2>/dev/null; kill -TERM "$p" 2>/dev/null"#;
+    cluster::watchdog_script(dir, nodes, "mariadbd.pid", stop)
 }
 
 #[cfg(test)]

@@ -13,14 +13,14 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use mysql_async::prelude::Queryable;
 use nix::sys::signal::Signal;
 
 use super::Ctx;
-use crate::server::{short, Account, Behaviour, Engine, Node};
+use crate::server::{poll, short, Account, Behaviour, Engine, Node};
 
 /// How long a root connection may take to open.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -206,32 +206,27 @@ impl MariaNode {
         if self.is_primary() {
             bail!("{} is a primary: it replicates from nobody", self.describe());
         }
-        let deadline = Instant::now() + timeout;
-        let mut last = String::from("(no answer yet)");
-        while Instant::now() < deadline {
-            match tokio::time::timeout(Duration::from_secs(2), self.replication_status()).await {
-                Ok(Ok(rows)) => {
-                    let yes = |row: &BTreeMap<String, Option<String>>, col: &str| {
-                        row.get(col).and_then(|v| v.as_deref()) == Some("Yes")
-                    };
-                    if rows.len() == self.engine.upstreams.len()
-                        && rows.iter().all(|r| yes(r, "Slave_IO_Running") && yes(r, "Slave_SQL_Running"))
-                    {
-                        return Ok(());
-                    }
-                    last = summarize_status(&rows);
-                }
-                Ok(Err(e)) => last = format!("error: {e:#}"),
-                Err(_) => last = "SHOW ALL SLAVES STATUS timed out after 2s".into(),
+        let yes = |row: &BTreeMap<String, Option<String>>, col: &str| {
+            row.get(col).and_then(|v| v.as_deref()) == Some("Yes")
+        };
+        let running = |rows: Vec<BTreeMap<String, Option<String>>>| {
+            if rows.len() == self.engine.upstreams.len()
+                && rows.iter().all(|r| yes(r, "Slave_IO_Running") && yes(r, "Slave_SQL_Running"))
+            {
+                Ok(())
+            } else {
+                Err(summarize_status(&rows))
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        bail!(
-            "replica {} is not replicating from {:?} after {timeout:?}; last: {last}\n--- log tail ---\n{}",
-            self.describe(),
-            self.engine.upstreams,
-            self.log_tail(20)
-        )
+        };
+        let status = || self.replication_status();
+        poll(timeout, "SHOW ALL SLAVES STATUS", status, running).await.map_err(|last| {
+            anyhow!(
+                "replica {} is not replicating from {:?} after {timeout:?}; last: {last}\n--- log tail ---\n{}",
+                self.describe(),
+                self.engine.upstreams,
+                self.log_tail(20)
+            )
+        })
     }
 
     /// A one-line summary of the replication connections, for error messages.

@@ -23,7 +23,7 @@ use anyhow::{anyhow, bail, Context, Result};
 pub use node::{PgNode, Postgres};
 
 use crate::cluster::{self, Lab};
-use crate::process::{append, sh_quote};
+use crate::process::append;
 use crate::programs::find_program;
 use crate::server::Account;
 
@@ -96,12 +96,7 @@ impl PgLabSpec {
         };
         let mut seen: Vec<&str> = Vec::new();
         for (name, upstream) in &self.nodes {
-            let ok = !name.is_empty()
-                && name.len() <= 32
-                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-            if !ok {
-                bail!("node name {name:?}: use 1-32 ASCII letters, digits, '-' or '_'");
-            }
+            cluster::check_node_name(name)?;
             if seen.iter().any(|s| slot_name(s) == slot_name(name)) {
                 bail!("node name {name:?} is used twice (names are compared case-insensitively, '-' = '_')");
             }
@@ -284,18 +279,11 @@ impl PgLab {
 /// shutdown of every postmaster (SIGCONT first), SIGKILL after 10 s, remove the directory
 /// unless `.keep` exists.
 fn watchdog_script(dir: &Path, spec: &PgLabSpec) -> String {
-    let data_dirs: Vec<String> = spec
-        .nodes
-        .iter()
-        .map(|(name, _)| sh_quote(&dir.join(name).join("data").display().to_string()))
-        .collect();
-    let find_pids = format!(
-        r#"for d in {}; do
-  p=; read -r p < "$d/postmaster.pid" 2>/dev/null || continue
-  alive "$p" || continue
-  tree CONT "$p"; kill -QUIT "$p" 2>/dev/null; pids="$pids $p"
-done"#,
-        data_dirs.join(" ")
-    );
-    cluster::watchdog_script(dir, &find_pids)
+    let nodes = spec.nodes.iter().map(|(name, _)| name.as_str());
+    cluster::watchdog_script(
+        dir,
+        nodes,
+        "data/postmaster.pid",
+        r#"tree CONT "$p"; kill -QUIT "$p" 2>/dev/null"#,
+    )
 }

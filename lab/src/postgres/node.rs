@@ -8,14 +8,14 @@
 
 use std::process::Command;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use nix::sys::signal::Signal;
 
 use super::Ctx;
 use crate::process::is_alive;
-use crate::server::{short, Account, Behaviour, Engine, Node};
+use crate::server::{poll, short, Account, Behaviour, Engine, Node};
 
 /// How long `wait_replicating` waits for `pg_stat_wal_receiver.status = 'streaming'`.
 const REPLICATING_TIMEOUT: Duration = Duration::from_secs(30);
@@ -163,29 +163,20 @@ impl PgNode {
         let Some(upstream) = self.upstream() else {
             bail!("{} is the primary: it has no upstream to replicate from", self.describe());
         };
-        let deadline = Instant::now() + REPLICATING_TIMEOUT;
-        let mut last = String::from("(no answer yet)");
-        while Instant::now() < deadline {
-            let status = tokio::time::timeout(
-                Duration::from_secs(2),
-                self.query_one_string("SELECT status FROM pg_stat_wal_receiver"),
+        let status = || self.query_one_string("SELECT status FROM pg_stat_wal_receiver");
+        let streaming = |status: Option<String>| match status {
+            Some(s) if s == "streaming" => Ok(()),
+            Some(s) => Err(format!("status {s:?}")),
+            None => Err("no WAL receiver running".into()),
+        };
+        poll(REPLICATING_TIMEOUT, "query", status, streaming).await.map_err(|last| {
+            anyhow!(
+                "replica {} is not streaming from {upstream} after {REPLICATING_TIMEOUT:?}; last: {last}\n\
+                 --- log tail ---\n{}",
+                self.describe(),
+                self.log_tail(20)
             )
-            .await;
-            match status {
-                Ok(Ok(Some(s))) if s == "streaming" => return Ok(()),
-                Ok(Ok(Some(s))) => last = format!("status {s:?}"),
-                Ok(Ok(None)) => last = "no WAL receiver running".into(),
-                Ok(Err(e)) => last = format!("error: {e:#}"),
-                Err(_) => last = "query timed out after 2s".into(),
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        bail!(
-            "replica {} is not streaming from {upstream} after {REPLICATING_TIMEOUT:?}; last: {last}\n\
-             --- log tail ---\n{}",
-            self.describe(),
-            self.log_tail(20)
-        )
+        })
     }
 
     /// Removes `postmaster.pid` left by a postmaster that is gone (after a kill), which

@@ -156,11 +156,6 @@ impl CheckError {
         CheckError { field, problem: problem.into() }
     }
 
-    /// TLS set both in the DSN and in a `tls:` block.
-    fn tls_twice() -> Self {
-        CheckError::new(NodeField::Dsn, "sets TLS options too; configure TLS in tls: only")
-    }
-
     /// A `tls:` block's material that does not build, blamed on its file.
     fn tls(tls: &crate::endpoint::Tls, e: tls::TlsError) -> Self {
         match e {
@@ -181,6 +176,22 @@ impl CheckError {
             tls::TlsError::Setup(p) => CheckError::new(NodeField::Tls, p),
         }
     }
+}
+
+/// The checks every engine makes of a node's `tls:` block: TLS is set there only,
+/// not in the DSN too, and its material builds. An engine whose driver builds its
+/// own TLS configuration (`verify == false`) has its trust anchors and its key
+/// checked still.
+fn check_tls_block(
+    endpoint: &Endpoint,
+    dsn_sets_tls: fn(&str) -> bool,
+    verify: bool,
+) -> Result<(), CheckError> {
+    let Some(block) = &endpoint.tls else { return Ok(()) };
+    if dsn_sets_tls(&endpoint.dsn) {
+        return Err(CheckError::new(NodeField::Dsn, "sets TLS options too; configure TLS in tls: only"));
+    }
+    tls::check(block, verify).map_err(|e| CheckError::tls(block, e))
 }
 
 /// Why `rpo-exporter schema` cannot print the statements.

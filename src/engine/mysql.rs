@@ -147,23 +147,15 @@ impl Engine for Mysql {
     }
 
     fn check(&self, endpoint: &Endpoint) -> Result<(), CheckError> {
-        let dsn = &endpoint.dsn;
-        check_dsn(dsn)?;
-        if let Some(tls) = &endpoint.tls {
-            if tls.mode == TlsMode::Prefer {
-                return Err(CheckError::new(
-                    NodeField::TlsMode,
-                    "prefer is not available for mysql: use disable, require, verify-ca or verify-full",
-                ));
-            }
-            if dsn_sets_tls(dsn) {
-                return Err(CheckError::tls_twice());
-            }
-            // mysql_async builds its own configuration from the PEM: check what it
-            // will be given (the roots; the key against its certificate).
-            super::tls::check(tls, false).map_err(|e| CheckError::tls(tls, e))?;
+        check_dsn(&endpoint.dsn)?;
+        if endpoint.tls.as_ref().is_some_and(|tls| tls.mode == TlsMode::Prefer) {
+            return Err(CheckError::new(
+                NodeField::TlsMode,
+                "prefer is not available for mysql: use disable, require, verify-ca or verify-full",
+            ));
         }
-        Ok(())
+        // mysql_async builds its own TLS configuration from the PEM.
+        super::check_tls_block(endpoint, dsn_sets_tls, false)
     }
 
     fn connect<'a>(

@@ -81,13 +81,7 @@ impl Engine for Postgres {
 
     fn check(&self, endpoint: &Endpoint) -> Result<(), CheckError> {
         check_dsn(&endpoint.dsn)?;
-        if let Some(tls) = &endpoint.tls {
-            if dsn_sets_tls(&endpoint.dsn) {
-                return Err(CheckError::tls_twice());
-            }
-            super::tls::check(tls, true).map_err(|e| CheckError::tls(tls, e))?;
-        }
-        Ok(())
+        super::check_tls_block(endpoint, dsn_sets_tls, true)
     }
 
     fn connect<'a>(

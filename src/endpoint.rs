@@ -36,6 +36,8 @@ pub struct Settings {
     pub format: HeartbeatFormat,
     /// Create the heartbeat table when it is missing.
     pub create_table: bool,
+    /// How often a session ticks.
+    pub interval: Duration,
     /// Deadline for one query.
     pub timeout: Duration,
     /// Deadline for opening a session: TCP, TLS, authentication, first statements.

@@ -160,6 +160,7 @@ desc!(
 );
 desc!(COLLECTOR_ERRORS, "rpo_collector_errors", Counter, &["db_cluster", "node", "node_region", "collector", "reason"], "Failed collector runs by bounded reason (connect, auth, tls, timeout, permission, missing_table, read_only, query).");
 desc!(HB_WRITES, "rpo_heartbeat_writes", Counter, NODE, "Heartbeats this exporter wrote on the node.");
+desc!(HB_WRITER, "rpo_heartbeat_writer", Gauge, NODE, "1 if this exporter writes the node's heartbeats, 0 if another exporter holds the node's write lease and writes them (two exporters watching one cluster: one writes, the other reads). Absent until the exporter first tries to write on the node.");
 desc!(
     HB_WRITTEN,
     "rpo_heartbeat_written_timestamp_seconds",
@@ -212,6 +213,7 @@ pub static CORE: &[&MetricDesc] = &[
     &MEASUREMENT_AGE,
     &COLLECTOR_ERRORS,
     &HB_WRITES,
+    &HB_WRITER,
     &HB_WRITTEN,
     &HB_SEQUENCE,
     &LAG,

@@ -70,6 +70,8 @@ pub struct NodeData {
     pub writes: u64,
     pub sessions_opened: u64,
     pub last_written: Option<Written>,
+    /// Whether this exporter holds the node's write lease, once it tried to write.
+    pub write_lease: Option<bool>,
     pub history: WriteHistory,
     /// Sources seen on this node, by source node name.
     pub pairs: BTreeMap<String, PairData>,
@@ -383,6 +385,9 @@ fn node_samples(node: &NodeState, now: f64, max_age: f64, out: &mut Samples) {
                 *n as f64,
             );
         }
+    }
+    if let Some(held) = d.write_lease {
+        out.push(&metrics::HB_WRITER, labels, f64::from(u8::from(held)));
     }
     if d.writes > 0 {
         out.push(&metrics::HB_WRITES, labels, d.writes as f64);

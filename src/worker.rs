@@ -24,6 +24,7 @@ use crate::config::Heartbeat;
 use crate::endpoint::{Endpoint, Settings};
 use crate::engine::{
     self, EngineError, ErrorKind, HeartbeatRead, NodeLabels, Session, Step, TickOutcome, TickPlan,
+    WriteOutcome,
 };
 use crate::heartbeat::{ClockSample, WriteRecord};
 use crate::pairs::{self, Event, NodeView};
@@ -302,8 +303,12 @@ impl Worker {
         }
         if let Some(Step { result, sent, took }) = outcome.write {
             match result {
-                Ok(written) => {
+                Ok(WriteOutcome::HeldElsewhere) => {
+                    self.node.lock().write_lease = Some(false);
+                }
+                Ok(WriteOutcome::Written(written)) => {
                     let mut d = self.node.lock();
+                    d.write_lease = Some(true);
                     d.history.push(WriteRecord {
                         seq: written.seq,
                         mono: sent + took / 2.0,

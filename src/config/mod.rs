@@ -106,6 +106,7 @@ impl Heartbeat {
             table: self.table.clone(),
             format: self.format,
             create_table: self.create_table,
+            interval: self.interval,
             timeout: self.timeout,
             connect_timeout: self.connect_timeout,
         }

@@ -364,6 +364,34 @@ pub struct HeartbeatRead {
     pub db_now_us: i64,
 }
 
+/// What a heartbeat write did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteOutcome {
+    /// This session wrote the heartbeat.
+    Written(Written),
+    /// Another exporter holds the node's write lease: it writes the node's
+    /// heartbeats, and this one only reads them. See [`lease_name`].
+    HeldElsewhere,
+}
+
+/// The name of a node's write lease: a session lock on the node's own server
+/// (PostgreSQL's advisory lock, MySQL's `GET_LOCK`) that a session takes before its
+/// first heartbeat write and keeps until it ends. Two exporters watching one
+/// cluster (an HA pair) therefore never write the same row: one writes, the
+/// other reads. A lease whose exporter died ends with its session: when the
+/// connection closes, or when the server drops it after [`lease_idle_timeout`]
+/// without a statement (a host gone without closing it).
+pub fn lease_name(table: &TableName, node: &str) -> String {
+    format!("rpo-exporter:{table}:{node}")
+}
+
+/// How long a server keeps an idle session of ours: three heartbeat intervals,
+/// never under 10 s. A session that ticks every interval is never idle that long;
+/// one whose exporter vanished frees its lease within this time.
+pub fn lease_idle_timeout(interval: Duration) -> Duration {
+    (interval * 3).max(Duration::from_secs(10))
+}
+
 /// A heartbeat that was committed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Written {
@@ -437,7 +465,7 @@ impl<T> Step<T> {
 pub struct TickOutcome {
     pub probe: Option<Step<Probe>>,
     pub read: Option<Step<HeartbeatRead>>,
-    pub write: Option<Step<Written>>,
+    pub write: Option<Step<WriteOutcome>>,
     pub native: Option<Step<Vec<Sample>>>,
     /// The session cannot serve another tick: the connection broke, or the driver
     /// was left in the middle of a reply at the deadline.

@@ -13,7 +13,7 @@
 
 use super::{
     BoxFuture, CheckError, Connection, Engine, EngineError, ErrorKind, Field, HeartbeatRead, HeartbeatRow,
-    NodeField, NodeLabels, Probe, SchemaError, Session, Step, TickOutcome, TickPlan, Written,
+    NodeField, NodeLabels, Probe, SchemaError, Session, Step, TickOutcome, TickPlan, WriteOutcome, Written,
 };
 use crate::endpoint::{Endpoint, HeartbeatFormat, Settings, TableName, Tls, TlsMode};
 use crate::heartbeat::mono_now;
@@ -317,6 +317,8 @@ pub struct MySession {
     row_ready: bool,
     /// Whether this session wrote the row's region and identity already.
     row_current: bool,
+    /// Whether this session holds the node's write lease ([`super::lease_name`]).
+    leased: bool,
 }
 
 /// Microseconds since the epoch of a DATETIME or TIMESTAMP expression read in a
@@ -341,6 +343,8 @@ fn literal(s: &str) -> String {
 enum Part {
     Probe,
     Read,
+    /// Take the node's write lease (before this session's first write).
+    Lease,
     Write,
     Native,
 }
@@ -403,7 +407,9 @@ impl MySession {
             .pass(password)
             .prefer_socket(false)
             .max_allowed_packet(Some(16 << 20))
-            .wait_timeout(Some(28_800));
+            // A session whose exporter vanished must not keep the node's write
+            // lease: the server drops it after this long without a statement.
+            .wait_timeout(Some(super::lease_idle_timeout(settings.interval).as_secs() as usize));
         // A tls: block decides; without one the URL's own TLS options stay
         // (require_ssl=true, verify_ca, verify_identity, built_in_roots).
         let opts = match &endpoint.tls {
@@ -462,6 +468,7 @@ impl MySession {
             region: settings.region.clone(),
             row_ready: false,
             row_current: false,
+            leased: false,
         })
     }
 
@@ -520,6 +527,11 @@ impl MySession {
                     ),
                 }]
             }
+            // A session lock, named within MySQL's 64 characters.
+            Part::Lease => vec![format!(
+                "SELECT GET_LOCK(CONCAT('rpo-exporter:', MD5({})), 0)",
+                literal(&super::lease_name(&self.table, &self.node))
+            )],
             Part::Write => {
                 let (node, region, identity) =
                     (literal(&self.node), literal(&self.region), self.identity_sql());
@@ -575,7 +587,7 @@ impl MySession {
             (plan.probe, Part::Probe),
             (plan.read, Part::Read),
             (plan.native, Part::Native),
-            (plan.write && self.format.writes(), Part::Write),
+            (plan.write && self.format.writes(), if self.leased { Part::Write } else { Part::Lease }),
         ]
         .into_iter()
         .filter_map(|(wanted, part)| wanted.then_some(part))
@@ -641,6 +653,10 @@ impl MySession {
                 }
                 break;
             }
+            // The lease just taken: this tick's write follows at once.
+            if self.leased && outcome.write.is_none() && planned.iter().any(|(p, _)| *p == Part::Lease) {
+                next_parts.push(Part::Write);
+            }
             if broken || start.elapsed() >= deadline {
                 outcome.broken |= broken;
                 for p in next_parts {
@@ -668,8 +684,14 @@ impl MySession {
         match (part, &got[..]) {
             (Part::Probe, [probe]) => outcome.probe = Some(Step::new(self.parse_probe(probe), sent, took)),
             (Part::Read, [read]) => outcome.read = Some(Step::new(Ok(parse_read(read)), sent, took)),
+            (Part::Lease, [lease]) => {
+                self.leased = lease.rows.first().and_then(|r| col::<i64, _>(r, 0)) == Some(1);
+                if !self.leased {
+                    outcome.write = Some(Step::new(Ok(WriteOutcome::HeldElsewhere), sent, took));
+                }
+            }
             (Part::Write, [.., update, select]) => {
-                let result = self.parse_write(outcome, update, select);
+                let result = self.parse_write(outcome, update, select).map(WriteOutcome::Written);
                 outcome.write = Some(Step::new(result, sent, took));
             }
             (Part::Native, [status, binlog]) => {
@@ -841,7 +863,7 @@ fn set(outcome: &mut TickOutcome, part: Part, e: EngineError, sent: f64, took: f
     match part {
         Part::Probe => outcome.probe = Some(Step::new(Err(e), sent, took)),
         Part::Read => outcome.read = Some(Step::new(Err(e), sent, took)),
-        Part::Write => outcome.write = Some(Step::new(Err(e), sent, took)),
+        Part::Lease | Part::Write => outcome.write = Some(Step::new(Err(e), sent, took)),
         Part::Native => outcome.native = Some(Step::new(Err(e), sent, took)),
     }
 }

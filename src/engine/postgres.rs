@@ -11,13 +11,14 @@
 
 use super::{
     BoxFuture, CheckError, Connection, Engine, EngineError, ErrorKind, Field, HeartbeatRead, HeartbeatRow,
-    NodeField, NodeLabels, Probe, SchemaError, Session, Step, TickOutcome, TickPlan, Written,
+    NodeField, NodeLabels, Probe, SchemaError, Session, Step, TickOutcome, TickPlan, WriteOutcome, Written,
 };
 use crate::endpoint::{Endpoint, Settings, TableName, TlsMode};
 use crate::heartbeat::mono_now;
 use crate::metrics::{desc, MetricDesc, Sample, NODE};
 use std::future::Future;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
@@ -314,6 +315,10 @@ fn update_sql(table: &TableName) -> String {
 }
 
 /// The row's first heartbeat, once in the row's life.
+/// Takes the node's write lease if no other session holds it; true while this
+/// session does (a session lock: it stays until the session ends).
+const LEASE_SQL: &str = "SELECT pg_try_advisory_lock(hashtextextended($1, 0))";
+
 fn insert_sql(table: &TableName) -> String {
     format!(
         "INSERT INTO {table} (node, region, seq, written_at, identity)
@@ -340,6 +345,11 @@ pub struct PgSession {
     read: Option<Statement>,
     update: Option<Statement>,
     insert: Option<Statement>,
+    /// `pg_try_advisory_lock` of the node's write lease ([`super::lease_name`]),
+    /// and whether this session holds it.
+    lease: Statement,
+    lease_name: String,
+    leased: AtomicBool,
 }
 
 impl Drop for PgSession {
@@ -424,17 +434,25 @@ impl PgSession {
         // Half the deadline first (right for any distance the settings allow); once
         // this round trip is measured, more where the node is near.
         let limit = (settings.timeout / 2).as_millis().max(1);
+        // A session whose exporter vanished must not keep the node's write lease:
+        // the server drops it when its host stops answering keepalives, or (from
+        // PostgreSQL 14) after this long without a statement.
+        let idle = super::lease_idle_timeout(settings.interval).as_millis();
         let setup = format!(
             "SET statement_timeout = {limit}; SET lock_timeout = {limit}; SET synchronous_commit = local;
-             SET TimeZone = 'UTC'; SELECT system_identifier::text FROM pg_control_system()"
+             SET TimeZone = 'UTC'; SET tcp_keepalives_idle = 5; SET tcp_keepalives_interval = 2;
+             SET tcp_keepalives_count = 3; SELECT system_identifier::text FROM pg_control_system();
+             SELECT set_config('idle_session_timeout', '{idle}', false)
+               WHERE current_setting('server_version_num')::int >= 140000"
         );
         let probe_sql = format!("{PROBE_SQL}{}", epoch_us("clock_timestamp()"));
         let (update_sql, insert_sql) = (update_sql(&table), insert_sql(&table));
         let receiver_sql = receiver_sql();
         let writes = settings.format.writes();
         let sent = Instant::now();
-        let (setup, probe, standbys, receiver, read, (update, insert)) = tokio::join!(
+        let (setup, lease, probe, standbys, receiver, read, (update, insert)) = tokio::join!(
             client.simple_query(&setup),
+            client.prepare(LEASE_SQL),
             client.prepare(&probe_sql),
             client.prepare(STANDBYS_SQL),
             client.prepare(&receiver_sql),
@@ -456,6 +474,7 @@ impl PgSession {
                 .await
                 .map_err(|e| classify(&e, &table))?;
         }
+        // The first row: the system identifier's (set_config's comes after it).
         let identity = setup
             .iter()
             .find_map(|m| match m {
@@ -467,6 +486,9 @@ impl PgSession {
             .ok_or_else(|| EngineError::new(ErrorKind::Query, "pg_control_system() returned no row"))?;
         let prepared = |r: Result<Statement, tokio_postgres::Error>| r.map_err(|e| classify(&e, &table));
         Ok(PgSession {
+            lease: prepared(lease)?,
+            lease_name: super::lease_name(&table, &settings.node),
+            leased: AtomicBool::new(false),
             probe: prepared(probe)?,
             standbys: prepared(standbys)?,
             receiver: prepared(receiver)?,
@@ -622,14 +644,23 @@ impl PgSession {
         })
     }
 
-    async fn write(&self) -> Result<Written, EngineError> {
+    async fn write(&self) -> Result<WriteOutcome, EngineError> {
         let table = &self.table;
         let (Some(update), Some(insert)) = (&self.update, &self.insert) else {
             return Err(EngineError::new(ErrorKind::Query, "heartbeat write not prepared"));
         };
+        if !self.leased.load(Ordering::Relaxed) {
+            let row =
+                self.client.query_one(&self.lease, &[&self.lease_name]).await.map_err(|e| classify(&e, table))?;
+            if !row.try_get::<_, bool>(0).unwrap_or(false) {
+                return Ok(WriteOutcome::HeldElsewhere);
+            }
+            self.leased.store(true, Ordering::Relaxed);
+        }
         let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] =
             [&self.node, &self.region, &self.identity];
-        let written = |row: &Row| Ok(Written { seq: get(row, 0)?, written_us: get(row, 1)? });
+        let written =
+            |row: &Row| Ok(WriteOutcome::Written(Written { seq: get(row, 0)?, written_us: get(row, 1)? }));
         for _ in 0..2 {
             let rows = self.client.query(update, &params).await.map_err(|e| classify(&e, table))?;
             if let Some(row) = rows.first() {

@@ -10,7 +10,8 @@
 use crate::config::{Config, Heartbeat, Node};
 use crate::server;
 use crate::server::ReloadRequest;
-use crate::state::{ClusterState, Live, NodeState, State};
+use crate::state::{Live, State};
+use crate::store::{ClusterState, NodeState};
 use crate::supervise::{supervise, Loop};
 use crate::worker::Worker;
 use std::collections::HashMap;

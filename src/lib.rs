@@ -3,7 +3,8 @@
 //!
 //! See ARCHITECTURE.md for the map. In short: [`config`] reads the file,
 //! [`exporter`] starts one [`worker`] per node, workers talk to databases only
-//! through [`engine`] and store results in [`state`], and [`server`] renders them
+//! through [`engine`] and store results in [`store`] (the node store, held by the
+//! live state's root, [`state`]), and [`server`] renders them
 //! through [`exposition`] on each scrape; [`metrics`] is the vocabulary of metric
 //! families every part declares its own in. [`heartbeat`] holds the lag arithmetic, [`pairs`]
 //! the policy of which (source → replica) pairs a read makes.
@@ -20,6 +21,7 @@ pub mod metrics;
 pub mod pairs;
 pub mod server;
 pub mod state;
+pub mod store;
 pub mod supervise;
 pub mod webconfig;
 pub mod worker;

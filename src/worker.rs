@@ -26,7 +26,7 @@ use crate::engine::{
 };
 use crate::heartbeat::{ClockSample, WriteRecord};
 use crate::pairs::{self, Event, NodeView};
-use crate::state::{ClusterState, Collector, NodeState};
+use crate::store::{ClusterState, Collector, NodeState};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};

@@ -204,7 +204,7 @@ impl Running {
             if let Some(health) = &state.health {
                 let health_ = health.clone();
                 let task = Task::spawn(shutdown, |token| {
-                    supervise(Loop::Health, "health", token.clone(), move || {
+                    supervise(Loop::new("health"), "health", token.clone(), move || {
                         Some(crate::health::run(health_.clone(), token.clone()))
                     })
                 });
@@ -217,7 +217,7 @@ impl Running {
                 let region: crate::dns::WritableRegion = Arc::new(move |c| live.current().writable_region(c));
                 let dns_ = dns.clone();
                 let task = Task::spawn(shutdown, |token| {
-                    supervise(Loop::Dns, "dns", token.clone(), move || {
+                    supervise(Loop::new("dns"), "dns", token.clone(), move || {
                         Some(crate::dns::run(dns_.clone(), region.clone(), token.clone()))
                     })
                 });
@@ -308,7 +308,7 @@ async fn run_worker(
 ) {
     let what = format!("{}/{name}", cluster.borrow().config.name);
     let token = shutdown.clone();
-    supervise(Loop::Worker, &what, shutdown, || {
+    supervise(Loop::WORKER, &what, shutdown, || {
         Worker::new(cluster.clone(), &name, phase).map(|w| w.run(token.clone()))
     })
     .await;

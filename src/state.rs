@@ -12,6 +12,7 @@ use crate::health::HealthState;
 use crate::heartbeat::mono_now;
 use crate::metrics::{self, Samples};
 use crate::store::ClusterState;
+use crate::supervise::Loop;
 use std::sync::{Arc, Mutex, RwLock};
 
 #[derive(Debug)]
@@ -75,7 +76,7 @@ impl Live {
         let (ok, at) = *self.reload.lock().unwrap_or_else(|p| p.into_inner());
         out.push(&metrics::RELOAD_OK, &[], f64::from(u8::from(ok)));
         out.push(&metrics::RELOAD_AT, &[], at);
-        for task in crate::supervise::Loop::ALL {
+        for task in [Loop::WORKER, Loop::new("dns"), Loop::new("health")] {
             out.push(&metrics::TASK_RESTARTS, &[task.as_str()], task.restarts() as f64);
         }
         if let Some((ok, at)) = *self.web_reload.lock().unwrap_or_else(|p| p.into_inner()) {

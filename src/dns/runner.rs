@@ -14,13 +14,13 @@ use super::discover;
 use super::query::{query_record, query_serial, Answer, Failure, Mode, Outcome};
 use super::{DnsData, DnsState, WritableRegion};
 use crate::config::{Active, Authoritative, Dns, Record, RecordType};
+use crate::supervise::Pace;
 use hickory_net::proto::rr::{Name, RecordType as WireType};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::task::JoinSet;
-use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
 /// How long a discovered zone and its name servers are trusted before asking again.
@@ -76,18 +76,8 @@ pub async fn run(dns: Arc<DnsState>, clusters: WritableRegion, shutdown: Cancell
             discovery_error: None,
         })
         .collect();
-    let mut ticker = tokio::time::interval(config.interval);
-    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            _ = ticker.tick() => {}
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            _ = round(&dns, &clusters, config, &mut plans) => {}
-        }
-    }
+    let mut pace = Pace::new(tokio::time::Instant::now(), config.interval, shutdown);
+    while pace.round(round(&dns, &clusters, config, &mut plans)).await.is_some() {}
     tracing::debug!("DNS loop stopped");
 }
 

@@ -9,10 +9,10 @@
 
 use crate::config::{Health, Probe, Target};
 use crate::metrics::{desc, MetricDesc, Samples};
+use crate::supervise::Pace;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
-use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
 const PROBE: &[&str] = &["probe_region", "probe"];
@@ -290,18 +290,9 @@ pub async fn run(state: Arc<HealthState>, shutdown: CancellationToken) {
             })
         })
         .collect();
-    let mut ticker = tokio::time::interval(config.interval);
-    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut failing: Vec<bool> = vec![false; runners.len()];
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = ticker.tick() => {}
-        }
-        let outcomes = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            all = run_round(&runners) => all,
-        };
+    let mut pace = Pace::new(tokio::time::Instant::now(), config.interval, shutdown);
+    while let Some(outcomes) = pace.round(run_round(&runners)).await {
         for (i, outcome) in outcomes {
             let r = &runners[i];
             let failed = outcome.status != ProbeStatus::Ok;

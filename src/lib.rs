@@ -7,7 +7,9 @@
 //! live state's root, [`state`]), and [`server`] renders them
 //! through [`exposition`] on each scrape; [`metrics`] is the vocabulary of metric
 //! families every part declares its own in. [`heartbeat`] holds the lag arithmetic, [`pairs`]
-//! the policy of which (source → replica) pairs a read makes.
+//! the policy of which (source → replica) pairs a read makes. [`dns`] and [`health`] are
+//! probe subsystems: each implements [`probe::Subsystem`] and has one line in
+//! [`state::PROBES`].
 
 pub mod cli;
 pub mod config;
@@ -19,6 +21,7 @@ pub mod health;
 pub mod heartbeat;
 pub mod metrics;
 pub mod pairs;
+pub mod probe;
 pub mod server;
 pub mod state;
 pub mod store;

@@ -8,20 +8,27 @@
 //! [`Live::samples`] is the whole of the scrape's work.
 
 use crate::config::{Cluster, Config};
-use crate::health::HealthState;
 use crate::heartbeat::mono_now;
 use crate::metrics::{self, Samples};
+use crate::probe::{AnySubsystem, Clusters, Kind};
 use crate::store::ClusterState;
 use crate::supervise::Loop;
 use std::sync::{Arc, Mutex, RwLock};
 
+/// The probe subsystems, one line each (see ARCHITECTURE.md, "Adding a probe
+/// subsystem"): the live state builds, rebuilds and samples each, the exporter
+/// runs each one's loop, the exposition lists each one's families, in this order.
+pub static PROBES: &[Kind] = &[
+    Kind::of::<crate::health::HealthState>(), // region probes, the `health:` section
+    Kind::of::<crate::dns::DnsState>(),       // DNS propagation, the `dns:` section
+];
+
 #[derive(Debug)]
 pub struct State {
     pub clusters: Vec<Arc<ClusterState>>,
-    /// Region probes' latest results, when the config has a `health:` section.
-    pub health: Option<Arc<HealthState>>,
-    /// DNS propagation's latest results, when the config has a `dns:` section.
-    pub dns: Option<Arc<crate::dns::DnsState>>,
+    /// Each probe subsystem's latest results, one slot per [`PROBES`] entry in its
+    /// order: `None` when the config has no section for it.
+    pub probes: Vec<Option<Arc<dyn AnySubsystem>>>,
 }
 
 /// The state a scrape reads, swapped whole on a config reload, and the reload
@@ -76,7 +83,7 @@ impl Live {
         let (ok, at) = *self.reload.lock().unwrap_or_else(|p| p.into_inner());
         out.push(&metrics::RELOAD_OK, &[], f64::from(u8::from(ok)));
         out.push(&metrics::RELOAD_AT, &[], at);
-        for task in [Loop::WORKER, Loop::new("dns"), Loop::new("health")] {
+        for task in std::iter::once(Loop::WORKER).chain(PROBES.iter().map(|k| k.task)) {
             out.push(&metrics::TASK_RESTARTS, &[task.as_str()], task.restarts() as f64);
         }
         if let Some((ok, at)) = *self.web_reload.lock().unwrap_or_else(|p| p.into_inner()) {
@@ -84,6 +91,14 @@ impl Live {
             out.push(&metrics::WEB_RELOAD_AT, &[], at);
         }
         out
+    }
+}
+
+/// The probe loops ask the current state, so a loop started before a reload
+/// follows the clusters as they are after it.
+impl Clusters for Live {
+    fn writable_region(&self, cluster: &str) -> Option<String> {
+        self.current().writable_region(cluster)
     }
 }
 
@@ -99,9 +114,11 @@ impl State {
     /// change is kept whole. In one that changed, every node whose measurement
     /// did not (same name, region, engine, DSN, heartbeat table and format) keeps
     /// its state: counters, readings and the write history that maps a seen
-    /// heartbeat to the first unseen one. The region probes and DNS records the
-    /// new config still has, unchanged, keep their readings; everything else
-    /// starts afresh, and what the new config dropped is gone.
+    /// heartbeat to the first unseen one. A probe subsystem whose section did not
+    /// change is kept whole (and its loop runs on); one whose section changed
+    /// keeps the readings of what it still probes the same way
+    /// (`Subsystem::carry_over`). Everything else starts afresh, and what the new
+    /// config dropped is gone.
     pub fn rebuild(config: &Config, old: &State) -> Arc<State> {
         let mut next = State::new(config);
         for cluster in &mut next.clusters {
@@ -122,18 +139,9 @@ impl State {
                 .collect();
             *cluster = Arc::new(ClusterState { config: cluster.config.clone(), nodes });
         }
-        if let (Some(new), Some(old)) = (&mut next.health, &old.health) {
-            if new.same_config(old) {
-                *new = old.clone();
-            } else {
-                new.carry_over(old);
-            }
-        }
-        if let (Some(new), Some(old)) = (&mut next.dns, &old.dns) {
-            if new.same_config(old) {
-                *new = old.clone();
-            } else {
-                new.carry_over(old);
+        for (new, old) in next.probes.iter_mut().zip(&old.probes) {
+            if let (Some(new), Some(old)) = (new, old) {
+                *new = new.clone().reloaded(old);
             }
         }
         Arc::new(next)
@@ -154,9 +162,8 @@ impl State {
 
     pub fn new(config: &Config) -> State {
         let clusters = config.clusters.iter().map(|c| Arc::new(ClusterState::new(c))).collect();
-        let health = config.health.as_ref().map(|h| Arc::new(HealthState::new(h)));
-        let dns = config.dns.as_ref().map(|d| Arc::new(crate::dns::DnsState::new(d)));
-        State { clusters, health, dns }
+        let probes = PROBES.iter().map(|kind| kind.from_config(config)).collect();
+        State { clusters, probes }
     }
 
     /// Everything a scrape shows, copied out of memory.
@@ -167,11 +174,8 @@ impl State {
         for cluster in &self.clusters {
             cluster.samples(now, &mut out);
         }
-        if let Some(health) = &self.health {
-            health.samples(&mut out);
-        }
-        if let Some(dns) = &self.dns {
-            dns.samples(&mut out);
+        for probe in self.probes.iter().flatten() {
+            probe.samples(&mut out);
         }
         out
     }
@@ -190,4 +194,57 @@ fn same_measurement(before: &Cluster, after: &Cluster, name: &str) -> bool {
         && a.dsn == b.dsn
         && before.heartbeat.table == after.heartbeat.table
         && before.heartbeat.format == after.heartbeat.format
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(probe_port: u16, dns: bool) -> Config {
+        let mut yaml = format!(
+            "clusters:\n  - name: c\n    rpo: 30s\n    rto: 5m\n    nodes:\n      - {{ name: p, region: us-east-1, engine: postgres, dsn: \"host=127.0.0.1 user=rpo dbname=postgres\" }}\nhealth:\n  regions:\n    us-east-1:\n      probes:\n        - {{ name: db, tcp: \"127.0.0.1:{probe_port}\" }}\n"
+        );
+        if dns {
+            yaml.push_str("dns:\n  records:\n    - name: db.example.com\n      type: A\n      active_region: us-east-1\n      answers: { us-east-1: 192.0.2.1 }\n      resolvers: [\"127.0.0.1:53\"]\n      authoritative: [\"127.0.0.1:54\"]\n      zone: example.com\n");
+        }
+        Config::parse(std::path::Path::new("<test>"), &yaml).unwrap()
+    }
+
+    fn same(a: &Option<Arc<dyn AnySubsystem>>, b: &Option<Arc<dyn AnySubsystem>>) -> bool {
+        matches!((a, b), (Some(a), Some(b)) if Arc::ptr_eq(a, b))
+    }
+
+    #[test]
+    fn a_reload_keeps_each_probe_subsystem_whose_section_did_not_change() {
+        let first = State::new(&config(1, true));
+        assert_eq!(first.probes.len(), PROBES.len());
+        assert!(first.probes.iter().all(Option::is_some), "both sections make a subsystem");
+        let [health, dns] = [0, 1];
+        assert_eq!(PROBES[health].task.as_str(), "health");
+        assert_eq!(PROBES[dns].task.as_str(), "dns");
+
+        let unchanged = State::rebuild(&config(1, true), &first);
+        assert!(same(&unchanged.probes[health], &first.probes[health]));
+        assert!(same(&unchanged.probes[dns], &first.probes[dns]));
+
+        let probe_moved = State::rebuild(&config(2, true), &unchanged);
+        assert!(
+            !same(&probe_moved.probes[health], &unchanged.probes[health]),
+            "a changed section starts anew"
+        );
+        assert!(same(&probe_moved.probes[dns], &unchanged.probes[dns]));
+
+        let dns_dropped = State::rebuild(&config(2, false), &probe_moved);
+        assert!(same(&dns_dropped.probes[health], &probe_moved.probes[health]));
+        assert!(dns_dropped.probes[dns].is_none());
+    }
+
+    #[test]
+    fn every_loop_has_its_restarts_counted() {
+        let live = Live::new(State::new(&config(1, false)));
+        let family = live.samples().take(&metrics::TASK_RESTARTS).expect("restarts are always shown");
+        let tasks: Vec<String> =
+            family.samples().flat_map(|(labels, _)| labels.map(|(_, v)| v.to_owned())).collect();
+        assert_eq!(tasks, ["worker", "health", "dns"]);
+    }
 }

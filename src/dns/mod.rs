@@ -218,12 +218,8 @@ impl Subsystem for DnsState {
     }
 
     /// The loop ([`runner::run`]); `follow_cluster` asks `clusters`.
-    fn run(
-        self: Arc<Self>,
-        clusters: Arc<dyn Clusters>,
-        shutdown: CancellationToken,
-    ) -> impl std::future::Future<Output = ()> + Send + 'static {
-        runner::run(self, clusters, shutdown)
+    async fn run(self: Arc<Self>, clusters: Arc<dyn Clusters>, shutdown: CancellationToken) {
+        runner::run(self, clusters, shutdown).await;
     }
 }
 

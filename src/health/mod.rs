@@ -250,12 +250,8 @@ impl Subsystem for HealthState {
         }
     }
 
-    fn run(
-        self: Arc<Self>,
-        _: Arc<dyn Clusters>,
-        shutdown: CancellationToken,
-    ) -> impl std::future::Future<Output = ()> + Send + 'static {
-        probe_loop(self, shutdown)
+    async fn run(self: Arc<Self>, _: Arc<dyn Clusters>, shutdown: CancellationToken) {
+        probe_loop(self, shutdown).await;
     }
 }
 

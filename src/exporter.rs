@@ -8,9 +8,11 @@
 //! `rpo_exporter_config_last_reload_successful`.
 
 use crate::config::{Config, Heartbeat, Node};
+use crate::probe::{AnySubsystem, Clusters};
 use crate::server;
 use crate::server::ReloadRequest;
-use crate::state::{ClusterState, Live, NodeState, State};
+use crate::state::{Live, State, PROBES};
+use crate::store::{ClusterState, NodeState};
 use crate::supervise::{supervise, Loop};
 use crate::worker::Worker;
 use std::collections::HashMap;
@@ -114,20 +116,28 @@ struct WorkerTask {
     config: WorkerConfig,
 }
 
-/// The running background tasks: a worker per node, the probes. A reload changes
-/// only what its new configuration changes: a worker whose node and heartbeat
-/// settings did not change keeps its session and its history, and reads the rest
-/// of its cluster (other nodes, write mode) from a watch updated in place.
+/// A probe subsystem's loop, and the state it was started with.
+type ProbeTask = (Arc<dyn AnySubsystem>, Task);
+
+/// The running background tasks: a worker per node, a loop per probe subsystem.
+/// A reload changes only what its new configuration changes: a worker whose node
+/// and heartbeat settings did not change keeps its session and its history, and
+/// reads the rest of its cluster (other nodes, write mode) from a watch updated in
+/// place; a probe loop runs on while its section is unchanged.
 struct Running {
     clusters: HashMap<String, watch::Sender<Arc<ClusterState>>>,
     workers: HashMap<NodeKey, WorkerTask>,
-    health: Option<(Arc<crate::health::HealthState>, Task)>,
-    dns: Option<(Arc<crate::dns::DnsState>, Task)>,
+    /// One slot per [`PROBES`] entry, in its order.
+    probes: Vec<Option<ProbeTask>>,
 }
 
 impl Running {
     fn new() -> Running {
-        Running { clusters: HashMap::new(), workers: HashMap::new(), health: None, dns: None }
+        Running {
+            clusters: HashMap::new(),
+            workers: HashMap::new(),
+            probes: PROBES.iter().map(|_| None).collect(),
+        }
     }
 
     /// Brings the tasks in line with `state`: stops what it no longer has or
@@ -163,13 +173,10 @@ impl Running {
             .collect();
         let mut stopping: Vec<Task> =
             stale.iter().filter_map(|key| self.workers.remove(key)).map(|w| w.task).collect();
-        let health_changed = changed(&self.health, &state.health);
-        if health_changed {
-            stopping.extend(self.health.take().map(|(_, t)| t));
-        }
-        let dns_changed = changed(&self.dns, &state.dns);
-        if dns_changed {
-            stopping.extend(self.dns.take().map(|(_, t)| t));
+        for (running, wanted) in self.probes.iter_mut().zip(&state.probes) {
+            if changed(running, wanted) {
+                stopping.extend(running.take().map(|(_, t)| t));
+            }
         }
         stop_all(stopping).await;
 
@@ -199,43 +206,26 @@ impl Running {
             let task = Task::spawn(shutdown, |token| run_worker(rx, name.clone(), phase, token));
             self.workers.insert((cluster, name), WorkerTask { task, node, config });
         }
-        if health_changed {
-            if let Some(health) = &state.health {
-                let health_ = health.clone();
-                let task = Task::spawn(shutdown, |token| {
-                    supervise(Loop::Health, "health", token.clone(), move || {
-                        Some(crate::health::run(health_.clone(), token.clone()))
-                    })
-                });
-                self.health = Some((health.clone(), task));
-            }
-        }
-        if dns_changed {
-            if let Some(dns) = &state.dns {
-                let live = live.clone();
-                let region: crate::dns::WritableRegion = Arc::new(move |c| live.current().writable_region(c));
-                let dns_ = dns.clone();
-                let task = Task::spawn(shutdown, |token| {
-                    supervise(Loop::Dns, "dns", token.clone(), move || {
-                        Some(crate::dns::run(dns_.clone(), region.clone(), token.clone()))
-                    })
-                });
-                self.dns = Some((dns.clone(), task));
-            }
+        // A probe loop not running now (none was, or it changed and was stopped)
+        // starts if the new state has its subsystem.
+        for (kind, (running, wanted)) in PROBES.iter().zip(self.probes.iter_mut().zip(&state.probes)) {
+            let (None, Some(probe)) = (&running, wanted) else { continue };
+            let clusters: Arc<dyn Clusters> = live.clone();
+            let task = Task::spawn(shutdown, |token| kind.run(probe.clone(), clusters, token));
+            *running = Some((probe.clone(), task));
         }
     }
 
     async fn stop(self) {
         let mut tasks: Vec<Task> = self.workers.into_values().map(|w| w.task).collect();
-        tasks.extend(self.health.map(|(_, t)| t));
-        tasks.extend(self.dns.map(|(_, t)| t));
+        tasks.extend(self.probes.into_iter().flatten().map(|(_, t)| t));
         stop_all(tasks).await;
     }
 }
 
-/// Whether a probe loop's state (kept by [`State::rebuild`] when its config did
+/// Whether a probe loop's state (kept by [`State::rebuild`] when its section did
 /// not change) differs from the one its running task was started with.
-fn changed<T>(running: &Option<(Arc<T>, Task)>, wanted: &Option<Arc<T>>) -> bool {
+fn changed(running: &Option<ProbeTask>, wanted: &Option<Arc<dyn AnySubsystem>>) -> bool {
     match (running, wanted) {
         (Some((old, _)), Some(new)) => !Arc::ptr_eq(old, new),
         (None, None) => false,
@@ -307,7 +297,7 @@ async fn run_worker(
 ) {
     let what = format!("{}/{name}", cluster.borrow().config.name);
     let token = shutdown.clone();
-    supervise(Loop::Worker, &what, shutdown, || {
+    supervise(Loop::WORKER, &what, shutdown, || {
         Worker::new(cluster.clone(), &name, phase).map(|w| w.run(token.clone()))
     })
     .await;

@@ -7,7 +7,7 @@
 //! declares metric families; only the server (and the benchmark) use it.
 
 use crate::metrics::{MetricDesc, MetricKind, CORE};
-use crate::state::Live;
+use crate::state::{Live, PROBES};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
@@ -17,13 +17,13 @@ use prometheus_client::registry::Registry;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-/// Every family the exporter can emit: the core ones, then each engine's.
+/// Every family the exporter can emit: the core ones, then each engine's, then
+/// each probe subsystem's ([`PROBES`]).
 pub fn all() -> impl Iterator<Item = &'static MetricDesc> {
     CORE.iter()
         .copied()
         .chain(crate::engine::metrics())
-        .chain(crate::health::METRICS.iter().copied())
-        .chain(crate::dns::METRICS.iter().copied())
+        .chain(PROBES.iter().flat_map(|p| p.metrics.iter().copied()))
 }
 
 /// The prometheus-client collector that reads the shared state on each scrape.

@@ -4,10 +4,13 @@
 //! See ARCHITECTURE.md for the map. In short: [`load`] reads the file through
 //! [`config`] and has each node's [`engine`] check its [`endpoint`], [`exporter`]
 //! starts one [`worker`] per node, workers talk to databases only through
-//! [`engine`] and store results in [`state`], and [`server`] renders them
+//! [`engine`] and store results in [`store`] (the node store, held by the live
+//! state's root, [`state`]), and [`server`] renders them
 //! through [`exposition`] on each scrape; [`metrics`] is the vocabulary of metric
 //! families every part declares its own in. [`heartbeat`] holds the lag arithmetic, [`pairs`]
-//! the policy of which (source → replica) pairs a read makes.
+//! the policy of which (source → replica) pairs a read makes. [`dns`] and [`health`] are
+//! probe subsystems: each implements [`probe::Subsystem`] and has one line in
+//! [`state::PROBES`].
 
 pub mod cli;
 pub mod config;
@@ -21,8 +24,10 @@ pub mod heartbeat;
 pub mod load;
 pub mod metrics;
 pub mod pairs;
+pub mod probe;
 pub mod server;
 pub mod state;
+pub mod store;
 pub mod supervise;
 pub mod webconfig;
 pub mod worker;

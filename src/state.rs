@@ -1,151 +1,34 @@
-//! The latest measurements, shared between the background workers (who write) and
-//! the scrape (which reads).
+//! The root of the live state: what a scrape reads, swapped whole on a reload.
 //!
-//! One [`NodeState`] per configured node, each behind its own short-held mutex:
-//! a worker locks only to store a finished result, a scrape only to copy numbers
-//! out, and no lock is ever held across an `.await`. Counters live here too, so
-//! they survive reconnects. [`State::samples`] is the whole of the scrape's work.
+//! [`State`] holds one configuration's worth of results: each cluster's node
+//! store ([`crate::store`], what the workers write) and each probe subsystem's
+//! state. [`State::rebuild`] makes the state for a reloaded configuration, keeping
+//! every node measured the same way and every probe result still probed the same
+//! way. [`Live`] is the current [`State`] and the exporter's reports about itself;
+//! [`Live::samples`] is the whole of the scrape's work.
 
 use crate::config::{Cluster, Config};
-use crate::engine::{ErrorKind, Written};
-use crate::health::HealthState;
-use crate::heartbeat::{mono_now, ClockSample, Reading, RowStatus, WriteHistory};
-use crate::metrics::{self, Sample, Samples};
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use crate::heartbeat::mono_now;
+use crate::metrics::{self, Samples};
+use crate::probe::{AnySubsystem, Clusters, Kind};
+use crate::store::ClusterState;
+use crate::supervise::Loop;
+use std::sync::{Arc, Mutex, RwLock};
 
-/// The measurement loops a worker runs on each node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Collector {
-    /// Connect, then role, identity and clock.
-    Role,
-    HeartbeatWrite,
-    HeartbeatRead,
-    /// The engine's native replication signals.
-    Replication,
-}
-
-impl Collector {
-    pub const ALL: [Collector; 4] =
-        [Collector::Role, Collector::HeartbeatWrite, Collector::HeartbeatRead, Collector::Replication];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Collector::Role => "role",
-            Collector::HeartbeatWrite => "heartbeat_write",
-            Collector::HeartbeatRead => "heartbeat_read",
-            Collector::Replication => "replication",
-        }
-    }
-
-    fn index(self) -> usize {
-        self as usize
-    }
-}
-
-#[derive(Debug, Default, Clone)]
-pub struct CollectorData {
-    /// Whether it has ever run on this node (a replica never writes heartbeats).
-    pub ran: bool,
-    pub last_ok: bool,
-    pub last_duration: f64,
-    pub last_success_mono: Option<f64>,
-    pub errors: BTreeMap<ErrorKind, u64>,
-}
-
-pub use crate::pairs::PairData;
-
-#[derive(Debug, Default)]
-pub struct NodeData {
-    pub up: bool,
-    pub writable: Option<bool>,
-    pub identity: Option<String>,
-    pub expected_row_identity: Option<String>,
-    /// Identities under which this node's heartbeat rows may appear.
-    pub aliases: Vec<String>,
-    pub clock: Option<ClockSample>,
-    /// Database clock minus host wall clock, seconds.
-    pub clock_offset: Option<f64>,
-    pub collectors: [CollectorData; 4],
-    pub writes: u64,
-    pub sessions_opened: u64,
-    pub last_written: Option<Written>,
-    /// Whether this exporter holds the node's write lease, once it tried to write.
-    pub write_lease: Option<bool>,
-    pub history: WriteHistory,
-    /// Sources seen on this node, by source node name.
-    pub pairs: BTreeMap<String, PairData>,
-    /// Times the node's role (writable or not) changed, and when it last did
-    /// (wall clock, seconds since the epoch).
-    pub role_changes: u64,
-    pub role_changed_at: Option<f64>,
-    pub unlisted_rows: usize,
-    pub malformed_rows: usize,
-    pub native: Vec<Sample>,
-}
-
-impl NodeData {
-    /// Up and accepting writes at its last probe.
-    pub fn is_writer(&self) -> bool {
-        self.up && self.writable == Some(true)
-    }
-
-    pub fn collector(&mut self, c: Collector) -> &mut CollectorData {
-        &mut self.collectors[c.index()]
-    }
-
-    pub fn record_success(&mut self, c: Collector, duration: f64) {
-        let d = self.collector(c);
-        d.ran = true;
-        d.last_ok = true;
-        d.last_duration = duration;
-        d.last_success_mono = Some(mono_now());
-    }
-
-    pub fn record_failure(&mut self, c: Collector, duration: f64, kind: ErrorKind) {
-        let d = self.collector(c);
-        d.ran = true;
-        d.last_ok = false;
-        d.last_duration = duration;
-        *d.errors.entry(kind).or_default() += 1;
-    }
-}
-
-#[derive(Debug)]
-pub struct NodeState {
-    pub cluster: String,
-    pub name: String,
-    pub region: String,
-    data: Mutex<NodeData>,
-}
-
-impl NodeState {
-    pub fn lock(&self) -> MutexGuard<'_, NodeData> {
-        // A panic while holding the lock cannot leave numbers half-written in a
-        // way that matters more than losing the exporter; keep serving.
-        self.data.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-#[derive(Debug)]
-pub struct ClusterState {
-    pub config: Arc<Cluster>,
-    pub nodes: Vec<Arc<NodeState>>,
-}
-
-impl ClusterState {
-    pub fn node(&self, name: &str) -> Option<&Arc<NodeState>> {
-        self.nodes.iter().find(|n| n.name == name)
-    }
-}
+/// The probe subsystems, one line each (see ARCHITECTURE.md, "Adding a probe
+/// subsystem"): the live state builds, rebuilds and samples each, the exporter
+/// runs each one's loop, the exposition lists each one's families, in this order.
+pub static PROBES: &[Kind] = &[
+    Kind::of::<crate::health::HealthState>(), // region probes, the `health:` section
+    Kind::of::<crate::dns::DnsState>(),       // DNS propagation, the `dns:` section
+];
 
 #[derive(Debug)]
 pub struct State {
     pub clusters: Vec<Arc<ClusterState>>,
-    /// Region probes' latest results, when the config has a `health:` section.
-    pub health: Option<Arc<HealthState>>,
-    /// DNS propagation's latest results, when the config has a `dns:` section.
-    pub dns: Option<Arc<crate::dns::DnsState>>,
+    /// Each probe subsystem's latest results, one slot per [`PROBES`] entry in its
+    /// order: `None` when the config has no section for it.
+    pub probes: Vec<Option<Arc<dyn AnySubsystem>>>,
 }
 
 /// The state a scrape reads, swapped whole on a config reload, and the reload
@@ -200,7 +83,7 @@ impl Live {
         let (ok, at) = *self.reload.lock().unwrap_or_else(|p| p.into_inner());
         out.push(&metrics::RELOAD_OK, &[], f64::from(u8::from(ok)));
         out.push(&metrics::RELOAD_AT, &[], at);
-        for task in crate::supervise::Loop::ALL {
+        for task in std::iter::once(Loop::WORKER).chain(PROBES.iter().map(|k| k.task)) {
             out.push(&metrics::TASK_RESTARTS, &[task.as_str()], task.restarts() as f64);
         }
         if let Some((ok, at)) = *self.web_reload.lock().unwrap_or_else(|p| p.into_inner()) {
@@ -208,6 +91,14 @@ impl Live {
             out.push(&metrics::WEB_RELOAD_AT, &[], at);
         }
         out
+    }
+}
+
+/// The probe loops ask the current state, so a loop started before a reload
+/// follows the clusters as they are after it.
+impl Clusters for Live {
+    fn writable_region(&self, cluster: &str) -> Option<String> {
+        self.current().writable_region(cluster)
     }
 }
 
@@ -223,9 +114,11 @@ impl State {
     /// change is kept whole. In one that changed, every node whose measurement
     /// did not (same name, region, engine, DSN, heartbeat table and format) keeps
     /// its state: counters, readings and the write history that maps a seen
-    /// heartbeat to the first unseen one. The region probes and DNS records the
-    /// new config still has, unchanged, keep their readings; everything else
-    /// starts afresh, and what the new config dropped is gone.
+    /// heartbeat to the first unseen one. A probe subsystem whose section did not
+    /// change is kept whole (and its loop runs on); one whose section changed
+    /// keeps the readings of what it still probes the same way
+    /// (`Subsystem::carry_over`). Everything else starts afresh, and what the new
+    /// config dropped is gone.
     pub fn rebuild(config: &Config, old: &State) -> Arc<State> {
         let mut next = State::new(config);
         for cluster in &mut next.clusters {
@@ -246,18 +139,9 @@ impl State {
                 .collect();
             *cluster = Arc::new(ClusterState { config: cluster.config.clone(), nodes });
         }
-        if let (Some(new), Some(old)) = (&mut next.health, &old.health) {
-            if new.same_config(old) {
-                *new = old.clone();
-            } else {
-                new.carry_over(old);
-            }
-        }
-        if let (Some(new), Some(old)) = (&mut next.dns, &old.dns) {
-            if new.same_config(old) {
-                *new = old.clone();
-            } else {
-                new.carry_over(old);
+        for (new, old) in next.probes.iter_mut().zip(&old.probes) {
+            if let (Some(new), Some(old)) = (new, old) {
+                *new = new.clone().reloaded(old);
             }
         }
         Arc::new(next)
@@ -277,30 +161,9 @@ impl State {
     }
 
     pub fn new(config: &Config) -> State {
-        let clusters = config
-            .clusters
-            .iter()
-            .map(|c| {
-                Arc::new(ClusterState {
-                    config: Arc::new(c.clone()),
-                    nodes: c
-                        .nodes
-                        .iter()
-                        .map(|n| {
-                            Arc::new(NodeState {
-                                cluster: c.name.clone(),
-                                name: n.name.clone(),
-                                region: n.region.clone(),
-                                data: Mutex::new(NodeData::default()),
-                            })
-                        })
-                        .collect(),
-                })
-            })
-            .collect();
-        let health = config.health.as_ref().map(|h| Arc::new(HealthState::new(h)));
-        let dns = config.dns.as_ref().map(|d| Arc::new(crate::dns::DnsState::new(d)));
-        State { clusters, health, dns }
+        let clusters = config.clusters.iter().map(|c| Arc::new(ClusterState::new(c))).collect();
+        let probes = PROBES.iter().map(|kind| kind.from_config(config)).collect();
+        State { clusters, probes }
     }
 
     /// Everything a scrape shows, copied out of memory.
@@ -309,25 +172,10 @@ impl State {
         out.push(&metrics::BUILD_INFO, &[env!("CARGO_PKG_VERSION")], 1.0);
         let now = mono_now();
         for cluster in &self.clusters {
-            let c = &cluster.config;
-            let cl = &[c.name.as_str()];
-            out.push(&metrics::CLUSTER_INFO, &[&c.name, c.write_mode.as_str()], 1.0);
-            out.push(&metrics::OBJECTIVE, cl, c.rpo.as_secs_f64());
-            out.push(&metrics::RTO_OBJECTIVE, cl, c.rto.as_secs_f64());
-            out.push(&metrics::HEARTBEAT_INTERVAL, cl, c.heartbeat.interval.as_secs_f64());
-            let writable = cluster.nodes.iter().filter(|n| n.lock().is_writer()).count();
-            out.push(&metrics::WRITABLE_NODES, cl, writable as f64);
-            let hb = &c.heartbeat;
-            let max_age = (hb.interval + 2 * hb.timeout).as_secs_f64() + 1.0;
-            for node in &cluster.nodes {
-                node_samples(node, now, max_age, &mut out);
-            }
+            cluster.samples(now, &mut out);
         }
-        if let Some(health) = &self.health {
-            health.samples(&mut out);
-        }
-        if let Some(dns) = &self.dns {
-            dns.samples(&mut out);
+        for probe in self.probes.iter().flatten() {
+            probe.samples(&mut out);
         }
         out
     }
@@ -348,82 +196,61 @@ fn same_measurement(before: &Cluster, after: &Cluster, name: &str) -> bool {
         && before.heartbeat.format == after.heartbeat.format
 }
 
-fn node_samples(node: &NodeState, now: f64, max_age: f64, out: &mut Samples) {
-    let d = node.lock();
-    let labels = &[node.cluster.as_str(), &node.name, &node.region];
-    let [cluster, name, region] = *labels;
-    out.push(&metrics::NODE_UP, labels, f64::from(u8::from(d.up)));
-    if let (true, Some(w)) = (d.up, d.writable) {
-        out.push(&metrics::NODE_WRITABLE, labels, f64::from(u8::from(w)));
-    }
-    out.push(&metrics::SESSIONS_OPENED, labels, d.sessions_opened as f64);
-    out.push(&metrics::ROLE_CHANGES, labels, d.role_changes as f64);
-    if let Some(at) = d.role_changed_at {
-        out.push(&metrics::ROLE_CHANGED, labels, at);
-    }
-    if let Some(offset) = d.clock_offset {
-        out.push(&metrics::CLOCK_OFFSET, labels, offset);
-    }
-    if let Some(clock) = d.clock {
-        out.push(&metrics::CLOCK_RTT, labels, clock.rtt);
-    }
-    for c in Collector::ALL {
-        let cd = &d.collectors[c.index()];
-        if !cd.ran {
-            continue;
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(probe_port: u16, dns: bool) -> Config {
+        let mut yaml = format!(
+            "clusters:\n  - name: c\n    rpo: 30s\n    rto: 5m\n    nodes:\n      - {{ name: p, region: us-east-1, engine: postgres, dsn: \"host=127.0.0.1 user=rpo dbname=postgres\" }}\nhealth:\n  regions:\n    us-east-1:\n      probes:\n        - {{ name: db, tcp: \"127.0.0.1:{probe_port}\" }}\n"
+        );
+        if dns {
+            yaml.push_str("dns:\n  records:\n    - name: db.example.com\n      type: A\n      active_region: us-east-1\n      answers: { us-east-1: 192.0.2.1 }\n      resolvers: [\"127.0.0.1:53\"]\n      authoritative: [\"127.0.0.1:54\"]\n      zone: example.com\n");
         }
-        let l = &[cluster, name, region, c.as_str()];
-        out.push(&metrics::COLLECTOR_SUCCESS, l, f64::from(u8::from(cd.last_ok)));
-        out.push(&metrics::COLLECTOR_DURATION, l, cd.last_duration);
-        if let Some(t) = cd.last_success_mono {
-            out.push(&metrics::MEASUREMENT_AGE, l, (now - t).max(0.0));
-        }
-        for (kind, n) in &cd.errors {
-            out.push(
-                &metrics::COLLECTOR_ERRORS,
-                &[cluster, name, region, c.as_str(), kind.as_str()],
-                *n as f64,
-            );
-        }
+        Config::parse(std::path::Path::new("<test>"), &yaml).unwrap()
     }
-    if let Some(held) = d.write_lease {
-        out.push(&metrics::HB_WRITER, labels, f64::from(u8::from(held)));
+
+    /// The slot of the subsystem whose loop is called `name`.
+    fn slot(name: &str) -> usize {
+        PROBES.iter().position(|k| k.task.as_str() == name).unwrap()
     }
-    if d.writes > 0 {
-        out.push(&metrics::HB_WRITES, labels, d.writes as f64);
+
+    fn same(a: &Option<Arc<dyn AnySubsystem>>, b: &Option<Arc<dyn AnySubsystem>>) -> bool {
+        matches!((a, b), (Some(a), Some(b)) if Arc::ptr_eq(a, b))
     }
-    if let Some(w) = d.last_written {
-        out.push(&metrics::HB_WRITTEN, labels, w.written_us as f64 / 1e6);
-        out.push(&metrics::HB_SEQUENCE, labels, w.seq as f64);
+
+    #[test]
+    fn a_reload_keeps_each_probe_subsystem_whose_section_did_not_change() {
+        let first = State::new(&config(1, true));
+        assert_eq!(first.probes.len(), PROBES.len());
+        let (health, dns) = (slot("health"), slot("dns"));
+        assert!(first.probes[health].is_some() && first.probes[dns].is_some(), "each section makes its own");
+
+        let unchanged = State::rebuild(&config(1, true), &first);
+        assert!(same(&unchanged.probes[health], &first.probes[health]));
+        assert!(same(&unchanged.probes[dns], &first.probes[dns]));
+
+        let probe_moved = State::rebuild(&config(2, true), &unchanged);
+        assert!(
+            !same(&probe_moved.probes[health], &unchanged.probes[health]),
+            "a changed section starts anew"
+        );
+        assert!(same(&probe_moved.probes[dns], &unchanged.probes[dns]));
+
+        let dns_dropped = State::rebuild(&config(2, false), &probe_moved);
+        assert!(same(&dns_dropped.probes[health], &probe_moved.probes[health]));
+        assert!(dns_dropped.probes[dns].is_none());
     }
-    // A pair's lag is only as good as the last read: when the node is down, the
-    // read failed, or it is older than a worker can take to notice a failure, the
-    // series go absent (unknown) rather than repeat an old value that may read 0.
-    let read = &d.collectors[Collector::HeartbeatRead.index()];
-    let fresh = d.up && read.last_ok && read.last_success_mono.is_some_and(|t| now - t <= max_age);
-    for (source, p) in &d.pairs {
-        let pair = &[cluster, source, &p.source_region, name, region];
-        if let (true, Some(Reading::Ok { lag, exposure, .. })) = (fresh, p.reading) {
-            out.push(&metrics::LAG, pair, lag);
-            // Exposure stays an upper bound of the truth until the next read: since
-            // this one, the newest heartbeat the replica shows can only have aged.
-            // Lag stays as read: the replica may have caught up since.
-            out.push(&metrics::EXPOSURE, pair, exposure + (now - p.read_mono).max(0.0));
-        }
-        if let Some(us) = p.seen_written_us {
-            out.push(&metrics::SEEN, pair, us as f64 / 1e6);
-        }
-        let [_, _, source_region, _, _] = *pair;
-        for s in RowStatus::ALL {
-            let status = &[cluster, source, source_region, name, region, s.as_str()];
-            out.push(&metrics::ROW_STATUS, status, f64::from(u8::from(p.status == s)));
-        }
-        out.push(&metrics::SEQ_REGRESSIONS, pair, p.regressions as f64);
-    }
-    if read.ran {
-        for (reason, rows) in [("unlisted_source", d.unlisted_rows), ("malformed", d.malformed_rows)] {
-            out.push(&metrics::UNKNOWN_ROWS, &[cluster, name, region, reason], rows as f64);
+
+    #[test]
+    fn every_loop_has_its_restarts_counted() {
+        let live = Live::new(State::new(&config(1, false)));
+        let family = live.samples().take(&metrics::TASK_RESTARTS).expect("restarts are always shown");
+        let tasks: Vec<String> =
+            family.samples().flat_map(|(labels, _)| labels.map(|(_, v)| v.to_owned())).collect();
+        assert_eq!(tasks[0], "worker");
+        for task in ["health", "dns"] {
+            assert!(tasks.iter().any(|t| t == task), "{task} in {tasks:?}");
         }
     }
-    out.extend(&d.native);
 }

@@ -1,44 +1,82 @@
-//! Keeps the exporter's background loops alive: a node's worker, the DNS loop and
-//! the region-probe loop each run as a task that is started again when it panics,
-//! so a bug met by one loop costs one restart, never that loop's readings for the
-//! rest of the process's life.
+//! Keeps the exporter's background loops alive and paced: a node's worker and
+//! each probe subsystem's loop run as a task that is started again when it
+//! panics, so a bug met by one loop costs one restart, never that loop's readings
+//! for the rest of the process's life; each runs its rounds at one [`Pace`]: a
+//! round per interval, until shutdown.
 //!
 //! State kept: how many times each kind of loop was restarted since the process
 //! started (`rpo_exporter_task_restarts_total{task}`), in process-wide counters.
 //! Imports nothing of the crate.
 
+use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
+use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
-/// The kinds of supervised loop: the `task` label's values.
+/// A kind of supervised loop, by name: the `task` label's value, so a name
+/// written in the code (`worker`, each probe subsystem's), never one from the
+/// config or the network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Loop {
-    Worker,
-    Dns,
-    Health,
-}
+pub struct Loop(&'static str);
+
+/// Restarts per kind of loop since the process started; a kind that never
+/// crashed is absent (0).
+static RESTARTS: Mutex<BTreeMap<&'static str, u64>> = Mutex::new(BTreeMap::new());
 
 impl Loop {
-    pub const ALL: [Loop; 3] = [Loop::Worker, Loop::Dns, Loop::Health];
+    /// Each node's worker.
+    pub const WORKER: Loop = Loop("worker");
 
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Loop::Worker => "worker",
-            Loop::Dns => "dns",
-            Loop::Health => "health",
-        }
+    pub const fn new(name: &'static str) -> Loop {
+        Loop(name)
     }
 
-    fn counter(self) -> &'static AtomicU64 {
-        static RESTARTS: [AtomicU64; 3] = [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)];
-        &RESTARTS[self as usize]
+    pub fn as_str(self) -> &'static str {
+        self.0
     }
 
     /// Restarts of this kind of loop since the process started.
     pub fn restarts(self) -> u64 {
-        self.counter().load(Ordering::Relaxed)
+        RESTARTS.lock().unwrap_or_else(|p| p.into_inner()).get(self.0).copied().unwrap_or(0)
+    }
+
+    fn count_restart(self) {
+        *RESTARTS.lock().unwrap_or_else(|p| p.into_inner()).entry(self.0).or_default() += 1;
+    }
+}
+
+/// A loop's pace: a round every interval from its start (a round that overruns
+/// delays the next; missed ones are not made up in a burst), until shutdown. A
+/// shutdown while waiting or mid-round ends the loop at once: the round is
+/// abandoned, and nothing half-done is kept.
+#[derive(Debug)]
+pub struct Pace {
+    ticker: Interval,
+    shutdown: CancellationToken,
+}
+
+impl Pace {
+    /// The first round at `start`, then one every `interval` (more than zero).
+    pub fn new(start: Instant, interval: Duration, shutdown: CancellationToken) -> Pace {
+        let mut ticker = tokio::time::interval_at(start, interval);
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        Pace { ticker, shutdown }
+    }
+
+    /// Waits for the next tick, then runs `round`: its output, or `None` once
+    /// shutdown is cancelled (the loop ends). `round` is first polled after the
+    /// tick: give it an async fn's or block's future, which does nothing before.
+    pub async fn round<T>(&mut self, round: impl Future<Output = T>) -> Option<T> {
+        tokio::select! {
+            _ = self.shutdown.cancelled() => return None,
+            _ = self.ticker.tick() => {}
+        }
+        tokio::select! {
+            _ = self.shutdown.cancelled() => None,
+            out = round => Some(out),
+        }
     }
 }
 
@@ -67,7 +105,7 @@ where
             Err(e) if e.is_cancelled() => return,
             Err(e) => panic_message(e.into_panic()),
         };
-        kind.counter().fetch_add(1, Ordering::Relaxed);
+        kind.count_restart();
         if started.elapsed() > backoff {
             backoff = BACKOFF_FIRST;
         }
@@ -95,15 +133,15 @@ pub fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::AtomicU32;
+    use std::sync::atomic::{AtomicU32, Ordering};
     use std::sync::Arc;
 
     #[tokio::test(start_paused = true)]
     async fn a_loop_that_panics_runs_again_and_is_counted() {
         let runs = Arc::new(AtomicU32::new(0));
-        let before = Loop::Health.restarts();
+        let kind = Loop::new("test_crashes");
         let counted = runs.clone();
-        supervise(Loop::Health, "test", CancellationToken::new(), move || {
+        supervise(kind, "test", CancellationToken::new(), move || {
             let n = counted.fetch_add(1, Ordering::SeqCst);
             Some(async move {
                 if n < 2 {
@@ -113,7 +151,8 @@ mod tests {
         })
         .await;
         assert_eq!(runs.load(Ordering::SeqCst), 3, "two crashes, then a run that ended");
-        assert!(Loop::Health.restarts() >= before + 2);
+        assert_eq!(kind.restarts(), 2);
+        assert_eq!(Loop::new("test_never_ran").restarts(), 0);
     }
 
     #[tokio::test(start_paused = true)]
@@ -122,7 +161,7 @@ mod tests {
         let token = shutdown.clone();
         let runs = Arc::new(AtomicU32::new(0));
         let counted = runs.clone();
-        let supervised = tokio::spawn(supervise(Loop::Dns, "test", shutdown, move || {
+        let supervised = tokio::spawn(supervise(Loop::new("test_pause"), "test", shutdown, move || {
             counted.fetch_add(1, Ordering::SeqCst);
             Some(async { panic!("always") })
         }));
@@ -134,7 +173,29 @@ mod tests {
 
     #[tokio::test]
     async fn nothing_to_run_returns_at_once() {
-        supervise(Loop::Worker, "gone", CancellationToken::new(), || None::<std::future::Ready<()>>).await;
+        supervise(Loop::WORKER, "gone", CancellationToken::new(), || None::<std::future::Ready<()>>).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pace_runs_a_round_per_interval_until_shutdown() {
+        let shutdown = CancellationToken::new();
+        let start = Instant::now();
+        let mut pace = Pace::new(start, Duration::from_secs(1), shutdown.clone());
+        let at = || async move { start.elapsed() };
+        assert_eq!(pace.round(at()).await, Some(Duration::ZERO));
+        assert_eq!(pace.round(at()).await, Some(Duration::from_secs(1)));
+        // A round that overruns (2 s to 4.5 s) delays the next; none is made up.
+        pace.round(async { tokio::time::sleep(Duration::from_millis(2500)).await }).await;
+        assert_eq!(pace.round(at()).await, Some(Duration::from_millis(4500)));
+        assert_eq!(pace.round(at()).await, Some(Duration::from_millis(5500)));
+        // A shutdown mid-round abandons it, and the loop ends.
+        let cancel = shutdown.clone();
+        let cut = pace.round(async move {
+            cancel.cancel();
+            std::future::pending::<Duration>().await
+        });
+        assert_eq!(cut.await, None);
+        assert_eq!(pace.round(at()).await, None);
     }
 
     #[test]

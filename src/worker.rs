@@ -28,12 +28,12 @@ use crate::engine::{
 };
 use crate::heartbeat::{ClockSample, WriteRecord};
 use crate::pairs::{self, Event, NodeView};
-use crate::state::{ClusterState, Collector, NodeState};
+use crate::store::{ClusterState, Collector, NodeState};
+use crate::supervise::Pace;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{watch, Semaphore};
-use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
 /// Longest wait between connection attempts to a node that is down.
@@ -179,19 +179,9 @@ impl Worker {
     pub async fn run(mut self, shutdown: CancellationToken) {
         let interval = self.heartbeat.interval;
         let start = tokio::time::Instant::now() + interval.mul_f64(self.phase);
-        let mut ticker = tokio::time::interval_at(start, interval);
-        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => break,
-                _ = ticker.tick() => {}
-            }
-            // A shutdown mid-tick abandons the tick; nothing half-done is kept.
-            tokio::select! {
-                _ = shutdown.cancelled() => break,
-                _ = self.tick() => {}
-            }
-        }
+        // A shutdown mid-tick abandons the tick; nothing half-done is kept.
+        let mut pace = Pace::new(start, interval, shutdown);
+        while pace.round(self.tick()).await.is_some() {}
         tracing::debug!(cluster = %self.labels.cluster, node = %self.labels.node, "Worker stopped");
     }
 

@@ -7,7 +7,9 @@
 //! serial per zone. One background loop ([`runner`]) asks all servers every
 //! `dns.interval`, concurrently, each query bounded by `dns.timeout`, and stores each
 //! outcome the moment it arrives in [`DnsState`]; a scrape only copies those numbers
-//! out ([`DnsState::samples`]), so it never waits on DNS.
+//! out, so it never waits on DNS. [`DnsState`] is the probe subsystem of the `dns:`
+//! section ([`Subsystem`]): how it is built from the config, carried over on a
+//! reload, sampled and run.
 //!
 //! - [`query`]: one question to one server (UDP, TCP after truncation) and the
 //!   bounded [`query::Failure`] reasons.
@@ -23,20 +25,15 @@ pub mod query;
 pub mod record;
 pub mod runner;
 
-use crate::config::Dns;
+use crate::config::{Config, Dns};
 use crate::metrics::{desc, MetricDesc, Samples};
+use crate::probe::{Clusters, Subsystem};
 use query::{Failure, Outcome};
 use record::RecordState;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-
-pub use runner::run;
-
-/// The region of a cluster's writable node, as the node workers last saw it
-/// (`None` without exactly one writable region): what `follow_cluster` follows.
-/// Given by whoever owns the live state, so this module needs none of it.
-pub type WritableRegion = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+use tokio_util::sync::CancellationToken;
 
 const RECORD: &[&str] = &["record", "record_type"];
 const SERVER: &[&str] = &["record", "record_type", "resolver", "mode"];
@@ -156,8 +153,21 @@ impl DnsState {
         &self.config
     }
 
+    pub fn lock(&self) -> MutexGuard<'_, DnsData> {
+        self.data.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Subsystem for DnsState {
+    const NAME: &'static str = "dns";
+    const METRICS: &'static [&'static MetricDesc] = METRICS;
+
+    fn from_config(config: &Config) -> Option<DnsState> {
+        config.dns.as_ref().map(DnsState::new)
+    }
+
     /// Whether `other` checks exactly what this one does (a reload may keep it).
-    pub fn same_config(&self, other: &DnsState) -> bool {
+    fn same_config(&self, other: &DnsState) -> bool {
         self.config == other.config
     }
 
@@ -167,7 +177,7 @@ impl DnsState {
     /// restarts a propagation clock. The next round reconciles the servers with
     /// the new config. `previous`'s loop may still be finishing a round: its
     /// entries stay in place (emptied), so it writes into nothing anyone reads.
-    pub fn carry_over(&self, previous: &DnsState) {
+    fn carry_over(&self, previous: &DnsState) {
         let mut old = previous.lock();
         let mut new = self.lock();
         let mut taken = vec![false; old.records.len()];
@@ -186,12 +196,8 @@ impl DnsState {
         new.last_round = old.last_round;
     }
 
-    pub fn lock(&self) -> MutexGuard<'_, DnsData> {
-        self.data.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     /// Copies the latest DNS results into `out`.
-    pub fn samples(&self, out: &mut Samples) {
+    fn samples(&self, out: &mut Samples) {
         let d = self.lock();
         if let Some(at) = d.last_round {
             out.push(&ROUND_AGE, &[], at.elapsed().as_secs_f64());
@@ -209,6 +215,11 @@ impl DnsState {
                 out.push(&SERIALS_AGREE, &[zone], f64::from(u8::from(agree)));
             }
         }
+    }
+
+    /// The loop ([`runner::run`]); `follow_cluster` asks `clusters`.
+    async fn run(self: Arc<Self>, clusters: Arc<dyn Clusters>, shutdown: CancellationToken) {
+        runner::run(self, clusters, shutdown).await;
     }
 }
 

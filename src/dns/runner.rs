@@ -2,7 +2,7 @@
 //!
 //! A round (1) works out each record's expected answer — the fixed `active_region`'s,
 //! or the region of the followed cluster's writable node as the node workers last
-//! saw it ([`WritableRegion`]); (2) finds zones and authoritative servers where needed
+//! saw it ([`Clusters::writable_region`]); (2) finds zones and authoritative servers where needed
 //! (cached for [`DISCOVERY_REFRESH`], retried after [`DISCOVERY_RETRY`] while failing); (3) asks
 //! every resolver and authoritative server for every record, and every authoritative
 //! server for its zone's SOA serial, all at once, each bounded by `dns.timeout`, and
@@ -12,15 +12,16 @@
 
 use super::discover;
 use super::query::{query_record, query_serial, Answer, Failure, Mode, Outcome};
-use super::{DnsData, DnsState, WritableRegion};
+use super::{DnsData, DnsState};
 use crate::config::{Active, Authoritative, Dns, Record, RecordType};
+use crate::probe::Clusters;
+use crate::supervise::Pace;
 use hickory_net::proto::rr::{Name, RecordType as WireType};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::task::JoinSet;
-use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
 /// How long a discovered zone and its name servers are trusted before asking again.
@@ -52,9 +53,10 @@ enum Done {
     Serial { zone: String, server: SocketAddr, outcome: Outcome<u32> },
 }
 
-/// Runs the DNS loop until `shutdown` is cancelled. The exporter supervises it
-/// (`crate::supervise`): a round that panics costs a restart, never DNS for good.
-pub async fn run(dns: Arc<DnsState>, clusters: WritableRegion, shutdown: CancellationToken) {
+/// Runs the DNS loop until `shutdown` is cancelled: [`DnsState`]'s loop as a probe
+/// subsystem. The exporter supervises it (`crate::supervise`): a round that panics
+/// costs a restart, never DNS for good.
+pub async fn run(dns: Arc<DnsState>, clusters: Arc<dyn Clusters>, shutdown: CancellationToken) {
     let config = dns.config();
     let mut plans: Vec<Plan> = config
         .records
@@ -76,22 +78,12 @@ pub async fn run(dns: Arc<DnsState>, clusters: WritableRegion, shutdown: Cancell
             discovery_error: None,
         })
         .collect();
-    let mut ticker = tokio::time::interval(config.interval);
-    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            _ = ticker.tick() => {}
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            _ = round(&dns, &clusters, config, &mut plans) => {}
-        }
-    }
+    let mut pace = Pace::new(tokio::time::Instant::now(), config.interval, shutdown);
+    while pace.round(round(&dns, &*clusters, config, &mut plans)).await.is_some() {}
     tracing::debug!("DNS loop stopped");
 }
 
-async fn round(dns: &DnsState, clusters: &WritableRegion, config: &Dns, plans: &mut [Plan]) {
+async fn round(dns: &DnsState, clusters: &dyn Clusters, config: &Dns, plans: &mut [Plan]) {
     set_expected(dns, clusters, config);
     discover_all(config, plans).await;
 
@@ -224,14 +216,14 @@ fn log_transition(
 }
 
 /// Sets every record's expected answer from its active region.
-fn set_expected(dns: &DnsState, writable_region: &WritableRegion, config: &Dns) {
+fn set_expected(dns: &DnsState, clusters: &dyn Clusters, config: &Dns) {
     let now = wall_now();
     let regions: Vec<Option<String>> = config
         .records
         .iter()
         .map(|r| match &r.active {
             Active::Region(region) => Some(region.clone()),
-            Active::FollowCluster(cluster) => writable_region(cluster),
+            Active::FollowCluster(cluster) => clusters.writable_region(cluster),
         })
         .collect();
     let mut d = dns.lock();

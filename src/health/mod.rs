@@ -6,13 +6,15 @@
 //! [`HealthState`]; the scrape only copies those results. A failure is reduced to
 //! a bounded [`ProbeStatus`]. For HTTPS the leaf certificate's expiry is read
 //! from the handshake. State kept: the latest result and failure counts per probe.
+//! [`HealthState`] is the probe subsystem of the `health:` section ([`Subsystem`]).
 
-use crate::config::{Health, Probe, Target};
+use crate::config::{Config, Health, Probe, Target};
 use crate::metrics::{desc, MetricDesc, Samples};
+use crate::probe::{Clusters, Subsystem};
+use crate::supervise::Pace;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
-use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
 const PROBE: &[&str] = &["probe_region", "probe"];
@@ -157,15 +159,41 @@ impl HealthState {
         HealthState { config: config.clone(), probes: Mutex::new(probes), last_round: Mutex::new(None) }
     }
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Vec<ProbeData>>> {
+        self.probes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn record(&self, region: usize, probe: usize, outcome: Outcome) {
+        let mut all = self.lock();
+        let data = &mut all[region][probe];
+        if outcome.status != ProbeStatus::Ok {
+            *data.failures.entry(outcome.status).or_default() += 1;
+        }
+        data.last = Some(outcome);
+    }
+
+    fn round_done(&self) {
+        *self.last_round.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+    }
+}
+
+impl Subsystem for HealthState {
+    const NAME: &'static str = "health";
+    const METRICS: &'static [&'static MetricDesc] = METRICS;
+
+    fn from_config(config: &Config) -> Option<HealthState> {
+        config.health.as_ref().map(HealthState::new)
+    }
+
     /// Whether `other` probes exactly what this one does.
-    pub fn same_config(&self, other: &HealthState) -> bool {
+    fn same_config(&self, other: &HealthState) -> bool {
         self.config == other.config
     }
 
     /// After a reload that changed the probes: every probe that is still probed
     /// the same way (same region, name, target and timeout) keeps its last result
     /// and failure counts, so a reload loses no reading of an unchanged probe.
-    pub fn carry_over(&self, previous: &HealthState) {
+    fn carry_over(&self, previous: &HealthState) {
         let old = previous.lock();
         let mut new = self.lock();
         for (region, results) in self.config.regions.iter().zip(new.iter_mut()) {
@@ -186,24 +214,7 @@ impl HealthState {
             *previous.last_round.lock().unwrap_or_else(|p| p.into_inner());
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Vec<ProbeData>>> {
-        self.probes.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn record(&self, region: usize, probe: usize, outcome: Outcome) {
-        let mut all = self.lock();
-        let data = &mut all[region][probe];
-        if outcome.status != ProbeStatus::Ok {
-            *data.failures.entry(outcome.status).or_default() += 1;
-        }
-        data.last = Some(outcome);
-    }
-
-    fn round_done(&self) {
-        *self.last_round.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
-    }
-
-    pub fn samples(&self, out: &mut Samples) {
+    fn samples(&self, out: &mut Samples) {
         if let Some(at) = *self.last_round.lock().unwrap_or_else(|p| p.into_inner()) {
             out.push(&ROUND_AGE, &[], at.elapsed().as_secs_f64());
         }
@@ -237,6 +248,10 @@ impl HealthState {
                 }
             }
         }
+    }
+
+    async fn run(self: Arc<Self>, _: Arc<dyn Clusters>, shutdown: CancellationToken) {
+        probe_loop(self, shutdown).await;
     }
 }
 
@@ -272,7 +287,7 @@ fn http_client(probe: &Probe) -> Result<reqwest::Client, String> {
 }
 
 /// Probes every region until `shutdown` is cancelled.
-pub async fn run(state: Arc<HealthState>, shutdown: CancellationToken) {
+async fn probe_loop(state: Arc<HealthState>, shutdown: CancellationToken) {
     let config = state.config.clone();
     let runners: Vec<Arc<Runner>> = config
         .regions
@@ -290,18 +305,9 @@ pub async fn run(state: Arc<HealthState>, shutdown: CancellationToken) {
             })
         })
         .collect();
-    let mut ticker = tokio::time::interval(config.interval);
-    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut failing: Vec<bool> = vec![false; runners.len()];
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = ticker.tick() => {}
-        }
-        let outcomes = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            all = run_round(&runners) => all,
-        };
+    let mut pace = Pace::new(tokio::time::Instant::now(), config.interval, shutdown);
+    while let Some(outcomes) = pace.round(run_round(&runners)).await {
         for (i, outcome) in outcomes {
             let r = &runners[i];
             let failed = outcome.status != ProbeStatus::Ok;

@@ -1,0 +1,262 @@
+//! The node store: each configured node's latest measurements, written by its
+//! worker and copied out by the scrape.
+//!
+//! One [`NodeState`] per node, each behind its own short-held mutex: a worker
+//! locks only to store a finished result, a scrape only to copy numbers out, and
+//! no lock is ever held across an `.await`. Counters live here too, so they
+//! survive reconnects. A [`ClusterState`] groups a cluster's nodes with the
+//! cluster's configuration and turns them into samples
+//! ([`ClusterState::samples`], exposure aged to the scrape). Which nodes are kept
+//! across a reload is the root's business (the `state` module); this module knows
+//! one configuration at a time.
+
+use crate::config::Cluster;
+use crate::engine::{ErrorKind, Written};
+use crate::heartbeat::{mono_now, ClockSample, Reading, RowStatus, WriteHistory};
+use crate::metrics::{self, Sample, Samples};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// The measurement loops a worker runs on each node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Collector {
+    /// Connect, then role, identity and clock.
+    Role,
+    HeartbeatWrite,
+    HeartbeatRead,
+    /// The engine's native replication signals.
+    Replication,
+}
+
+impl Collector {
+    pub const ALL: [Collector; 4] =
+        [Collector::Role, Collector::HeartbeatWrite, Collector::HeartbeatRead, Collector::Replication];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Collector::Role => "role",
+            Collector::HeartbeatWrite => "heartbeat_write",
+            Collector::HeartbeatRead => "heartbeat_read",
+            Collector::Replication => "replication",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct CollectorData {
+    /// Whether it has ever run on this node (a replica never writes heartbeats).
+    pub ran: bool,
+    pub last_ok: bool,
+    pub last_duration: f64,
+    pub last_success_mono: Option<f64>,
+    pub errors: BTreeMap<ErrorKind, u64>,
+}
+
+pub use crate::pairs::PairData;
+
+#[derive(Debug, Default)]
+pub struct NodeData {
+    pub up: bool,
+    pub writable: Option<bool>,
+    pub identity: Option<String>,
+    pub expected_row_identity: Option<String>,
+    /// Identities under which this node's heartbeat rows may appear.
+    pub aliases: Vec<String>,
+    pub clock: Option<ClockSample>,
+    /// Database clock minus host wall clock, seconds.
+    pub clock_offset: Option<f64>,
+    pub collectors: [CollectorData; 4],
+    pub writes: u64,
+    pub sessions_opened: u64,
+    pub last_written: Option<Written>,
+    /// Whether this exporter holds the node's write lease, once it tried to write.
+    pub write_lease: Option<bool>,
+    pub history: WriteHistory,
+    /// Sources seen on this node, by source node name.
+    pub pairs: BTreeMap<String, PairData>,
+    /// Times the node's role (writable or not) changed, and when it last did
+    /// (wall clock, seconds since the epoch).
+    pub role_changes: u64,
+    pub role_changed_at: Option<f64>,
+    pub unlisted_rows: usize,
+    pub malformed_rows: usize,
+    pub native: Vec<Sample>,
+}
+
+impl NodeData {
+    /// Up and accepting writes at its last probe.
+    pub fn is_writer(&self) -> bool {
+        self.up && self.writable == Some(true)
+    }
+
+    pub fn collector(&mut self, c: Collector) -> &mut CollectorData {
+        &mut self.collectors[c.index()]
+    }
+
+    pub fn record_success(&mut self, c: Collector, duration: f64) {
+        let d = self.collector(c);
+        d.ran = true;
+        d.last_ok = true;
+        d.last_duration = duration;
+        d.last_success_mono = Some(mono_now());
+    }
+
+    pub fn record_failure(&mut self, c: Collector, duration: f64, kind: ErrorKind) {
+        let d = self.collector(c);
+        d.ran = true;
+        d.last_ok = false;
+        d.last_duration = duration;
+        *d.errors.entry(kind).or_default() += 1;
+    }
+}
+
+#[derive(Debug)]
+pub struct NodeState {
+    pub cluster: String,
+    pub name: String,
+    pub region: String,
+    data: Mutex<NodeData>,
+}
+
+impl NodeState {
+    /// A node with nothing measured yet.
+    pub fn new(cluster: &str, name: &str, region: &str) -> NodeState {
+        NodeState {
+            cluster: cluster.to_owned(),
+            name: name.to_owned(),
+            region: region.to_owned(),
+            data: Mutex::new(NodeData::default()),
+        }
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, NodeData> {
+        // A panic while holding the lock cannot leave numbers half-written in a
+        // way that matters more than losing the exporter; keep serving.
+        self.data.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[derive(Debug)]
+pub struct ClusterState {
+    pub config: Arc<Cluster>,
+    pub nodes: Vec<Arc<NodeState>>,
+}
+
+impl ClusterState {
+    /// The cluster `config` describes, none of its nodes measured yet.
+    pub fn new(config: &Cluster) -> ClusterState {
+        ClusterState {
+            config: Arc::new(config.clone()),
+            nodes: config
+                .nodes
+                .iter()
+                .map(|n| Arc::new(NodeState::new(&config.name, &n.name, &n.region)))
+                .collect(),
+        }
+    }
+
+    pub fn node(&self, name: &str) -> Option<&Arc<NodeState>> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+
+    /// The cluster's samples and its nodes', copied out at monotonic time `now`.
+    pub fn samples(&self, now: f64, out: &mut Samples) {
+        let c = &self.config;
+        let cl = &[c.name.as_str()];
+        out.push(&metrics::CLUSTER_INFO, &[&c.name, c.write_mode.as_str()], 1.0);
+        out.push(&metrics::OBJECTIVE, cl, c.rpo.as_secs_f64());
+        out.push(&metrics::RTO_OBJECTIVE, cl, c.rto.as_secs_f64());
+        out.push(&metrics::HEARTBEAT_INTERVAL, cl, c.heartbeat.interval.as_secs_f64());
+        let writable = self.nodes.iter().filter(|n| n.lock().is_writer()).count();
+        out.push(&metrics::WRITABLE_NODES, cl, writable as f64);
+        let hb = &c.heartbeat;
+        let max_age = (hb.interval + 2 * hb.timeout).as_secs_f64() + 1.0;
+        for node in &self.nodes {
+            node_samples(node, now, max_age, out);
+        }
+    }
+}
+
+fn node_samples(node: &NodeState, now: f64, max_age: f64, out: &mut Samples) {
+    let d = node.lock();
+    let labels = &[node.cluster.as_str(), &node.name, &node.region];
+    let [cluster, name, region] = *labels;
+    out.push(&metrics::NODE_UP, labels, f64::from(u8::from(d.up)));
+    if let (true, Some(w)) = (d.up, d.writable) {
+        out.push(&metrics::NODE_WRITABLE, labels, f64::from(u8::from(w)));
+    }
+    out.push(&metrics::SESSIONS_OPENED, labels, d.sessions_opened as f64);
+    out.push(&metrics::ROLE_CHANGES, labels, d.role_changes as f64);
+    if let Some(at) = d.role_changed_at {
+        out.push(&metrics::ROLE_CHANGED, labels, at);
+    }
+    if let Some(offset) = d.clock_offset {
+        out.push(&metrics::CLOCK_OFFSET, labels, offset);
+    }
+    if let Some(clock) = d.clock {
+        out.push(&metrics::CLOCK_RTT, labels, clock.rtt);
+    }
+    for c in Collector::ALL {
+        let cd = &d.collectors[c.index()];
+        if !cd.ran {
+            continue;
+        }
+        let l = &[cluster, name, region, c.as_str()];
+        out.push(&metrics::COLLECTOR_SUCCESS, l, f64::from(u8::from(cd.last_ok)));
+        out.push(&metrics::COLLECTOR_DURATION, l, cd.last_duration);
+        if let Some(t) = cd.last_success_mono {
+            out.push(&metrics::MEASUREMENT_AGE, l, (now - t).max(0.0));
+        }
+        for (kind, n) in &cd.errors {
+            out.push(
+                &metrics::COLLECTOR_ERRORS,
+                &[cluster, name, region, c.as_str(), kind.as_str()],
+                *n as f64,
+            );
+        }
+    }
+    if let Some(held) = d.write_lease {
+        out.push(&metrics::HB_WRITER, labels, f64::from(u8::from(held)));
+    }
+    if d.writes > 0 {
+        out.push(&metrics::HB_WRITES, labels, d.writes as f64);
+    }
+    if let Some(w) = d.last_written {
+        out.push(&metrics::HB_WRITTEN, labels, w.written_us as f64 / 1e6);
+        out.push(&metrics::HB_SEQUENCE, labels, w.seq as f64);
+    }
+    // A pair's lag is only as good as the last read: when the node is down, the
+    // read failed, or it is older than a worker can take to notice a failure, the
+    // series go absent (unknown) rather than repeat an old value that may read 0.
+    let read = &d.collectors[Collector::HeartbeatRead.index()];
+    let fresh = d.up && read.last_ok && read.last_success_mono.is_some_and(|t| now - t <= max_age);
+    for (source, p) in &d.pairs {
+        let pair = &[cluster, source, &p.source_region, name, region];
+        if let (true, Some(Reading::Ok { lag, exposure, .. })) = (fresh, p.reading) {
+            out.push(&metrics::LAG, pair, lag);
+            // Exposure stays an upper bound of the truth until the next read: since
+            // this one, the newest heartbeat the replica shows can only have aged.
+            // Lag stays as read: the replica may have caught up since.
+            out.push(&metrics::EXPOSURE, pair, exposure + (now - p.read_mono).max(0.0));
+        }
+        if let Some(us) = p.seen_written_us {
+            out.push(&metrics::SEEN, pair, us as f64 / 1e6);
+        }
+        let [_, _, source_region, _, _] = *pair;
+        for s in RowStatus::ALL {
+            let status = &[cluster, source, source_region, name, region, s.as_str()];
+            out.push(&metrics::ROW_STATUS, status, f64::from(u8::from(p.status == s)));
+        }
+        out.push(&metrics::SEQ_REGRESSIONS, pair, p.regressions as f64);
+    }
+    if read.ran {
+        for (reason, rows) in [("unlisted_source", d.unlisted_rows), ("malformed", d.malformed_rows)] {
+            out.push(&metrics::UNKNOWN_ROWS, &[cluster, name, region, reason], rows as f64);
+        }
+    }
+    out.extend(&d.native);
+}

@@ -15,6 +15,30 @@ use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+/// Why a zone or its servers could not be found.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DiscoveryError {
+    #[error("no server to ask")]
+    NoServer,
+    #[error("{server} answered {code}")]
+    Answered { server: SocketAddr, code: String },
+    #[error("{server}: {failure}")]
+    Failed { server: SocketAddr, failure: &'static str },
+    #[error("{name:?} is not a domain name: {problem}")]
+    BadName { name: String, problem: String },
+    #[error("no SOA record found above {0}")]
+    NoSoa(String),
+    #[error("{0} has no NS records")]
+    NoNs(String),
+    #[error("none of {0}'s name servers resolves to an IPv4 address")]
+    NoAddress(String),
+}
+
+fn name(text: &str) -> Result<Name, DiscoveryError> {
+    Name::from_ascii(text)
+        .map_err(|e| DiscoveryError::BadName { name: text.to_owned(), problem: e.to_string() })
+}
+
 /// Most authoritative servers taken from one zone's NS records.
 pub const MAX_SERVERS: usize = 16;
 
@@ -25,15 +49,15 @@ async fn ask(
     name: &Name,
     rtype: RecordType,
     timeout: Duration,
-) -> Result<Message, String> {
-    let mut last = String::from("no server to ask");
+) -> Result<Message, DiscoveryError> {
+    let mut last = DiscoveryError::NoServer;
     for &server in servers {
         match exchange(server, name, rtype, mode, timeout).await {
             Ok(m) if matches!(m.metadata.response_code, ResponseCode::NoError | ResponseCode::NXDomain) => {
                 return Ok(m)
             }
-            Ok(m) => last = format!("{server} answered {}", m.metadata.response_code),
-            Err(f) => last = format!("{server}: {}", f.as_str()),
+            Ok(m) => last = DiscoveryError::Answered { server, code: m.metadata.response_code.to_string() },
+            Err(f) => last = DiscoveryError::Failed { server, failure: f.as_str() },
         }
     }
     Err(last)
@@ -45,8 +69,8 @@ pub async fn zone_of(
     servers: &[SocketAddr],
     mode: Mode,
     timeout: Duration,
-) -> Result<String, String> {
-    let mut candidate = Name::from_ascii(record).map_err(|e| e.to_string())?;
+) -> Result<String, DiscoveryError> {
+    let mut candidate = name(record)?;
     loop {
         let m = ask(servers, mode, &candidate, RecordType::SOA, timeout).await?;
         let candidate_text = normalise_name(&candidate);
@@ -67,7 +91,7 @@ pub async fn zone_of(
             }
         }
         if candidate.num_labels() <= 1 {
-            return Err(format!("no SOA record found above {record}"));
+            return Err(DiscoveryError::NoSoa(record.to_owned()));
         }
         candidate = candidate.base_name();
     }
@@ -79,8 +103,8 @@ pub async fn name_servers(
     resolvers: &[SocketAddr],
     port: u16,
     timeout: Duration,
-) -> Result<Vec<SocketAddr>, String> {
-    let zone_name = Name::from_ascii(zone).map_err(|e| e.to_string())?;
+) -> Result<Vec<SocketAddr>, DiscoveryError> {
+    let zone_name = name(zone)?;
     let m = ask(resolvers, Mode::Recursive, &zone_name, RecordType::NS, timeout).await?;
     let ns_names: BTreeSet<Name> = m
         .answers
@@ -91,7 +115,7 @@ pub async fn name_servers(
         })
         .collect();
     if ns_names.is_empty() {
-        return Err(format!("{zone} has no NS records"));
+        return Err(DiscoveryError::NoNs(zone.to_owned()));
     }
     let mut addresses = BTreeSet::new();
     for ns in &ns_names {
@@ -117,7 +141,7 @@ pub async fn name_servers(
         }
     }
     if addresses.is_empty() {
-        return Err(format!("none of {zone}'s name servers resolves to an IPv4 address"));
+        return Err(DiscoveryError::NoAddress(zone.to_owned()));
     }
     // Addresses become label values: keep a hostile or huge NS set bounded.
     Ok(addresses.into_iter().take(MAX_SERVERS).map(|ip| SocketAddr::new(ip, port)).collect())

@@ -10,7 +10,7 @@
 //! else's result. A round lasts about one timeout (plus discovery when due), and the
 //! timeout is at most the interval.
 
-use super::discover;
+use super::discover::{self, DiscoveryError};
 use super::query::{query_record, query_serial, Answer, Failure, Mode, Outcome};
 use super::{DnsData, DnsState};
 use crate::config::{Active, Authoritative, Dns, Record, RecordType};
@@ -44,7 +44,16 @@ struct Plan {
     discovered_at: Option<Instant>,
     failed_at: Option<Instant>,
     /// The last discovery error, so a failing discovery logs once.
-    discovery_error: Option<String>,
+    discovery_error: Option<PlanError>,
+}
+
+/// Why a record's zone or servers are not known this round.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum PlanError {
+    #[error("cannot find the zone of {record}: {problem}")]
+    Zone { record: String, problem: DiscoveryError },
+    #[error("cannot discover the name servers of {zone}: {problem}")]
+    Servers { zone: String, problem: DiscoveryError },
 }
 
 /// One finished query of a round.
@@ -271,7 +280,7 @@ async fn discover_all(config: &Dns, plans: &mut [Plan]) {
                     };
                     match discover::zone_of(&r.name, &servers, mode, timeout).await {
                         Ok(z) => z,
-                        Err(e) => return (i, Err(format!("cannot find the zone of {}: {e}", r.name))),
+                        Err(problem) => return (i, Err(PlanError::Zone { record: r.name.clone(), problem })),
                     }
                 }
             };
@@ -280,7 +289,7 @@ async fn discover_all(config: &Dns, plans: &mut [Plan]) {
                 Authoritative::Discover { port } => {
                     discover::name_servers(&zone, &r.resolvers, port, timeout)
                         .await
-                        .map_err(|e| format!("cannot discover the name servers of {zone}: {e}"))
+                        .map_err(|problem| PlanError::Servers { zone: zone.clone(), problem })
                 }
             };
             (i, servers.map(|s| (zone, s)))
@@ -303,7 +312,7 @@ async fn discover_all(config: &Dns, plans: &mut [Plan]) {
                 plan.discovery_error = None;
             }
             Err(e) => {
-                if plan.discovery_error.as_deref() != Some(e.as_str()) {
+                if plan.discovery_error.as_ref() != Some(&e) {
                     tracing::warn!(record = %config.records[i].name, error = %e, "DNS discovery failed; retrying in 30 s");
                 }
                 plan.discovery_error = Some(e);

@@ -261,12 +261,25 @@ struct Runner {
     index: usize,
     region_name: String,
     probe: Probe,
-    client: Result<reqwest::Client, String>,
+    client: Result<reqwest::Client, ClientError>,
 }
 
-fn http_client(probe: &Probe) -> Result<reqwest::Client, String> {
+/// Why an HTTP probe has no client; the probe then reports `error` with it.
+#[derive(Debug, thiserror::Error)]
+enum ClientError {
+    #[error("not an http probe")]
+    NotHttp,
+    #[error("cannot read ca_file {}: {source}", .path.display())]
+    CaFile { path: std::path::PathBuf, source: std::io::Error },
+    #[error("ca_file {}: {problem}", .path.display())]
+    CaPem { path: std::path::PathBuf, problem: String },
+    #[error("cannot build the HTTP client: {0}")]
+    Build(String),
+}
+
+fn http_client(probe: &Probe) -> Result<reqwest::Client, ClientError> {
     let Target::Http { ca_file, insecure_skip_verify, .. } = &probe.target else {
-        return Err("not an http probe".into());
+        return Err(ClientError::NotHttp);
     };
     let mut builder = reqwest::Client::builder()
         .timeout(probe.timeout)
@@ -276,14 +289,14 @@ fn http_client(probe: &Probe) -> Result<reqwest::Client, String> {
         // A probe checks one endpoint; a redirect elsewhere is its answer.
         .redirect(reqwest::redirect::Policy::none());
     if let Some(path) = ca_file {
-        let pem = std::fs::read(path).map_err(|e| format!("cannot read ca_file {}: {e}", path.display()))?;
+        let pem = std::fs::read(path).map_err(|source| ClientError::CaFile { path: path.clone(), source })?;
         for cert in reqwest::Certificate::from_pem_bundle(&pem)
-            .map_err(|e| format!("ca_file {}: {e}", path.display()))?
+            .map_err(|e| ClientError::CaPem { path: path.clone(), problem: e.to_string() })?
         {
             builder = builder.add_root_certificate(cert);
         }
     }
-    builder.build().map_err(|e| format!("cannot build the HTTP client: {e}"))
+    builder.build().map_err(|e| ClientError::Build(e.to_string()))
 }
 
 /// Probes every region until `shutdown` is cancelled.
@@ -351,22 +364,35 @@ async fn run_round(runners: &[Arc<Runner>]) -> Vec<(usize, Outcome)> {
 /// task that panicked gives its panic message instead.
 async fn join_all_caught<T: Send + 'static>(
     futures: impl IntoIterator<Item = impl std::future::Future<Output = T> + Send + 'static>,
-) -> Vec<Result<T, String>> {
+) -> Vec<Result<T, TaskFailed>> {
     let mut set = tokio::task::JoinSet::new();
     let mut index = std::collections::HashMap::new();
     for (i, f) in futures.into_iter().enumerate() {
         index.insert(set.spawn(f).id(), i);
     }
-    let mut out: Vec<Option<Result<T, String>>> = (0..index.len()).map(|_| None).collect();
+    let mut out: Vec<Option<Result<T, TaskFailed>>> = (0..index.len()).map(|_| None).collect();
     while let Some(joined) = set.join_next_with_id().await {
         let (id, result) = match joined {
             Ok((id, value)) => (id, Ok(value)),
-            Err(e) if e.is_panic() => (e.id(), Err(crate::supervise::panic_message(e.into_panic()))),
-            Err(e) => (e.id(), Err(e.to_string())),
+            Err(e) if e.is_panic() => {
+                (e.id(), Err(TaskFailed::Panicked(crate::supervise::panic_message(e.into_panic()))))
+            }
+            Err(e) => (e.id(), Err(TaskFailed::Cancelled(e.to_string()))),
         };
         out[index[&id]] = Some(result);
     }
-    out.into_iter().map(|r| r.unwrap_or_else(|| Err("the task vanished".into()))).collect()
+    out.into_iter().map(|r| r.unwrap_or(Err(TaskFailed::Vanished))).collect()
+}
+
+/// Why a probe's task gave no outcome.
+#[derive(Debug, thiserror::Error)]
+enum TaskFailed {
+    #[error("{0}")]
+    Panicked(String),
+    #[error("{0}")]
+    Cancelled(String),
+    #[error("the task vanished")]
+    Vanished,
 }
 
 async fn probe_once(r: &Runner) -> Outcome {
@@ -399,7 +425,7 @@ async fn attempt(r: &Runner) -> Outcome {
         Target::Http { url, expect_status, .. } => {
             let client = match &r.client {
                 Ok(c) => c,
-                Err(e) => return failed(ProbeStatus::Error, e.clone()),
+                Err(e) => return failed(ProbeStatus::Error, e.to_string()),
             };
             match client.get(url.clone()).send().await {
                 Ok(resp) => {
@@ -528,6 +554,7 @@ mod tests {
         let probes: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = u8> + Send>>> =
             vec![Box::pin(async { 1 }), Box::pin(async { panic!("bad probe") }), Box::pin(async { 3 })];
         let got = join_all_caught(probes).await;
+        let got: Vec<Result<u8, String>> = got.into_iter().map(|r| r.map_err(|e| e.to_string())).collect();
         assert_eq!(got, vec![Ok(1), Err("bad probe".to_owned()), Ok(3)]);
     }
 }

@@ -25,12 +25,16 @@ pub fn prometheus_bin() -> Result<PathBuf> {
     }
 }
 
-/// What a [`Prometheus`] scrapes (as job `rpo`), how often it evaluates rules, which rule
-/// files it loads and which Alertmanagers it notifies. Targets and Alertmanagers must be
-/// loopback `host:port`s.
+/// What a [`Prometheus`] scrapes (as job `rpo` unless [`job_name`](Self::job_name) says
+/// otherwise), how often it evaluates rules, which rule files it loads, which
+/// Alertmanagers it notifies, its external labels and the Prometheus servers it
+/// federates. Targets and Alertmanagers must be loopback `host:port`s.
 #[derive(Debug, Clone)]
 pub struct PrometheusOptions {
     targets: Vec<String>,
+    job_name: String,
+    external_labels: Vec<(String, String)>,
+    federate: Option<Federation>,
     scrape_interval: Duration,
     evaluation_interval: Option<Duration>,
     metrics_path: String,
@@ -44,6 +48,9 @@ impl PrometheusOptions {
     pub fn new(targets: &[String]) -> PrometheusOptions {
         PrometheusOptions {
             targets: targets.to_vec(),
+            job_name: "rpo".to_owned(),
+            external_labels: Vec::new(),
+            federate: None,
             scrape_interval: Duration::from_secs(1),
             evaluation_interval: None,
             metrics_path: "/metrics".to_owned(),
@@ -78,6 +85,39 @@ impl PrometheusOptions {
         self
     }
 
+    /// The scrape job's name (default `rpo`).
+    pub fn job_name(mut self, name: &str) -> PrometheusOptions {
+        self.job_name = name.to_owned();
+        self
+    }
+
+    /// An external label, as a regional Prometheus carries its region: added to every
+    /// series it federates and every alert it sends.
+    pub fn external_label(mut self, name: &str, value: &str) -> PrometheusOptions {
+        self.external_labels.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Federates other Prometheus servers as job `job`: each source (`host:port`,
+    /// loopback only) is scraped at `/federate` for the series matching `matchers`,
+    /// with `honor_labels: true` (their external labels kept), and its `up` series
+    /// carries `label="value"`, so a source that stops answering is named by it.
+    pub fn federate(
+        mut self,
+        job: &str,
+        sources: &[(String, String)],
+        label: &str,
+        matchers: &[&str],
+    ) -> PrometheusOptions {
+        self.federate = Some(Federation {
+            job: job.to_owned(),
+            sources: sources.to_vec(),
+            label: label.to_owned(),
+            matchers: matchers.iter().map(|m| (*m).to_owned()).collect(),
+        });
+        self
+    }
+
     /// Sends alerts to the Alertmanager at `host:port` (loopback only).
     pub fn alertmanager(mut self, host_port: &str) -> PrometheusOptions {
         self.alertmanagers.push(host_port.to_owned());
@@ -90,6 +130,15 @@ impl PrometheusOptions {
         }
         for a in &self.alertmanagers {
             check_loopback_target(a).with_context(|| format!("alertmanager {a:?}"))?;
+        }
+        for (source, _) in self.federate.iter().flat_map(|f| &f.sources) {
+            check_loopback_target(source).with_context(|| format!("federated {source:?}"))?;
+        }
+        let names = self.external_labels.iter().map(|(n, _)| n).chain(self.federate.iter().map(|f| &f.label));
+        for name in names.chain([&self.job_name]) {
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+                bail!("{name:?} is not a plain label or job name");
+            }
         }
         self.rule_files
             .iter()
@@ -106,7 +155,32 @@ impl PrometheusOptions {
     /// Prometheus's configuration file for these options (rule files already absolute).
     fn config_text(&self, rule_files: &[PathBuf]) -> String {
         let eval = self.evaluation_interval.unwrap_or(self.scrape_interval);
-        let mut text = scrape_config_text(&self.targets, self.scrape_interval, eval, &self.metrics_path);
+        let mut text = scrape_config_text(&self.targets, self.scrape_interval, eval, &self.metrics_path)
+            .replace("job_name: rpo\n", &format!("job_name: '{}'\n", self.job_name));
+        if !self.external_labels.is_empty() {
+            let labels: Vec<String> =
+                self.external_labels.iter().map(|(n, v)| format!("{n}: {}", yaml_quote(v))).collect();
+            text = text.replacen(
+                "global:\n",
+                &format!("global:\n  external_labels: {{{}}}\n", labels.join(", ")),
+                1,
+            );
+        }
+        if let Some(f) = &self.federate {
+            let matchers: Vec<String> = f.matchers.iter().map(|m| yaml_quote(m)).collect();
+            text.push_str(&format!(
+                "  - job_name: '{}'\n    honor_labels: true\n    metrics_path: /federate\n    params:\n      'match[]': [{}]\n    static_configs:\n",
+                f.job,
+                matchers.join(", ")
+            ));
+            for (source, value) in &f.sources {
+                text.push_str(&format!(
+                    "      - targets: ['{source}']\n        labels: {{{}: {}}}\n",
+                    f.label,
+                    yaml_quote(value)
+                ));
+            }
+        }
         if !rule_files.is_empty() {
             text.push_str("rule_files:\n");
             for f in rule_files {
@@ -122,6 +196,20 @@ impl PrometheusOptions {
         }
         text
     }
+}
+
+/// Prometheus servers a global one federates.
+#[derive(Debug, Clone)]
+struct Federation {
+    job: String,
+    sources: Vec<(String, String)>,
+    label: String,
+    matchers: Vec<String>,
+}
+
+/// A YAML double-quoted string.
+fn yaml_quote(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
 /// A running Prometheus scraping the given targets as job `rpo`.

@@ -24,11 +24,15 @@ out=${1:-.}
 # repository untouched.
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/rpo-mixin.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
-files=$(jsonnet -S -e 'std.join("\n", std.objectFields((import "mixin/files.libsonnet").files))')
+files=$(jsonnet -S -e 'std.join("\n", std.objectFields(import "mixin/render.jsonnet")
+    + std.objectFields(import "mixin/render-json.jsonnet"))')
 for f in $files; do
     mkdir -p "$tmp/$(dirname "$f")"
 done
+# Text files (rule files, PrometheusRules) as they are; JSON files (dashboards) written
+# by jsonnet's own JSON writer.
 jsonnet -S -m "$tmp" mixin/render.jsonnet >/dev/null
+jsonnet -m "$tmp" mixin/render-json.jsonnet >/dev/null
 for f in $files; do
     mkdir -p "$out/$(dirname "$f")"
     install -m 0644 "$tmp/$f" "$out/$f"

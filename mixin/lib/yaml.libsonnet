@@ -11,20 +11,23 @@ local spaces(n) = std.join('', std.makeArray(n, function(_) ' '));
 
 local reserved = ['true', 'false', 'yes', 'no', 'on', 'off', 'null', 'y', 'n', '~'];
 
+// Whether `sub` occurs in `s` (std.findSubstr is slow on long strings in jsonnet 0.18).
+local has(s, sub) = std.length(std.strReplace(s, sub, '')) != std.length(s);
+
 local plainSafe(s) =
   std.length(s) > 0
-  && std.length(std.findSubstr('\n', s)) == 0
-  && std.length(std.findSubstr(': ', s)) == 0
-  && std.length(std.findSubstr(' #', s)) == 0
-  && std.length(std.findSubstr('\t', s)) == 0
-  && std.length(std.findSubstr('"', s)) == 0
-  && std.length(std.findSubstr("'", s)) == 0
-  && std.findSubstr(s[0], '-?:,[]{}#&*!|>%@` ') == []
+  && !has(s, '\n')
+  && !has(s, ': ')
+  && !has(s, ' #')
+  && !has(s, '\t')
+  && !has(s, '"')
+  && !has(s, "'")
+  && !has('-?:,[]{}#&*!|>%@` ', s[0])
   && s[std.length(s) - 1] != ' '
   && s[std.length(s) - 1] != ':'
   && !std.member(reserved, std.asciiLower(s))
   // Numbers and number-like words would be read back as numbers.
-  && std.length(std.filter(function(c) std.member('0123456789.+-eE_x', c), std.stringChars(s))) != std.length(s);
+  && std.length(std.filter(function(c) has('0123456789.+-eE_x', c), std.stringChars(s))) != std.length(s);
 
 local scalar(s) =
   if std.isString(s) then (if plainSafe(s) then s else std.escapeStringJson(s))
@@ -38,18 +41,18 @@ local literal(s, indent) =
 
 // Words joined into lines of at most `w` characters (a longer word stands alone).
 local wrap(text, w) =
-  local words = std.split(text, ' ');
   local step(acc, word) =
-    if acc.cur == '' then acc { cur: word }
-    else if std.length(acc.cur) + 1 + std.length(word) <= w then acc { cur: acc.cur + ' ' + word }
-    else acc { done+: [acc.cur], cur: word };
-  local r = std.foldl(step, words, { done: [], cur: '' });
-  r.done + [r.cur];
+    local done = acc[0], cur = acc[1];
+    if cur == '' then [done, word]
+    else if std.length(cur) + 1 + std.length(word) <= w then [done, cur + ' ' + word]
+    else [done + [cur], word];
+  local r = std.foldl(step, std.split(text, ' '), [[], '']);
+  r[0] + [r[1]];
 
 // A folded block (`>-`): one paragraph, read back with single spaces between the words.
 local folded(s, indent) =
-  assert std.length(std.findSubstr('\n', s)) == 0 : 'folded text has a newline: ' + s;
-  assert std.length(std.findSubstr('  ', s)) == 0 : 'folded text has a double space: ' + s;
+  assert !has(s, '\n') : 'folded text has a newline: ' + s;
+  assert !has(s, '  ') : 'folded text has a double space: ' + s;
   assert s == std.stripChars(s, ' ') : 'folded text has outer spaces: ' + s;
   '>-\n' + std.join('', [spaces(indent) + l + '\n' for l in wrap(s, width - indent)]);
 
@@ -58,7 +61,7 @@ local comment(c, indent) =
   else std.join('', [spaces(indent) + (if l == '' then '#' else '# ' + l) + '\n' for l in lines(c)]);
 
 local value(key, v, indent) =
-  if std.isString(v) && std.length(std.findSubstr('\n', std.rstripChars(v, '\n'))) > 0 then
+  if std.isString(v) && has(std.rstripChars(v, '\n'), '\n') then
     literal(v, indent)
   else if std.isString(v) && key == 'description' && std.length(v) > width - indent then
     folded(v, indent)

@@ -20,8 +20,8 @@ function(cfg)
           comment:: |||
             The regional Prometheus's heartbeat for the global layer: one series, always 1,
             that gains the region external label on its way up (federation, remote write).
-            When it stops arriving, the global layer knows this region went silent
-            (RPORegionalPrometheusDown) rather than reading its missing series as facts.
+            When it stops arriving, the global layer knows this region went silent (one
+            meta-alert there) rather than reading its missing series as facts.
           |||,
           record: 'region:rpo_regional_prometheus:up',
           expr: 'vector(1)',

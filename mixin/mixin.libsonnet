@@ -8,13 +8,13 @@
 //   A single Prometheus that sees every region loads both.
 //
 // Each set is an object of rule files: { 'rules.yml': groups, 'alerts.yml': groups, … }.
-local regionalRules = import 'rules/regional.libsonnet';
-local globalRules = import 'rules/global.libsonnet';
-local regionalAlerts = import 'alerts/regional.libsonnet';
-local globalAlerts = import 'alerts/global.libsonnet';
 local dnsAlerts = import 'alerts/dns.libsonnet';
+local globalAlerts = import 'alerts/global.libsonnet';
 local healthAlerts = import 'alerts/health.libsonnet';
+local regionalAlerts = import 'alerts/regional.libsonnet';
 local dashboards = import 'dashboards/dashboards.libsonnet';
+local globalRules = import 'rules/global.libsonnet';
+local regionalRules = import 'rules/regional.libsonnet';
 
 (import 'config.libsonnet') + {
   local cfg = self._config,

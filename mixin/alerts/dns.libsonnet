@@ -6,8 +6,8 @@
 // from where it runs, so what it sees is one vantage point, and the alert says whose.
 // Thresholds come from the exported TTL and timestamps, never from numbers copied per
 // record.
-local promql = import '../lib/promql.libsonnet';
 local alertlib = import '../lib/alert.libsonnet';
+local promql = import '../lib/promql.libsonnet';
 
 function(cfg)
   local v = promql(cfg).vars;
@@ -30,7 +30,7 @@ function(cfg)
           ||| % v,
           'for': '1m',
           annotations: {
-            summary: 'The authoritative DNS servers do not serve the active region\'s answer.',
+            summary: "The authoritative DNS servers do not serve the active region's answer.",
             description: a.para(|||
               {{ $value | humanizeDuration }} after the expected answer of {{ $labels.record }}
               ({{ $labels.record_type }}) changed, not every authoritative server serves the
@@ -62,7 +62,7 @@ function(cfg)
           ||| % v,
           'for': '1m',
           annotations: {
-            summary: 'A resolver still serves an old DNS answer long after the record\'s TTL.',
+            summary: "A resolver still serves an old DNS answer long after the record's TTL.",
             description: a.para(|||
               Resolver {{ $labels.resolver }} still answers {{ $labels.record }}
               ({{ $labels.record_type }}) with something other than the active region's answer
@@ -83,7 +83,7 @@ function(cfg)
           expr: 'rpo_dns_soa_serials_agree%(b)s == 0' % v,
           'for': '10m',
           annotations: {
-            summary: 'The zone\'s authoritative DNS servers serve different versions of it.',
+            summary: "The zone's authoritative DNS servers serve different versions of it.",
             description: a.para(|||
               The authoritative servers of zone {{ $labels.dns_zone }} have reported different
               SOA serials for 10 minutes (seen by {{ $labels.instance }}):

@@ -7,8 +7,8 @@
 // that a vanished region would fake hold back for the clusters it fed
 // (`unless on (…) db_cluster:rpo_regional_prometheus_missing:count`), and one
 // RPORegionalPrometheusDown per silent region speaks for it.
-local promql = import '../lib/promql.libsonnet';
 local alertlib = import '../lib/alert.libsonnet';
+local promql = import '../lib/promql.libsonnet';
 
 function(cfg)
   local q = promql(cfg);

@@ -2,8 +2,8 @@
 // a failover would move to is fit to take it. Regional and self-contained. Like the DNS
 // alerts they keep the target labels (`instance`, `job`): each exporter probes from
 // where it runs, so what it sees is one vantage point, and the alert says whose.
-local promql = import '../lib/promql.libsonnet';
 local alertlib = import '../lib/alert.libsonnet';
+local promql = import '../lib/promql.libsonnet';
 
 function(cfg)
   local v = promql(cfg).vars;
@@ -22,7 +22,7 @@ function(cfg)
           ||| % v,
           'for': '2m',
           annotations: {
-            summary: 'A region\'s health probes are below their quorum.',
+            summary: "A region's health probes are below their quorum.",
             description: a.para(|||
               Only {{ $value }} of the probes of region {{ $labels.probe_region }} pass, fewer
               than its quorum of

@@ -8,8 +8,8 @@
 // judged on what its own exporter reports (the exposure and the cluster's objective),
 // a node's state on what the exporter watching it reports. The cluster-wide verdicts
 // are in alerts/global.libsonnet.
-local promql = import '../lib/promql.libsonnet';
 local alertlib = import '../lib/alert.libsonnet';
+local promql = import '../lib/promql.libsonnet';
 
 function(cfg)
   local q = promql(cfg);

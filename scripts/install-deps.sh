@@ -2,7 +2,8 @@
 # Installs the real servers that rpo-lab starts for the tests and the demo, from Debian
 # packages: PostgreSQL (server, client, pg_basebackup), MariaDB (server and client),
 # Prometheus (with promtool), Alertmanager (with amtool), and the DNS servers Knot
-# (authoritative) and Unbound (caching resolver); systemd-analyze checks the unit file.
+# (authoritative) and Unbound (caching resolver); systemd-analyze checks the unit file;
+# jsonnet renders the monitoring mixin (mixin/, scripts/gen-mixin.sh).
 # With --bench, also postgres_exporter, mysqld_exporter and percona-toolkit (pt-heartbeat)
 # for scripts/bench.sh.
 #
@@ -30,6 +31,7 @@ present() {
     knot) command -v knotd >/dev/null 2>&1 && command -v knotc >/dev/null 2>&1 ;;
     unbound) [ -x /usr/sbin/unbound ] ;;
     systemd) command -v systemd-analyze >/dev/null 2>&1 ;;
+    jsonnet) command -v jsonnet >/dev/null 2>&1 ;;
     prometheus-postgres-exporter) command -v prometheus-postgres-exporter >/dev/null 2>&1 ;;
     prometheus-mysqld-exporter) command -v prometheus-mysqld-exporter >/dev/null 2>&1 ;;
     percona-toolkit) command -v pt-heartbeat >/dev/null 2>&1 ;;
@@ -37,7 +39,7 @@ present() {
     esac
 }
 
-packages=(postgresql mariadb-server mariadb-client prometheus prometheus-alertmanager knot unbound systemd)
+packages=(postgresql mariadb-server mariadb-client prometheus prometheus-alertmanager knot unbound systemd jsonnet)
 # `--bench`: also the peers the benchmark compares rpo-exporter with (bench/).
 if [ "${1:-}" = "--bench" ]; then
     packages+=(prometheus-postgres-exporter prometheus-mysqld-exporter percona-toolkit)

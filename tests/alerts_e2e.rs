@@ -1,9 +1,10 @@
 //! The shipped alert rules end to end, with real servers: a PostgreSQL (and a MariaDB)
-//! primary and replica, the exporter (RPO 5 s), a Prometheus loading alerts/*.yml as
-//! they are (evaluating every second), an Alertmanager, and a webhook receiver run by
-//! this test. A replica that stops applying (paused replay; a stopped SQL thread) must
-//! page (RPOBreached, with the replica's labels) and resuming it must resolve the page;
-//! the healthy, idle cluster must not alert at all. Prints how long each took.
+//! primary and replica, the exporter (RPO 5 s), a Prometheus loading both rule sets
+//! (alerts/regional/ and alerts/global/, the single-Prometheus layout) as they are
+//! (evaluating every second), an Alertmanager, and a webhook receiver run by this test.
+//! A replica that stops applying (paused replay; a stopped SQL thread) must page
+//! (RPOBreached, with the replica's labels) and resuming it must resolve the page; the
+//! healthy, idle cluster must not alert at all. Prints how long each took.
 
 mod support;
 

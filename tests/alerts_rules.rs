@@ -3,7 +3,12 @@
 //! alerts/tests/, `amtool check-config` and its routing tree. Then what the tools do not
 //! check: every alert has a severity, a summary, a templated description and a runbook
 //! that exists (and every runbook page belongs to an alert), every alert is unit-tested
-//! both firing and quiet, and the rules use only metrics docs/metrics.md documents.
+//! both firing and quiet, the rules use only metrics docs/metrics.md documents, and the
+//! split by where rules can run holds: the regional set (alerts/regional/) names no
+//! alert of the global set (alerts/global/) and needs none of its recordings, and every
+//! `by (…)`/`on (…)` keeps the region label (regional) or the environment label.
+//!
+//! The rule files are generated from mixin/ (tests/mixin.rs checks they are current).
 //!
 //! promtool and amtool come from Debian's prometheus and prometheus-alertmanager
 //! packages (scripts/install-deps.sh). A missing tool fails the test; it never skips.
@@ -30,6 +35,25 @@ fn yml_files(dir: &str) -> Vec<PathBuf> {
     files.sort();
     assert!(!files.is_empty(), "no *.yml in {dir}/");
     files
+}
+
+/// The rule sets, by where they run.
+const SETS: &[&str] = &["alerts/regional", "alerts/global"];
+
+/// The rule files of both sets.
+fn rule_files() -> Vec<PathBuf> {
+    SETS.iter().flat_map(|set| yml_files(set)).collect()
+}
+
+/// The unit test files: alerts/tests/<layout>/*.yml.
+fn test_files() -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(root().join("alerts/tests"))
+        .expect("alerts/tests/")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    dirs.iter().flat_map(|d| yml_files(&rel(d))).collect()
 }
 
 /// A tool from the Debian packages ([`rpo_lab::find_program`]). Panics (fails the test)
@@ -61,9 +85,9 @@ fn yaml(path: &Path) -> Value {
     serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{}: not YAML: {e}", rel(path)))
 }
 
-/// Every rule of the rule files in alerts/ (alerting and recording).
-fn rules() -> Vec<Value> {
-    yml_files("alerts")
+/// Every rule of `files` (alerting and recording).
+fn rules_of(files: &[PathBuf]) -> Vec<Value> {
+    files
         .iter()
         .flat_map(|f| {
             let doc = yaml(f);
@@ -71,6 +95,11 @@ fn rules() -> Vec<Value> {
             groups.into_iter().flat_map(|g| g["rules"].as_array().cloned().unwrap_or_default())
         })
         .collect()
+}
+
+/// Every rule of both sets.
+fn rules() -> Vec<Value> {
+    rules_of(&rule_files())
 }
 
 fn alerts() -> BTreeMap<String, Value> {
@@ -82,7 +111,7 @@ fn alerts() -> BTreeMap<String, Value> {
 
 #[test]
 fn promtool_checks_the_rule_files() {
-    let files: Vec<String> = yml_files("alerts").iter().map(|f| rel(f)).collect();
+    let files: Vec<String> = rule_files().iter().map(|f| rel(f)).collect();
     let args: Vec<&str> = ["check", "rules"].into_iter().chain(files.iter().map(String::as_str)).collect();
     let out = run("promtool", &args);
     println!("{out}");
@@ -90,7 +119,12 @@ fn promtool_checks_the_rule_files() {
 
 #[test]
 fn promtool_unit_tests_pass() {
-    let files: Vec<String> = yml_files("alerts/tests").iter().map(|f| rel(f)).collect();
+    let files: Vec<String> = test_files().iter().map(|f| rel(f)).collect();
+    assert!(
+        files.iter().any(|f| f.starts_with("alerts/tests/regional/"))
+            && files.iter().any(|f| f.starts_with("alerts/tests/global/")),
+        "unit tests must cover both sets: {files:?}"
+    );
     let args: Vec<&str> = ["test", "rules"].into_iter().chain(files.iter().map(String::as_str)).collect();
     let out = run("promtool", &args);
     println!("{out}");
@@ -177,7 +211,7 @@ fn every_alert_has_severity_summary_description_and_runbook() {
 #[test]
 fn every_alert_is_unit_tested_firing_and_quiet() {
     let (mut firing, mut quiet) = (BTreeSet::new(), BTreeSet::new());
-    for file in yml_files("alerts/tests") {
+    for file in test_files() {
         let doc = yaml(&file);
         for test in doc["tests"].as_array().unwrap_or(&Vec::new()) {
             for case in test["alert_rule_test"].as_array().unwrap_or(&Vec::new()) {
@@ -207,7 +241,10 @@ fn rules_use_only_documented_metrics_and_defined_recordings() {
         // Metric names in the expression and in the annotations' queries.
         let mut text = rule["expr"].as_str().unwrap_or("").to_owned();
         if let Some(ann) = rule["annotations"].as_object() {
-            text.extend(ann.values().filter_map(Value::as_str));
+            for value in ann.values().filter_map(Value::as_str) {
+                text.push('\n');
+                text.push_str(value);
+            }
         }
         for name in metric_names(&text) {
             if name.contains(':') {
@@ -218,6 +255,80 @@ fn rules_use_only_documented_metrics_and_defined_recordings() {
                     documented.contains(&name),
                     "{what}: uses {name}, which docs/metrics.md does not list"
                 );
+            }
+        }
+    }
+}
+
+/// Alert names and recorded names of one set.
+fn names(set: &str) -> (BTreeSet<String>, BTreeSet<String>) {
+    let rules = rules_of(&yml_files(set));
+    let alerts = rules.iter().filter_map(|r| r["alert"].as_str().map(str::to_owned)).collect();
+    let records = rules.iter().filter_map(|r| r["record"].as_str().map(str::to_owned)).collect();
+    (alerts, records)
+}
+
+#[test]
+fn regional_set_stands_alone() {
+    let (regional_alerts, regional_records) = names("alerts/regional");
+    let (global_alerts, global_records) = names("alerts/global");
+    assert!(regional_alerts.len() >= 10 && global_alerts.len() >= 4, "{regional_alerts:?} {global_alerts:?}");
+    let both: Vec<_> = regional_alerts.intersection(&global_alerts).collect();
+    assert!(both.is_empty(), "alerts in both sets: {both:?}");
+    let both: Vec<_> = regional_records.intersection(&global_records).collect();
+    assert!(both.is_empty(), "recording rules in both sets (one Prometheus may load both): {both:?}");
+    // Not even a mention: a regional file that names a global alert (in a comment, a
+    // description) would send the reader to an alert that is not evaluated there.
+    for file in yml_files("alerts/regional") {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let words: BTreeSet<&str> =
+            text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':')).collect();
+        for name in global_alerts.iter().chain(&global_records) {
+            assert!(!words.contains(name.as_str()), "{} names {name} of the global set", rel(&file));
+        }
+    }
+    // What the regional rules read is recorded in the regional set itself.
+    for rule in rules_of(&yml_files("alerts/regional")) {
+        let what = rule["alert"].as_str().or(rule["record"].as_str()).unwrap_or("?").to_owned();
+        for name in metric_names(rule["expr"].as_str().unwrap_or("")).filter(|n| n.contains(':')) {
+            assert!(
+                regional_records.contains(&name),
+                "regional {what} reads {name}, not recorded regionally"
+            );
+        }
+    }
+}
+
+/// The label lists of every `by (…)` and `on (…)` in `expr`.
+fn grouping_lists(expr: &str) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    for keyword in ["by (", "on ("] {
+        for (at, _) in expr.match_indices(keyword) {
+            // `on (` inside `group_left ()`-less words such as "ignoring (" is not ours.
+            let before = expr[..at].chars().last();
+            if before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_') {
+                continue;
+            }
+            let rest = &expr[at + keyword.len()..];
+            let list = &rest[..rest.find(')').unwrap()];
+            out.push(list.split(',').map(|l| l.trim().to_owned()).filter(|l| !l.is_empty()).collect());
+        }
+    }
+    out
+}
+
+#[test]
+fn every_grouping_keeps_the_region_or_environment_label() {
+    // The defaults of mixin/config.libsonnet.
+    let (region, env) = ("region", "env");
+    for (set, needs) in [("alerts/regional", &[region, env][..]), ("alerts/global", &[env][..])] {
+        for rule in rules_of(&yml_files(set)) {
+            let what = rule["alert"].as_str().or(rule["record"].as_str()).unwrap_or("?").to_owned();
+            for list in grouping_lists(rule["expr"].as_str().unwrap_or("")) {
+                // The global layer's per-region series group by the region label alone.
+                let ok = needs.iter().all(|l| list.iter().any(|x| x == l))
+                    || (set == "alerts/global" && list.iter().any(|x| x == region));
+                assert!(ok, "{set} {what}: `({})` lacks {needs:?}", list.join(", "));
             }
         }
     }

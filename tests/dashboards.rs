@@ -4,14 +4,17 @@
 //!   the `datasource` variable (no datasource uid written anywhere), the required
 //!   variables, links between the dashboards that keep the time range and variables,
 //!   rates over `$__rate_interval`, and every metric a query names documented in
-//!   docs/metrics.md (or recorded by alerts/rules.yml) with the labels it filters on.
+//!   docs/metrics.md (or recorded by the rule files of alerts/regional/ or alerts/global/)
+//!   with the labels it filters on. The JSON is generated from mixin/ (tests/mixin.rs
+//!   checks it is current).
 //! - The provisioning files: a Prometheus datasource and a file provider whose path is
 //!   where deploy/grafana/README.md mounts dashboards/.
 //! - Every query against live data: a PostgreSQL primary and replica, a multi-writer
 //!   MariaDB cluster (two writers and a multi-source replica, so the lag matrix has rows
 //!   and columns), HTTP, HTTPS and TCP probe targets in three regions, an authoritative
 //!   Knot and two caching Unbound resolvers serving the failover records, the exporter,
-//!   and a real Prometheus scraping it with alerts/rules.yml loaded. The test evaluates each
+//!   and a real Prometheus scraping it with both rule sets loaded (the single-Prometheus
+//!   layout). The test evaluates each
 //!   dashboard's variables through Prometheus as Grafana would, substitutes their real
 //!   values, runs every panel's (and row's nested panels') targets and every annotation
 //!   through /api/v1/query, and fails on any query that does not parse or returns no
@@ -43,6 +46,11 @@ const REQUIRED_VARIABLES: &[&str] = &["datasource", "job", "db_cluster", "region
 
 /// Tag every bundled dashboard carries; the dashboards' links list dashboards by it.
 const TAG: &str = "rpo-exporter";
+
+/// Labels a query may match on beyond the exporter's own: target labels and the
+/// mixin's region external label (mixin/config.libsonnet's regionLabel), which the
+/// overview's "Regions side by side" reads where a series carries it.
+const OTHER_LABELS: &[&str] = &["job", "instance", "region"];
 
 /// Queries allowed to return no series in the lab, as (dashboard uid, panel title,
 /// refId, why). Each must be a query that legitimately returns nothing while the lab is
@@ -242,16 +250,37 @@ fn documented() -> BTreeMap<String, Vec<String>> {
         .collect()
 }
 
-/// Names recorded by alerts/rules.yml.
+/// The shipped rule files of both sets.
+fn rule_files() -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for set in ["alerts/regional", "alerts/global"] {
+        let mut set_files: Vec<PathBuf> = std::fs::read_dir(repo(set))
+            .unwrap_or_else(|e| panic!("{set}/: {e}"))
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "yml"))
+            .collect();
+        set_files.sort();
+        files.extend(set_files);
+    }
+    files
+}
+
+/// Names recorded by the rule files.
 fn recorded() -> BTreeSet<String> {
-    let text = std::fs::read_to_string(repo("alerts/rules.yml")).unwrap();
-    let rules: Value = serde_saphyr::from_str(&text).expect("alerts/rules.yml");
-    rules["groups"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .flat_map(|g| g["rules"].as_array().cloned().unwrap_or_default())
-        .filter_map(|r| r["record"].as_str().map(str::to_owned))
+    rule_files()
+        .iter()
+        .flat_map(|f| {
+            let text = std::fs::read_to_string(f).unwrap();
+            let rules: Value =
+                serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+            rules["groups"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|g| g["rules"].as_array().cloned().unwrap_or_default())
+                .filter_map(|r| r["record"].as_str().map(str::to_owned))
+                .collect::<Vec<_>>()
+        })
         .collect()
 }
 
@@ -401,7 +430,7 @@ fn dashboards_are_wired_to_the_datasource_variable_and_to_each_other() {
             for (name, matchers) in selectors(q.expr) {
                 if name.contains(':') {
                     if !rules.contains(&name) {
-                        problem(format!("{what}: {name} is not recorded by alerts/rules.yml"));
+                        problem(format!("{what}: {name} is not recorded by the rule files"));
                     }
                     continue;
                 }
@@ -410,7 +439,7 @@ fn dashboards_are_wired_to_the_datasource_variable_and_to_each_other() {
                     continue;
                 };
                 for m in &matchers {
-                    if !labels.contains(m) && m != "job" && m != "instance" {
+                    if !labels.contains(m) && !OTHER_LABELS.contains(&m.as_str()) {
                         problem(format!("{what}: {name} has no label {m}"));
                     }
                 }
@@ -663,13 +692,12 @@ dns:
     wait_for_pair(&exporter, &my.pair_in("accounts", "a2", "m")).await;
     let lab_ready = started.elapsed().as_secs_f64();
 
-    let prom = Prometheus::start_with(
-        &PrometheusOptions::new(std::slice::from_ref(&exporter.addr))
-            .scrape_interval(Duration::from_secs(1))
-            .rule_file(repo("alerts/rules.yml")),
-    )
-    .await
-    .expect("start Prometheus");
+    let mut options =
+        PrometheusOptions::new(std::slice::from_ref(&exporter.addr)).scrape_interval(Duration::from_secs(1));
+    for file in rule_files() {
+        options = options.rule_file(file);
+    }
+    let prom = Prometheus::start_with(&options).await.expect("start Prometheus");
     let in_prom = |q: &'static str, what: &'static str| {
         let prom = &prom;
         async move {
@@ -699,7 +727,7 @@ dns:
     // unreplayed bytes grow, and the replay-paused signal is up.
     pg.pg.node("r1").execute("SELECT pg_wal_replay_pause()").await.unwrap();
     in_prom(
-        "pair:rpo_data_loss_exposure_seconds:seconds_to_objective{db_cluster=\"orders\"}",
+        "region_pair:rpo_data_loss_exposure_seconds:seconds_to_objective{db_cluster=\"orders\"}",
         "orders exposure growing",
     )
     .await;

@@ -2,8 +2,9 @@
 //! kubernetes-validate (strict OpenAPI validation of the core kinds), `promtool check
 //! rules` on the generated PrometheusRule, `promtool check config` on the Prometheus
 //! configs, `systemd-analyze verify` on the unit, `rpo-exporter check-config` on every
-//! exporter config. Then what the tools cannot see: the PrometheusRule is exactly what
-//! scripts/gen-prometheusrule.sh makes of alerts/, the PodMonitor selects the sidecars
+//! exporter config. Then what the tools cannot see: the PrometheusRules (one per rule
+//! set, generated from mixin/ with the rule files) carry exactly the groups of
+//! alerts/regional/ and alerts/global/, the PodMonitor selects the sidecars
 //! and their port, the init scripts grant what `rpo-exporter schema` prints, the
 //! compose file mounts files that exist.
 //!
@@ -109,7 +110,11 @@ fn kubernetes_core_manifests_are_valid() {
     assert!(mixed.is_empty(), "keep custom resources in files of their own: {mixed:?}");
     assert_eq!(
         custom.iter().map(String::as_str).collect::<Vec<_>>(),
-        ["deploy/kubernetes/podmonitor.yaml", "deploy/kubernetes/prometheusrule.yaml"]
+        [
+            "deploy/kubernetes/podmonitor.yaml",
+            "deploy/kubernetes/prometheusrule-global.yaml",
+            "deploy/kubernetes/prometheusrule-regional.yaml"
+        ]
     );
 
     run(Command::new("bash").arg(root().join("scripts/install-kubernetes-validate.sh")).current_dir(root()));
@@ -132,37 +137,34 @@ fn kubernetes_core_manifests_are_valid() {
 }
 
 #[test]
-fn prometheusrule_is_generated_from_alerts_and_promtool_accepts_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let fresh = dir.path().join("prometheusrule.yaml");
-    run(Command::new("bash")
-        .arg(root().join("scripts/gen-prometheusrule.sh"))
-        .arg(&fresh)
-        .current_dir(root()));
-    let committed = read("deploy/kubernetes/prometheusrule.yaml");
-    let generated = std::fs::read_to_string(&fresh).unwrap();
-    assert!(
-        committed == generated,
-        "deploy/kubernetes/prometheusrule.yaml is out of date with alerts/: run scripts/gen-prometheusrule.sh"
-    );
+fn prometheusrules_carry_each_rule_set_and_promtool_accepts_them() {
+    // Generated from mixin/ with the rule files (tests/mixin.rs checks both are current):
+    // here, that each PrometheusRule is its set, as the operator hands it to Prometheus.
+    for set in ["regional", "global"] {
+        let file = format!("deploy/kubernetes/prometheusrule-{set}.yaml");
+        let rule = yaml(&file);
+        assert_eq!(rule["apiVersion"], "monitoring.coreos.com/v1");
+        assert_eq!(rule["kind"], "PrometheusRule");
+        assert_eq!(rule["metadata"]["name"], format!("rpo-exporter-{set}").as_str());
+        let mut want: Vec<Value> = yaml_files(&format!("alerts/{set}"))
+            .iter()
+            .flat_map(|f| yaml(f)["groups"].as_array().unwrap_or_else(|| panic!("{f}: no groups")).clone())
+            .collect();
+        let mut got = rule["spec"]["groups"].as_array().unwrap().clone();
+        let by_name = |g: &Value| g["name"].as_str().unwrap_or_default().to_owned();
+        want.sort_by_key(by_name);
+        got.sort_by_key(by_name);
+        assert_eq!(got, want, "{file}: spec.groups differ from alerts/{set}/*.yml");
+        assert!(want.len() >= 2, "expected the recording and alerting groups, got {}", want.len());
 
-    // The text transformation kept every group as it is in alerts/.
-    let rule = yaml("deploy/kubernetes/prometheusrule.yaml");
-    assert_eq!(rule["apiVersion"], "monitoring.coreos.com/v1");
-    assert_eq!(rule["kind"], "PrometheusRule");
-    let want: Vec<Value> = yaml_files("alerts")
-        .iter()
-        .flat_map(|f| yaml(f)["groups"].as_array().unwrap_or_else(|| panic!("{f}: no groups")).clone())
-        .collect();
-    assert_eq!(rule["spec"]["groups"].as_array().unwrap(), &want, "spec.groups differ from alerts/*.yml");
-    assert!(want.len() >= 2, "expected the recording and alerting groups, got {}", want.len());
-
-    // What the operator hands Prometheus is spec: check it as a rule file (JSON is YAML).
-    let spec = dir.path().join("spec.yml");
-    std::fs::write(&spec, serde_json::to_string_pretty(&rule["spec"]).unwrap()).unwrap();
-    let out = run(Command::new(tool("promtool")).args(["check", "rules"]).arg(&spec));
-    println!("{out}");
-    assert!(out.contains("SUCCESS"), "{out}");
+        // What the operator hands Prometheus is spec: check it as a rule file (JSON is YAML).
+        let dir = tempfile::tempdir().unwrap();
+        let spec = dir.path().join("spec.yml");
+        std::fs::write(&spec, serde_json::to_string_pretty(&rule["spec"]).unwrap()).unwrap();
+        let out = run(Command::new(tool("promtool")).args(["check", "rules"]).arg(&spec));
+        println!("{file}: {out}");
+        assert!(out.contains("SUCCESS"), "{out}");
+    }
 }
 
 #[test]
@@ -372,21 +374,28 @@ fn web_config_example_loads() {
 fn prometheus_configs_pass_promtool() {
     let exporter_labels: BTreeSet<&str> =
         rpo_exporter::exposition::all().flat_map(|d| d.labels.iter().copied()).collect();
-    for (file, needs_region) in [
-        ("deploy/prometheus/sidecar.yml", true),
-        ("deploy/prometheus/per-cluster.yml", false),
-        ("deploy/docker/prometheus.yml", false),
+    // (config, the rule sets it loads, the job it must have, whether its static targets
+    // carry a `region` target label)
+    for (file, sets, job, needs_region) in [
+        ("deploy/prometheus/sidecar.yml", &["regional", "global"][..], "rpo-exporter", true),
+        ("deploy/prometheus/per-cluster.yml", &["regional", "global"][..], "rpo-exporter", false),
+        ("deploy/prometheus/regional.yml", &["regional"][..], "rpo-exporter", false),
+        ("deploy/prometheus/global.yml", &["global"][..], "rpo-federate", true),
+        ("deploy/docker/prometheus.yml", &["regional", "global"][..], "rpo-exporter", false),
     ] {
-        // The layout the configs describe, relative to prometheus.yml: the rule files,
-        // TLS files and the basic-auth password.
+        // The layout the configs describe, relative to prometheus.yml: the rule files
+        // (rules/<set>/ for compose, which mounts alerts/ at rules/, and
+        // rules/rpo-exporter/<set>/), TLS files and the basic-auth password.
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         std::fs::copy(root().join(file), d.join("prometheus.yml")).unwrap();
-        for rules in ["rules", "rules/rpo-exporter"] {
-            std::fs::create_dir_all(d.join(rules)).unwrap();
-            for f in yaml_files("alerts") {
-                std::fs::copy(root().join(&f), d.join(rules).join(Path::new(&f).file_name().unwrap()))
-                    .unwrap();
+        for base in ["rules", "rules/rpo-exporter"] {
+            for set in ["regional", "global"] {
+                let to = d.join(base).join(set);
+                std::fs::create_dir_all(&to).unwrap();
+                for f in yaml_files(&format!("alerts/{set}")) {
+                    std::fs::copy(root().join(&f), to.join(Path::new(&f).file_name().unwrap())).unwrap();
+                }
             }
         }
         std::fs::create_dir_all(d.join("tls")).unwrap();
@@ -399,15 +408,13 @@ fn prometheus_configs_pass_promtool() {
         let out =
             run(Command::new(tool("promtool")).args(["check", "config", "prometheus.yml"]).current_dir(d));
         println!("{file}: {out}");
-        let want = format!("SUCCESS: {} rule files found", yaml_files("alerts").len());
-        assert!(out.contains(&want), "{file}: the rules were not all loaded ({want}):\n{out}");
+        let count: usize = sets.iter().map(|s| yaml_files(&format!("alerts/{s}")).len()).sum();
+        let want = format!("SUCCESS: {count} rule files found");
+        assert!(out.contains(&want), "{file}: the rules of {sets:?} were not all loaded ({want}):\n{out}");
 
         let config = yaml(file);
         let jobs = config["scrape_configs"].as_array().unwrap();
-        assert!(
-            jobs.iter().any(|j| j["job_name"] == "rpo-exporter"),
-            "{file}: RPOExporterDown needs job rpo-exporter"
-        );
+        assert!(jobs.iter().any(|j| j["job_name"] == job), "{file}: the rules need job {job}");
         for job in jobs {
             for sc in job["static_configs"].as_array().unwrap() {
                 let labels = sc["labels"].as_object().cloned().unwrap_or_default();
@@ -423,6 +430,13 @@ fn prometheus_configs_pass_promtool() {
                     "{file}: region target label on {sc}"
                 );
             }
+        }
+        // A regional Prometheus names its region, the global one does not pose as one.
+        let external = &config["global"]["external_labels"];
+        match *sets {
+            ["regional"] => assert!(external["region"].is_string(), "{file}: no region external label"),
+            ["global"] => assert!(external["region"].is_null(), "{file}: the global layer is no region"),
+            _ => {}
         }
     }
 }

@@ -463,16 +463,22 @@ pub fn with(
     base
 }
 
-/// The shipped rule files (`alerts/*.yml`), unmodified, sorted.
+/// The shipped rule files, unmodified: the regional set (`alerts/regional/*.yml`) and
+/// the global set (`alerts/global/*.yml`), each sorted, as a single Prometheus that sees
+/// every region loads them.
 pub fn rule_files() -> Vec<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("alerts");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "yml"))
-        .collect();
-    files.sort();
-    assert!(files.len() >= 2, "rule files in {}: {files:?}", dir.display());
+    let mut files = Vec::new();
+    for set in ["regional", "global"] {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("alerts").join(set);
+        let mut set_files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "yml"))
+            .collect();
+        set_files.sort();
+        assert!(set_files.len() >= 2, "rule files in {}: {set_files:?}", dir.display());
+        files.extend(set_files);
+    }
     files
 }
 

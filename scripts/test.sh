@@ -16,30 +16,39 @@ cargo fmt --all --check
 # Build everything first so test timings do not include compilation.
 cargo build --workspace --all-targets --locked
 
-# The adversarial soak (tests/adversarial_soak.rs) runs ten minutes: it is ignored
-# by the workspace run and runs here on its own, in parallel with it, so the suite
-# takes max(soak, rest) rather than their sum. Either failing fails the script.
-soak_log=$(mktemp "${TMPDIR:-/tmp}/rpo-soak.XXXXXX")
-cargo test --locked --test adversarial_soak -- --ignored --nocapture >"$soak_log" 2>&1 &
-soak_pid=$!
-# If the script stops early (a failed workspace run, Ctrl-C), stop the soak too.
-trap 'kill "$soak_pid" 2>/dev/null || true' EXIT
+# Two long tests run on their own, each beside the workspace run, so the suite takes
+# about max(longest, rest) rather than their sum; the workspace run ignores them:
+# - the adversarial soak (tests/adversarial_soak.rs), ten minutes;
+# - the global layout (tests/global_layout.rs), three Prometheus servers and two
+#   Alertmanagers, about six minutes of the rules' `for:`.
+# Any of them failing fails the script.
+long_tests=(adversarial_soak global_layout)
+declare -A long_pid long_log
+for t in "${long_tests[@]}"; do
+    long_log[$t]=$(mktemp "${TMPDIR:-/tmp}/rpo-$t.XXXXXX")
+    cargo test --locked --test "$t" -- --ignored --nocapture >"${long_log[$t]}" 2>&1 &
+    long_pid[$t]=$!
+done
+# If the script stops early (a failed workspace run, Ctrl-C), stop them too.
+trap 'kill "${long_pid[@]}" 2>/dev/null || true' EXIT
 
+failed=0
 workspace_status=0
 cargo test --workspace --locked --no-fail-fast "$@" || workspace_status=$?
-soak_status=0
-wait "$soak_pid" || soak_status=$?
-trap - EXIT
-
-echo "--- adversarial soak (cargo test --test adversarial_soak -- --ignored) ---"
-cat "$soak_log"
-rm -f "$soak_log"
 if [ "$workspace_status" -ne 0 ]; then
     echo "test.sh: the workspace tests failed (exit $workspace_status)" >&2
+    failed=1
 fi
-if [ "$soak_status" -ne 0 ]; then
-    echo "test.sh: the adversarial soak failed (exit $soak_status)" >&2
-fi
-if [ "$workspace_status" -ne 0 ] || [ "$soak_status" -ne 0 ]; then
-    exit 1
-fi
+for t in "${long_tests[@]}"; do
+    status=0
+    wait "${long_pid[$t]}" || status=$?
+    echo "--- $t (cargo test --test $t -- --ignored) ---"
+    cat "${long_log[$t]}"
+    rm -f "${long_log[$t]}"
+    if [ "$status" -ne 0 ]; then
+        echo "test.sh: $t failed (exit $status)" >&2
+        failed=1
+    fi
+done
+trap - EXIT
+exit "$failed"

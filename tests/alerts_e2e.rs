@@ -8,90 +8,12 @@
 
 mod support;
 
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::routing::post;
-use axum::Router;
 use rpo_lab::{Alertmanager, MariaLabSpec, Prometheus, PrometheusOptions};
 use serde_json::Value;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 use support::maria::MyLab;
+use support::webhook::Webhook;
 use support::*;
-
-/// Notifications the webhook received, with when they arrived.
-type Received = Arc<Mutex<Vec<(Instant, Value)>>>;
-
-/// An Alertmanager webhook receiver on 127.0.0.1: keeps every notification it is sent.
-struct Webhook {
-    url: String,
-    received: Received,
-    server: tokio::task::JoinHandle<()>,
-}
-
-impl Webhook {
-    async fn start() -> Webhook {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the webhook");
-        let url = format!("http://{}/alerts", listener.local_addr().unwrap());
-        let received = Received::default();
-        let app = Router::new().route("/alerts", post(receive)).with_state(received.clone());
-        let server = tokio::spawn(async move {
-            axum::serve(listener, app).await.expect("webhook server");
-        });
-        Webhook { url, received, server }
-    }
-
-    /// Waits until a notification carries an alert `alertname` with status `status`
-    /// (firing or resolved); returns when it arrived and the alert.
-    async fn wait_for(&self, alertname: &str, status: &str, timeout: Duration) -> Option<(Instant, Value)> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let found = self.received.lock().unwrap().iter().find_map(|(at, n)| {
-                n["alerts"]
-                    .as_array()?
-                    .iter()
-                    .find(|a| a["labels"]["alertname"] == alertname && a["status"] == status)
-                    .map(|a| (*at, a.clone()))
-            });
-            if found.is_some() || Instant::now() >= deadline {
-                return found;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// Alert names in every notification so far, with their status.
-    fn seen(&self) -> Vec<String> {
-        let received = self.received.lock().unwrap();
-        received
-            .iter()
-            .flat_map(|(_, n)| n["alerts"].as_array().cloned().unwrap_or_default())
-            .map(|a| {
-                format!(
-                    "{}={}",
-                    a["labels"]["alertname"].as_str().unwrap_or("?"),
-                    a["status"].as_str().unwrap_or("?")
-                )
-            })
-            .collect()
-    }
-}
-
-impl Drop for Webhook {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
-}
-
-async fn receive(State(received): State<Received>, body: String) -> StatusCode {
-    match serde_json::from_str::<Value>(&body) {
-        Ok(notification) => {
-            received.lock().unwrap().push((Instant::now(), notification));
-            StatusCode::OK
-        }
-        Err(_) => StatusCode::BAD_REQUEST,
-    }
-}
 
 /// Everything to the webhook, at once: the test measures the rules' delays, not
 /// Alertmanager's batching.
@@ -100,27 +22,6 @@ fn alertmanager_config(webhook_url: &str) -> String {
         "route:\n  receiver: webhook\n  group_by: [alertname, db_cluster]\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\n\
          receivers:\n  - name: webhook\n    webhook_configs:\n      - url: '{webhook_url}'\n        send_resolved: true\n"
     )
-}
-
-/// `pg_wal_replay_resume()`, checked. After a pause longer than
-/// `max_standby_streaming_delay` (30 s), the replay it resumes may at once cancel
-/// conflicting queries — the resuming session's own statement included ("canceling
-/// statement due to conflict with recovery") although replay did resume.
-async fn resume_replay(node: &rpo_lab::PgNode) {
-    for _ in 0..10 {
-        match node.execute("SELECT pg_wal_replay_resume()").await {
-            Ok(()) => return,
-            Err(e) if format!("{e:#}").contains("conflict with recovery") => {
-                let paused = node.query_one_string("SELECT pg_is_wal_replay_paused()::text").await;
-                if matches!(paused.as_ref().map(|p| p.as_deref()), Ok(Some("false"))) {
-                    return;
-                }
-            }
-            Err(e) => panic!("pg_wal_replay_resume(): {e:#}"),
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("replay still paused after 10 attempts to resume it");
 }
 
 /// What stops a replica from applying, and what resumes it.

@@ -7,6 +7,7 @@ pub mod adversarial;
 pub mod dns;
 pub mod maria;
 pub mod probes;
+pub mod webhook;
 
 use rpo_lab::{free_port, PgLab, PgLabSpec};
 use std::collections::BTreeMap;
@@ -507,4 +508,25 @@ pub async fn lab_and_exporter(spec: PgLabSpec, interval: &str) -> (Lab, Exporter
 
 pub fn spec_primary_replica() -> PgLabSpec {
     PgLabSpec::new().primary("p").replica("r1", "p")
+}
+
+/// `pg_wal_replay_resume()`, checked. After a pause longer than
+/// `max_standby_streaming_delay` (30 s), the replay it resumes may at once cancel
+/// conflicting queries — the resuming session's own statement included ("canceling
+/// statement due to conflict with recovery") although replay did resume.
+pub async fn resume_replay(node: &rpo_lab::PgNode) {
+    for _ in 0..10 {
+        match node.execute("SELECT pg_wal_replay_resume()").await {
+            Ok(()) => return,
+            Err(e) if format!("{e:#}").contains("conflict with recovery") => {
+                let paused = node.query_one_string("SELECT pg_is_wal_replay_paused()::text").await;
+                if matches!(paused.as_ref().map(|p| p.as_deref()), Ok(Some("false"))) {
+                    return;
+                }
+            }
+            Err(e) => panic!("pg_wal_replay_resume(): {e:#}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("replay still paused after 10 attempts to resume it");
 }

@@ -9,16 +9,29 @@
 //!   checks it is current).
 //! - The provisioning files: a Prometheus datasource and a file provider whose path is
 //!   where deploy/grafana/README.md mounts dashboards/.
-//! - Every query against live data: a PostgreSQL primary and replica, a multi-writer
-//!   MariaDB cluster (two writers and a multi-source replica, so the lag matrix has rows
-//!   and columns), HTTP, HTTPS and TCP probe targets in three regions, an authoritative
-//!   Knot and two caching Unbound resolvers serving the failover records, the exporter,
-//!   and a real Prometheus scraping it with both rule sets loaded (the single-Prometheus
-//!   layout). The test evaluates each
-//!   dashboard's variables through Prometheus as Grafana would, substitutes their real
-//!   values, runs every panel's (and row's nested panels') targets and every annotation
-//!   through /api/v1/query, and fails on any query that does not parse or returns no
-//!   series, except the few listed in [`EXCEPTIONS`].
+//! - Every query against live data, in both layouts the dashboards are for. The lab: a
+//!   PostgreSQL primary and replica, a multi-writer MariaDB cluster (two writers and a
+//!   multi-source replica, so the lag matrix has rows and columns), nodes in three regions,
+//!   HTTP, HTTPS and TCP probe targets in those regions, and an authoritative Knot and two
+//!   caching Unbound resolvers serving the failover records.
+//!   - One Prometheus: one exporter watching every node, and a real Prometheus scraping
+//!     it with both rule sets loaded.
+//!   - One Prometheus per region and a global one, as deploy/prometheus/regional.yml and
+//!     global.yml set them up: per region, an exporter watching only that region's nodes
+//!     (as sidecars do; each also probes region health and DNS from its vantage point)
+//!     and a Prometheus with regional.yml's external labels (its `region`, and `env`)
+//!     scraping it as job `rpo-exporter` with the regional rules; a global Prometheus
+//!     federating them (job `rpo-federate`, each target labelled with its region,
+//!     `honor_labels`, the `match[]` of global.yml) with the global rules. The dashboards
+//!     run against the global one.
+//!
+//!   In each, the test evaluates each dashboard's variables through Prometheus as
+//!   Grafana would, substitutes their real values, runs every panel's (and row's nested
+//!   panels') targets and every annotation through /api/v1/query, and fails on any query
+//!   that does not parse or returns no series, except the few listed in [`EXCEPTIONS`].
+//!   It also checks that the overview's "Regions side by side" has one row per region of
+//!   the lab with the right node counts, keyed on the global Prometheus by the `region`
+//!   external label (every federated series carries it).
 //!
 //! `RPO_DASHBOARDS_VERBOSE=1` prints what every query returned.
 //!
@@ -56,10 +69,10 @@ const OTHER_LABELS: &[&str] = &["job", "instance", "region"];
 /// refId, why). Each must be a query that legitimately returns nothing while the lab is
 /// healthy; a panel whose series exists but reads 0 needs no exception.
 ///
-/// Empty: the lab makes every panel's data happen (a refused probe, a resolver nobody
-/// runs, a published DNS change, a `read_only` toggle, paused replay), and the panels
-/// that count rare events (collector errors) fall back to 0 per collector rather than
-/// showing nothing.
+/// Empty: in both layouts the lab makes every panel's data happen (a refused probe, a
+/// resolver nobody runs, a published DNS change, a `read_only` toggle, paused replay),
+/// and the panels that count rare events (collector errors) fall back to 0 per collector
+/// rather than showing nothing.
 const EXCEPTIONS: &[(&str, &str, &str, &str)] = &[];
 
 /// What Grafana substitutes for its built-in interval variables in the test's queries.
@@ -250,18 +263,22 @@ fn documented() -> BTreeMap<String, Vec<String>> {
         .collect()
 }
 
+/// The shipped rule files of one set (`regional` or `global`), sorted.
+fn rule_set(set: &str) -> Vec<PathBuf> {
+    let dir = format!("alerts/{set}");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(repo(&dir))
+        .unwrap_or_else(|e| panic!("{dir}/: {e}"))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yml"))
+        .collect();
+    files.sort();
+    files
+}
+
 /// The shipped rule files of both sets.
 fn rule_files() -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    for set in ["alerts/regional", "alerts/global"] {
-        let mut set_files: Vec<PathBuf> = std::fs::read_dir(repo(set))
-            .unwrap_or_else(|e| panic!("{set}/: {e}"))
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|x| x == "yml"))
-            .collect();
-        set_files.sort();
-        files.extend(set_files);
-    }
+    let mut files = rule_set("regional");
+    files.extend(rule_set("global"));
     files
 }
 
@@ -603,13 +620,26 @@ async fn variable_values(prom: &Prometheus, v: &Value, known: &BTreeMap<String, 
     values.into_iter().collect()
 }
 
-/// The PostgreSQL cluster's block of the exporter config.
-fn pg_cluster_yaml(lab: &Lab) -> String {
-    let nodes: String = lab.nodes.iter().map(|(n, _)| lab.node_yaml(n)).collect();
-    format!(
-        "  - name: orders\n    rpo: 30s\n    rto: 5m\n    heartbeat: {{ interval: 1s, table: rpo.heartbeat, create_table: false }}\n    nodes:\n{nodes}"
-    )
+/// One cluster's block of the exporter config: `settings` (indented lines after `rto`)
+/// and `nodes` (node entries).
+fn cluster_yaml(name: &str, settings: &str, nodes: &str) -> String {
+    format!("  - name: {name}\n    rpo: 30s\n    rto: 5m\n{settings}    nodes:\n{nodes}")
 }
+
+/// The PostgreSQL cluster (`orders`) of the lab.
+const PG_SETTINGS: &str = "    heartbeat: { interval: 1s, table: rpo.heartbeat, create_table: false }\n";
+/// The multi-writer MariaDB cluster (`accounts`) of the lab.
+const MY_SETTINGS: &str =
+    "    write_mode: multi-writer\n    heartbeat: { interval: 1s, create_table: false }\n";
+
+/// The lab's nodes that accept writes: the PostgreSQL primary and both MariaDB writers.
+const WRITERS: &[&str] = &["p", "a", "a2"];
+/// The lab's replicas.
+const REPLICAS: &[&str] = &["r1", "m"];
+
+/// How long the test waits for Prometheus to see something happen (seconds late under
+/// load on a 2-core machine; the global layout adds a regional scrape and a federation).
+const WAIT: Duration = Duration::from_secs(30);
 
 fn pg_pair(lab: &Lab, source: &str, replica: &str) -> Vec<(&'static str, String)> {
     let mut pair = lab.pair(source, replica);
@@ -617,40 +647,111 @@ fn pg_pair(lab: &Lab, source: &str, replica: &str) -> Vec<(&'static str, String)
     pair
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn every_dashboard_query_returns_data_from_a_live_lab() {
-    let started = Instant::now();
-    // Probe targets: every region has a passing quorum; ap-southeast-1 also has a probe
-    // that fails (refused), so failures are counted.
-    let http = support::probes::http_server().await;
-    let https = support::probes::https_server(30).await;
-    let closed = rpo_lab::free_port();
-    let (pg, my) = tokio::join!(
-        Lab::start(PgLabSpec::new().primary("p").replica("r1", "p")),
-        MyLab::start(MariaLabSpec::new().primary("a").primary("a2").replica("m", &["a", "a2"])),
-    );
-    // DNS: Knot serves lab.test. (TTL 3 s) to two caching Unbound resolvers. `www`
-    // follows the PostgreSQL cluster, whose primary is in us-east-1, but the zone still
-    // serves eu-west-1's answer: the test publishes the right one later and the
-    // resolvers pick it up as their caches expire (a propagation to measure). `api` is
-    // fixed on eu-west-1 and also asks a resolver nobody runs (failures to show).
-    let mut zone = Zone::new(ZONE).ttl(3).record("www", "A", EUW1).record("api", "A", EUW1);
-    let knot = Knot::start(&zone).await.expect("start Knot (run scripts/install-deps.sh?)");
-    let mut resolvers = Vec::new();
-    for _ in 0..2 {
-        resolvers.push(Unbound::start(&[(ZONE, knot.port())], None).await.expect("start Unbound"));
+/// What both layouts watch: a PostgreSQL primary and replica (cluster `orders`: p in
+/// us-east-1, r1 in eu-west-1), a multi-writer MariaDB cluster (`accounts`: writers a in
+/// us-east-1 and a2 in eu-west-1, a multi-source replica m in ap-southeast-1), probe
+/// targets for three regions, and DNS: an authoritative Knot and two caching Unbound
+/// resolvers.
+struct Live {
+    started: Instant,
+    pg: Lab,
+    my: MyLab,
+    zone: Zone,
+    knot: Knot,
+    resolvers: Vec<Unbound>,
+    dead_resolver: String,
+    http: u16,
+    https_port: u16,
+    closed: u16,
+    ca_file: PathBuf,
+}
+
+impl Live {
+    async fn start() -> Live {
+        let started = Instant::now();
+        // Probe targets: every region has a passing quorum; ap-southeast-1 also has a
+        // probe that fails (refused), so failures are counted.
+        let http = support::probes::http_server().await;
+        let https = support::probes::https_server(30).await;
+        let closed = rpo_lab::free_port();
+        let (pg, my) = tokio::join!(
+            Lab::start(PgLabSpec::new().primary("p").replica("r1", "p")),
+            MyLab::start(MariaLabSpec::new().primary("a").primary("a2").replica("m", &["a", "a2"])),
+        );
+        // DNS: Knot serves lab.test. (TTL 3 s) to two caching Unbound resolvers. `www`
+        // points at the PostgreSQL cluster's primary region, us-east-1, but the zone
+        // still serves eu-west-1's answer: the test publishes the right one later and
+        // the resolvers pick it up as their caches expire (a propagation to measure).
+        // `api` is fixed on eu-west-1 and also asks a resolver nobody runs (failures to
+        // show).
+        let zone = Zone::new(ZONE).ttl(3).record("www", "A", EUW1).record("api", "A", EUW1);
+        let knot = Knot::start(&zone).await.expect("start Knot (run scripts/install-deps.sh?)");
+        let mut resolvers = Vec::new();
+        for _ in 0..2 {
+            resolvers.push(Unbound::start(&[(ZONE, knot.port())], None).await.expect("start Unbound"));
+        }
+        let dead_resolver = format!("127.0.0.1:{}", rpo_lab::free_dns_port());
+        let ca_file = pg.dir.path().join("ca.pem");
+        std::fs::write(&ca_file, &https.ca_pem).unwrap();
+        Live {
+            started,
+            pg,
+            my,
+            zone,
+            knot,
+            resolvers,
+            dead_resolver,
+            http,
+            https_port: https.port,
+            closed,
+            ca_file,
+        }
     }
-    let addrs: Vec<String> = resolvers.iter().map(Unbound::addr).collect();
-    let dead_resolver = format!("127.0.0.1:{}", rpo_lab::free_dns_port());
-    let ca_file = pg.dir.path().join("ca.pem");
-    std::fs::write(&ca_file, &https.ca_pem).unwrap();
-    let config = format!(
-        "clusters:\n{}{}health:
+
+    /// Every node of the lab: (name, region).
+    fn nodes(&self) -> impl Iterator<Item = &(String, String)> {
+        self.pg.nodes.iter().chain(&self.my.nodes)
+    }
+
+    /// The lab's regions, where its nodes run (also the regions it probes), in lab order.
+    fn regions(&self) -> Vec<String> {
+        let mut regions: Vec<String> = Vec::new();
+        for (_, region) in self.nodes() {
+            if !regions.contains(region) {
+                regions.push(region.clone());
+            }
+        }
+        regions
+    }
+
+    /// The `clusters:` section with the nodes `keep` says yes to (by region); clusters
+    /// left without a node are left out.
+    fn clusters_yaml(&self, keep: impl Fn(&str) -> bool) -> String {
+        let pg: String =
+            self.pg.nodes.iter().filter(|(_, r)| keep(r)).map(|(n, _)| self.pg.node_yaml(n)).collect();
+        let my: String =
+            self.my.nodes.iter().filter(|(_, r)| keep(r)).map(|(n, _)| self.my.node_yaml(n)).collect();
+        let mut text = "clusters:\n".to_owned();
+        if !pg.is_empty() {
+            text.push_str(&cluster_yaml("orders", PG_SETTINGS, &pg));
+        }
+        if !my.is_empty() {
+            text.push_str(&cluster_yaml("accounts", MY_SETTINGS, &my));
+        }
+        text
+    }
+
+    /// The `health:` and `dns:` sections; `www` says what `www`'s expected answer follows
+    /// (`follow_cluster: orders`, or a fixed `active_region: us-east-1`).
+    fn health_and_dns_yaml(&self, www: &str) -> String {
+        let addrs: Vec<String> = self.resolvers.iter().map(Unbound::addr).collect();
+        format!(
+            "health:
   interval: 1s
   regions:
     us-east-1:
       probes:
-        - {{ name: api, http: \"https://127.0.0.1:{https_port}/healthz\", ca_file: {ca}, timeout: 800ms }}
+        - {{ name: api, http: \"https://127.0.0.1:{https}/healthz\", ca_file: {ca}, timeout: 800ms }}
         - {{ name: lb, tcp: \"127.0.0.1:{http}\", timeout: 800ms }}
     eu-west-1:
       probes:
@@ -667,7 +768,7 @@ dns:
   records:
     - name: www.{ZONE}
       type: A
-      follow_cluster: orders
+      {www}
       answers: {{ us-east-1: {USE1}, eu-west-1: {EUW1} }}
       resolvers: {resolvers}
       authoritative: [ \"{knot}\" ]
@@ -678,89 +779,157 @@ dns:
       resolvers: {api_resolvers}
       authoritative: [ \"{knot}\" ]
 ",
-        pg_cluster_yaml(&pg),
-        my.cluster_yaml("accounts", "multi-writer", ""),
-        https_port = https.port,
-        ca = ca_file.display(),
-        resolvers = servers(&addrs),
-        api_resolvers = servers(&[addrs[0].clone(), dead_resolver]),
-        knot = knot.addr(),
-    );
-    let exporter = Exporter::start(&config).await;
-    wait_for_pair(&exporter, &pg_pair(&pg, "p", "r1")).await;
-    wait_for_pair(&exporter, &my.pair_in("accounts", "a", "m")).await;
-    wait_for_pair(&exporter, &my.pair_in("accounts", "a2", "m")).await;
-    let lab_ready = started.elapsed().as_secs_f64();
-
-    let mut options =
-        PrometheusOptions::new(std::slice::from_ref(&exporter.addr)).scrape_interval(Duration::from_secs(1));
-    for file in rule_files() {
-        options = options.rule_file(file);
+            https = self.https_port,
+            ca = self.ca_file.display(),
+            http = self.http,
+            closed = self.closed,
+            resolvers = servers(&addrs),
+            api_resolvers = servers(&[addrs[0].clone(), self.dead_resolver.clone()]),
+            knot = self.knot.addr(),
+        )
     }
-    let prom = Prometheus::start_with(&options).await.expect("start Prometheus");
-    let in_prom = |q: &'static str, what: &'static str| {
-        let prom = &prom;
-        async move {
-            prom.wait_for(q, Duration::from_secs(20), |r| r.as_array().is_some_and(|a| !a.is_empty()))
-                .await
-                .unwrap_or_else(|e| panic!("{what}: {e:#}\n{}", prom.log_tail(20)));
+
+    /// Makes the data the panels show happen, waiting until `prom` has seen each step
+    /// (`exporters` are for the failure message): a failover event, a published DNS
+    /// change, and an incident in progress.
+    async fn make_events(&mut self, prom: &Prometheus, exporters: &[&Exporter]) {
+        // A failover event: a2 stops and resumes accepting writes (read_only), seen by
+        // Prometheus both ways, so role changes, their annotation and the state timeline
+        // have something to show.
+        let a2 = self.my.db.node("a2");
+        a2.exec("SET GLOBAL read_only = ON").await.unwrap();
+        wait_series(prom, "rpo_node_writable{db_cluster=\"accounts\",node=\"a2\"} == 0", "a2 read-only")
+            .await;
+        a2.exec("SET GLOBAL read_only = OFF").await.unwrap();
+        let q = "rpo_node_role_changes_total{db_cluster=\"accounts\",node=\"a2\"} == 2";
+        wait_series(prom, q, "a2 writable again").await;
+
+        // The zone now serves what `www`'s expected region (us-east-1) answers.
+        self.zone.set("www", "A", USE1);
+        self.knot.load(&self.zone).await.unwrap();
+
+        // An incident in progress: replay paused on the PostgreSQL replica. Its exposure
+        // grows (budget, time to breach), pg_stat_replication's replay lag and the
+        // unreplayed bytes grow, and the replay-paused signal is up.
+        self.pg.pg.node("r1").execute("SELECT pg_wal_replay_pause()").await.unwrap();
+        let q = "region_pair:rpo_data_loss_exposure_seconds:seconds_to_objective{db_cluster=\"orders\"}";
+        wait_series(prom, q, "orders exposure growing").await;
+        wait_series(prom, "rpo_pg_replay_paused{node=\"r1\"} == 1", "replay paused seen").await;
+        let propagated = prom
+            .wait_for("rpo_dns_propagation_seconds{record=\"www.lab.test.\"}", WAIT, |r| {
+                r.as_array().is_some_and(|a| !a.is_empty())
+            })
+            .await;
+        if let Err(e) = propagated {
+            let mut seen = String::new();
+            for exporter in exporters {
+                let text = exporter.scrape_text().await;
+                let dns: Vec<&str> = text.lines().filter(|l| l.starts_with("rpo_dns_")).collect();
+                seen.push_str(&format!(
+                    "--- {}:\n{}\nlog:\n{}\n",
+                    exporter.addr,
+                    dns.join("\n"),
+                    exporter.log()
+                ));
+            }
+            panic!("www never propagated: {e:#}\n{seen}");
         }
-    };
-    in_prom("up{job=\"rpo\"} == 1", "first scrape").await;
-
-    // A failover event: a2 stops and resumes accepting writes (read_only), seen by
-    // Prometheus both ways, so role changes, their annotation and the state timeline
-    // have something to show.
-    let a2 = my.db.node("a2");
-    a2.exec("SET GLOBAL read_only = ON").await.unwrap();
-    in_prom("rpo_node_writable{db_cluster=\"accounts\",node=\"a2\"} == 0", "a2 read-only").await;
-    a2.exec("SET GLOBAL read_only = OFF").await.unwrap();
-    in_prom("rpo_node_role_changes_total{db_cluster=\"accounts\",node=\"a2\"} == 2", "a2 writable again")
-        .await;
-
-    // The zone now serves what the followed cluster's primary region expects.
-    zone.set("www", "A", USE1);
-    knot.load(&zone).await.unwrap();
-
-    // An incident in progress: replay paused on the PostgreSQL replica. Its exposure
-    // grows (budget, time to breach), pg_stat_replication's replay lag and the
-    // unreplayed bytes grow, and the replay-paused signal is up.
-    pg.pg.node("r1").execute("SELECT pg_wal_replay_pause()").await.unwrap();
-    in_prom(
-        "region_pair:rpo_data_loss_exposure_seconds:seconds_to_objective{db_cluster=\"orders\"}",
-        "orders exposure growing",
-    )
-    .await;
-    in_prom("rpo_pg_replay_paused{node=\"r1\"} == 1", "replay paused seen").await;
-    let propagated = prom
-        .wait_for("rpo_dns_propagation_seconds{record=\"www.lab.test.\"}", Duration::from_secs(20), |r| {
-            r.as_array().is_some_and(|a| !a.is_empty())
-        })
-        .await;
-    if let Err(e) = propagated {
-        let text = exporter.scrape_text().await;
-        let dns: Vec<&str> = text.lines().filter(|l| l.starts_with("rpo_dns_")).collect();
-        panic!("www never propagated: {e:#}\n{}\nlog:\n{}", dns.join("\n"), exporter.log());
     }
-    let data_ready = started.elapsed().as_secs_f64();
 
-    // Every query of every dashboard, with the variables' real values.
+    async fn resume_replay(&self) {
+        self.pg.pg.node("r1").execute("SELECT pg_wal_replay_resume()").await.unwrap();
+    }
+
+    /// What the overview's "Regions side by side" must show per region in its node
+    /// columns, whatever the layout: nodes up (all of them), down (none), writable.
+    fn expected_regions(&self) -> [(&'static str, BTreeMap<String, f64>); 3] {
+        let mut up = BTreeMap::new();
+        let mut writable = BTreeMap::new();
+        for (node, region) in self.nodes() {
+            *up.entry(region.clone()).or_insert(0.0) += 1.0;
+            let writer = WRITERS.contains(&node.as_str());
+            *writable.entry(region.clone()).or_insert(0.0) += if writer { 1.0 } else { 0.0 };
+        }
+        let down = up.keys().map(|r| (r.clone(), 0.0)).collect();
+        [("A", up), ("B", down), ("C", writable)]
+    }
+
+    /// The regions of the lab's replicas: the rows of the exposure columns.
+    fn replica_regions(&self) -> BTreeSet<String> {
+        self.nodes().filter(|(n, _)| REPLICAS.contains(&n.as_str())).map(|(_, r)| r.clone()).collect()
+    }
+}
+
+/// Waits up to [`WAIT`] until `q` returns a series on `prom`; panics with `what` and its
+/// log.
+async fn wait_series(prom: &Prometheus, q: &str, what: &str) {
+    prom.wait_for(q, WAIT, |r| r.as_array().is_some_and(|a| !a.is_empty()))
+        .await
+        .unwrap_or_else(|e| panic!("{what}: {e:#}\n{}", prom.log_tail(20)));
+}
+
+/// What running every dashboard query against one Prometheus found.
+#[derive(Default)]
+struct Checked {
+    /// One line per dashboard.
+    report: Vec<String>,
+    failures: Vec<String>,
+    used_exceptions: BTreeSet<String>,
+    panels: usize,
+    queries: usize,
+    variable_queries: usize,
+    /// The result of each (dashboard uid, panel title, refId) with every variable at
+    /// "All" (a repeated panel: its first value).
+    results: BTreeMap<(String, String, String), Value>,
+}
+
+impl Checked {
+    /// The report and the totals, for the test's output.
+    fn summary(&self, layout: &str, times: &str) -> String {
+        format!(
+            "dashboards against live data, {layout} ({times}):\n{}\n  total: {} panels, \
+             {} panel and annotation queries, {} variable queries; {} exceptions used",
+            self.report.join("\n"),
+            self.panels,
+            self.queries,
+            self.variable_queries,
+            self.used_exceptions.len()
+        )
+    }
+
+    /// The rows of the overview's "Regions side by side" target `ref_id`: region_name →
+    /// value.
+    fn side_by_side(&self, ref_id: &str) -> BTreeMap<String, f64> {
+        let key = ("rpo-overview".to_owned(), "Regions side by side".to_owned(), ref_id.to_owned());
+        let result = self.results.get(&key).unwrap_or_else(|| panic!("no query {key:?}"));
+        let mut rows = BTreeMap::new();
+        for s in result.as_array().into_iter().flatten() {
+            let region = s["metric"]["region_name"].as_str().unwrap_or_else(|| panic!("no region_name: {s}"));
+            let value: f64 = s["value"][1].as_str().and_then(|v| v.parse().ok()).unwrap_or(f64::NAN);
+            assert!(rows.insert(region.to_owned(), value).is_none(), "region {region} twice in {result}");
+        }
+        rows
+    }
+}
+
+/// Evaluates every dashboard's variables through `prom` as Grafana would, substitutes
+/// their real values and runs every panel and annotation query.
+async fn check_every_query(prom: &Prometheus) -> Checked {
     let exceptions: BTreeMap<(&str, &str, &str), &str> =
         EXCEPTIONS.iter().map(|(d, p, r, why)| ((*d, *p, *r), *why)).collect();
-    let mut used_exceptions = BTreeSet::new();
-    let mut failures = Vec::new();
-    let mut report = Vec::new();
-    let (mut total_queries, mut total_panels, mut total_variable_queries) = (0, 0, 0);
+    let mut checked = Checked::default();
     for (file, d) in dashboards() {
         let mut known: BTreeMap<String, String> =
             BUILTINS.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
         let mut values: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for v in variables(&d).into_iter().filter(|v| v["type"] == "query") {
             let name = v["name"].as_str().unwrap().to_owned();
-            let found = variable_values(&prom, v, &known).await;
-            total_variable_queries += 1;
+            let found = variable_values(prom, v, &known).await;
+            checked.variable_queries += 1;
             if found.is_empty() {
-                failures.push(format!("{file}: variable {name} has no values ({})", variable_query(v)));
+                checked
+                    .failures
+                    .push(format!("{file}: variable {name} has no values ({})", variable_query(v)));
                 continue;
             }
             known.insert(name.clone(), format_values(&found));
@@ -786,31 +955,38 @@ dns:
                 ran += 1;
                 let key = (uid(&d), q.panel.as_str(), q.ref_id.as_str());
                 match prom.query(&expr).await {
-                    Err(e) => failures.push(format!("{file} {:?} {}: {e:#}", q.panel, q.ref_id)),
-                    Ok(r) if r.as_array().is_some_and(|a| !a.is_empty()) => {
-                        if std::env::var_os("RPO_DASHBOARDS_VERBOSE").is_some() {
+                    Err(e) => checked.failures.push(format!("{file} {:?} {}: {e:#}", q.panel, q.ref_id)),
+                    Ok(r) => {
+                        let found = r.as_array().map_or(0, Vec::len);
+                        if found > 0 && std::env::var_os("RPO_DASHBOARDS_VERBOSE").is_some() {
                             eprintln!(
-                                "{} {:?} {}: {} series: {}",
+                                "{} {:?} {}: {found} series: {}",
                                 uid(&d),
                                 q.panel,
                                 q.ref_id,
-                                r.as_array().unwrap().len(),
                                 r.to_string().chars().take(400).collect::<String>()
                             );
                         }
+                        if found == 0 {
+                            if exceptions.contains_key(&key) {
+                                checked.used_exceptions.insert(format!("{} {:?} {}", key.0, key.1, key.2));
+                            } else {
+                                checked.failures.push(format!(
+                                    "{file} {:?} {}: no series ({r})\n    {expr}",
+                                    q.panel, q.ref_id
+                                ));
+                            }
+                        }
+                        let key = (key.0.to_owned(), key.1.to_owned(), key.2.to_owned());
+                        checked.results.entry(key).or_insert(r);
                     }
-                    Ok(_) if exceptions.contains_key(&key) => {
-                        used_exceptions.insert(format!("{} {:?} {}", key.0, key.1, key.2));
-                    }
-                    Ok(r) => failures
-                        .push(format!("{file} {:?} {}: no series ({r})\n    {expr}", q.panel, q.ref_id)),
                 }
             }
         }
         let n_panels = panels(&d).len();
-        total_panels += n_panels;
-        total_queries += ran;
-        report.push(format!(
+        checked.panels += n_panels;
+        checked.queries += ran;
+        checked.report.push(format!(
             "  {:<20} {:<42} {:>2} panels in {} rows, {:>3} queries",
             uid(&d),
             d["title"].as_str().unwrap_or_default(),
@@ -819,12 +995,237 @@ dns:
             ran
         ));
     }
+    checked
+}
+
+/// The overview's "Regions side by side" shows one row per region of the lab in its node
+/// columns (nodes up, down, writable), with the lab's counts.
+fn check_regions_side_by_side(live: &Live, checked: &Checked) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (ref_id, expected) in live.expected_regions() {
+        let rows = checked.side_by_side(ref_id);
+        if rows != expected {
+            problems.push(format!("\"Regions side by side\" {ref_id}: rows {rows:?}, expected {expected:?}"));
+        }
+    }
+    problems
+}
+
+/// The single-Prometheus layout: one exporter watching every node of both clusters, with
+/// health probes and DNS, and one Prometheus scraping it with both rule sets loaded.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_dashboard_query_returns_data_from_a_live_lab() {
+    let mut live = Live::start().await;
+    let config =
+        format!("{}{}", live.clusters_yaml(|_| true), live.health_and_dns_yaml("follow_cluster: orders"));
+    let exporter = Exporter::start(&config).await;
+    wait_for_pair(&exporter, &pg_pair(&live.pg, "p", "r1")).await;
+    wait_for_pair(&exporter, &live.my.pair_in("accounts", "a", "m")).await;
+    wait_for_pair(&exporter, &live.my.pair_in("accounts", "a2", "m")).await;
+    let lab_ready = live.started.elapsed().as_secs_f64();
+
+    let mut options =
+        PrometheusOptions::new(std::slice::from_ref(&exporter.addr)).scrape_interval(Duration::from_secs(1));
+    for file in rule_files() {
+        options = options.rule_file(file);
+    }
+    let prom = Prometheus::start_with(&options).await.expect("start Prometheus");
+    wait_series(&prom, "up{job=\"rpo\"} == 1", "first scrape").await;
+    live.make_events(&prom, &[&exporter]).await;
+    let data_ready = live.started.elapsed().as_secs_f64();
+
+    let checked = check_every_query(&prom).await;
+    let mut failures = checked.failures.clone();
+    failures.extend(check_regions_side_by_side(&live, &checked));
     println!(
-        "dashboards against live data (lab ready {lab_ready:.1} s, data ready {data_ready:.1} s, done {:.1} s):\n{}\n  total: {total_panels} panels, {total_queries} panel and annotation queries, {total_variable_queries} variable queries; {} exceptions used",
-        started.elapsed().as_secs_f64(),
-        report.join("\n"),
-        used_exceptions.len()
+        "{}",
+        checked.summary(
+            "one Prometheus",
+            &format!(
+                "lab ready {lab_ready:.1} s, data ready {data_ready:.1} s, done {:.1} s",
+                live.started.elapsed().as_secs_f64()
+            )
+        )
     );
     assert!(failures.is_empty(), "{} failing queries:\n{}", failures.len(), failures.join("\n"));
-    pg.pg.node("r1").execute("SELECT pg_wal_replay_resume()").await.unwrap();
+    live.resume_replay().await;
+}
+
+/// What the shipped multi-region Prometheus configs say, for the lab to do the same.
+struct Layout {
+    /// deploy/prometheus/regional.yml: the exporters' scrape job, and the external labels
+    /// (the region's own replaced per region).
+    regional_job: String,
+    regional_labels: Vec<(String, String)>,
+    /// deploy/prometheus/global.yml: the federation job, its `match[]` selectors, the
+    /// target label naming each source's region, and the global external labels.
+    federation_job: String,
+    matchers: Vec<String>,
+    region_label: String,
+    global_labels: Vec<(String, String)>,
+}
+
+impl Layout {
+    fn read() -> Layout {
+        let read = |p: &str| -> Value {
+            let text = std::fs::read_to_string(repo(p)).unwrap_or_else(|e| panic!("{p}: {e}"));
+            serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{p}: {e}"))
+        };
+        let labels = |v: &Value| -> Vec<(String, String)> {
+            let map = v.as_object().expect("external_labels");
+            map.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned())).collect()
+        };
+        let regional = read("deploy/prometheus/regional.yml");
+        let global = read("deploy/prometheus/global.yml");
+        let federation = &global["scrape_configs"][0];
+        assert_eq!(federation["honor_labels"], true, "global.yml: honor_labels");
+        assert_eq!(federation["metrics_path"], "/federate", "global.yml: metrics_path");
+        let target_labels: BTreeSet<&String> = federation["static_configs"]
+            .as_array()
+            .expect("global.yml: static_configs")
+            .iter()
+            .flat_map(|s| s["labels"].as_object().expect("global.yml: each target's labels").keys())
+            .collect();
+        assert_eq!(target_labels.len(), 1, "global.yml: one label names each source's region");
+        let region_label = target_labels.into_iter().next().unwrap().clone();
+        let regional_labels = labels(&regional["global"]["external_labels"]);
+        assert!(
+            regional_labels.iter().any(|(n, _)| *n == region_label),
+            "regional.yml sets no {region_label} external label, which global.yml labels each source with"
+        );
+        Layout {
+            regional_job: regional["scrape_configs"][0]["job_name"].as_str().unwrap().to_owned(),
+            regional_labels,
+            federation_job: federation["job_name"].as_str().unwrap().to_owned(),
+            matchers: federation["params"]["match[]"]
+                .as_array()
+                .expect("global.yml: match[]")
+                .iter()
+                .map(|m| m.as_str().unwrap().to_owned())
+                .collect(),
+            region_label,
+            global_labels: labels(&global["global"]["external_labels"]),
+        }
+    }
+}
+
+/// The multi-region layout: one exporter per region watching only that region's nodes
+/// (as sidecars do), one regional Prometheus per region with the regional rules, and a
+/// global Prometheus federating them with the global rules, as deploy/prometheus/
+/// regional.yml and global.yml configure them. The dashboards run against the global one.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_dashboard_query_returns_data_on_a_global_prometheus() {
+    let layout = Layout::read();
+    let mut live = Live::start().await;
+    let regions = live.regions();
+    assert!(regions.len() >= 3, "lab regions: {regions:?}");
+    // Each region's exporter lists its region's nodes only. Region health and DNS are
+    // per vantage point: every region's exporter probes them. `www` expects a fixed
+    // region here: following a cluster needs a node of it in every answer's region.
+    let mut exporters = Vec::new();
+    for region in &regions {
+        let config = format!(
+            "{}{}",
+            live.clusters_yaml(|r| r == region),
+            live.health_and_dns_yaml("active_region: us-east-1")
+        );
+        exporters.push((region.clone(), Exporter::start(&config).await));
+    }
+    let exporter_of = |node: &str| {
+        let region = live.nodes().find(|(n, _)| n == node).map(|(_, r)| r).unwrap();
+        &exporters.iter().find(|(r, _)| r == region).unwrap().1
+    };
+    wait_for_pair(exporter_of("r1"), &pg_pair(&live.pg, "p", "r1")).await;
+    wait_for_pair(exporter_of("m"), &live.my.pair_in("accounts", "a", "m")).await;
+    wait_for_pair(exporter_of("m"), &live.my.pair_in("accounts", "a2", "m")).await;
+    let lab_ready = live.started.elapsed().as_secs_f64();
+
+    // The regional Prometheus servers, started together.
+    let mut starting = tokio::task::JoinSet::new();
+    for (region, exporter) in &exporters {
+        let mut options = PrometheusOptions::new(std::slice::from_ref(&exporter.addr))
+            .scrape_interval(Duration::from_secs(1))
+            .job_name(&layout.regional_job);
+        for (name, value) in &layout.regional_labels {
+            let value = if *name == layout.region_label { region } else { value };
+            options = options.external_label(name, value);
+        }
+        for file in rule_set("regional") {
+            options = options.rule_file(file);
+        }
+        let region = region.clone();
+        starting.spawn(async move { (region, Prometheus::start_with(&options).await) });
+    }
+    let mut regional = Vec::new();
+    while let Some(started) = starting.join_next().await {
+        let (region, prom) = started.unwrap();
+        regional.push((region, prom.expect("start a regional Prometheus")));
+    }
+    regional.sort_by_key(|(r, _)| regions.iter().position(|x| x == r));
+    // The global Prometheus: it scrapes no exporter, it federates the regional ones.
+    let sources: Vec<(String, String)> =
+        regional.iter().map(|(r, p)| (p.url().trim_start_matches("http://").to_owned(), r.clone())).collect();
+    let matchers: Vec<&str> = layout.matchers.iter().map(String::as_str).collect();
+    let mut options = PrometheusOptions::new(&[]).scrape_interval(Duration::from_secs(1)).federate(
+        &layout.federation_job,
+        &sources,
+        &layout.region_label,
+        &matchers,
+    );
+    for (name, value) in &layout.global_labels {
+        options = options.external_label(name, value);
+    }
+    for file in rule_set("global") {
+        options = options.rule_file(file);
+    }
+    let global = Prometheus::start_with(&options).await.expect("start the global Prometheus");
+    let every_region = |r: &Value| r.as_array().is_some_and(|a| a.len() == regions.len());
+    let q = format!("up{{job=\"{}\"}} == 1", layout.federation_job);
+    global
+        .wait_for(&q, WAIT, every_region)
+        .await
+        .unwrap_or_else(|e| panic!("federation: {e:#}\n{}", global.log_tail(20)));
+    let q = format!("count by ({}) (rpo_node_up)", layout.region_label);
+    global
+        .wait_for(&q, WAIT, every_region)
+        .await
+        .unwrap_or_else(|e| panic!("every region's nodes federated: {e:#}\n{}", global.log_tail(20)));
+    let all: Vec<&Exporter> = exporters.iter().map(|(_, e)| e).collect();
+    live.make_events(&global, &all).await;
+    let data_ready = live.started.elapsed().as_secs_f64();
+
+    let checked = check_every_query(&global).await;
+    let mut failures = checked.failures.clone();
+    failures.extend(check_regions_side_by_side(&live, &checked));
+    // Its exposure columns have a row per replica region. (A per-cluster exporter also
+    // reports `missing` pairs between the two MariaDB writers, which do not replicate each
+    // other; sidecars, each writing only its own node, do not.)
+    for ref_id in ["D", "E"] {
+        let rows: BTreeSet<String> = checked.side_by_side(ref_id).into_keys().collect();
+        if rows != live.replica_regions() {
+            failures.push(format!(
+                "\"Regions side by side\" {ref_id}: rows {rows:?}, expected the replicas' regions {:?}",
+                live.replica_regions()
+            ));
+        }
+    }
+    // Those rows are keyed by the external label: every database series on the global
+    // Prometheus carries it (none reaches the panel's fallback to node_region).
+    let unlabelled = format!("count by (__name__) ({{__name__=~\"rpo_.+\", {}=\"\"}})", layout.region_label);
+    let found = global.query(&unlabelled).await.unwrap();
+    if found.as_array().is_some_and(|a| !a.is_empty()) {
+        failures.push(format!("series without the {} external label: {found}", layout.region_label));
+    }
+    println!(
+        "{}",
+        checked.summary(
+            &format!("global Prometheus federating {} regional ones", regional.len()),
+            &format!(
+                "lab ready {lab_ready:.1} s, data ready {data_ready:.1} s, done {:.1} s",
+                live.started.elapsed().as_secs_f64()
+            )
+        )
+    );
+    assert!(failures.is_empty(), "{} failing queries:\n{}", failures.len(), failures.join("\n"));
+    live.resume_replay().await;
 }

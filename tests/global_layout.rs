@@ -95,6 +95,25 @@ async fn alerts(prom: &Prometheus) -> BTreeSet<String> {
         .collect()
 }
 
+/// Waits up to a minute until none of `proms` holds an alert; panics with what they hold.
+async fn quiet(proms: &[&Prometheus], when: &str) {
+    let all_quiet = || async {
+        for prom in proms {
+            if !alerts(prom).await.is_empty() {
+                return false;
+            }
+        }
+        true
+    };
+    if !wait_for(Duration::from_secs(60), all_quiet).await {
+        let mut held = Vec::new();
+        for prom in proms {
+            held.push(alerts(prom).await);
+        }
+        panic!("alerts {when}: {held:?}");
+    }
+}
+
 /// Every firing alert named `name` the webhook was sent, one entry per notification.
 fn notified(webhook: &Webhook, name: &str) -> Vec<Value> {
     let received = webhook.received.lock().unwrap();
@@ -154,17 +173,7 @@ async fn one_prometheus_per_region_and_a_global_view_page_once() {
     // The global rules' first evaluations may predate one region's first federated
     // scrape; the steady state starts once no layer holds anything.
     let settling = Instant::now();
-    let settled = wait_for(Duration::from_secs(60), || async {
-        alerts(&us).await.is_empty() && alerts(&eu).await.is_empty() && alerts(&global).await.is_empty()
-    })
-    .await;
-    assert!(
-        settled,
-        "alerts at the start: {:?} {:?} {:?}",
-        alerts(&us).await,
-        alerts(&eu).await,
-        alerts(&global).await
-    );
+    quiet(&[&us, &eu, &global], "at the start").await;
     println!("settled {:.1} s after both regions reached the global layer", settling.elapsed().as_secs_f64());
 
     // 1. Healthy for 2 minutes: nothing pending or firing anywhere, nothing notified.
@@ -232,16 +241,7 @@ async fn one_prometheus_per_region_and_a_global_view_page_once() {
     assert_eq!(pager.seen().len(), 1, "other pages: {:?}", pager.seen());
 
     resume_replay(lab.pg.node("r1")).await;
-    let cleared = wait_for(Duration::from_secs(60), || async {
-        alerts(&global).await.is_empty() && alerts(&eu).await.is_empty() && alerts(&us).await.is_empty()
-    })
-    .await;
-    assert!(
-        cleared,
-        "alerts after the replica caught up: global {:?}, eu {:?}",
-        alerts(&global).await,
-        alerts(&eu).await
-    );
+    quiet(&[&us, &eu, &global], "after the replica caught up").await;
     let pages_before = pager.received.lock().unwrap().len();
 
     // 3. The us-east-1 Prometheus stops: the writer's series vanish from the global layer.

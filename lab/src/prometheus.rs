@@ -157,6 +157,12 @@ impl PrometheusOptions {
         let eval = self.evaluation_interval.unwrap_or(self.scrape_interval);
         let mut text = scrape_config_text(&self.targets, self.scrape_interval, eval, &self.metrics_path)
             .replace("job_name: rpo\n", &format!("job_name: '{}'\n", self.job_name));
+        if self.targets.is_empty() && self.federate.is_some() {
+            // A global Prometheus scrapes no exporter: its only job is the federation.
+            text.truncate(
+                text.find("scrape_configs:\n").map_or(text.len(), |i| i + "scrape_configs:\n".len()),
+            );
+        }
         if !self.external_labels.is_empty() {
             let labels: Vec<String> =
                 self.external_labels.iter().map(|(n, v)| format!("{n}: {}", yaml_quote(v))).collect();

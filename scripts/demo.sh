@@ -3,6 +3,12 @@
 # MariaDB primary and replica, each
 # standing in for a region) and runs rpo-exporter against it on
 # http://127.0.0.1:10087/metrics. Ctrl-C stops the exporter and removes the lab.
+#
+#   --regions  the multi-region layout instead (docs/scaling.md): a sidecar exporter beside
+#              each database, a Prometheus per region, a global Prometheus federating them
+#              and two clustered Alertmanagers, all on 127.0.0.1; it prints where to look.
+#   --keep     keep the lab directories after Ctrl-C.
+# Every argument goes to `rpo-lab demo` (see `target/release/rpo-lab demo --help`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

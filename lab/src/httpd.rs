@@ -89,10 +89,18 @@ impl HttpServer {
     pub(crate) fn log_tail(&self, lines: usize) -> String {
         self.server.log_tail(lines)
     }
+
+    pub(crate) fn pid(&self) -> Option<u32> {
+        self.server.pid()
+    }
+
+    pub(crate) fn keep_dir(&mut self) {
+        self.server.keep_dir()
+    }
 }
 
 /// The accessors of a server built on an [`HttpServer`] (its field `server`): `url`,
-/// `port`, `dir` (whose log file is `$log`) and `log_tail`.
+/// `port`, `dir` (whose log file is `$log`), `log_tail`, `pid` and `keep_dir`.
 macro_rules! http_server_accessors {
     ($log:literal) => {
         /// `http://127.0.0.1:PORT`.
@@ -113,6 +121,17 @@ macro_rules! http_server_accessors {
         /// The last `lines` lines of its log.
         pub fn log_tail(&self, lines: usize) -> String {
             self.server.log_tail(lines)
+        }
+
+        /// Its process id (e.g. for someone to stop or freeze it from outside; it may
+        /// have exited meanwhile).
+        pub fn pid(&self) -> Option<u32> {
+            self.server.pid()
+        }
+
+        /// Keeps its directory (config, data, log) after it stops, for inspection.
+        pub fn keep_dir(&mut self) {
+            self.server.keep_dir()
         }
     };
 }

@@ -245,6 +245,16 @@ impl DirServer {
         self.dir.path()
     }
 
+    /// Its process id, while it is our child (it may have died meanwhile).
+    pub(crate) fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Keeps its directory after it stops, for inspection.
+    pub(crate) fn keep_dir(&mut self) {
+        self.dir.disable_cleanup(true);
+    }
+
     /// The last `lines` lines of its log, then of its output when that is another file.
     pub(crate) fn log_tail(&self, lines: usize) -> String {
         if self.log == self.output {

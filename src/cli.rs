@@ -30,9 +30,19 @@ struct ServeArgs {
     /// The configuration file.
     #[arg(long = "config.file", value_name = "FILE", default_value = "rpo-exporter.yml")]
     config_file: PathBuf,
-    /// Address to listen on for the web interface and telemetry (`:PORT` means every interface).
-    #[arg(long = "web.listen-address", value_name = "ADDRESS", default_value = ":10087")]
-    listen_address: String,
+    /// How often to look at the config file for a change, which reloads it as SIGHUP does
+    /// (a Kubernetes ConfigMap update included); 0 turns the watch off.
+    #[arg(long = "config.watch-interval", value_name = "DURATION", default_value = "1s",
+          value_parser = parse_watch_interval)]
+    watch_interval: WatchInterval,
+    /// Address to listen on for the web interface and telemetry; repeat it to listen on several.
+    /// `:PORT` means every interface, IPv6 and IPv4.
+    #[arg(long = "web.listen-address", value_name = "ADDRESS", default_value = ":10087", action = clap::ArgAction::Append)]
+    listen_address: Vec<String>,
+    /// Listen on the sockets passed by systemd socket activation (a .socket unit) instead of
+    /// --web.listen-address.
+    #[arg(long = "web.systemd-socket")]
+    systemd_socket: bool,
     /// Path under which to expose metrics.
     #[arg(long = "web.telemetry-path", value_name = "PATH", default_value = "/metrics")]
     telemetry_path: String,
@@ -83,6 +93,24 @@ enum Command {
         #[arg(long, value_name = "HOST")]
         host: Option<String>,
     },
+}
+
+/// `--config.watch-interval`: `None` when 0 (the watch is off).
+#[derive(Debug, Clone, Copy)]
+struct WatchInterval(Option<std::time::Duration>);
+
+fn parse_watch_interval(s: &str) -> Result<WatchInterval, String> {
+    if s.trim() == "0" {
+        return Ok(WatchInterval(None));
+    }
+    let every = humantime::parse_duration(s).map_err(|e| format!("{e} (e.g. 1s, 500ms, 0 for off)"))?;
+    if every.is_zero() {
+        Ok(WatchInterval(None))
+    } else if every < std::time::Duration::from_millis(100) {
+        Err("at least 100ms, or 0 for off".to_owned())
+    } else {
+        Ok(WatchInterval(Some(every)))
+    }
 }
 
 fn parse_engine(s: &str) -> Result<String, CheckError> {
@@ -168,6 +196,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         ServeOptions {
             config_file: args.config_file,
             listen: args.listen_address,
+            systemd_socket: args.systemd_socket,
+            watch_interval: args.watch_interval.0,
             telemetry_path: args.telemetry_path,
             lifecycle: args.enable_lifecycle,
             web_config,

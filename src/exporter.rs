@@ -5,7 +5,9 @@
 //! nothing else: measuring is the workers', serving the server's. A reload
 //! (SIGHUP or `POST /-/reload`) validates the file first; a bad one leaves the
 //! running configuration untouched and says so in
-//! `rpo_exporter_config_last_reload_successful`.
+//! `rpo_exporter_config_last_reload_successful`. The config file is also watched
+//! (`--config.watch-interval`): when its content changes, including through a
+//! Kubernetes ConfigMap's symlink swap, it is reloaded the same way.
 
 use crate::config::{Config, Heartbeat, Node};
 use crate::probe::{AnySubsystem, Clusters};
@@ -25,7 +27,13 @@ use tokio_util::sync::CancellationToken;
 pub struct ServeOptions {
     /// The config file, read again on every reload.
     pub config_file: PathBuf,
-    pub listen: String,
+    /// Every `--web.listen-address` (ignored with `systemd_socket`).
+    pub listen: Vec<String>,
+    /// `--web.systemd-socket`: serve on the sockets systemd passed instead.
+    pub systemd_socket: bool,
+    /// `--config.watch-interval`: how often the config file is looked at for a
+    /// change that reloads it; `None` turns the watch off.
+    pub watch_interval: Option<Duration>,
     pub telemetry_path: String,
     /// `--web.enable-lifecycle`: `/-/reload` reloads (otherwise it answers 403).
     pub lifecycle: bool,
@@ -38,15 +46,28 @@ pub struct ServeOptions {
 pub async fn run(config: Config, options: ServeOptions) -> anyhow::Result<()> {
     let live = Arc::new(Live::new(State::new(&config)));
     let shutdown = CancellationToken::new();
-    let listener = server::bind(&options.listen).await?;
-    tracing::info!(address = %listener.local_addr()?, path = %options.telemetry_path,
-        clusters = config.clusters.len(), nodes = config.clusters.iter().map(|c| c.nodes.len()).sum::<usize>(),
-        "Listening");
+    let listeners = if options.systemd_socket {
+        server::systemd_listeners()?
+    } else {
+        server::bind_all(&options.listen).await?
+    };
+    for listener in &listeners {
+        tracing::info!(address = %listener.local_addr()?, path = %options.telemetry_path,
+            systemd_socket = options.systemd_socket, clusters = config.clusters.len(),
+            nodes = config.clusters.iter().map(|c| c.nodes.len()).sum::<usize>(), "Listening");
+    }
 
     let (reload_tx, reload_rx) = mpsc::channel::<ReloadRequest>(4);
     log_warnings(&options.config_file, &config);
-    let controller =
-        tokio::spawn(control(live.clone(), config, options.config_file.clone(), reload_rx, shutdown.clone()));
+    let watch = options.watch_interval.map(|every| (ConfigFileWatch::new(&options.config_file), every));
+    let controller = tokio::spawn(control(
+        live.clone(),
+        config,
+        options.config_file.clone(),
+        watch,
+        reload_rx,
+        shutdown.clone(),
+    ));
     tokio::spawn(wait_for_signals(shutdown.clone(), reload_tx.clone()));
     let exposition = crate::exposition::Exposition::new(live.clone());
     let web_config = options.web_config.map(|web| {
@@ -54,7 +75,7 @@ pub async fn run(config: Config, options: ServeOptions) -> anyhow::Result<()> {
         web.report_to(move |ok| live.record_web_config_load(ok))
     });
     let served = server::serve(
-        listener,
+        listeners,
         exposition,
         &options.telemetry_path,
         reload_tx,
@@ -233,25 +254,93 @@ fn changed(running: &Option<ProbeTask>, wanted: &Option<Arc<dyn AnySubsystem>>) 
     }
 }
 
-/// Owns the running tasks: reloads on request, stops on shutdown.
+/// `--config.file` as last read: whether it changed is told by its stamp (inode,
+/// size, times, through symlinks) and its canonical path, then by a hash of its
+/// content, so a `touch` or a rewrite with the same text reloads nothing. A
+/// Kubernetes ConfigMap volume swaps a `..data` symlink to a new directory: the
+/// path then resolves to another file, and the stamp and canonical path change.
+struct ConfigFileWatch {
+    path: PathBuf,
+    seen: (Option<PathBuf>, Option<server::FileStamp>),
+    /// SHA-256 of the text last loaded (or refused), `None` if it could not be read.
+    loaded: Option<[u8; 32]>,
+}
+
+impl ConfigFileWatch {
+    fn new(path: &std::path::Path) -> ConfigFileWatch {
+        let mut watch = ConfigFileWatch { path: path.to_owned(), seen: (None, None), loaded: None };
+        watch.seen = watch.look();
+        watch.loaded = std::fs::read(path).ok().map(|text| sha256(&text));
+        watch
+    }
+
+    fn look(&self) -> (Option<PathBuf>, Option<server::FileStamp>) {
+        let stamp = server::stamps(std::slice::from_ref(&self.path)).pop().flatten();
+        (std::fs::canonicalize(&self.path).ok(), stamp)
+    }
+
+    /// Whether the file now holds other text than the one last loaded. Reads it
+    /// only when its stamp or canonical path moved.
+    fn changed(&mut self) -> bool {
+        let now = self.look();
+        if now == self.seen {
+            return false;
+        }
+        self.seen = now;
+        std::fs::read(&self.path).ok().map(|text| sha256(&text)) != self.loaded
+    }
+}
+
+fn sha256(bytes: &[u8]) -> [u8; 32] {
+    let mut hash = [0u8; 32];
+    hash.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref());
+    hash
+}
+
+/// Owns the running tasks: reloads on request (and when the watched config file
+/// changes), stops on shutdown.
 async fn control(
     live: Arc<Live>,
     mut config: Config,
     config_file: PathBuf,
+    mut watch: Option<(ConfigFileWatch, Duration)>,
     mut requests: mpsc::Receiver<ReloadRequest>,
     shutdown: CancellationToken,
 ) {
     let mut running = Running::new();
     running.reconcile(&live.current(), &live, &shutdown).await;
+    let mut ticks = watch.as_ref().map(|(_, every)| {
+        let mut ticks = tokio::time::interval(*every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticks
+    });
     loop {
         let reply = tokio::select! {
             _ = shutdown.cancelled() => break,
             request = requests.recv() => match request {
-                Some(reply) => reply,
+                Some(reply) => Some(reply),
                 None => break,
             },
+            _ = async { ticks.as_mut().expect("watching").tick().await }, if ticks.is_some() => {
+                if !watch.as_mut().is_some_and(|(w, _)| w.changed()) {
+                    continue;
+                }
+                tracing::info!(file = %config_file.display(), "Config file changed; reloading");
+                None
+            }
         };
-        let outcome = match crate::load::file(&config_file) {
+        // Read once: what is loaded is what the watch compares with next. Looked
+        // at before reading, so a change while reading is seen at the next tick.
+        let seen = watch.as_ref().map(|(w, _)| w.look());
+        let (text_hash, loaded) = match crate::config::read_file(&config_file) {
+            Ok(text) => (Some(sha256(text.as_bytes())), crate::load::text(&config_file, &text)),
+            Err(e) => (None, Err(e)),
+        };
+        if let (Some((w, _)), Some(seen)) = (watch.as_mut(), seen) {
+            w.seen = seen;
+            w.loaded = text_hash;
+        }
+        let outcome = match loaded {
             Ok(next) if next == config => {
                 tracing::info!(file = %config_file.display(), "Configuration unchanged; nothing to do");
                 Ok(())
@@ -274,7 +363,9 @@ async fn control(
             }
         };
         live.record_reload(outcome.is_ok());
-        let _ = reply.send(outcome);
+        if let Some(reply) = reply {
+            let _ = reply.send(outcome);
+        }
     }
     running.stop().await;
 }

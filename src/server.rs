@@ -91,10 +91,34 @@ pub enum TelemetryPathError {
     Character { path: String, c: char },
 }
 
-/// Resolves a Prometheus-style listen address: `:10087` means every interface.
+/// Resolves a Prometheus-style listen address and binds it. `:PORT` means every
+/// interface, IPv6 and IPv4 alike: one `[::]:PORT` socket with `IPV6_V6ONLY` off
+/// (IPv4 clients arrive as `::ffff:a.b.c.d`), as the Go exporters listen; on a
+/// host without IPv6 it falls back to `0.0.0.0:PORT`.
 pub async fn bind(listen: &str) -> anyhow::Result<TcpListener> {
-    let addr = if listen.starts_with(':') { format!("0.0.0.0{listen}") } else { listen.to_owned() };
-    let addrs: Vec<SocketAddr> = tokio::net::lookup_host(&addr)
+    if let Some(port) = listen.strip_prefix(':') {
+        let port: u16 =
+            port.parse().map_err(|_| anyhow::anyhow!("invalid --web.listen-address {listen:?}: bad port"))?;
+        return match dual_stack(port) {
+            Ok(listener) => Ok(listener),
+            // Taken or forbidden is the same answer on IPv4; anything else means
+            // this host has no usable IPv6.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::AddrInUse | std::io::ErrorKind::PermissionDenied
+                ) =>
+            {
+                Err(anyhow::anyhow!("cannot listen on [::]:{port}: {e}"))
+            }
+            Err(e) => {
+                tracing::info!(error = %e, port, "No IPv6 on this host; listening on IPv4 only");
+                let addr = SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, port));
+                TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))
+            }
+        };
+    }
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host(listen)
         .await
         .map_err(|e| anyhow::anyhow!("invalid --web.listen-address {listen:?}: {e}"))?
         .collect();
@@ -104,10 +128,80 @@ pub async fn bind(listen: &str) -> anyhow::Result<TcpListener> {
     TcpListener::bind(first).await.map_err(|e| anyhow::anyhow!("cannot listen on {first}: {e}"))
 }
 
+/// Binds every `--web.listen-address`, in order; any that fails stops the start.
+pub async fn bind_all(listen: &[String]) -> anyhow::Result<Vec<TcpListener>> {
+    if listen.is_empty() {
+        anyhow::bail!("no --web.listen-address given");
+    }
+    let mut listeners = Vec::with_capacity(listen.len());
+    for address in listen {
+        listeners.push(bind(address).await?);
+    }
+    Ok(listeners)
+}
+
+/// `[::]:port` accepting IPv4 too, set up as tokio's own `bind` does (address
+/// reuse, a backlog of 1024).
+fn dual_stack(port: u16) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::IPV6, Type::STREAM.cloexec(), Some(Protocol::TCP))?;
+    socket.set_only_v6(false)?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, port)).into())?;
+    socket.listen(1024)?;
+    TcpListener::from_std(socket.into())
+}
+
+/// `--web.systemd-socket`: the listening TCP sockets systemd passed by socket
+/// activation (`LISTEN_PID` naming this process, `LISTEN_FDS` sockets from fd 3,
+/// as `sd_listen_fds(3)` reads them). Each must be a listening TCP socket; a
+/// file descriptor that is not is left alone and refused.
+pub fn systemd_listeners() -> anyhow::Result<Vec<TcpListener>> {
+    use std::os::fd::{BorrowedFd, FromRawFd, RawFd};
+    const SD_LISTEN_FDS_START: RawFd = 3;
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let (Some(pid), Some(fds)) = (var("LISTEN_PID"), var("LISTEN_FDS")) else {
+        anyhow::bail!(
+            "--web.systemd-socket: systemd passed no sockets (LISTEN_PID and LISTEN_FDS are not set); \
+             start rpo-exporter from a .socket unit, or drop the flag and use --web.listen-address"
+        );
+    };
+    if pid.trim().parse::<u32>().ok() != Some(std::process::id()) {
+        anyhow::bail!(
+            "--web.systemd-socket: LISTEN_PID={pid} is not this process ({}); the sockets were meant for another one",
+            std::process::id()
+        );
+    }
+    let count: RawFd = match fds.trim().parse() {
+        Ok(n) if n > 0 => n,
+        _ => anyhow::bail!("--web.systemd-socket: LISTEN_FDS={fds:?} passes no sockets"),
+    };
+    let mut listeners = Vec::new();
+    for fd in SD_LISTEN_FDS_START..SD_LISTEN_FDS_START + count {
+        // SAFETY: borrowed only for the checks below; ownership is taken only once
+        // they show a listening TCP socket, which systemd handed to this process.
+        let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+        let check = socket2::SockRef::from(&borrowed);
+        let tcp = check.r#type().is_ok_and(|t| t == socket2::Type::STREAM)
+            && check.is_listener().unwrap_or(false)
+            && check.local_addr().is_ok_and(|a| a.as_socket().is_some());
+        if !tcp {
+            anyhow::bail!("--web.systemd-socket: file descriptor {fd} is not a listening TCP socket");
+        }
+        // SAFETY: as above; nothing else in the process uses these descriptors.
+        let socket = unsafe { socket2::Socket::from_raw_fd(fd) };
+        socket.set_cloexec(true)?;
+        socket.set_nonblocking(true)?;
+        listeners.push(TcpListener::from_std(socket.into())?);
+    }
+    Ok(listeners)
+}
+
 /// Serves until `shutdown` is cancelled, then finishes in-flight requests. Without
 /// a web config: plain HTTP through `axum::serve`; with one: TLS and/or basic auth.
 pub async fn serve(
-    listener: TcpListener,
+    listeners: Vec<TcpListener>,
     exposition: Exposition,
     telemetry_path: &str,
     reload: mpsc::Sender<ReloadRequest>,
@@ -125,8 +219,8 @@ pub async fn serve(
     };
     let app = router(state);
     match web {
-        None => accept_loop(listener, app, None, shutdown).await,
-        Some(web) => serve_with_web_config(listener, app, Arc::new(web), shutdown).await,
+        None => accept_loop(listeners, app, None, shutdown).await,
+        Some(web) => serve_with_web_config(listeners, app, Arc::new(web), shutdown).await,
     }
 }
 
@@ -289,7 +383,7 @@ struct Watched {
 /// place changes mtime/ctime, an atomic rename (Kubernetes Secret volumes, cert
 /// managers) changes the inode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct FileStamp {
+pub(crate) struct FileStamp {
     dev: u64,
     ino: u64,
     len: u64,
@@ -297,7 +391,9 @@ struct FileStamp {
     ctime: (i64, i64),
 }
 
-fn stamps(files: &[PathBuf]) -> Vec<Option<FileStamp>> {
+/// Each file's stamp (through symlinks), `None` for one that cannot be read.
+/// Also what [`crate::exporter`] watches `--config.file` with.
+pub(crate) fn stamps(files: &[PathBuf]) -> Vec<Option<FileStamp>> {
     use std::os::unix::fs::MetadataExt;
     files
         .iter()
@@ -561,7 +657,7 @@ async fn authenticate(AxumState(auth): AxumState<Auth>, request: Request, next: 
 /// Serves with a web config: logs what it asks for, puts authentication in front
 /// of every route, then runs the one accept loop.
 async fn serve_with_web_config(
-    listener: TcpListener,
+    listeners: Vec<TcpListener>,
     app: Router,
     web: Arc<WebConfigWatch>,
     shutdown: CancellationToken,
@@ -570,7 +666,7 @@ async fn serve_with_web_config(
     tracing::info!(file = %web.path.display(), tls = config.tls.is_some(), client_auth = config.client_auth.as_str(),
         users = config.users.len(), http2 = config.http2, "Serving with the web config");
     let app = app.layer(axum::middleware::from_fn_with_state(Auth::new(web.clone()), authenticate));
-    accept_loop(listener, app, Some(web), shutdown).await
+    accept_loop(listeners, app, Some(web), shutdown).await
 }
 
 /// Completes a TLS handshake, or answers a plain-HTTP client with a 400 that says
@@ -739,12 +835,30 @@ fn connection_error(peer: SocketAddr, e: &(dyn std::error::Error + 'static)) {
     }
 }
 
-/// The one accept loop, with or without a web config: the connection limits for
-/// every connection; per connection, the web config's TLS when it sets one (read
+/// The next connection on any of `listeners`, looking at them from `*next` on
+/// and moving `*next` past the one that had it, so a busy socket cannot starve
+/// the others.
+async fn accept_any(listeners: &[TcpListener], next: &mut usize) -> std::io::Result<(TcpStream, SocketAddr)> {
+    std::future::poll_fn(|cx| {
+        for i in 0..listeners.len() {
+            let at = (*next + i) % listeners.len();
+            if let std::task::Poll::Ready(accepted) = listeners[at].poll_accept(cx) {
+                *next = at + 1;
+                return std::task::Poll::Ready(accepted);
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
+}
+
+/// The one accept loop, over every listening socket (each `--web.listen-address`
+/// or systemd socket), with or without a web config: the connection limits for
+/// every connection, shared by all sockets; per connection, the web config's TLS when it sets one (read
 /// again when its files changed), else plain HTTP/1.1 (and HTTP/2 with prior
 /// knowledge). On shutdown, in-flight requests finish.
 async fn accept_loop(
-    listener: TcpListener,
+    listeners: Vec<TcpListener>,
     app: Router,
     web: Option<Arc<WebConfigWatch>>,
     shutdown: CancellationToken,
@@ -752,10 +866,11 @@ async fn accept_loop(
     let builder = connection_builder();
     let limit = ConnectionLimit::new(MAX_CONNECTIONS);
     let graceful = GracefulShutdown::new();
+    let mut next = 0;
     loop {
         let (stream, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
-            accepted = listener.accept() => match accepted {
+            accepted = accept_any(&listeners, &mut next) => match accepted {
                 Ok(a) => a,
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.
@@ -791,7 +906,7 @@ async fn accept_loop(
             }
         });
     }
-    drop(listener);
+    drop(listeners);
     if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
         tracing::warn!("Open connections did not finish within {DRAIN_TIMEOUT:?}; closing them");
     }

@@ -228,12 +228,26 @@ impl Exporter {
         let dir = tempfile::tempdir().unwrap();
         let config_path = dir.path().join("config.yml");
         std::fs::write(&config_path, config).unwrap();
-        let log_path = dir.path().join("exporter.log");
         let addr = format!("127.0.0.1:{}", free_port());
-        let child = Command::new(env!("CARGO_BIN_EXE_rpo-exporter"))
-            .arg("--config.file")
-            .arg(&config_path)
-            .args(["--web.listen-address", &addr, "--log.level", "debug", "--web.enable-lifecycle"])
+        let mut command = Command::new(env!("CARGO_BIN_EXE_rpo-exporter"));
+        command.args(Exporter::args(&config_path)).args(["--web.listen-address", &addr]);
+        Exporter::spawn(dir, command, addr).await
+    }
+
+    /// The flags every test exporter runs with, for [`Exporter::spawn`]: the config
+    /// file, debug logging, the lifecycle API. No listen address.
+    pub fn args(config_path: &Path) -> Vec<std::ffi::OsString> {
+        let mut args = vec!["--config.file".into(), config_path.as_os_str().to_owned()];
+        args.extend(["--log.level", "debug", "--web.enable-lifecycle"].map(Into::into));
+        args
+    }
+
+    /// Runs `command` (the exporter, or a wrapper that execs it), logging into
+    /// `dir`, and waits until `addr` (host:port, `[::1]:port` for IPv6) answers
+    /// `/-/ready`. `dir` lives as long as the exporter.
+    pub async fn spawn(dir: TempDir, mut command: Command, addr: String) -> Exporter {
+        let log_path = dir.path().join("exporter.log");
+        let child = command
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log_path).unwrap())
             .spawn()
@@ -244,7 +258,7 @@ impl Exporter {
             reqwest::get(&url).await.map(|r| r.status().is_success()).unwrap_or(false)
         })
         .await;
-        assert!(ready, "exporter not ready; log:\n{}", exporter.log());
+        assert!(ready, "exporter not ready at {url}; log:\n{}", exporter.log());
         exporter
     }
 

@@ -283,6 +283,31 @@ async fn basic_auth_over_plain_http() {
     assert!(!exporter.log().contains("nope"), "a password reached the log:\n{}", exporter.log());
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn every_listen_address_serves_with_the_same_tls_and_authentication() {
+    let ca = Ca::new("test server CA");
+    let (cert, key) = ca.leaf(&["127.0.0.1", "::1", "127.0.0.2"], false);
+    let web = format!(
+        "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\nbasic_auth_users:\n  prometheus: {}\n",
+        bcrypt_hash("pw")
+    );
+    let more = [format!("[::1]:{}", rpo_lab::free_port()), format!("127.0.0.2:{}", rpo_lab::free_port())];
+    let exporter = Exporter::start_with(
+        &[("server.crt", &cert), ("server.key", &key)],
+        &web,
+        &["--web.listen-address", &more[0], "--web.listen-address", &more[1]],
+    );
+    let https = client(&ca.pem, None);
+    let plain = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+    let first = format!("127.0.0.1:{}", exporter.port);
+    for addr in [first.as_str(), &more[0], &more[1]] {
+        let metrics = format!("https://{addr}/metrics");
+        assert_eq!(status(https.get(&metrics).basic_auth("prometheus", Some("pw"))).await, Ok(200), "{addr}");
+        assert_eq!(status(https.get(&metrics).basic_auth("prometheus", Some("no"))).await, Ok(401), "{addr}");
+        assert_eq!(status(plain.get(format!("http://{addr}/metrics"))).await, Ok(400), "{addr}");
+    }
+}
+
 #[test]
 fn an_invalid_web_config_stops_startup_with_the_file_and_field() {
     let dir = tempfile::tempdir().unwrap();

@@ -345,6 +345,40 @@ fn systemd_unit_verifies_and_is_hardened() {
     );
 }
 
+#[test]
+fn systemd_socket_unit_and_drop_in_verify() {
+    let socket = read("deploy/systemd/rpo-exporter.socket");
+    for directive in ["ListenStream=10087\n", "BindIPv6Only=both", "WantedBy=sockets.target"] {
+        assert!(socket.contains(directive), "the socket unit lacks {directive:?}");
+    }
+    let drop_in = read("deploy/systemd/rpo-exporter.service.d/socket-activation.conf");
+    for directive in ["Requires=rpo-exporter.socket", "ExecStart=\n", "--web.systemd-socket"] {
+        assert!(drop_in.contains(directive), "the socket-activation drop-in lacks {directive:?}");
+    }
+    let help = run(Command::new(exporter_bin()).arg("--help"));
+    assert!(help.contains("--web.systemd-socket"), "{help}");
+    // The socket, the service and its drop-in together, as installed.
+    let dir = tempfile::tempdir().unwrap();
+    let bin = |text: String| text.replace("/usr/local/bin/rpo-exporter", exporter_bin());
+    std::fs::write(dir.path().join("rpo-exporter.socket"), &socket).unwrap();
+    std::fs::write(dir.path().join("rpo-exporter.service"), bin(read("deploy/systemd/rpo-exporter.service")))
+        .unwrap();
+    std::fs::create_dir(dir.path().join("rpo-exporter.service.d")).unwrap();
+    std::fs::write(dir.path().join("rpo-exporter.service.d/socket-activation.conf"), bin(drop_in)).unwrap();
+    let out = output(
+        Command::new(tool("systemd-analyze"))
+            .arg("verify")
+            .arg(dir.path().join("rpo-exporter.socket"))
+            .arg(dir.path().join("rpo-exporter.service")),
+    );
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success() && text.trim().is_empty(),
+        "systemd-analyze verify of the socket unit reported problems ({}):\n{text}",
+        out.status
+    );
+}
+
 /// A CA-signed certificate and key for `name`, as PEM.
 fn cert(name: &str) -> (String, String) {
     let key = rcgen::KeyPair::generate().unwrap();

@@ -154,3 +154,26 @@ fn systemd_socket_without_sockets_or_for_another_process_is_refused() {
     assert!(!out.status.success(), "{err}");
     assert!(err.contains("LISTEN_PID=1 is not this process"), "{err}");
 }
+
+/// The same with systemd's own tool: `systemd-socket-activate` binds two
+/// sockets (as a .socket unit with two ListenStream= lines would) and execs the
+/// exporter on the first connection, with LISTEN_FDS=2.
+#[tokio::test(flavor = "multi_thread")]
+async fn systemd_socket_activate_with_two_sockets() {
+    require_ipv6_loopback();
+    let tool = rpo_lab::find_program("systemd-socket-activate").unwrap_or_else(|e| panic!("{e:#}"));
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path());
+    let addrs = [format!("127.0.0.1:{}", free_port()), format!("[::1]:{}", free_port())];
+    let mut command = Command::new(tool);
+    command
+        .args(["-l", &addrs[0], "-l", &addrs[1]])
+        .arg(env!("CARGO_BIN_EXE_rpo-exporter"))
+        .args(Exporter::args(&config))
+        .arg("--web.systemd-socket");
+    let exporter = Exporter::spawn(dir, command, addrs[0].clone()).await;
+    for addr in &addrs {
+        assert_eq!(status(&format!("http://{addr}/metrics")).await, Ok(200), "{addr}");
+        assert!(exporter.log().contains(&format!("address={addr}")), "{addr}: {}", exporter.log());
+    }
+}

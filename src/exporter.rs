@@ -427,3 +427,35 @@ async fn wait_for_signals(shutdown: CancellationToken, reload: mpsc::Sender<Relo
         return;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_config_file_watch_sees_new_text_through_a_symlink_swap_and_ignores_the_same_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let at = |p: &str| dir.path().join(p);
+        let publish = |stamp: &str, text: &str| {
+            std::fs::create_dir(at(stamp)).unwrap();
+            std::fs::write(at(stamp).join("config.yml"), text).unwrap();
+            std::os::unix::fs::symlink(stamp, at("..data_tmp")).unwrap();
+            std::fs::rename(at("..data_tmp"), at("..data")).unwrap();
+        };
+        publish("..a", "one");
+        std::os::unix::fs::symlink("..data/config.yml", at("config.yml")).unwrap();
+        let mut watch = ConfigFileWatch::new(&at("config.yml"));
+        assert!(!watch.changed());
+        // The same text in a new directory: the path moved, the text did not.
+        publish("..b", "one");
+        assert!(!watch.changed());
+        publish("..c", "two");
+        assert!(watch.changed());
+        // Told once: with the stamp unchanged the file is not read again (the
+        // reload that follows sets `loaded`).
+        assert!(!watch.changed());
+        // Gone: a change too (the reload then reports the unreadable file).
+        std::fs::remove_file(at("..c/config.yml")).unwrap();
+        assert!(watch.changed());
+    }
+}

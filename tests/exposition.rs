@@ -5,7 +5,8 @@
 mod support;
 
 use rpo_exporter::exposition;
-use rpo_exporter::metrics::MetricKind;
+use rpo_exporter::exposition::Format;
+use rpo_exporter::metrics::{self, MetricKind};
 use rpo_lab::Prometheus;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -15,7 +16,7 @@ use support::*;
 fn documented() -> BTreeMap<String, (String, Vec<String>, String)> {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/metrics.md")).unwrap();
     let mut rows = BTreeMap::new();
-    for line in text.lines().filter(|l| l.starts_with("| `rpo_")) {
+    for line in text.lines().filter(|l| l.starts_with("| `rpo_") || l.starts_with("| `process_")) {
         let cells: Vec<&str> = line.trim_matches('|').split(" | ").map(str::trim).collect();
         assert_eq!(cells.len(), 4, "docs/metrics.md row {line:?}");
         let labels =
@@ -59,7 +60,8 @@ fn docs_metrics_md_matches_the_metric_table() {
                 .push(format!("{name}: documented {row:?}, emitted ({kind}, {labels:?}, {:?})", d.help)),
             _ => {}
         }
-        assert!(d.name.starts_with("rpo_"), "{} lacks the rpo_ prefix", d.name);
+        let standard = metrics::PROCESS.iter().any(|p| std::ptr::eq(*p, d));
+        assert!(d.name.starts_with("rpo_") || standard, "{} lacks the rpo_ prefix", d.name);
         for clash in ["region", "cluster", "instance", "job", "zone", "env"] {
             assert!(!d.labels.contains(&clash), "{} uses target label {clash}", d.name);
         }
@@ -153,9 +155,9 @@ async fn endpoints_and_clean_shutdown() {
     let landing = exporter.get("/").await.text().await.unwrap();
     assert!(landing.contains("href=\"/metrics\""), "{landing}");
     let r = exporter.get("/metrics").await;
-    assert_eq!(r.headers()["content-type"], exposition::CONTENT_TYPE);
+    assert_eq!(r.headers()["content-type"], Format::Text.content_type(), "no Accept: text 0.0.4");
     let text = r.text().await.unwrap();
-    assert!(text.ends_with("# EOF\n"), "OpenMetrics ends with # EOF");
+    assert!(!text.contains("# EOF"), "0.0.4 has no # EOF");
     assert!(text.contains("rpo_node_up{db_cluster=\"c\",node=\"n\",node_region=\"r\"} 0"));
     assert_eq!(exporter.get("/nope").await.status(), 404);
     let status = exporter.terminate();

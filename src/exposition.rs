@@ -165,11 +165,11 @@ impl Exposition {
 /// (a counter's with `_total`, as client_golang writes it), then the samples.
 fn encode_text(out: &mut String, mut samples: Samples) -> std::fmt::Result {
     for desc in all() {
-        let (name, kind) = match desc.kind {
-            MetricKind::Gauge => (desc.name, "gauge"),
-            MetricKind::Counter => (desc.name, "counter"),
+        let name = desc.name;
+        let (kind, suffix) = match desc.kind {
+            MetricKind::Gauge => ("gauge", ""),
+            MetricKind::Counter => ("counter", "_total"),
         };
-        let suffix = if desc.kind == MetricKind::Counter { "_total" } else { "" };
         out.push_str("# HELP ");
         out.push_str(name);
         out.push_str(suffix);

@@ -24,13 +24,22 @@ pub fn sample(samples: &mut Samples) {
     if let Some(rss) = read("/proc/self/status").as_deref().and_then(resident_bytes) {
         samples.push(&PROCESS_RSS, &[], rss as f64);
     }
-    if let Ok(dir) = std::fs::read_dir("/proc/self/fd") {
-        // The directory handle read_dir holds is one of the entries; Go's
-        // collector counts its own the same way.
-        samples.push(&PROCESS_OPEN_FDS, &[], dir.count() as f64);
+    if let Some(open) = open_fds() {
+        samples.push(&PROCESS_OPEN_FDS, &[], open as f64);
     }
     if let Some(max) = read("/proc/self/limits").as_deref().and_then(max_open_files) {
         samples.push(&PROCESS_MAX_FDS, &[], max);
+    }
+}
+
+/// The open file descriptors. Linux 6.2 and later report their number as the size
+/// of `/proc/self/fd`: one stat, however many connections are open (a scrape flood
+/// holds hundreds). Older kernels report 0 there; then the entries are counted,
+/// as client_golang does (the directory handle itself among them).
+fn open_fds() -> Option<u64> {
+    match std::fs::metadata("/proc/self/fd") {
+        Ok(m) if m.len() > 0 => Some(m.len()),
+        _ => std::fs::read_dir("/proc/self/fd").ok().map(|dir| dir.count() as u64),
     }
 }
 

@@ -20,7 +20,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// Every family the exporter can emit: the core ones, then each engine's, then
 /// each probe subsystem's ([`PROBES`]), then the process's ([`PROCESS`]).
@@ -161,25 +161,42 @@ impl Exposition {
     }
 }
 
+/// A family's fixed text in the format 0.0.4, made once: its `# HELP` and
+/// `# TYPE` lines and its sample name.
+struct TextFamily {
+    desc: &'static MetricDesc,
+    header: String,
+    sample_name: String,
+}
+
+/// Every family's fixed text, in the order of [`all`].
+fn text_families() -> &'static [TextFamily] {
+    static FAMILIES: OnceLock<Vec<TextFamily>> = OnceLock::new();
+    FAMILIES.get_or_init(|| {
+        all()
+            .map(|desc| {
+                let kind = match desc.kind {
+                    MetricKind::Gauge => "gauge",
+                    MetricKind::Counter => "counter",
+                };
+                let sample_name = desc.sample_name();
+                let mut header = format!("# HELP {sample_name} ");
+                escape(&mut header, desc.help, false);
+                header.push_str(&format!("\n# TYPE {sample_name} {kind}\n"));
+                TextFamily { desc, header, sample_name }
+            })
+            .collect()
+    })
+}
+
 /// The Prometheus text format 0.0.4: `# HELP` and `# TYPE` under the sample name
 /// (a counter's with `_total`, as client_golang writes it), then the samples.
 fn encode_text(out: &mut String, mut samples: Samples) -> std::fmt::Result {
-    for desc in all() {
-        let name = desc.name;
-        let (kind, suffix) = match desc.kind {
-            MetricKind::Gauge => ("gauge", ""),
-            MetricKind::Counter => ("counter", "_total"),
-        };
-        out.push_str("# HELP ");
-        out.push_str(name);
-        out.push_str(suffix);
-        out.push(' ');
-        escape(out, desc.help, false);
-        write!(out, "\n# TYPE {name}{suffix} {kind}\n")?;
-        let Some(family) = samples.take(desc) else { continue };
-        for (labels, value) in family.samples() {
-            out.push_str(name);
-            out.push_str(suffix);
+    for family in text_families() {
+        out.push_str(&family.header);
+        let Some(samples) = samples.take(family.desc) else { continue };
+        for (labels, value) in samples.samples() {
+            out.push_str(&family.sample_name);
             let mut first = true;
             for (label, label_value) in labels {
                 out.push(if first { '{' } else { ',' });
@@ -202,7 +219,7 @@ fn encode_text(out: &mut String, mut samples: Samples) -> std::fmt::Result {
 
 /// A HELP text or (`quotes`) a label value, escaped as the text format requires.
 fn escape(out: &mut String, text: &str, quotes: bool) {
-    if !text.contains(['\\', '\n', '"']) {
+    if !text.bytes().any(|b| matches!(b, b'\\' | b'\n' | b'"')) {
         out.push_str(text);
         return;
     }

@@ -25,6 +25,7 @@ pub mod load;
 pub mod metrics;
 pub mod pairs;
 pub mod probe;
+pub mod process;
 pub mod server;
 pub mod state;
 pub mod store;

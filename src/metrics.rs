@@ -188,6 +188,27 @@ desc!(ROW_STATUS, "rpo_heartbeat_row_status", Gauge, &["db_cluster", "source_nod
 desc!(SEQ_REGRESSIONS, "rpo_heartbeat_sequence_regressions", Counter, PAIR, "Times the source's heartbeat sequence went backwards as read on the replica (table recreated, or a foreign writer).");
 desc!(UNKNOWN_ROWS, "rpo_heartbeat_unknown_rows", Gauge, &["db_cluster", "replica_node", "replica_region", "reason"], "Heartbeat rows on the replica that are no pair's source: reason unlisted_source (a writer not in the config) or malformed (a name unfit to be a label, or too many sources).");
 
+// The exporter's own process, as client_golang's process collector names and
+// describes it (read from /proc at scrape time by `process`): the same series as
+// every Go exporter's, so dashboards and alerts made for those work unchanged.
+desc!(PROCESS_CPU, "process_cpu_seconds", Counter, &[], "Total user and system CPU time spent in seconds.");
+desc!(PROCESS_RSS, "process_resident_memory_bytes", Gauge, &[], "Resident memory size in bytes.");
+desc!(PROCESS_VMS, "process_virtual_memory_bytes", Gauge, &[], "Virtual memory size in bytes.");
+desc!(PROCESS_OPEN_FDS, "process_open_fds", Gauge, &[], "Number of open file descriptors.");
+desc!(PROCESS_MAX_FDS, "process_max_fds", Gauge, &[], "Maximum number of open file descriptors.");
+desc!(
+    PROCESS_START,
+    "process_start_time_seconds",
+    Gauge,
+    &[],
+    "Start time of the process since unix epoch in seconds."
+);
+
+/// The `process_*` families (the only ones without the `rpo_` prefix), in
+/// exposition order, after every other family.
+pub static PROCESS: &[&MetricDesc] =
+    &[&PROCESS_CPU, &PROCESS_OPEN_FDS, &PROCESS_MAX_FDS, &PROCESS_VMS, &PROCESS_RSS, &PROCESS_START];
+
 /// Families every build emits, in exposition order.
 pub static CORE: &[&MetricDesc] = &[
     &BUILD_INFO,

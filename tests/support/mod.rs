@@ -392,7 +392,7 @@ pub struct Sample {
 #[derive(Debug, Clone, Default)]
 pub struct Metrics {
     pub samples: Vec<Sample>,
-    /// Family name → type, from `# TYPE` lines.
+    /// Family name (a counter's without `_total`) → type, from `# TYPE` lines.
     pub types: BTreeMap<String, String>,
 }
 
@@ -402,6 +402,9 @@ impl Metrics {
         for line in text.lines() {
             if let Some(rest) = line.strip_prefix("# TYPE ") {
                 let (name, kind) = rest.split_once(' ').expect("TYPE line");
+                // The family's name: the text format 0.0.4 types a counter under its
+                // sample name (`…_total`), OpenMetrics without the suffix.
+                let name = if kind == "counter" { name.strip_suffix("_total").unwrap_or(name) } else { name };
                 m.types.insert(name.to_owned(), kind.to_owned());
                 continue;
             }

@@ -9,6 +9,7 @@
 //! a loaded lab; this one isolates the encoder.
 //!
 //! `cargo run --release -p rpo-bench --bin rpo-bench-scrape -- --clusters 1,100,400`
+//! (`--format text` for the Prometheus text format 0.0.4 instead of OpenMetrics)
 
 use anyhow::{Context, Result};
 use clap::Parser;
@@ -35,6 +36,9 @@ struct Args {
     /// Engine of every node: postgres or mysql.
     #[arg(long, default_value = "postgres")]
     engine: String,
+    /// Format to render: openmetrics (what Prometheus negotiates) or text (0.0.4).
+    #[arg(long, default_value = "openmetrics")]
+    format: String,
 }
 
 fn config(n: usize, engine: &str) -> Result<Config> {
@@ -113,6 +117,11 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
 fn main() -> Result<()> {
     let args = Args::parse();
     let engine = engine::find(&args.engine).map_err(|e| anyhow::anyhow!("--engine: {}", e.problem))?;
+    let format = match args.format.as_str() {
+        "openmetrics" => exposition::Format::OpenMetrics,
+        "text" => exposition::Format::Text,
+        other => anyhow::bail!("--format: {other:?} is neither openmetrics nor text"),
+    };
     println!("| Clusters | Series | Bytes | p50 (ms) | p99 (ms) | max (ms) | µs per series (p50) |");
     println!("|---|---|---|---|---|---|---|");
     for n in args.clusters.split(',') {
@@ -120,12 +129,12 @@ fn main() -> Result<()> {
         let state = State::new(&config(n, &args.engine)?);
         fill(&state, engine);
         let exposition = exposition::Exposition::new(Arc::new(Live::new(state)));
-        let first = exposition.render()?;
+        let first = exposition.render_as(format)?;
         let series = first.lines().filter(|l| !l.is_empty() && !l.starts_with('#')).count();
         let mut ms: Vec<f64> = (0..args.renders)
             .map(|_| {
                 let t = Instant::now();
-                let text = exposition.render().expect("render");
+                let text = exposition.render_as(format).expect("render");
                 std::hint::black_box(text);
                 t.elapsed().as_secs_f64() * 1000.0
             })

@@ -440,7 +440,7 @@ pub(crate) struct FileStamp {
 }
 
 /// Each file's stamp (through symlinks), `None` for one that cannot be read.
-/// Also what [`crate::exporter`] watches `--config.file` with.
+/// Also what the exporter watches `--config.file` with.
 pub(crate) fn stamps(files: &[PathBuf]) -> Vec<Option<FileStamp>> {
     use std::os::unix::fs::MetadataExt;
     files

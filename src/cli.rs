@@ -233,3 +233,30 @@ fn init_logging(args: &LogArgs) {
         builder.with_ansi(false).event_format(logfmt::Logfmt).fmt_fields(logfmt::LogfmtFields).init();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every flag of serving, present and future, has its environment variable, named
+    /// after the flag: `--web.listen-address` → `RPO_EXPORTER_WEB_LISTEN_ADDRESS`.
+    #[test]
+    fn every_flag_has_its_env_var() {
+        let cli = Cli::command();
+        let mut checked = 0;
+        for arg in cli.get_arguments().filter(|a| !matches!(a.get_id().as_str(), "help" | "version")) {
+            let long = arg.get_long().unwrap_or_else(|| panic!("{} has no long name", arg.get_id()));
+            let expected = format!("RPO_EXPORTER_{}", long.to_uppercase().replace(['.', '-'], "_"));
+            assert_eq!(arg.get_env().and_then(|e| e.to_str()), Some(expected.as_str()), "--{long}");
+            checked += 1;
+        }
+        assert!(checked >= 7, "only {checked} flags");
+    }
+
+    #[test]
+    fn version_names_revision_date_and_rustc() {
+        assert!(VERSION.starts_with(concat!(env!("CARGO_PKG_VERSION"), " (revision: ")), "{VERSION}");
+        assert!(VERSION.contains(", build date: ") && VERSION.contains(", rustc: "), "{VERSION}");
+    }
+}

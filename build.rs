@@ -37,6 +37,12 @@ fn git_revision() -> Option<String> {
         let text = String::from_utf8(out.stdout).ok()?.trim().to_owned();
         (out.status.success() && !text.is_empty()).then_some(text)
     };
+    // A source tarball unpacked inside some other checkout must not take its revision.
+    let top = git(&["rev-parse", "--show-toplevel"])?;
+    let here = std::env::var("CARGO_MANIFEST_DIR").ok()?;
+    if std::fs::canonicalize(top).ok()? != std::fs::canonicalize(here).ok()? {
+        return None;
+    }
     let revision = git(&["rev-parse", "--short", "HEAD"])?;
     // HEAD itself (a checkout of another branch), the branch's ref (a commit) and
     // packed-refs (a gc); in a worktree these live under the common git directory.

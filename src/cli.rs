@@ -1,8 +1,13 @@
 //! Command line: serve (the default), `check-config FILE`, and `schema ENGINE`.
 //!
 //! Flags follow the Prometheus exporters' names (`--config.file`,
-//! `--web.listen-address`, `--web.telemetry-path`, `--log.level`). This module
-//! parses, sets up logging and hands over to [`crate::exporter`]; it keeps no state.
+//! `--web.listen-address`, `--web.telemetry-path`, `--log.level`); each can also be
+//! set by an environment variable, `RPO_EXPORTER_` and the flag's name in capitals with
+//! `.` and `-` as `_` (`RPO_EXPORTER_WEB_LISTEN_ADDRESS`), a flag on the command line
+//! winning. This module parses, sets up logging (logfmt in [`logfmt`], or JSON) and
+//! hands over to [`crate::exporter`]; it keeps no state.
+
+mod logfmt;
 
 use crate::endpoint::{TableName, ValueError};
 use crate::engine::{self, CheckError};
@@ -14,7 +19,7 @@ use std::process::ExitCode;
 #[derive(Debug, Parser)]
 #[command(
     name = "rpo-exporter",
-    version,
+    version = VERSION,
     about = "Prometheus exporter for cross-region replication lag and data-loss exposure, in RPO terms",
     args_conflicts_with_subcommands = true
 )]
@@ -25,32 +30,59 @@ struct Cli {
     serve: ServeArgs,
 }
 
+/// `--version`: the version, the git revision and the build date (see build.rs).
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (revision: ",
+    env!("RPO_BUILD_REVISION"),
+    ", build date: ",
+    env!("RPO_BUILD_DATE"),
+    ", rustc: ",
+    env!("RPO_BUILD_RUSTC"),
+    ")"
+);
+
 #[derive(Debug, clap::Args)]
 struct ServeArgs {
     /// The configuration file.
-    #[arg(long = "config.file", value_name = "FILE", default_value = "rpo-exporter.yml")]
+    #[arg(
+        long = "config.file",
+        env = "RPO_EXPORTER_CONFIG_FILE",
+        value_name = "FILE",
+        default_value = "rpo-exporter.yml"
+    )]
     config_file: PathBuf,
     /// How often to look at the config file for a change, which reloads it as SIGHUP does
     /// (a Kubernetes ConfigMap update included); 0 turns the watch off.
-    #[arg(long = "config.watch-interval", value_name = "DURATION", default_value = "1s",
-          value_parser = parse_watch_interval)]
+    #[arg(long = "config.watch-interval", env = "RPO_EXPORTER_CONFIG_WATCH_INTERVAL", value_name = "DURATION",
+          default_value = "1s", value_parser = parse_watch_interval)]
     watch_interval: WatchInterval,
-    /// Address to listen on for the web interface and telemetry; repeat it to listen on several.
-    /// `:PORT` means every interface, IPv6 and IPv4.
-    #[arg(long = "web.listen-address", value_name = "ADDRESS", default_value = ":10087", action = clap::ArgAction::Append)]
+    /// Address to listen on for the web interface and telemetry; repeat it to listen on several
+    /// (in the environment variable: separated by commas). `:PORT` means every interface, IPv6
+    /// and IPv4.
+    #[arg(long = "web.listen-address", env = "RPO_EXPORTER_WEB_LISTEN_ADDRESS", value_name = "ADDRESS",
+          default_value = ":10087", action = clap::ArgAction::Append, value_delimiter = ',')]
     listen_address: Vec<String>,
     /// Listen on the sockets passed by systemd socket activation (a .socket unit) instead of
-    /// --web.listen-address.
-    #[arg(long = "web.systemd-socket")]
+    /// --web.listen-address. The environment variable takes true or false.
+    #[arg(long = "web.systemd-socket", env = "RPO_EXPORTER_WEB_SYSTEMD_SOCKET",
+          value_parser = clap::builder::BoolishValueParser::new())]
     systemd_socket: bool,
     /// Path under which to expose metrics.
-    #[arg(long = "web.telemetry-path", value_name = "PATH", default_value = "/metrics")]
+    #[arg(
+        long = "web.telemetry-path",
+        env = "RPO_EXPORTER_WEB_TELEMETRY_PATH",
+        value_name = "PATH",
+        default_value = "/metrics"
+    )]
     telemetry_path: String,
     /// Web config file (exporter-toolkit format) enabling TLS and/or basic auth; re-read when it changes.
-    #[arg(long = "web.config.file", value_name = "FILE")]
+    #[arg(long = "web.config.file", env = "RPO_EXPORTER_WEB_CONFIG_FILE", value_name = "FILE")]
     web_config_file: Option<PathBuf>,
     /// Enable reloading the config with POST or PUT /-/reload (otherwise 403; SIGHUP always reloads).
-    #[arg(long = "web.enable-lifecycle")]
+    /// The environment variable takes true or false (also 1/0, yes/no, on/off).
+    #[arg(long = "web.enable-lifecycle", env = "RPO_EXPORTER_WEB_ENABLE_LIFECYCLE",
+          value_parser = clap::builder::BoolishValueParser::new())]
     enable_lifecycle: bool,
     #[command(flatten)]
     log: LogArgs,
@@ -59,11 +91,12 @@ struct ServeArgs {
 #[derive(Debug, clap::Args)]
 struct LogArgs {
     /// Only log messages with the given severity or above.
-    #[arg(long = "log.level", value_name = "LEVEL", default_value = "info",
+    #[arg(long = "log.level", env = "RPO_EXPORTER_LOG_LEVEL", value_name = "LEVEL", default_value = "info",
           value_parser = ["error", "warn", "info", "debug", "trace"])]
     level: String,
-    /// Output format of log messages.
-    #[arg(long = "log.format", value_name = "FORMAT", default_value = "logfmt", value_parser = ["logfmt", "json"])]
+    /// Output format of log messages: logfmt (`ts=… level=… caller=… msg="…" key=value`)
+    /// or json (one object per line, fields at the top level).
+    #[arg(long = "log.format", env = "RPO_EXPORTER_LOG_FORMAT", value_name = "FORMAT", default_value = "logfmt", value_parser = ["logfmt", "json"])]
     format: String,
 }
 
@@ -210,12 +243,48 @@ fn init_logging(args: &LogArgs) {
     // Our own crate at the chosen level; drivers stay at warn so their debug
     // output (which may echo connection parameters) never reaches the log.
     let filter = tracing_subscriber::EnvFilter::new(format!("warn,rpo_exporter={}", args.level));
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder =
-        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     if args.format == "json" {
-        builder.json().init();
+        // Fields at the top level beside timestamp, level, target and the caller's
+        // file and line, as log pipelines expect; no ANSI colour inside JSON strings.
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .with_file(true)
+            .with_line_number(true)
+            .with_ansi(false)
+            .init();
     } else {
-        builder.init();
+        // logfmt is parsed by machines: no colour either, even on a terminal.
+        builder.with_ansi(false).event_format(logfmt::Logfmt).fmt_fields(logfmt::LogfmtFields).init();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every flag of serving, present and future, has its environment variable, named
+    /// after the flag: `--web.listen-address` → `RPO_EXPORTER_WEB_LISTEN_ADDRESS`.
+    #[test]
+    fn every_flag_has_its_env_var() {
+        let cli = Cli::command();
+        let mut checked = 0;
+        for arg in cli.get_arguments().filter(|a| !matches!(a.get_id().as_str(), "help" | "version")) {
+            let long = arg.get_long().unwrap_or_else(|| panic!("{} has no long name", arg.get_id()));
+            let expected = format!("RPO_EXPORTER_{}", long.to_uppercase().replace(['.', '-'], "_"));
+            assert_eq!(arg.get_env().and_then(|e| e.to_str()), Some(expected.as_str()), "--{long}");
+            checked += 1;
+        }
+        assert!(checked >= 7, "only {checked} flags");
+    }
+
+    #[test]
+    fn version_names_revision_date_and_rustc() {
+        assert!(VERSION.starts_with(concat!(env!("CARGO_PKG_VERSION"), " (revision: ")), "{VERSION}");
+        assert!(VERSION.contains(", build date: ") && VERSION.contains(", rustc: "), "{VERSION}");
     }
 }

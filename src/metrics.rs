@@ -74,9 +74,13 @@ desc!(
     BUILD_INFO,
     "rpo_exporter_build_info",
     Gauge,
-    &["version"],
-    "Always 1; labels carry the exporter's version."
+    &["version", "revision", "rustc"],
+    "Always 1; labels carry the exporter's version, the git revision it was built from (unknown when built without git) and the rustc version that built it."
 );
+
+/// The values of [`BUILD_INFO`]'s labels, fixed at compile time by build.rs.
+pub const BUILD_LABELS: [&str; 3] =
+    [env!("CARGO_PKG_VERSION"), env!("RPO_BUILD_REVISION"), env!("RPO_BUILD_RUSTC")];
 desc!(
     CLUSTER_INFO,
     "rpo_cluster_info",

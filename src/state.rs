@@ -169,7 +169,7 @@ impl State {
     /// Everything a scrape shows, copied out of memory.
     pub fn samples(&self) -> Samples {
         let mut out = Samples::default();
-        out.push(&metrics::BUILD_INFO, &[env!("CARGO_PKG_VERSION")], 1.0);
+        out.push(&metrics::BUILD_INFO, &metrics::BUILD_LABELS, 1.0);
         let now = mono_now();
         for cluster in &self.clusters {
             cluster.samples(now, &mut out);

@@ -192,7 +192,7 @@ async fn passwords_never_reach_logs_or_metrics() {
     assert!(ok, "expected readings and auth failures; log:\n{}", exporter.log());
     let metrics = exporter.scrape_text().await;
     let log = exporter.log();
-    assert!(log.contains("DEBUG"), "the log runs at debug level");
+    assert!(log.contains("level=debug"), "the log runs at debug level");
     assert!(log.contains("password authentication failed"), "{log}");
     for secret in [PASSWORD, WRONG] {
         assert!(!log.contains(secret), "password in the log:\n{log}");

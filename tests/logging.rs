@@ -217,11 +217,21 @@ fn help_shows_the_env_var_of_every_flag() {
     let out = Command::new(BIN).env_clear().arg("--help").output().unwrap();
     assert!(out.status.success());
     let help = String::from_utf8(out.stdout).unwrap();
+    // Each flag's entry: its line and the description clap may put on the lines below it.
+    let mut entries: Vec<String> = Vec::new();
+    for line in help.lines().map(str::trim_start) {
+        if line.starts_with('-') {
+            entries.push(line.to_owned());
+        } else if let Some(entry) = entries.last_mut() {
+            entry.push(' ');
+            entry.push_str(line);
+        }
+    }
     let mut flags = 0;
-    for line in help.lines().map(str::trim_start).filter(|l| l.starts_with("--")) {
-        let flag = line.split([' ', '=']).next().unwrap();
+    for entry in entries.iter().filter(|e| e.starts_with("--")) {
+        let flag = entry.split([' ', '=']).next().unwrap();
         let var = format!("RPO_EXPORTER_{}", flag[2..].to_uppercase().replace(['.', '-'], "_"));
-        assert!(line.contains(&format!("[env: {var}=]")), "{flag} does not show [env: {var}=]:\n{help}");
+        assert!(entry.contains(&format!("[env: {var}=]")), "{flag} does not show [env: {var}=]:\n{help}");
         flags += 1;
     }
     // -h/--help and -V/--version start with the short flag; every other option is long only.

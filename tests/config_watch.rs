@@ -81,7 +81,8 @@ async fn a_configmap_symlink_swap_is_reloaded_and_a_bad_one_refused() {
             .await;
     assert!(refused, "the bad config was not reported; log:\n{}", exporter.log());
     assert!(
-        exporter.log().contains("clusters[0].heartbeat.interval: invalid duration \"1 fortnight\""),
+        // logfmt escapes the quotes inside the quoted error.
+        exporter.log().contains(r#"clusters[0].heartbeat.interval: invalid duration \"1 fortnight\""#),
         "{}",
         exporter.log()
     );

@@ -17,8 +17,14 @@ pub fn sample(samples: &mut Samples) {
     if let Some(stat) = read("/proc/self/stat").as_deref().and_then(Stat::parse) {
         samples.push(&PROCESS_CPU, &[], (stat.utime + stat.stime) as f64 / USER_HZ);
         samples.push(&PROCESS_VMS, &[], stat.vsize as f64);
-        if let Some(btime) = read("/proc/stat").as_deref().and_then(boot_time) {
-            samples.push(&PROCESS_START, &[], btime as f64 + stat.starttime as f64 / USER_HZ);
+        // Fixed for the life of the process: read /proc/stat's boot time once.
+        static START: std::sync::OnceLock<Option<f64>> = std::sync::OnceLock::new();
+        let start = *START.get_or_init(|| {
+            let btime = read("/proc/stat").as_deref().and_then(boot_time)?;
+            Some(btime as f64 + stat.starttime as f64 / USER_HZ)
+        });
+        if let Some(start) = start {
+            samples.push(&PROCESS_START, &[], start);
         }
     }
     if let Some(rss) = read("/proc/self/status").as_deref().and_then(resident_bytes) {

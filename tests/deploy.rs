@@ -334,7 +334,7 @@ fn systemd_unit_verifies_and_is_hardened() {
     // verify checks that ExecStart= exists: point it at the binary under test.
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("rpo-exporter.service");
-    std::fs::write(&file, unit.replace("/usr/local/bin/rpo-exporter", exporter_bin())).unwrap();
+    std::fs::write(&file, unit.replace("/usr/bin/rpo-exporter", exporter_bin())).unwrap();
     let out = output(Command::new(tool("systemd-analyze")).arg("verify").arg(&file));
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     // Unknown or unparsable directives are reported but exit 0: any message is a problem.
@@ -359,7 +359,7 @@ fn systemd_socket_unit_and_drop_in_verify() {
     assert!(help.contains("--web.systemd-socket"), "{help}");
     // The socket, the service and its drop-in together, as installed.
     let dir = tempfile::tempdir().unwrap();
-    let bin = |text: String| text.replace("/usr/local/bin/rpo-exporter", exporter_bin());
+    let bin = |text: String| text.replace("/usr/bin/rpo-exporter", exporter_bin());
     std::fs::write(dir.path().join("rpo-exporter.socket"), &socket).unwrap();
     std::fs::write(dir.path().join("rpo-exporter.service"), bin(read("deploy/systemd/rpo-exporter.service")))
         .unwrap();

@@ -801,6 +801,13 @@ fn cloudnativepg_example_names_what_the_operator_makes() {
     assert_eq!(hosts, [format!("{name}-rw"), format!("{name}-ro")]);
     // The managed role is the DSNs' user, its password Secret is the one the exporter mounts.
     let role = &cluster["spec"]["managed"]["roles"][0];
+    // Fields of CloudNativePG's RoleConfiguration (its API reference).
+    let known = ["name", "comment", "ensure", "inRoles", "inherit", "disablePassword", "passwordSecret"];
+    let known = [&known[..], &["connectionLimit", "validUntil", "login", "superuser", "createdb"]].concat();
+    let known = [&known[..], &["createrole", "replication", "bypassrls"]].concat();
+    for k in role.as_object().unwrap().keys() {
+        assert!(known.contains(&k.as_str()), "managed.roles[0].{k} is no CloudNativePG role field");
+    }
     assert_eq!(role["name"], "rpo_exporter");
     assert!(config.lines().filter(|l| l.contains("dsn:")).all(|l| l.contains("user=rpo_exporter ")));
     assert_eq!(role["login"], true);
@@ -851,6 +858,12 @@ fn zalando_example_names_what_the_operator_makes() {
     assert!(OPERATOR_SECRETS.contains(&secret.as_str()));
 
     let sidecar = spec["sidecars"].as_array().unwrap().iter().find(|s| s["name"] == "rpo-exporter").unwrap();
+    // The operator's Sidecar type has these fields only (no args, no command, no
+    // volumeMounts: flags come from RPO_EXPORTER_* variables, volumes from
+    // additionalVolumes).
+    for k in sidecar.as_object().unwrap().keys() {
+        assert!(["name", "image", "ports", "env", "resources"].contains(&k.as_str()), "sidecars[].{k}");
+    }
     let env = sidecar["env"].as_array().unwrap();
     let help = run(Command::new(exporter_bin()).arg("--help"));
     let mut defined = BTreeSet::new();
@@ -877,6 +890,10 @@ fn zalando_example_names_what_the_operator_makes() {
     let volumes = spec["additionalVolumes"].as_array().unwrap();
     for v in volumes {
         assert_eq!(v["targetContainers"], serde_json::json!(["rpo-exporter"]));
+        for k in v.as_object().unwrap().keys() {
+            let fields = ["name", "mountPath", "subPath", "targetContainers", "volumeSource"];
+            assert!(fields.contains(&k.as_str()) && k != "subPath", "additionalVolumes[].{k}");
+        }
     }
     let config = volumes.iter().find(|v| v["mountPath"] == "/etc/rpo-exporter").unwrap();
     let cm_name = config["volumeSource"]["configMap"]["name"].as_str().unwrap();

@@ -3,7 +3,8 @@
 # packages: PostgreSQL (server, client, pg_basebackup), MariaDB (server and client),
 # Prometheus (with promtool), Alertmanager (with amtool), and the DNS servers Knot
 # (authoritative) and Unbound (caching resolver); systemd-analyze checks the unit file;
-# jsonnet renders the monitoring mixin (mixin/, scripts/gen-mixin.sh).
+# jsonnet renders the monitoring mixin (mixin/, scripts/gen-mixin.sh); dpkg-dev
+# (dpkg-shlibdeps) and xz-utils let cargo-deb build the Debian package (tests/package.rs).
 # With --bench, also postgres_exporter, mysqld_exporter and percona-toolkit (pt-heartbeat)
 # for scripts/bench.sh.
 #
@@ -32,6 +33,8 @@ present() {
     unbound) [ -x /usr/sbin/unbound ] ;;
     systemd) command -v systemd-analyze >/dev/null 2>&1 ;;
     jsonnet) command -v jsonnet >/dev/null 2>&1 ;;
+    dpkg-dev) command -v dpkg-shlibdeps >/dev/null 2>&1 ;;
+    xz-utils) command -v xz >/dev/null 2>&1 ;;
     prometheus-postgres-exporter) command -v prometheus-postgres-exporter >/dev/null 2>&1 ;;
     prometheus-mysqld-exporter) command -v prometheus-mysqld-exporter >/dev/null 2>&1 ;;
     percona-toolkit) command -v pt-heartbeat >/dev/null 2>&1 ;;
@@ -39,7 +42,7 @@ present() {
     esac
 }
 
-packages=(postgresql mariadb-server mariadb-client prometheus prometheus-alertmanager knot unbound systemd jsonnet)
+packages=(postgresql mariadb-server mariadb-client prometheus prometheus-alertmanager knot unbound systemd jsonnet dpkg-dev xz-utils)
 # `--bench`: also the peers the benchmark compares rpo-exporter with (bench/).
 if [ "${1:-}" = "--bench" ]; then
     packages+=(prometheus-postgres-exporter prometheus-mysqld-exporter percona-toolkit)

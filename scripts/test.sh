@@ -12,6 +12,8 @@ fi
 
 scripts/install-deps.sh
 scripts/install-kubernetes-validate.sh
+# cargo-deb for tests/package.rs, into target/tools: about 50 s on a clean clone.
+scripts/install-cargo-deb.sh
 cargo fmt --all --check
 # Build everything first so test timings do not include compilation.
 cargo build --workspace --all-targets --locked

@@ -74,3 +74,42 @@ async fn killing_the_leaders_region_promotes_the_replica() {
     lab.shutdown().await;
     assert!(!dir.exists(), "lab directory removed");
 }
+
+#[tokio::test]
+async fn switchover_then_partition_of_the_leader() {
+    let lab = PatroniLab::start(PatroniOptions::default()).await.unwrap();
+    let (pg1, pg2) = (lab.node("pg1"), lab.node("pg2"));
+
+    // A switchover through Patroni's REST API: pg2 leads, pg1 follows it.
+    let (asked, done) = lab.switchover("pg2").await.unwrap();
+    assert_eq!(lab.leader().await.unwrap(), "pg2");
+    let (took_over, message) = pg2.leader_changes().pop().expect("pg2 logged taking the lock");
+    eprintln!(
+        "switchover answered after {:?}; pg2 logged {message:?} {:?} after the request",
+        done.duration_since(asked).unwrap(),
+        took_over.duration_since(asked).unwrap_or_default()
+    );
+    lab.wait_ready(Duration::from_secs(60)).await.unwrap();
+    assert!(pg2.is_writable().await.unwrap() && !pg1.is_writable().await.unwrap());
+
+    // Partition the leader: it loses etcd and demotes itself (fencing); pg1 takes over.
+    let t0 = Instant::now();
+    lab.partition("pg2", true);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    // Demoting, it refuses connections ("shutting down") until its walsenders finish.
+    while pg2.is_writable().await.unwrap_or(false) {
+        assert!(Instant::now() < deadline, "pg2 still writable\n{}", pg2.log_tail(30));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let fenced = t0.elapsed();
+    let new = lab.wait_leader_change("pg2", Duration::from_secs(60)).await.unwrap();
+    assert_eq!(new, "pg1");
+    lab.wait_writable("pg1", Duration::from_secs(30)).await.unwrap();
+    eprintln!("partition: pg2 read-only (fenced) after {fenced:?}, pg1 writable after {:?}", t0.elapsed());
+
+    // Healed, pg2 rejoins as a replica of pg1.
+    lab.partition("pg2", false);
+    lab.wait_ready(Duration::from_secs(60)).await.unwrap();
+    eprintln!("healed: pg2 streams again {:?} after the partition began", t0.elapsed());
+    lab.shutdown().await;
+}

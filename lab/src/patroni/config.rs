@@ -113,6 +113,11 @@ fn shared_parameters() -> Value {
         "wal_keep_size": "128MB",
         // pg_rewind needs it (the lab's clusters have no data checksums).
         "wal_log_hints": "on",
+        // A leader that demotes itself waits for its walsenders, which wait up to this
+        // long for a replica behind a black hole (default 60s); the replica notices a dead
+        // upstream as fast.
+        "wal_sender_timeout": "10s",
+        "wal_receiver_timeout": "10s",
         // A replica whose upstream went away retries this often (default 5s).
         "wal_retrieve_retry_interval": "1s",
         // TEST LAB ONLY: durability traded for speed (see the PostgreSQL lab's settings).

@@ -46,7 +46,9 @@ async fn killing_the_leaders_region_promotes_the_replica() {
     assert_eq!(new, "pg2");
     lab.wait_writable("pg2", Duration::from_secs(30)).await.unwrap();
     let writable = t0.elapsed();
-    let (took_over, message) = pg2.leader_changes().pop().expect("pg2 logged its promotion");
+    let (took_over, message) =
+        lab.wait_leader_logged("pg2", killed_at, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(pg2.leader_changes().last().map(|l| l.0), Some(took_over));
     let since_kill = took_over.duration_since(killed_at).unwrap();
     eprintln!(
         "failover: leader key moved after {key_seen:?}, pg2 writable after {writable:?}; \
@@ -83,7 +85,7 @@ async fn switchover_then_partition_of_the_leader() {
     // A switchover through Patroni's REST API: pg2 leads, pg1 follows it.
     let (asked, done) = lab.switchover("pg2").await.unwrap();
     assert_eq!(lab.leader().await.unwrap(), "pg2");
-    let (took_over, message) = pg2.leader_changes().pop().expect("pg2 logged taking the lock");
+    let (took_over, message) = lab.wait_leader_logged("pg2", asked, Duration::from_secs(10)).await.unwrap();
     eprintln!(
         "switchover answered after {:?}; pg2 logged {message:?} {:?} after the request",
         done.duration_since(asked).unwrap(),

@@ -458,7 +458,7 @@ impl PatroniNode {
 /// let old = lab.leader().await?;                          // "pg1"
 /// let killed_at = lab.kill_region(&old)?;
 /// let new = lab.wait_leader_change(&old, std::time::Duration::from_secs(60)).await?;
-/// let (took_over, _) = lab.node(&new).leader_changes().pop().unwrap();
+/// let (took_over, _) = lab.wait_leader_logged(&new, killed_at, std::time::Duration::from_secs(10)).await?;
 /// println!("{new} took over {:?} after the kill", took_over.duration_since(killed_at)?);
 /// # Ok(()) }
 /// ```
@@ -721,6 +721,34 @@ impl PatroniLab {
                     "{}: no (new) leader after {timeout:?}; last seen: {last}{}",
                     self.scope,
                     self.log_tails()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until node `name`'s Patroni logs taking the leader key (see
+    /// [`PatroniNode::leader_changes`]) at or after `after`, and returns that line's time
+    /// and message. Patroni writes the line at the end of the HA cycle in which it took
+    /// the key, so the key may move in etcd (see [`wait_leader_change`](Self::wait_leader_change))
+    /// a few milliseconds before the line appears; a node that led before has older lines.
+    pub async fn wait_leader_logged(
+        &self,
+        name: &str,
+        after: SystemTime,
+        timeout: Duration,
+    ) -> Result<(SystemTime, String)> {
+        let node = self.node(name);
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(line) = node.leader_changes().into_iter().find(|(at, _)| *at >= after) {
+                return Ok(line);
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "{} logged no leader change within {timeout:?}\n{}",
+                    node.describe(),
+                    node.log_tail(30)
                 );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;

@@ -491,7 +491,7 @@ impl PatroniLab {
     pub async fn start(options: PatroniOptions) -> Result<PatroniLab> {
         options.validate()?;
         let started = Instant::now();
-        find_program("patroni").context("Patroni (Debian package patroni)")?;
+        find_program("patroni")?;
         let bindir = pg_bindir()?;
         let dir = scratch_tempdir("rpo-lab-patroni.", "the Patroni lab directory")?;
         let account = Account::new("postgres", "created by Debian's postgresql package", dir.path())?;

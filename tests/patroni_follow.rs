@@ -105,7 +105,7 @@ async fn exporter_follows_patroni_switchover_and_failover() {
 
     // 1. Switchover pg1 → pg2.
     let (asked, done) = lab.switchover("pg2").await.unwrap();
-    let (patroni_at, _) = lab.node("pg2").leader_changes().pop().expect("pg2 logged taking the leader key");
+    let (patroni_at, _) = lab.wait_leader_logged("pg2", asked, Duration::from_secs(10)).await.unwrap();
     let limit = Duration::from_secs(20);
     let writable = first_seen(&exporter, "pg2 writable", limit, |m| {
         m.get("rpo_node_writable", &names.node("pg2")) == Some(1.0)
@@ -128,13 +128,14 @@ async fn exporter_follows_patroni_switchover_and_failover() {
     println!(
         "switchover: Patroni answered {:.2} s after the request (pg2 took the key at +{:.2} s); from the answer: \
          pg2 writable with heartbeats {:+.2} s, pg2 → pg3 lag {:+.2} s, pg1's pairs gone {:+.2} s, \
-         pg1 back as a replica of pg2 {:+.2} s",
+         pg1 back as a replica of pg2 {:+.2} s; pg2 → pg3 lag {:.2} s after pg2 took the key",
         secs(asked, done),
         secs(asked, patroni_at),
         secs(done, writable),
         secs(done, new_pair),
         secs(done, old_gone),
         secs(done, old_replica),
+        secs(patroni_at, new_pair),
     );
     for (what, at) in [("pg2 → pg3 lag", new_pair), ("pg1's pairs gone", old_gone)] {
         assert!(
@@ -158,7 +159,7 @@ async fn exporter_follows_patroni_switchover_and_failover() {
     let new = lab.wait_leader_change("pg2", Duration::from_secs(60)).await.unwrap();
     let other = if new == "pg1" { "pg3" } else { "pg1" };
     let (patroni_at, message) =
-        lab.node(&new).leader_changes().pop().expect("the new leader logged its promotion");
+        lab.wait_leader_logged(&new, killed_at, Duration::from_secs(10)).await.unwrap();
     let new_pair =
         first_seen(&exporter, "new primary's lag", limit, |m| m.get(LAG, &names.pair(&new, other)).is_some())
             .await;

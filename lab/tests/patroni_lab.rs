@@ -1,6 +1,7 @@
 //! Integration test of the Patroni lab against real Patroni, etcd and PostgreSQL: a
 //! two-node cluster bootstraps with a leader and a streaming replica, routed through the
-//! lab's proxies; killing the leader's region gets the replica promoted by Patroni.
+//! lab's proxies; killing the leader's region gets the replica promoted by Patroni, and
+//! the region rejoins as a replica; a switchover, then a partition of the leader.
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -71,6 +72,14 @@ async fn killing_the_leaders_region_promotes_the_replica() {
     eprintln!("history: timeline {timeline} → {leader}, promoted {after_kill:?} after the kill");
     assert_eq!((timeline, leader.as_str()), (1, "pg2"));
     assert!(promoted <= SystemTime::now());
+
+    // The region comes back: pg1 rejoins as a replica of pg2 (pg_rewind or a new clone).
+    let t1 = Instant::now();
+    lab.start_region("pg1").unwrap();
+    lab.wait_ready(Duration::from_secs(60)).await.unwrap();
+    assert!(pg1.is_running() && !pg1.is_writable().await.unwrap());
+    assert_eq!(lab.leader().await.unwrap(), "pg2");
+    eprintln!("pg1 back as a streaming replica {:?} after its restart", t1.elapsed());
 
     let dir = lab.dir().to_path_buf();
     lab.shutdown().await;

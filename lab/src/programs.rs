@@ -48,6 +48,8 @@ fn debian_package(program: &str) -> Option<&'static str> {
         "prometheus-postgres-exporter" => "prometheus-postgres-exporter",
         "prometheus-mysqld-exporter" => "prometheus-mysqld-exporter",
         "pt-heartbeat" => "percona-toolkit",
+        "patroni" | "patronictl" => "patroni",
+        "etcd" => "etcd-server",
         _ => return None,
     })
 }

@@ -54,6 +54,10 @@ struct Checked {
 /// (cluster, rule, node) names.
 type Key = (String, String, String);
 
+/// Per node of a cluster: `None` when not asked, else the publications holding each
+/// rule's tables (one list per rule) or why they could not be read.
+type Published = Option<Result<Vec<Vec<String>>, EngineError>>;
+
 /// The rules of every cluster that has some, and their latest results.
 #[derive(Debug)]
 pub struct ResidencyState {
@@ -237,7 +241,7 @@ fn judge(
     rule: &Rule,
     k: usize,
     holding: &Holding,
-    publishers: &[Option<Result<Vec<Vec<String>>, EngineError>>],
+    publishers: &[Published],
 ) -> (Vec<(Reason, bool)>, Vec<EngineError>) {
     let mut found = Vec::new();
     let mut errors = Vec::new();
@@ -254,10 +258,12 @@ fn judge(
         Some(Ok(subscribed)) => {
             let mut unknown = false;
             let mut hit = false;
+            let mut asked = 0;
             for (node, answer) in cluster.nodes.iter().zip(publishers) {
                 if !rule.allows(&node.region) {
                     continue;
                 }
+                asked += 1;
                 match answer {
                     Some(Ok(per_rule)) => {
                         hit |= per_rule.get(k).is_some_and(|pubs| pubs.iter().any(|p| subscribed.contains(p)))
@@ -265,7 +271,10 @@ fn judge(
                     Some(Err(_)) | None => unknown = true,
                 }
             }
-            if hit || !unknown {
+            if asked == 0 {
+                // No publisher in this config (a sidecar's): the publication check is
+                // not this exporter's to make; `subscription` still sees what arrives.
+            } else if hit || !unknown {
                 found.push((Reason::Publication, hit));
             } else {
                 errors.push(EngineError::new(

@@ -544,6 +544,30 @@ clusters:
     }
 
     #[test]
+    fn residency_rules_get_defaults_and_sidecars_may_name_other_regions() {
+        let with_rule = |nodes: &str| {
+            format!(
+                "clusters:\n  - name: shop\n    rpo: 5m\n    rto: 30m\n    residency:\n      rules:\n        - {{ name: pii-eu, pattern: \"pii.cust%\", allowed_regions: [eu-west-1] }}\n    nodes:\n{nodes}"
+            )
+        };
+        let eu = "      - { name: a, region: eu-west-1, engine: postgres, dsn: \"host=h user=u\" }\n";
+        let us = "      - { name: b, region: us-east-1, engine: postgres, dsn: \"host=h user=u\", replication: logical }\n";
+        let c = parse(&with_rule(&format!("{eu}{us}"))).unwrap();
+        let r = c.clusters[0].residency.as_ref().unwrap();
+        assert_eq!((r.interval, r.timeout), (Duration::from_secs(60), Duration::from_secs(10)));
+        assert_eq!(r.rules[0].tables.to_string(), "pii.cust%");
+        assert!(r.rules[0].allows("eu-west-1") && !r.rules[0].allows("us-east-1"));
+        assert_eq!(c.clusters[0].nodes[0].replication, Replication::Physical);
+        assert_eq!(c.clusters[0].nodes[1].replication, Replication::Logical);
+        // A sidecar beside the US node lists only it: eu-west-1 is elsewhere by design.
+        assert!(parse(&with_rule(us)).is_ok());
+        assert_eq!(
+            parse(&with_rule(&format!("{eu}{us}").replace("logical", "streaming"))).unwrap_err(),
+            "t.yml: clusters[0].nodes[1].replication: unknown replication \"streaming\": expected physical, logical, filtered or none"
+        );
+    }
+
+    #[test]
     fn semantic_errors_name_the_field() {
         check(("interval: 500ms", "interval: 50ms"), "t.yml: clusters[0].heartbeat.interval: 50ms is out of range: the interval must be between 100ms and 1m");
         check(("rpo: 5m", "rpo: 0s"), "t.yml: clusters[0].rpo: must be greater than 0");

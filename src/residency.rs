@@ -211,24 +211,47 @@ impl ResidencyState {
                     Err(e) => (Vec::new(), vec![e]),
                 };
                 let (found, errors) = checked;
-                for (reason, violated) in &found {
-                    if *violated {
-                        tracing::warn!(db_cluster = %cluster.name, rule = %rule.name, node = %node.name, node_region = %node.region, reason = reason.as_str(), "Residency violation");
-                    }
-                }
-                for e in &errors {
-                    tracing::warn!(db_cluster = %cluster.name, rule = %rule.name, node = %node.name, error = %e, "Residency check could not run");
-                }
                 let key = (cluster.name.clone(), rule.name.clone(), node.name.clone());
-                results.push((
-                    key,
-                    Checked { region: node.region.clone(), found, success: errors.is_empty(), at },
-                ));
+                let success = errors.is_empty();
+                results.push((key, Checked { region: node.region.clone(), found, success, at }, errors));
             }
         }
-        let mut stored = self.lock();
-        for (key, checked) in results {
-            stored.insert(key, checked);
+        // Stored at once; what changed is logged after, outside the lock: a
+        // violation as it starts and ends, a check as it stops and resumes running
+        // (every round would repeat them each interval).
+        let mut changes = Vec::new();
+        {
+            let mut stored = self.lock();
+            for (key, checked, errors) in results {
+                let before = stored.insert(key.clone(), checked.clone());
+                changes.push((key, before, checked, errors));
+            }
+        }
+        for ((cluster, rule, node), before, now, errors) in changes {
+            let was = |reason: Reason| {
+                before.as_ref().and_then(|b| b.found.iter().find(|(r, _)| *r == reason).map(|(_, v)| *v))
+            };
+            for (reason, violated) in &now.found {
+                match (was(*reason), violated) {
+                    (Some(true), true) | (Some(false) | None, false) => {}
+                    (_, true) => {
+                        tracing::warn!(db_cluster = %cluster, rule = %rule, node = %node, node_region = %now.region, reason = reason.as_str(), "Residency violation")
+                    }
+                    (Some(true), false) => {
+                        tracing::info!(db_cluster = %cluster, rule = %rule, node = %node, node_region = %now.region, reason = reason.as_str(), "Residency violation cleared")
+                    }
+                }
+            }
+            let ran_before = before.as_ref().is_none_or(|b| b.success);
+            match (ran_before, errors.first()) {
+                (true, Some(e)) => {
+                    tracing::warn!(db_cluster = %cluster, rule = %rule, node = %node, error = %e, "Residency check could not run")
+                }
+                (false, None) => {
+                    tracing::info!(db_cluster = %cluster, rule = %rule, node = %node, "Residency check runs again")
+                }
+                _ => {}
+            }
         }
     }
 }

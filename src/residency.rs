@@ -15,7 +15,7 @@
 //! State kept: the latest result per (cluster, rule, node).
 
 use crate::config::{Cluster, Config, Rule};
-use crate::endpoint::{Replication, Settings, TableMatch};
+use crate::endpoint::{Settings, TableMatch};
 use crate::engine::{self, EngineError, ErrorKind, Holding, Reason};
 use crate::metrics::{desc, MetricDesc, Samples};
 use crate::probe::{Clusters, Subsystem};
@@ -156,24 +156,6 @@ impl ResidencyState {
         let rules = &residency.rules;
         let targets: Vec<TableMatch> = rules.iter().map(|r| r.tables.clone()).collect();
         let deadline = residency.timeout;
-        // Possible publishers, when some node outside a rule's regions subscribes.
-        let logical = cluster.nodes.iter().any(|n| n.replication == Replication::Logical);
-        let publishers = futures_util::future::join_all(cluster.nodes.iter().map(|node| {
-            let targets = &targets;
-            async move {
-                if !logical || rules.iter().all(|r| !r.allows(&node.region)) {
-                    return None;
-                }
-                let s = settings(cluster, node);
-                let answer =
-                    bounded(deadline, "residency check", engine::publications(&node.endpoint, &s, targets)).await;
-                if let Err(e) = &answer {
-                    tracing::warn!(db_cluster = %cluster.name, node = %node.name, error = %e, "Residency check: cannot read the publications");
-                }
-                Some(answer)
-            }
-        }))
-        .await;
         let holders = futures_util::future::join_all(cluster.nodes.iter().map(|node| {
             let targets = &targets;
             async move {
@@ -191,6 +173,28 @@ impl ResidencyState {
                 )
                 .await;
                 Some((outside, answer))
+            }
+        }))
+        .await;
+        // The possible publishers (the nodes inside a rule's regions), asked only
+        // when a node outside subscribes to something.
+        let subscribes = holders.iter().flatten().any(|(_, answer)| {
+            answer.as_ref().is_ok_and(|hs| {
+                hs.iter()
+                    .any(|h| h.subscribed.as_ref().is_some_and(|s| s.as_ref().is_ok_and(|s| !s.is_empty())))
+            })
+        });
+        let publishers = futures_util::future::join_all(cluster.nodes.iter().map(|node| {
+            let targets = &targets;
+            async move {
+                if !subscribes || rules.iter().all(|r| !r.allows(&node.region)) {
+                    return None;
+                }
+                let s = settings(cluster, node);
+                Some(
+                    bounded(deadline, "residency check", engine::publications(&node.endpoint, &s, targets))
+                        .await,
+                )
             }
         }))
         .await;
@@ -279,7 +283,7 @@ fn judge(
         Some(Err(e)) => errors.push(e.clone()),
         Some(Ok(subscribed)) if subscribed.is_empty() => found.push((Reason::Publication, false)),
         Some(Ok(subscribed)) => {
-            let mut unknown = false;
+            let mut unknown = None;
             let mut hit = false;
             let mut asked = 0;
             for (node, answer) in cluster.nodes.iter().zip(publishers) {
@@ -291,19 +295,26 @@ fn judge(
                     Some(Ok(per_rule)) => {
                         hit |= per_rule.get(k).is_some_and(|pubs| pubs.iter().any(|p| subscribed.contains(p)))
                     }
-                    Some(Err(_)) | None => unknown = true,
+                    Some(Err(e)) => {
+                        unknown = Some(EngineError::new(
+                            e.kind,
+                            format!("cannot read the publications on {}: {e}", node.name),
+                        ))
+                    }
+                    None => {
+                        unknown = Some(EngineError::new(
+                            ErrorKind::Query,
+                            format!("the publications on {} were not read", node.name),
+                        ))
+                    }
                 }
             }
-            if asked == 0 {
+            match unknown {
                 // No publisher in this config (a sidecar's): the publication check is
                 // not this exporter's to make; `subscription` still sees what arrives.
-            } else if hit || !unknown {
-                found.push((Reason::Publication, hit));
-            } else {
-                errors.push(EngineError::new(
-                    ErrorKind::Connect,
-                    "the publications of the nodes in the rule's regions could not be read",
-                ));
+                _ if asked == 0 => {}
+                Some(e) if !hit => errors.push(e),
+                _ => found.push((Reason::Publication, hit)),
             }
         }
     }

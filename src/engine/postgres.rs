@@ -179,13 +179,13 @@ ALTER DEFAULT PRIVILEGES IN SCHEMA {schema} GRANT SELECT ON TABLES TO {role};
             )),
         }
     }
-    if modes.contains(&Replication::Logical) {
-        out.push_str(
-            "-- Logical replication (pg_publication_tables, pg_subscription_rel, and pg_subscription
+    // Subscriptions are looked for on every node (see `residency`), whatever its mode.
+    let _ = modes;
+    out.push_str(
+        "-- Logical replication (pg_publication_tables, pg_subscription_rel, and pg_subscription
 -- without subconninfo) is readable by PUBLIC: no grant.
 ",
-        );
-    }
+    );
     out
 }
 
@@ -227,19 +227,17 @@ fn quote_ident(name: &str) -> String {
 async fn residency(
     endpoint: &Endpoint,
     settings: &Settings,
-    mode: Replication,
+    _mode: Replication,
     targets: &[TableMatch],
 ) -> Result<Vec<Holding>, EngineError> {
     let (client, connection) = residency_session(endpoint, settings).await?;
     let err = |e: tokio_postgres::Error| classify(&e, &settings.table);
     let mut out = Vec::with_capacity(targets.len());
-    let subscribed = if mode == Replication::Logical {
-        Some(client.query(PG_SUBSCRIBED_PUBLICATIONS_SQL, &[]).await.map_err(err).and_then(|rows| {
-            rows.iter().map(|r| get::<String>(r, 0)).collect::<Result<Vec<_>, _>>()
-        }))
-    } else {
-        None
-    };
+    // Subscriptions are looked for on every node, whatever its `replication:` says:
+    // the catalogs are PUBLIC, and a node said to replicate nothing may subscribe.
+    let subscribed = Some(client.query(PG_SUBSCRIBED_PUBLICATIONS_SQL, &[]).await.map_err(err).and_then(|rows| {
+        rows.iter().map(|r| get::<String>(r, 0)).collect::<Result<Vec<_>, _>>()
+    }));
     for target in targets {
         let mut holding = Holding { subscribed: subscribed.clone(), ..Holding::default() };
         let tables = client.query(PG_TABLES_SQL, &[&target.schema]).await.map_err(err)?;
@@ -260,15 +258,13 @@ async fn residency(
             };
         }
         holding.findings.push((Reason::RowsPresent, rows));
-        if mode == Replication::Logical {
-            let received = client.query(PG_SUBSCRIBED_TABLES_SQL, &[&target.schema]).await.map_err(err).and_then(
-                |rows| {
-                    let names = rows.iter().map(|r| get::<String>(r, 0)).collect::<Result<Vec<_>, _>>()?;
-                    Ok(names.iter().any(|t| target.covers(&target.schema, t)))
-                },
-            );
-            holding.findings.push((Reason::Subscription, received));
-        }
+        let received = client.query(PG_SUBSCRIBED_TABLES_SQL, &[&target.schema]).await.map_err(err).and_then(
+            |rows| {
+                let names = rows.iter().map(|r| get::<String>(r, 0)).collect::<Result<Vec<_>, _>>()?;
+                Ok(names.iter().any(|t| target.covers(&target.schema, t)))
+            },
+        );
+        holding.findings.push((Reason::Subscription, received));
         out.push(holding);
     }
     drop(client);

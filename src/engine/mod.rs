@@ -167,8 +167,8 @@ pub struct Holding {
     /// Node-local findings: [`Reason::RowsPresent`], [`Reason::Subscription`],
     /// [`Reason::ReplicationFilter`], as the engine and the node's mode have them.
     pub findings: Vec<(Reason, Result<bool, EngineError>)>,
-    /// The publications the node's subscriptions subscribe to, when it has
-    /// subscriptions at all (PostgreSQL, `replication: logical`): matched
+    /// The publications the node's subscriptions subscribe to, for engines with
+    /// subscriptions (PostgreSQL: every node, whatever its `replication:`), matched
     /// against what the publishers publish for [`Reason::Publication`].
     pub subscribed: Option<Result<Vec<String>, EngineError>>,
     /// The rule's tables found on the node (for the log).

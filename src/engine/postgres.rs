@@ -153,7 +153,7 @@ impl Engine for Postgres {
 /// The grants of the residency checks: reading whether a table holds a row
 /// needs USAGE on its schema and SELECT on the table (on one of its columns is
 /// enough); the logical replication catalogs are readable by PUBLIC.
-pub fn residency_grants(targets: &[TableMatch], modes: &[Replication], role: &str) -> String {
+pub fn residency_grants(targets: &[TableMatch], _modes: &[Replication], role: &str) -> String {
     let mut out = String::from(
         "\n-- Residency checks, on every node outside a rule's allowed regions.
 -- Whether a table holds a row (SELECT EXISTS, never a count): USAGE on its schema and
@@ -180,7 +180,6 @@ ALTER DEFAULT PRIVILEGES IN SCHEMA {schema} GRANT SELECT ON TABLES TO {role};
         }
     }
     // Subscriptions are looked for on every node (see `residency`), whatever its mode.
-    let _ = modes;
     out.push_str(
         "-- Logical replication (pg_publication_tables, pg_subscription_rel, and pg_subscription
 -- without subconninfo) is readable by PUBLIC: no grant.

@@ -74,6 +74,9 @@
       RPORegionUnhealthy: 'critical',
       RPOProbeFailing: 'warning',
       RPOCertificateExpiringSoon: 'warning',
+      // Data residency (regional).
+      RPOResidencyViolation: 'critical',
+      RPOResidencyCheckFailing: 'warning',
     },
 
     // Where the runbook_url annotations point (keep the trailing slash). Point it at your

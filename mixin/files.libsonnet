@@ -37,6 +37,11 @@ function(mixin)
         REGIONAL: each exporter probes from where it runs. Self-contained. Unit tests:
         alerts/tests/.
       |||,
+      'residency.yml': |||
+        Alerting rules for data residency (the clusters' `residency:` blocks), REGIONAL:
+        each exporter checks the nodes it is configured with. Self-contained. Unit tests:
+        alerts/tests/.
+      |||,
     },
     global: {
       'rules.yml': |||

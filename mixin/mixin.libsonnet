@@ -2,7 +2,7 @@
 // the Grafana dashboards, from one _config (config.libsonnet).
 //
 //   regionalRules: groups right on one region's series alone; every regional Prometheus
-//                  loads them (rules + alerts, DNS, region health).
+//                  loads them (rules + alerts, DNS, region health, data residency).
 //   globalRules:   groups that join regions; the global Prometheus (federation) or the
 //                  Thanos / Mimir ruler loads them.
 //   A single Prometheus that sees every region loads both.
@@ -12,6 +12,7 @@ local dnsAlerts = import 'alerts/dns.libsonnet';
 local globalAlerts = import 'alerts/global.libsonnet';
 local healthAlerts = import 'alerts/health.libsonnet';
 local regionalAlerts = import 'alerts/regional.libsonnet';
+local residencyAlerts = import 'alerts/residency.libsonnet';
 local dashboards = import 'dashboards/dashboards.libsonnet';
 local globalRules = import 'rules/global.libsonnet';
 local regionalRules = import 'rules/regional.libsonnet';
@@ -24,6 +25,7 @@ local regionalRules = import 'rules/regional.libsonnet';
     'alerts.yml': regionalAlerts(cfg),
     'dns.yml': dnsAlerts(cfg),
     'health.yml': healthAlerts(cfg),
+    'residency.yml': residencyAlerts(cfg),
   },
 
   globalRules:: {

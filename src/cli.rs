@@ -125,6 +125,10 @@ enum Command {
         /// For mysql: the account's host part (default %).
         #[arg(long, value_name = "HOST")]
         host: Option<String>,
+        /// Also print the grants the residency checks of this config file need on
+        /// the engine's nodes (the rules' tables), and nothing more.
+        #[arg(long = "config.file", value_name = "FILE")]
+        config_file: Option<PathBuf>,
     },
 }
 
@@ -185,8 +189,20 @@ pub fn run() -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::FAILURE)
             }
         },
-        Some(Command::Schema { engine, table, role, server, host }) => {
-            match engine::schema_sql(&engine, &table, &role, server.as_deref(), host.as_deref()) {
+        Some(Command::Schema { engine, table, role, server, host, config_file }) => {
+            let residency = match &config_file {
+                None => Ok(String::new()),
+                Some(file) => match crate::load::file(file) {
+                    Ok(config) => residency_grants(&config, &engine, &role, host.as_deref()),
+                    Err(e) => {
+                        eprintln!("rpo-exporter schema: {e}");
+                        return Ok(ExitCode::from(2));
+                    }
+                },
+            };
+            match engine::schema_sql(&engine, &table, &role, server.as_deref(), host.as_deref())
+                .and_then(|sql| Ok(sql + &residency?))
+            {
                 Ok(sql) => {
                     print!("{sql}");
                     Ok(ExitCode::SUCCESS)
@@ -199,6 +215,35 @@ pub fn run() -> anyhow::Result<ExitCode> {
         }
         None => serve(cli.serve),
     }
+}
+
+/// The grants the config's residency checks need on the nodes of `engine_name`:
+/// for every rule, on the nodes outside its regions; empty without rules there.
+fn residency_grants(
+    config: &crate::config::Config,
+    engine_name: &str,
+    role: &str,
+    host: Option<&str>,
+) -> Result<String, engine::SchemaError> {
+    let mut targets = Vec::new();
+    let mut modes = Vec::new();
+    for cluster in &config.clusters {
+        let Some(residency) = &cluster.residency else { continue };
+        for rule in &residency.rules {
+            for node in &cluster.nodes {
+                if node.endpoint.engine == engine_name && !rule.allows(&node.region) {
+                    if !targets.contains(&rule.tables) {
+                        targets.push(rule.tables.clone());
+                    }
+                    modes.push(node.replication);
+                }
+            }
+        }
+    }
+    if targets.is_empty() {
+        return Ok(String::new());
+    }
+    engine::residency_grants(engine_name, &targets, &modes, role, host)
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {

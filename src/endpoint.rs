@@ -92,6 +92,86 @@ pub fn is_identifier(s: &str) -> bool {
         && s.len() <= 63
 }
 
+/// How a node gets the cluster's data: what decides whether a table restricted to
+/// some regions (a residency rule) may be on it at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Replication {
+    /// A full copy: the primary, or a replica that copies everything it does
+    /// (PostgreSQL streaming replication, MySQL/MariaDB replication without
+    /// filters). The default for a node of a cluster.
+    #[default]
+    Physical,
+    /// A PostgreSQL logical subscriber: it holds what its subscriptions receive.
+    Logical,
+    /// A MySQL/MariaDB replica whose `replicate_*` filters decide what it copies.
+    Filtered,
+    /// An independent server that replicates nothing of the cluster's tables.
+    None,
+}
+
+impl Replication {
+    pub const ALL: [Replication; 4] =
+        [Replication::Physical, Replication::Logical, Replication::Filtered, Replication::None];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Replication::Physical => "physical",
+            Replication::Logical => "logical",
+            Replication::Filtered => "filtered",
+            Replication::None => "none",
+        }
+    }
+}
+
+/// The tables a residency rule covers, in one schema (PostgreSQL) or database
+/// (MySQL): one table, every table, or the tables whose name matches a pattern
+/// where `%` stands for any run of characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableMatch {
+    pub schema: String,
+    pub tables: Tables,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tables {
+    One(String),
+    All,
+    /// A name pattern: `%` matches any run of characters, everything else itself.
+    Like(String),
+}
+
+impl TableMatch {
+    /// Whether the table `schema.table` is covered.
+    pub fn covers(&self, schema: &str, table: &str) -> bool {
+        schema == self.schema
+            && match &self.tables {
+                Tables::One(t) => t == table,
+                Tables::All => true,
+                Tables::Like(p) => like(p, table),
+            }
+    }
+}
+
+impl fmt::Display for TableMatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.tables {
+            Tables::One(t) | Tables::Like(t) => write!(f, "{}.{t}", self.schema),
+            Tables::All => write!(f, "{}.%", self.schema),
+        }
+    }
+}
+
+/// `%`-wildcard matching (any run of characters; nothing else is special).
+pub fn like(pattern: &str, name: &str) -> bool {
+    match pattern.split_once('%') {
+        None => pattern == name,
+        Some((head, rest)) => {
+            let Some(tail) = name.strip_prefix(head) else { return false };
+            (0..=tail.len()).filter(|&i| tail.is_char_boundary(i)).any(|i| like(rest, &tail[i..]))
+        }
+    }
+}
+
 /// The heartbeat table's layout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HeartbeatFormat {
@@ -260,6 +340,16 @@ mod tests {
         assert!(!is_identifier("1a"));
         assert!(!is_identifier("a;drop"));
         assert!(!is_identifier(""));
+    }
+
+    #[test]
+    fn residency_patterns() {
+        let m = TableMatch { schema: "pii".into(), tables: Tables::Like("cust%_eu".into()) };
+        assert!(m.covers("pii", "customers_eu") && m.covers("pii", "cust_eu"));
+        assert!(!m.covers("pii", "customers_us") && !m.covers("pub", "customers_eu"));
+        assert!(like("%", "") && like("a%b%c", "aXbYc") && !like("a%b", "ab_"));
+        let all = TableMatch { schema: "pii".into(), tables: Tables::All };
+        assert!(all.covers("pii", "x") && all.to_string() == "pii.%");
     }
 
     #[test]

@@ -26,6 +26,7 @@ pub mod metrics;
 pub mod pairs;
 pub mod probe;
 pub mod process;
+pub mod residency;
 pub mod server;
 pub mod state;
 pub mod store;

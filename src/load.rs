@@ -6,7 +6,8 @@
 //! config and the engines do not import each other; this is where they meet.
 //! Keeps no state.
 
-use crate::config::{Config, ConfigError};
+use crate::config::{Cluster, Config, ConfigError};
+use crate::endpoint::Replication;
 use crate::engine;
 use std::path::Path;
 
@@ -29,9 +30,66 @@ fn check(file: &Path, config: Config) -> Result<Config, ConfigError> {
                 path: format!("clusters[{i}].nodes[{j}].{}", e.field.as_str()),
                 problem: e.problem,
             })?;
+            engine::check_replication(&node.endpoint, node.replication).map_err(|e| ConfigError {
+                file: file.to_owned(),
+                path: format!("clusters[{i}].nodes[{j}].{}", e.field.as_str()),
+                problem: e.problem,
+            })?;
         }
+        check_residency(file, i, cluster)?;
     }
     Ok(config)
+}
+
+/// Refuses a node outside a residency rule's regions whose replication copies
+/// every table there (the engine says which ways do, and why).
+fn check_residency(file: &Path, i: usize, cluster: &Cluster) -> Result<(), ConfigError> {
+    let Some(residency) = &cluster.residency else { return Ok(()) };
+    for (k, rule) in residency.rules.iter().enumerate() {
+        for (j, node) in cluster.nodes.iter().enumerate() {
+            if rule.allows(&node.region) {
+                continue;
+            }
+            if let Some(why) = engine::copies_everything(&node.endpoint.engine, node.replication) {
+                // The ways this node's engine can hold only some tables.
+                let other: Vec<Replication> = Replication::ALL
+                    .into_iter()
+                    .filter(|m| {
+                        engine::copies_everything(&node.endpoint.engine, *m).is_none()
+                            && engine::check_replication(&node.endpoint, *m).is_ok()
+                    })
+                    .collect();
+                let what: Vec<&str> = other.iter().map(|m| describe(*m)).collect();
+                let values: Vec<&str> = other.iter().map(|m| m.as_str()).collect();
+                return Err(ConfigError {
+                    file: file.to_owned(),
+                    path: format!("clusters[{i}].nodes[{j}].replication"),
+                    problem: format!(
+                        "node {:?} in region {} is a full copy (replication: {}, the default): {why}, so it would hold the tables of rule {:?} ({}), which may only be in {}; move the node to an allowed region, or, if it is {}, set replication: {} (clusters[{i}].residency.rules[{k}])",
+                        node.name,
+                        node.region,
+                        node.replication.as_str(),
+                        rule.name,
+                        rule.tables,
+                        rule.allowed_regions.join(", "),
+                        what.join(" or "),
+                        values.join(" or "),
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A replication mode in words, for the error above.
+fn describe(mode: Replication) -> &'static str {
+    match mode {
+        Replication::Physical => "a full copy",
+        Replication::Logical => "a logical subscriber",
+        Replication::Filtered => "a replica with replicate_* filters",
+        Replication::None => "an independent server",
+    }
 }
 
 #[cfg(test)]

@@ -53,7 +53,7 @@ macro_rules! desc {
 }
 pub(crate) use desc;
 
-desc!(TASK_RESTARTS, "rpo_exporter_task_restarts", Counter, &["task"], "Times a background loop (task: worker, dns, health) crashed and was started again. Any increase is a bug worth reporting; the loop's readings resume after the restart.");
+desc!(TASK_RESTARTS, "rpo_exporter_task_restarts", Counter, &["task"], "Times a background loop (task: worker, dns, health, residency) crashed and was started again. Any increase is a bug worth reporting; the loop's readings resume after the restart.");
 desc!(RELOAD_OK, "rpo_exporter_config_last_reload_successful", Gauge, &[], "1 if the last configuration reload (SIGHUP, POST /-/reload or a change of the config file) succeeded, 0 if it failed and the previous configuration kept running.");
 desc!(
     RELOAD_AT,

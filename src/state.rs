@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex, RwLock};
 pub static PROBES: &[Kind] = &[
     Kind::of::<crate::health::HealthState>(), // region probes, the `health:` section
     Kind::of::<crate::dns::DnsState>(),       // DNS propagation, the `dns:` section
+    Kind::of::<crate::residency::ResidencyState>(), // data residency, the clusters' `residency:` blocks
 ];
 
 #[derive(Debug)]

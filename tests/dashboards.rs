@@ -628,9 +628,11 @@ fn cluster_yaml(name: &str, settings: &str, nodes: &str) -> String {
 
 /// The PostgreSQL cluster (`orders`) of the lab.
 const PG_SETTINGS: &str = "    heartbeat: { interval: 1s, table: rpo.heartbeat, create_table: false }\n";
-/// The multi-writer MariaDB cluster (`accounts`) of the lab.
-const MY_SETTINGS: &str =
-    "    write_mode: multi-writer\n    heartbeat: { interval: 1s, create_table: false }\n";
+/// The multi-writer MariaDB cluster (`accounts`) of the lab. Its heartbeat table is
+/// also a residency rule's, allowed where the writers are: the replica m in
+/// ap-southeast-1 (`replication: filtered`, without a filter) breaks it, for the
+/// "Data residency" row to show.
+const MY_SETTINGS: &str = "    write_mode: multi-writer\n    heartbeat: { interval: 1s, create_table: false }\n    residency:\n      interval: 1s\n      rules:\n        - { name: heartbeats-us-eu, table: rpo.heartbeat, allowed_regions: [us-east-1, eu-west-1] }\n";
 
 /// The lab's nodes that accept writes: the PostgreSQL primary and both MariaDB writers.
 const WRITERS: &[&str] = &["p", "a", "a2"];
@@ -729,8 +731,21 @@ impl Live {
     fn clusters_yaml(&self, keep: impl Fn(&str) -> bool) -> String {
         let pg: String =
             self.pg.nodes.iter().filter(|(_, r)| keep(r)).map(|(n, _)| self.pg.node_yaml(n)).collect();
-        let my: String =
-            self.my.nodes.iter().filter(|(_, r)| keep(r)).map(|(n, _)| self.my.node_yaml(n)).collect();
+        // m replicates everything (no filter), which the residency rule shows.
+        let my: String = self
+            .my
+            .nodes
+            .iter()
+            .filter(|(_, r)| keep(r))
+            .map(|(n, _)| {
+                let entry = self.my.node_yaml(n);
+                if n == "m" {
+                    entry + "        replication: filtered\n"
+                } else {
+                    entry
+                }
+            })
+            .collect();
         let mut text = "clusters:\n".to_owned();
         if !pg.is_empty() {
             text.push_str(&cluster_yaml("orders", PG_SETTINGS, &pg));

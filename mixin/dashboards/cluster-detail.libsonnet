@@ -6,7 +6,7 @@ function(d)
     annotations: {
       list: [],
     },
-    description: "Why is a replica behind? Lag and exposure per pair over time, the engines' own replication signals beside the heartbeat, the heartbeat writer, collectors, and clock skew.",
+    description: "Why is a replica behind? Lag and exposure per pair over time, the engines' own replication signals beside the heartbeat, the heartbeat writer, collectors, clock skew, and data residency.",
     editable: true,
     fiscalYearStartMonth: 0,
     graphTooltip: 1,
@@ -2237,6 +2237,230 @@ function(d)
           w: 6,
           x: 18,
           y: 77,
+        },
+      },
+      {
+        type: 'row',
+        title: 'Data residency',
+        id: 26,
+        collapsed: false,
+        gridPos: {
+          h: 1,
+          w: 24,
+          x: 0,
+          y: 85,
+        },
+        panels: [],
+      },
+      {
+        type: 'stat',
+        title: 'Residency violations per rule',
+        description: "Per residency rule, the (node, reason) pairs breaking it now (rpo_residency_violation): a node outside the rule's allowed regions holds rows of its tables (rows_present), receives them (subscription), subscribes to a publication holding them (publication), or lets them through its replication filters (replication_filter). Anything above 0 pages (RPOResidencyViolation).",
+        datasource: {
+          type: 'prometheus',
+          uid: '${datasource}',
+        },
+        targets: [
+          {
+            datasource: {
+              type: 'prometheus',
+              uid: '${datasource}',
+            },
+            refId: 'A',
+            expr: d.e('sum by (%(G)sdb_cluster, rule) (rpo_residency_violation{%(J)s, db_cluster=~"$db_cluster", node_region=~"$region"})'),
+            legendFormat: '{{db_cluster}} · {{rule}}',
+            range: false,
+            instant: true,
+            editorMode: 'code',
+          },
+        ],
+        fieldConfig: {
+          defaults: {
+            decimals: 0,
+            thresholds: {
+              mode: 'absolute',
+              steps: [
+                {
+                  color: 'green',
+                  value: null,
+                },
+                {
+                  color: 'red',
+                  value: 1,
+                },
+              ],
+            },
+            mappings: [],
+            color: {
+              mode: 'thresholds',
+            },
+          },
+          overrides: [],
+        },
+        options: {
+          reduceOptions: {
+            calcs: [
+              'lastNotNull',
+            ],
+            fields: '',
+            values: false,
+          },
+          orientation: 'auto',
+          textMode: 'value_and_name',
+          colorMode: 'background',
+          graphMode: 'none',
+          justifyMode: 'auto',
+          wideLayout: true,
+          showPercentChange: false,
+        },
+        id: 27,
+        gridPos: {
+          h: 8,
+          w: 6,
+          x: 0,
+          y: 86,
+        },
+      },
+      {
+        type: 'timeseries',
+        title: 'Residency violations by node and reason',
+        description: 'Each node outside a rule\'s allowed regions, per reason: 1 while it breaks the rule, 0 while the check proves it does not. A gap is unknown (the check could not run; see the panel beside), never compliance.',
+        datasource: {
+          type: 'prometheus',
+          uid: '${datasource}',
+        },
+        targets: [
+          {
+            datasource: {
+              type: 'prometheus',
+              uid: '${datasource}',
+            },
+            refId: 'A',
+            expr: d.e('max by (%(G)sdb_cluster, rule, node, node_region, reason) (rpo_residency_violation{%(J)s, db_cluster=~"$db_cluster", node_region=~"$region"})'),
+            legendFormat: '{{db_cluster}} · {{rule}}: {{node}} ({{node_region}}) {{reason}}',
+            range: true,
+            instant: false,
+            editorMode: 'code',
+          },
+        ],
+        fieldConfig: {
+          defaults: {
+            decimals: 0,
+            min: 0,
+            max: 1,
+            thresholds: {
+              mode: 'absolute',
+              steps: [
+                {
+                  color: 'green',
+                  value: null,
+                },
+              ],
+            },
+            color: {
+              mode: 'palette-classic',
+            },
+            custom: {
+              drawStyle: 'line',
+              lineInterpolation: 'stepAfter',
+              lineWidth: 1,
+              fillOpacity: 10,
+              showPoints: 'never',
+              spanNulls: false,
+            },
+          },
+          overrides: [],
+        },
+        options: {
+          legend: {
+            showLegend: true,
+            displayMode: 'table',
+            placement: 'bottom',
+            calcs: [
+              'lastNotNull',
+              'max',
+            ],
+          },
+          tooltip: {
+            mode: 'multi',
+            sort: 'desc',
+          },
+        },
+        id: 28,
+        gridPos: {
+          h: 8,
+          w: 12,
+          x: 6,
+          y: 86,
+        },
+      },
+      {
+        type: 'stat',
+        title: 'Residency checks that could not run',
+        description: 'Per rule, the nodes whose last residency check could not run (rpo_residency_check_success 0: node unreachable, missing privilege). There, compliance is unknown, not proven; RPOResidencyCheckFailing tickets after 10 minutes.',
+        datasource: {
+          type: 'prometheus',
+          uid: '${datasource}',
+        },
+        targets: [
+          {
+            datasource: {
+              type: 'prometheus',
+              uid: '${datasource}',
+            },
+            refId: 'A',
+            expr: d.e('sum by (%(G)sdb_cluster, rule) (1 - rpo_residency_check_success{%(J)s, db_cluster=~"$db_cluster"})'),
+            legendFormat: '{{db_cluster}} · {{rule}}',
+            range: false,
+            instant: true,
+            editorMode: 'code',
+          },
+        ],
+        fieldConfig: {
+          defaults: {
+            decimals: 0,
+            thresholds: {
+              mode: 'absolute',
+              steps: [
+                {
+                  color: 'green',
+                  value: null,
+                },
+                {
+                  color: 'orange',
+                  value: 1,
+                },
+              ],
+            },
+            mappings: [],
+            color: {
+              mode: 'thresholds',
+            },
+          },
+          overrides: [],
+        },
+        options: {
+          reduceOptions: {
+            calcs: [
+              'lastNotNull',
+            ],
+            fields: '',
+            values: false,
+          },
+          orientation: 'auto',
+          textMode: 'value_and_name',
+          colorMode: 'background',
+          graphMode: 'none',
+          justifyMode: 'auto',
+          wideLayout: true,
+          showPercentChange: false,
+        },
+        id: 29,
+        gridPos: {
+          h: 8,
+          w: 6,
+          x: 18,
+          y: 86,
         },
       },
     ],

@@ -10,14 +10,18 @@
 mod dns;
 mod health;
 mod raw;
+mod residency;
 mod tls;
 
 pub use dns::{in_zone, Active, Authoritative, Dns, Record, RecordType};
 pub use health::{Health, Probe, Region, Target};
+pub use residency::{Residency, Rule};
 
-use crate::endpoint::{Endpoint, HeartbeatFormat, PasswordSource, Settings, TableName, ValueError};
+use crate::endpoint::{
+    Endpoint, HeartbeatFormat, PasswordSource, Replication, Settings, TableName, ValueError,
+};
 use raw::{RawCluster, RawConfig, RawHeartbeat, RawNode};
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -67,6 +71,8 @@ pub struct Cluster {
     pub write_mode: WriteMode,
     pub heartbeat: Heartbeat,
     pub nodes: Vec<Node>,
+    /// Which tables may hold rows in which regions (`residency:`).
+    pub residency: Option<Residency>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,6 +146,8 @@ pub struct Node {
     pub zone: Option<String>,
     /// How to reach it: what the engines connect with.
     pub endpoint: Endpoint,
+    /// How it gets the cluster's data (`replication:`, physical by default).
+    pub replication: Replication,
 }
 
 /// Something the configuration allows but that will likely not work as meant.
@@ -286,13 +294,25 @@ fn validate(file: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
     }
     let mut names = HashSet::new();
     let mut clusters = Vec::with_capacity(raw.clusters.len());
-    for (i, rc) in raw.clusters.into_iter().enumerate() {
+    let mut residencies = Vec::with_capacity(raw.clusters.len());
+    for (i, mut rc) in raw.clusters.into_iter().enumerate() {
         let path = format!("clusters[{i}]");
+        residencies.push(rc.residency.take());
         let cluster = validate_cluster(&ctx, &path, rc)?;
         if !names.insert(cluster.name.clone()) {
             return Err(ctx.err(format!("{path}.name"), format!("duplicate cluster name {:?}", cluster.name)));
         }
         clusters.push(cluster);
+    }
+    // A rule's regions must be regions some node of the config is in: a region
+    // nothing runs in is most likely a typo, and would silently allow nothing.
+    let known: BTreeSet<String> =
+        clusters.iter().flat_map(|c| c.nodes.iter().map(|n| n.region.clone())).collect();
+    for (i, (cluster, raw)) in clusters.iter_mut().zip(residencies).enumerate() {
+        if let Some(raw) = raw {
+            let path = format!("clusters[{i}].residency");
+            cluster.residency = Some(residency::validate(&ctx, &path, raw, &cluster.nodes, &known)?);
+        }
     }
     let health = raw.health.map(|h| health::validate(&ctx, "health", h)).transpose()?;
     let dns = raw.dns.map(|d| dns::validate(&ctx, "dns", d, &clusters)).transpose()?;
@@ -340,7 +360,7 @@ fn validate_cluster(ctx: &Ctx, path: &str, rc: RawCluster) -> Result<Cluster, Co
         }
         nodes.push(node);
     }
-    Ok(Cluster { name, rpo, rto, write_mode, heartbeat, nodes })
+    Ok(Cluster { name, rpo, rto, write_mode, heartbeat, nodes, residency: None })
 }
 
 fn validate_heartbeat(
@@ -456,9 +476,25 @@ fn validate_node(ctx: &Ctx, path: &str, rn: RawNode) -> Result<Node, ConfigError
     };
     password.read().map_err(|e| ctx.err(format!("{path}.{}", password.field()), e))?;
     let tls = rn.tls.map(|rt| tls::validate(ctx, &format!("{path}.tls"), rt)).transpose()?;
+    // Which modes fit the node's engine, the engines say (the `load` module).
+    let replication = match rn.replication.as_deref() {
+        None => Replication::default(),
+        Some(v) => Replication::ALL.into_iter().find(|r| r.as_str() == v).ok_or_else(|| {
+            ctx.err(
+                format!("{path}.replication"),
+                format!("unknown replication {v:?}: expected physical, logical, filtered or none"),
+            )
+        })?,
+    };
     // Which engines exist, and what each accepts (the name, the DSN, the TLS
     // settings), the engines say when the config is loaded: the `load` module.
-    Ok(Node { name, region, zone, endpoint: Endpoint { engine: rn.engine, dsn: rn.dsn, password, tls } })
+    Ok(Node {
+        name,
+        region,
+        zone,
+        endpoint: Endpoint { engine: rn.engine, dsn: rn.dsn, password, tls },
+        replication,
+    })
 }
 
 #[cfg(test)]
@@ -505,6 +541,30 @@ clusters:
         assert!(GOOD.contains(replace.0), "{}", replace.0);
         let text = GOOD.replacen(replace.0, replace.1, 1);
         assert_eq!(parse(&text).unwrap_err(), expected);
+    }
+
+    #[test]
+    fn residency_rules_get_defaults_and_sidecars_may_name_other_regions() {
+        let with_rule = |nodes: &str| {
+            format!(
+                "clusters:\n  - name: shop\n    rpo: 5m\n    rto: 30m\n    residency:\n      rules:\n        - {{ name: pii-eu, pattern: \"pii.cust%\", allowed_regions: [eu-west-1] }}\n    nodes:\n{nodes}"
+            )
+        };
+        let eu = "      - { name: a, region: eu-west-1, engine: postgres, dsn: \"host=h user=u\" }\n";
+        let us = "      - { name: b, region: us-east-1, engine: postgres, dsn: \"host=h user=u\", replication: logical }\n";
+        let c = parse(&with_rule(&format!("{eu}{us}"))).unwrap();
+        let r = c.clusters[0].residency.as_ref().unwrap();
+        assert_eq!((r.interval, r.timeout), (Duration::from_secs(60), Duration::from_secs(10)));
+        assert_eq!(r.rules[0].tables.to_string(), "pii.cust%");
+        assert!(r.rules[0].allows("eu-west-1") && !r.rules[0].allows("us-east-1"));
+        assert_eq!(c.clusters[0].nodes[0].replication, Replication::Physical);
+        assert_eq!(c.clusters[0].nodes[1].replication, Replication::Logical);
+        // A sidecar beside the US node lists only it: eu-west-1 is elsewhere by design.
+        assert!(parse(&with_rule(us)).is_ok());
+        assert_eq!(
+            parse(&with_rule(&format!("{eu}{us}").replace("logical", "streaming"))).unwrap_err(),
+            "t.yml: clusters[0].nodes[1].replication: unknown replication \"streaming\": expected physical, logical, filtered or none"
+        );
     }
 
     #[test]

@@ -29,6 +29,8 @@ pub struct RawCluster {
     #[serde(default)]
     pub heartbeat: Option<RawHeartbeat>,
     pub nodes: Vec<RawNode>,
+    #[serde(default)]
+    pub residency: Option<super::residency::RawResidency>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -67,6 +69,8 @@ pub struct RawNode {
     pub password_env: Option<String>,
     #[serde(default)]
     pub tls: Option<RawTls>,
+    #[serde(default)]
+    pub replication: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -12,7 +12,7 @@
 
 pub(crate) mod tls;
 
-use crate::endpoint::{Endpoint, HeartbeatFormat, Settings, TableName};
+use crate::endpoint::{Endpoint, HeartbeatFormat, Replication, Settings, TableMatch, TableName};
 pub use crate::heartbeat::Field;
 use crate::metrics::{MetricDesc, Sample};
 use std::fmt;
@@ -80,6 +80,145 @@ pub trait Engine: Sync {
 
     /// Its own metric families.
     fn metrics(&self) -> &'static [&'static MetricDesc];
+
+    /// Whether a node of this engine can get the cluster's data this way
+    /// (`replication:`); the error says which ways it can.
+    fn replication(&self, mode: Replication) -> Result<(), String> {
+        match mode {
+            Replication::Physical | Replication::None => Ok(()),
+            other => {
+                Err(format!("{} has no {} replication: use physical or none", self.name(), other.as_str()))
+            }
+        }
+    }
+
+    /// Why a node replicating this way holds every table of the cluster (so a
+    /// residency rule's table would reach its region), or `None` when what it
+    /// holds is decided table by table.
+    fn copies_everything(&self, mode: Replication) -> Option<&'static str>;
+
+    /// The residency checks of one node outside some rules' regions: for each of
+    /// `targets`, what the node holds of it ([`Holding`]). One short session,
+    /// reads only; `Err` when the node could not be asked at all.
+    fn residency<'a>(
+        &'a self,
+        endpoint: &'a Endpoint,
+        settings: &'a Settings,
+        mode: Replication,
+        targets: &'a [TableMatch],
+    ) -> BoxFuture<'a, Result<Vec<Holding>, EngineError>>;
+
+    /// On a node inside the rules' regions (a possible publisher): for each of
+    /// `targets`, the publications that hold one of its tables. Engines without
+    /// publications answer none.
+    fn publications<'a>(
+        &'a self,
+        _endpoint: &'a Endpoint,
+        _settings: &'a Settings,
+        targets: &'a [TableMatch],
+    ) -> BoxFuture<'a, Result<Vec<Vec<String>>, EngineError>> {
+        Box::pin(async move { Ok(vec![Vec::new(); targets.len()]) })
+    }
+
+    /// The grants the residency checks need beyond `schema_sql`'s, for `role`
+    /// (and the MySQL account's `host`), given the rules' tables checked on
+    /// nodes of this engine and how those nodes replicate.
+    fn residency_grants(
+        &self,
+        targets: &[TableMatch],
+        modes: &[Replication],
+        role: &str,
+        host: &str,
+    ) -> String;
+}
+
+/// Why a residency rule is broken on a node: the `reason` label values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Reason {
+    /// A table of the rule holds at least one row on the node.
+    RowsPresent,
+    /// A table of the rule is in a publication that a subscription on the node
+    /// subscribes to (PostgreSQL logical replication).
+    Publication,
+    /// A subscription on the node receives a table of the rule.
+    Subscription,
+    /// The node's replication filters let a table of the rule through (MySQL/MariaDB).
+    ReplicationFilter,
+}
+
+impl Reason {
+    pub const ALL: [Reason; 4] =
+        [Reason::RowsPresent, Reason::Publication, Reason::Subscription, Reason::ReplicationFilter];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::RowsPresent => "rows_present",
+            Reason::Publication => "publication",
+            Reason::Subscription => "subscription",
+            Reason::ReplicationFilter => "replication_filter",
+        }
+    }
+}
+
+/// What one node holds of one rule's tables, each finding on its own: a check
+/// that could not run (a missing privilege) is an `Err`, never a `false`.
+#[derive(Debug, Default)]
+pub struct Holding {
+    /// Node-local findings: [`Reason::RowsPresent`], [`Reason::Subscription`],
+    /// [`Reason::ReplicationFilter`], as the engine and the node's mode have them.
+    pub findings: Vec<(Reason, Result<bool, EngineError>)>,
+    /// The publications the node's subscriptions subscribe to, for engines with
+    /// subscriptions (PostgreSQL: every node, whatever its `replication:`), matched
+    /// against what the publishers publish for [`Reason::Publication`].
+    pub subscribed: Option<Result<Vec<String>, EngineError>>,
+    /// The rule's tables found on the node (for the log).
+    pub tables: Vec<String>,
+}
+
+/// What the engines say of a node's `replication:` at load: the mode fits the
+/// engine, and, when the node sits outside a residency rule's regions, the
+/// mode does not copy every table there (the explanation when it does).
+pub fn check_replication(endpoint: &Endpoint, mode: Replication) -> Result<(), CheckError> {
+    let engine = find(&endpoint.engine)?;
+    engine.replication(mode).map_err(|p| CheckError::new(NodeField::Replication, p))
+}
+
+/// Why a node of engine `engine` replicating as `mode` holds every table.
+pub fn copies_everything(engine: &str, mode: Replication) -> Option<&'static str> {
+    find(engine).ok()?.copies_everything(mode)
+}
+
+/// The residency grants for the engine named `engine` (see [`Engine::residency_grants`]).
+pub fn residency_grants(
+    engine: &str,
+    targets: &[TableMatch],
+    modes: &[Replication],
+    role: &str,
+    host: Option<&str>,
+) -> Result<String, SchemaError> {
+    let engine = find(engine).map_err(|_| SchemaError::UnknownEngine(engine.to_owned()))?;
+    Ok(engine.residency_grants(targets, modes, role, host.unwrap_or("%")))
+}
+
+/// The residency checks of a node (see [`Engine::residency`]).
+pub async fn residency(
+    endpoint: &Endpoint,
+    settings: &Settings,
+    mode: Replication,
+    targets: &[TableMatch],
+) -> Result<Vec<Holding>, EngineError> {
+    let engine = find(&endpoint.engine).map_err(|e| EngineError::new(ErrorKind::Connect, e.problem))?;
+    engine.residency(endpoint, settings, mode, targets).await
+}
+
+/// The publications of a possible publisher (see [`Engine::publications`]).
+pub async fn publications(
+    endpoint: &Endpoint,
+    settings: &Settings,
+    targets: &[TableMatch],
+) -> Result<Vec<Vec<String>>, EngineError> {
+    let engine = find(&endpoint.engine).map_err(|e| EngineError::new(ErrorKind::Connect, e.problem))?;
+    engine.publications(endpoint, settings, targets).await
 }
 
 /// The engine named `name`.
@@ -127,6 +266,7 @@ pub enum NodeField {
     TlsMode,
     TlsCaFile,
     TlsKeyFile,
+    Replication,
 }
 
 impl NodeField {
@@ -139,6 +279,7 @@ impl NodeField {
             NodeField::TlsMode => "tls.mode",
             NodeField::TlsCaFile => "tls.ca_file",
             NodeField::TlsKeyFile => "tls.key_file",
+            NodeField::Replication => "replication",
         }
     }
 }

@@ -13,9 +13,10 @@
 
 use super::{
     BoxFuture, CheckError, Connection, Engine, EngineError, ErrorKind, Field, HeartbeatRead, HeartbeatRow,
-    NodeField, NodeLabels, Probe, SchemaError, Session, Step, TickOutcome, TickPlan, WriteOutcome, Written,
+    Holding, NodeField, NodeLabels, Probe, Reason, SchemaError, Session, Step, TickOutcome, TickPlan,
+    WriteOutcome, Written,
 };
-use crate::endpoint::{Endpoint, HeartbeatFormat, Settings, TableName, Tls, TlsMode};
+use crate::endpoint::{Endpoint, HeartbeatFormat, Replication, Settings, TableMatch, TableName, Tables, Tls, TlsMode};
 use crate::heartbeat::mono_now;
 use crate::metrics::{desc, MetricDesc, Sample, NODE};
 use mysql_async::prelude::{FromValue, Queryable};
@@ -184,6 +185,294 @@ impl Engine for Mysql {
     fn metrics(&self) -> &'static [&'static MetricDesc] {
         METRICS
     }
+
+    fn replication(&self, mode: Replication) -> Result<(), String> {
+        match mode {
+            Replication::Logical => Err("mysql has no logical replication in this sense: a replica that copies only some tables is filtered by its replicate_* options (replication: filtered); expected physical, filtered or none".into()),
+            _ => Ok(()),
+        }
+    }
+
+    fn copies_everything(&self, mode: Replication) -> Option<&'static str> {
+        (mode == Replication::Physical).then_some(
+            "MySQL/MariaDB replication without replicate_* filters copies every table of its source, and a primary holds them all",
+        )
+    }
+
+    fn residency<'a>(
+        &'a self,
+        endpoint: &'a Endpoint,
+        settings: &'a Settings,
+        mode: Replication,
+        targets: &'a [TableMatch],
+    ) -> BoxFuture<'a, Result<Vec<Holding>, EngineError>> {
+        Box::pin(residency(endpoint, settings, mode, targets))
+    }
+
+    fn residency_grants(&self, targets: &[TableMatch], modes: &[Replication], role: &str, host: &str) -> String {
+        residency_grants(targets, modes, role, host)
+    }
+}
+
+/// The grants of the residency checks: SELECT on the rule's tables (on the whole
+/// database for a schema or pattern rule: MySQL hides the tables an account may
+/// not read, so only a database-wide grant tells "absent" from "hidden").
+pub fn residency_grants(targets: &[TableMatch], modes: &[Replication], role: &str, host: &str) -> String {
+    let account = format!("'{role}'@'{host}'");
+    let mut out = String::from(
+        "\n-- Residency checks, on every node outside a rule's allowed regions.
+-- Whether a table holds a row (SELECT EXISTS, never a count): SELECT on the table; for a
+-- schema or pattern rule on the whole database (MySQL hides tables an account cannot read).
+",
+    );
+    let mut lines: Vec<String> = targets
+        .iter()
+        .map(|t| match &t.tables {
+            Tables::One(table) => format!("GRANT SELECT ON `{}`.`{table}` TO {account};\n", t.schema),
+            Tables::All | Tables::Like(_) => format!("GRANT SELECT ON `{}`.* TO {account};\n", t.schema),
+        })
+        .collect();
+    lines.sort();
+    lines.dedup();
+    out.extend(lines);
+    if modes.contains(&Replication::Filtered) {
+        out.push_str(
+            "-- Replication filters are read from the replica status: the monitor privilege above is enough.\n",
+        );
+    }
+    out
+}
+
+/// `'user'@'host'` of the session's account, as information_schema writes a grantee.
+const GRANTEE_SQL: &str = "CONCAT('''', SUBSTRING_INDEX(CURRENT_USER(), '@', 1), '''@''', \
+     SUBSTRING_INDEX(CURRENT_USER(), '@', -1), '''')";
+
+fn quote_ident(name: &str) -> String {
+    format!("`{}`", name.replace('`', "``"))
+}
+
+/// Whether any of `results` found rows: a found row wins over a failed check; a
+/// failed one over "none".
+fn any_rows(acc: Result<bool, EngineError>, next: Result<bool, EngineError>) -> Result<bool, EngineError> {
+    match (acc, next) {
+        (Ok(true), _) | (_, Ok(true)) => Ok(true),
+        (Err(e), _) | (_, Err(e)) => Err(e),
+        _ => Ok(false),
+    }
+}
+
+async fn residency(
+    endpoint: &Endpoint,
+    settings: &Settings,
+    mode: Replication,
+    targets: &[TableMatch],
+) -> Result<Vec<Holding>, EngineError> {
+    let (opts, user) = opts(endpoint, settings)?;
+    let mut conn = Conn::new(opts).await.map_err(|e| classify(&e, None, ""))?;
+    let version: Option<String> =
+        conn.query_first("SELECT VERSION()").await.map_err(|e| classify(&e, None, ""))?;
+    let server = Server::from_version_string(&version.unwrap_or_default());
+    let err = |e: mysql_async::Error| classify(&e, Some(&server), &user);
+    // Reads only, every statement bounded by the server too.
+    let limit = settings.timeout;
+    let bound = if server.mariadb {
+        format!("SET SESSION max_statement_time = {:.3}", limit.as_secs_f64())
+    } else {
+        format!("SET SESSION max_execution_time = {}", limit.as_millis().max(1))
+    };
+    conn.query_drop(bound).await.map_err(err)?;
+    conn.query_drop("SET SESSION TRANSACTION READ ONLY").await.map_err(err)?;
+    let filters = if mode == Replication::Filtered {
+        Some(
+            conn.query::<Row, _>(server.replica_status_sql())
+                .await
+                .map_err(err)
+                .map(|rows| rows.iter().map(Filters::from_row).collect::<Vec<_>>()),
+        )
+    } else {
+        None
+    };
+    let mut out = Vec::with_capacity(targets.len());
+    for target in targets {
+        let mut holding = Holding::default();
+        let rows = match &target.tables {
+            Tables::One(table) => {
+                holding.tables.push(format!("{}.{table}", target.schema));
+                exists(&mut conn, &target.schema, table).await.map_err(err)
+            }
+            Tables::All | Tables::Like(_) => match list_tables(&mut conn, &target.schema).await.map_err(err) {
+                Err(e) => Err(e),
+                Ok(None) => Err(EngineError::new(
+                    ErrorKind::Permission,
+                    format!(
+                        "no SELECT privilege on the database {} as a whole, so some of its tables may be hidden; \
+                         run the grants printed by `rpo-exporter schema mysql --config.file FILE` as an administrator",
+                        target.schema
+                    ),
+                )),
+                Ok(Some(tables)) => {
+                    let mut rows = Ok(false);
+                    for table in tables.iter().filter(|t| target.covers(&target.schema, t)) {
+                        holding.tables.push(format!("{}.{table}", target.schema));
+                        rows = any_rows(rows, exists(&mut conn, &target.schema, table).await.map_err(err));
+                    }
+                    rows
+                }
+            },
+        };
+        holding.findings.push((Reason::RowsPresent, rows));
+        if let Some(filters) = &filters {
+            let through = filters.clone().map(|channels| channels.iter().any(|f| f.lets_through(target)));
+            holding.findings.push((Reason::ReplicationFilter, through));
+        }
+        out.push(holding);
+    }
+    drop(conn.disconnect().await);
+    Ok(out)
+}
+
+/// Whether `schema.table` holds a row; a table that does not exist holds none.
+async fn exists(conn: &mut Conn, schema: &str, table: &str) -> Result<bool, mysql_async::Error> {
+    let sql = format!("SELECT EXISTS (SELECT 1 FROM {}.{})", quote_ident(schema), quote_ident(table));
+    match conn.query_first::<i64, _>(sql).await {
+        Ok(v) => Ok(v.unwrap_or(0) != 0),
+        // ER_NO_SUCH_TABLE, ER_BAD_DB_ERROR: answered only to an account that may
+        // read the table (to any other the server says ER_TABLEACCESS_DENIED).
+        Err(mysql_async::Error::Server(e)) if e.code == 1146 || e.code == 1049 => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Every base table of `schema`, or `None` when the account has no database-wide
+/// (or global) SELECT, which alone makes information_schema list them all.
+async fn list_tables(conn: &mut Conn, schema: &str) -> Result<Option<Vec<String>>, mysql_async::Error> {
+    let db = literal(schema);
+    let granted: Option<i64> = conn
+        .query_first(format!(
+            "SELECT (SELECT COUNT(*) FROM information_schema.USER_PRIVILEGES
+                     WHERE GRANTEE = {GRANTEE_SQL} AND PRIVILEGE_TYPE = 'SELECT')
+                  + (SELECT COUNT(*) FROM information_schema.SCHEMA_PRIVILEGES
+                     WHERE GRANTEE = {GRANTEE_SQL} AND PRIVILEGE_TYPE = 'SELECT' AND TABLE_SCHEMA = {db})"
+        ))
+        .await?;
+    if granted.unwrap_or(0) == 0 {
+        return Ok(None);
+    }
+    let tables: Vec<String> = conn
+        .query(format!(
+            "SELECT TABLE_NAME FROM information_schema.TABLES
+             WHERE TABLE_SCHEMA = {db} AND TABLE_TYPE = 'BASE TABLE'"
+        ))
+        .await?;
+    Ok(Some(tables))
+}
+
+/// One replication channel's `replicate_*` filters, as the replica status shows them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filters {
+    pub do_db: Vec<String>,
+    pub ignore_db: Vec<String>,
+    pub do_table: Vec<String>,
+    pub ignore_table: Vec<String>,
+    pub wild_do_table: Vec<String>,
+    pub wild_ignore_table: Vec<String>,
+}
+
+impl Filters {
+    fn from_row(row: &Row) -> Filters {
+        let list = |name: &str| -> Vec<String> {
+            col_any::<String>(row, &[name])
+                .unwrap_or_default()
+                .split(',')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect()
+        };
+        Filters {
+            do_db: list("Replicate_Do_DB"),
+            ignore_db: list("Replicate_Ignore_DB"),
+            do_table: list("Replicate_Do_Table"),
+            ignore_table: list("Replicate_Ignore_Table"),
+            wild_do_table: list("Replicate_Wild_Do_Table"),
+            wild_ignore_table: list("Replicate_Wild_Ignore_Table"),
+        }
+    }
+
+    /// Whether row events for some table of `target` pass these filters, as a
+    /// replica evaluates them for row-based replication: database options first,
+    /// then table options (do, ignore, wild do, wild ignore; with any do option
+    /// set, a table none of them names is ignored). For a schema or pattern rule
+    /// the answer is "passes" unless the filters provably stop every table it
+    /// covers: what cannot be proven blocked counts as let through.
+    pub fn lets_through(&self, target: &TableMatch) -> bool {
+        let db = target.schema.as_str();
+        if !self.do_db.is_empty() && !self.do_db.iter().any(|d| d == db) {
+            return false;
+        }
+        if self.ignore_db.iter().any(|d| d == db) {
+            return false;
+        }
+        let split = |entry: &String| entry.split_once('.').map(|(d, t)| (d.to_owned(), t.to_owned()));
+        let any_do = !self.do_table.is_empty() || !self.wild_do_table.is_empty();
+        match &target.tables {
+            Tables::One(table) => {
+                let name = format!("{db}.{table}");
+                let wild_match =
+                    |list: &[String]| list.iter().filter_map(split).any(|(d, t)| wild(&d, db) && wild(&t, table));
+                if self.do_table.contains(&name) {
+                    return true;
+                }
+                if self.ignore_table.contains(&name) {
+                    return false;
+                }
+                if wild_match(&self.wild_do_table) {
+                    return true;
+                }
+                if wild_match(&self.wild_ignore_table) {
+                    return false;
+                }
+                !any_do
+            }
+            Tables::All | Tables::Like(_) => {
+                let pattern = match &target.tables {
+                    Tables::Like(p) => p.as_str(),
+                    _ => "%",
+                };
+                // An ignore entry stops every covered table when its database part
+                // matches and its table part matches any name (or is the rule's own).
+                let stops_all = self
+                    .wild_ignore_table
+                    .iter()
+                    .filter_map(split)
+                    .any(|(d, t)| wild(&d, db) && (t == "%" || t == pattern));
+                if stops_all {
+                    return false;
+                }
+                // With do options set, only a do entry that may name a covered
+                // table lets something through.
+                if any_do {
+                    return self.do_table.iter().filter_map(split).any(|(d, _)| d == db)
+                        || self.wild_do_table.iter().filter_map(split).any(|(d, _)| wild(&d, db));
+                }
+                true
+            }
+        }
+    }
+}
+
+/// `replicate_wild_*` matching: `%` any run of characters, `_` any one, `\` escapes.
+fn wild(pattern: &str, name: &str) -> bool {
+    fn go(p: &[char], n: &[char]) -> bool {
+        match p.first() {
+            None => n.is_empty(),
+            Some('%') => (0..=n.len()).any(|i| go(&p[1..], &n[i..])),
+            Some('_') => !n.is_empty() && go(&p[1..], &n[1..]),
+            Some('\\') if p.len() > 1 => n.first() == Some(&p[1]) && go(&p[2..], &n[1..]),
+            Some(c) => n.first() == Some(c) && go(&p[1..], &n[1..]),
+        }
+    }
+    let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
+    go(&p, &n)
 }
 
 fn check_dsn(dsn: &str) -> Result<(), CheckError> {
@@ -304,6 +593,29 @@ fn has_col(row: &Row, names: &[&str]) -> bool {
     row.columns_ref().iter().any(|c| names.contains(&c.name_str().as_ref()))
 }
 
+/// The driver's options for a node (TLS and password included), and the account's user.
+fn opts(endpoint: &Endpoint, settings: &Settings) -> Result<(OptsBuilder, String), EngineError> {
+    let opts = Opts::from_url(&endpoint.dsn).map_err(|e| EngineError::new(ErrorKind::Connect, e.to_string()))?;
+    let user = opts.user().unwrap_or_default().to_owned();
+    let password = endpoint.password.read().map_err(|e| EngineError::new(ErrorKind::Auth, e.to_string()))?;
+    // Given here, the driver does not ask the server for them: one round trip
+    // less per session. Our packets are tiny; no session is ever pooled.
+    let opts = OptsBuilder::from_opts(opts)
+        .pass(password)
+        .prefer_socket(false)
+        .max_allowed_packet(Some(16 << 20))
+        // A session whose exporter vanished must not keep the node's write
+        // lease: the server drops it after this long without a statement.
+        .wait_timeout(Some(super::lease_idle_timeout(settings.interval).as_secs() as usize));
+    // A tls: block decides; without one the URL's own TLS options stay
+    // (require_ssl=true, verify_ca, verify_identity, built_in_roots).
+    let opts = match &endpoint.tls {
+        Some(tls) => opts.ssl_opts(ssl_opts(tls)),
+        None => opts,
+    };
+    Ok((opts, user))
+}
+
 pub struct MySession {
     conn: Conn,
     server: Server,
@@ -397,25 +709,7 @@ impl Connection for MySession {
 
 impl MySession {
     pub async fn connect(endpoint: &Endpoint, settings: &Settings) -> Result<MySession, EngineError> {
-        let opts =
-            Opts::from_url(&endpoint.dsn).map_err(|e| EngineError::new(ErrorKind::Connect, e.to_string()))?;
-        let user = opts.user().unwrap_or_default().to_owned();
-        let password = endpoint.password.read().map_err(|e| EngineError::new(ErrorKind::Auth, e.to_string()))?;
-        // Given here, the driver does not ask the server for them: one round trip
-        // less per session. Our packets are tiny; no session is ever pooled.
-        let opts = OptsBuilder::from_opts(opts)
-            .pass(password)
-            .prefer_socket(false)
-            .max_allowed_packet(Some(16 << 20))
-            // A session whose exporter vanished must not keep the node's write
-            // lease: the server drops it after this long without a statement.
-            .wait_timeout(Some(super::lease_idle_timeout(settings.interval).as_secs() as usize));
-        // A tls: block decides; without one the URL's own TLS options stay
-        // (require_ssl=true, verify_ca, verify_identity, built_in_roots).
-        let opts = match &endpoint.tls {
-            Some(tls) => opts.ssl_opts(ssl_opts(tls)),
-            None => opts,
-        };
+        let (opts, user) = opts(endpoint, settings)?;
         let mut conn = Conn::new(opts).await.map_err(|e| classify(&e, None, ""))?;
         // Times are exchanged in UTC; a pt-heartbeat table written in local time is
         // read in the server's own zone, as pt-heartbeat reads it.
@@ -979,6 +1273,35 @@ mod tests {
             vec![("3e11fa47-71ca-11e1-9e33-c80aa9429562".into(), 9), ("4a".into(), 3)]
         );
         assert_eq!(gtid_positions("garbage,0-1-x,0-1-5"), vec![("0".into(), 5)]);
+    }
+
+    #[test]
+    fn replication_filters() {
+        let one = |t: &str| TableMatch { schema: "pii".into(), tables: Tables::One(t.into()) };
+        let all = TableMatch { schema: "pii".into(), tables: Tables::All };
+        let f = |wild_ignore: &[&str]| Filters {
+            wild_ignore_table: wild_ignore.iter().map(|s| (*s).to_owned()).collect(),
+            ..Filters::default()
+        };
+        assert!(Filters::default().lets_through(&one("customers")));
+        assert!(Filters::default().lets_through(&all));
+        assert!(!f(&["pii.%"]).lets_through(&one("customers")));
+        assert!(!f(&["pii.%"]).lets_through(&all));
+        assert!(!f(&["p_i.cust%"]).lets_through(&one("customers")));
+        assert!(f(&["pii.cust%"]).lets_through(&all), "not every table of pii is ignored");
+        assert!(f(&["other.%"]).lets_through(&one("customers")));
+        let ignore_db = Filters { ignore_db: vec!["pii".into()], ..Filters::default() };
+        assert!(!ignore_db.lets_through(&all));
+        let do_db = Filters { do_db: vec!["shop".into()], ..Filters::default() };
+        assert!(!do_db.lets_through(&one("customers")));
+        let do_table = Filters { do_table: vec!["shop.orders".into()], ..Filters::default() };
+        assert!(!do_table.lets_through(&one("customers")) && !do_table.lets_through(&all));
+        let both = Filters {
+            wild_do_table: vec!["pii.%".into()],
+            wild_ignore_table: vec!["pii.customers".into()],
+            ..Filters::default()
+        };
+        assert!(both.lets_through(&one("customers")), "wild do is evaluated before wild ignore");
     }
 
     #[test]

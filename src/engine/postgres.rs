@@ -11,9 +11,10 @@
 
 use super::{
     BoxFuture, CheckError, Connection, Engine, EngineError, ErrorKind, Field, HeartbeatRead, HeartbeatRow,
-    NodeField, NodeLabels, Probe, SchemaError, Session, Step, TickOutcome, TickPlan, WriteOutcome, Written,
+    Holding, NodeField, NodeLabels, Probe, Reason, SchemaError, Session, Step, TickOutcome, TickPlan,
+    WriteOutcome, Written,
 };
-use crate::endpoint::{Endpoint, Settings, TableName, TlsMode};
+use crate::endpoint::{Endpoint, Replication, Settings, TableMatch, TableName, Tables, TlsMode};
 use crate::heartbeat::mono_now;
 use crate::metrics::{desc, MetricDesc, Sample, NODE};
 use std::future::Future;
@@ -111,6 +112,187 @@ impl Engine for Postgres {
     fn metrics(&self) -> &'static [&'static MetricDesc] {
         METRICS
     }
+
+    fn replication(&self, mode: Replication) -> Result<(), String> {
+        match mode {
+            Replication::Filtered => Err("postgres has no filtered replication: a node that copies only some tables is a logical subscriber (replication: logical); expected physical, logical or none".into()),
+            _ => Ok(()),
+        }
+    }
+
+    fn copies_everything(&self, mode: Replication) -> Option<&'static str> {
+        (mode == Replication::Physical).then_some(
+            "PostgreSQL streaming (physical) replication copies every table of the primary, and a primary holds them all",
+        )
+    }
+
+    fn residency<'a>(
+        &'a self,
+        endpoint: &'a Endpoint,
+        settings: &'a Settings,
+        mode: Replication,
+        targets: &'a [TableMatch],
+    ) -> BoxFuture<'a, Result<Vec<Holding>, EngineError>> {
+        Box::pin(residency(endpoint, settings, mode, targets))
+    }
+
+    fn publications<'a>(
+        &'a self,
+        endpoint: &'a Endpoint,
+        settings: &'a Settings,
+        targets: &'a [TableMatch],
+    ) -> BoxFuture<'a, Result<Vec<Vec<String>>, EngineError>> {
+        Box::pin(publications(endpoint, settings, targets))
+    }
+
+    fn residency_grants(&self, targets: &[TableMatch], modes: &[Replication], role: &str, _host: &str) -> String {
+        residency_grants(targets, modes, role)
+    }
+}
+
+/// The grants of the residency checks: reading whether a table holds a row
+/// needs USAGE on its schema and SELECT on the table (on one of its columns is
+/// enough); the logical replication catalogs are readable by PUBLIC.
+pub fn residency_grants(targets: &[TableMatch], _modes: &[Replication], role: &str) -> String {
+    let mut out = String::from(
+        "\n-- Residency checks, on every node outside a rule's allowed regions.
+-- Whether a table holds a row (SELECT EXISTS, never a count): USAGE on its schema and
+-- SELECT on the table. SELECT on any one column is enough, e.g. a non-sensitive key:
+--   GRANT SELECT (id) ON schema.table TO role;
+",
+    );
+    let mut schemas: Vec<&str> = targets.iter().map(|t| t.schema.as_str()).collect();
+    schemas.sort_unstable();
+    schemas.dedup();
+    for schema in schemas {
+        out.push_str(&format!("GRANT USAGE ON SCHEMA {schema} TO {role};\n"));
+    }
+    for t in targets {
+        match &t.tables {
+            Tables::One(table) => out.push_str(&format!("GRANT SELECT ON {}.{table} TO {role};\n", t.schema)),
+            Tables::All | Tables::Like(_) => out.push_str(&format!(
+                "GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {role};
+-- and for tables created later (run as the role that creates them):
+ALTER DEFAULT PRIVILEGES IN SCHEMA {schema} GRANT SELECT ON TABLES TO {role};
+",
+                schema = t.schema
+            )),
+        }
+    }
+    // Subscriptions are looked for on every node (see `residency`), whatever its mode.
+    out.push_str(
+        "-- Logical replication (pg_publication_tables, pg_subscription_rel, and pg_subscription
+-- without subconninfo) is readable by PUBLIC: no grant.
+",
+    );
+    out
+}
+
+/// The session of a residency check: reads only, every statement bounded.
+async fn residency_session(
+    endpoint: &Endpoint,
+    settings: &Settings,
+) -> Result<(Client, JoinHandle<()>), EngineError> {
+    let (client, connection) = open(endpoint, settings).await?;
+    let limit = settings.timeout.as_millis().max(1);
+    client
+        .batch_execute(&format!(
+            "SET statement_timeout = {limit}; SET lock_timeout = {limit}; SET default_transaction_read_only = on"
+        ))
+        .await
+        .map_err(|e| classify(&e, &settings.table))?;
+    Ok((client, connection))
+}
+
+/// Tables (plain and partitioned) of a schema, read from the catalog (which
+/// every role reads: no table privilege is needed to see that a table exists).
+const PG_TABLES_SQL: &str = "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND NOT c.relispartition ORDER BY 1";
+/// Tables of a schema that a subscription on this server receives.
+const PG_SUBSCRIBED_TABLES_SQL: &str = "SELECT c.relname::text FROM pg_subscription_rel r
+     JOIN pg_class c ON c.oid = r.srrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1";
+/// The publications this server's subscriptions subscribe to (subconninfo, which may
+/// hold a password, is neither read nor readable without privilege).
+const PG_SUBSCRIBED_PUBLICATIONS_SQL: &str =
+    "SELECT DISTINCT p::text FROM pg_subscription s CROSS JOIN unnest(s.subpublications) AS p ORDER BY 1";
+/// Publications holding tables of a schema.
+const PG_PUBLISHED_SQL: &str =
+    "SELECT pubname::text, tablename::text FROM pg_publication_tables WHERE schemaname = $1";
+
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+async fn residency(
+    endpoint: &Endpoint,
+    settings: &Settings,
+    _mode: Replication,
+    targets: &[TableMatch],
+) -> Result<Vec<Holding>, EngineError> {
+    let (client, connection) = residency_session(endpoint, settings).await?;
+    let err = |e: tokio_postgres::Error| classify(&e, &settings.table);
+    let mut out = Vec::with_capacity(targets.len());
+    // Subscriptions are looked for on every node, whatever its `replication:` says:
+    // the catalogs are PUBLIC, and a node said to replicate nothing may subscribe.
+    let subscribed = Some(client.query(PG_SUBSCRIBED_PUBLICATIONS_SQL, &[]).await.map_err(err).and_then(|rows| {
+        rows.iter().map(|r| get::<String>(r, 0)).collect::<Result<Vec<_>, _>>()
+    }));
+    for target in targets {
+        let mut holding = Holding { subscribed: subscribed.clone(), ..Holding::default() };
+        let tables = client.query(PG_TABLES_SQL, &[&target.schema]).await.map_err(err)?;
+        let mut rows = Ok(false);
+        for row in &tables {
+            let table: String = get(row, 0)?;
+            if !target.covers(&target.schema, &table) {
+                continue;
+            }
+            let sql =
+                format!("SELECT EXISTS (SELECT 1 FROM {}.{})", quote_ident(&target.schema), quote_ident(&table));
+            let found = client.query_one(&sql, &[]).await.map_err(err).and_then(|r| get::<bool>(&r, 0));
+            holding.tables.push(format!("{}.{table}", target.schema));
+            rows = match (rows, found) {
+                (Ok(true), _) | (_, Ok(true)) => Ok(true),
+                (Err(e), _) | (_, Err(e)) => Err(e),
+                _ => Ok(false),
+            };
+        }
+        holding.findings.push((Reason::RowsPresent, rows));
+        let received = client.query(PG_SUBSCRIBED_TABLES_SQL, &[&target.schema]).await.map_err(err).and_then(
+            |rows| {
+                let names = rows.iter().map(|r| get::<String>(r, 0)).collect::<Result<Vec<_>, _>>()?;
+                Ok(names.iter().any(|t| target.covers(&target.schema, t)))
+            },
+        );
+        holding.findings.push((Reason::Subscription, received));
+        out.push(holding);
+    }
+    drop(client);
+    connection.abort();
+    Ok(out)
+}
+
+async fn publications(
+    endpoint: &Endpoint,
+    settings: &Settings,
+    targets: &[TableMatch],
+) -> Result<Vec<Vec<String>>, EngineError> {
+    let (client, connection) = residency_session(endpoint, settings).await?;
+    let mut out = Vec::with_capacity(targets.len());
+    for target in targets {
+        let rows =
+            client.query(PG_PUBLISHED_SQL, &[&target.schema]).await.map_err(|e| classify(&e, &settings.table))?;
+        let mut names = Vec::new();
+        for row in &rows {
+            let (publication, table): (String, String) = (get(row, 0)?, get(row, 1)?);
+            if target.covers(&target.schema, &table) && !names.contains(&publication) {
+                names.push(publication);
+            }
+        }
+        out.push(names);
+    }
+    drop(client);
+    connection.abort();
+    Ok(out)
 }
 
 fn check_dsn(dsn: &str) -> Result<(), CheckError> {
@@ -328,6 +510,66 @@ fn insert_sql(table: &TableName) -> String {
     )
 }
 
+/// Opens a connection (TLS as the node's settings say); the caller bounds the time.
+async fn open(endpoint: &Endpoint, settings: &Settings) -> Result<(Client, JoinHandle<()>), EngineError> {
+    let mut config = tokio_postgres::Config::from_str(&endpoint.dsn)
+        .map_err(|e| EngineError::new(ErrorKind::Connect, e.to_string()))?;
+    match endpoint.password.read() {
+        Ok(Some(password)) => {
+            config.password(password);
+        }
+        Ok(None) => {}
+        Err(e) => return Err(EngineError::new(ErrorKind::Auth, e.to_string())),
+    }
+    if config.get_application_name().is_none() {
+        config.application_name("rpo-exporter");
+    }
+    config.connect_timeout(settings.connect_timeout);
+    let table = &settings.table;
+    // Without a tls: block the DSN decides, as in libpq: sslmode=prefer (the
+    // default) asks for TLS first and stays in plaintext only when the server
+    // refuses it (given a connector, tokio-postgres falls back by itself when
+    // the server answers 'N' to its SSLRequest); sslmode=require encrypts and
+    // verifies nothing. A tls: block brings the configuration built from its
+    // files at load.
+    let rustls = match &endpoint.tls {
+        Some(tls) if tls.mode == TlsMode::Disable => None,
+        Some(tls) => {
+            config.ssl_mode(if tls.mode == TlsMode::Prefer { SslMode::Prefer } else { SslMode::Require });
+            // Checked when the config was loaded; never plaintext for want of it.
+            let built = super::tls::client_config(tls)
+                .map_err(|e| EngineError::new(ErrorKind::Tls, format!("TLS client setup failed: {e}")))?;
+            Some(Arc::new(built))
+        }
+        None if config.get_ssl_mode() == SslMode::Disable => None,
+        None => {
+            Some(super::tls::unverified().map_err(|e| {
+                EngineError::new(ErrorKind::Tls, format!("TLS client setup failed: {e:?}"))
+            })?)
+        }
+    };
+    let (client, connection) = match rustls {
+        None => {
+            config.ssl_mode(SslMode::Disable);
+            let (client, conn) = config.connect(NoTls).await.map_err(|e| classify(&e, table))?;
+            (client, tokio::spawn(async move { drop(conn.await) }))
+        }
+        Some(rustls) => {
+            // The server's name for the handshake: a DSN giving only hostaddr
+            // names the server by its address, as libpq does.
+            if config.get_hosts().is_empty() {
+                for addr in config.get_hostaddrs().to_vec() {
+                    config.host(addr.to_string());
+                }
+            }
+            let connector = tokio_postgres_rustls::MakeRustlsConnect::new((*rustls).clone());
+            let (client, conn) = config.connect(connector).await.map_err(|e| classify(&e, table))?;
+            (client, tokio::spawn(async move { drop(conn.await) }))
+        }
+    };
+    Ok((client, connection))
+}
+
 pub struct PgSession {
     client: Client,
     connection: JoinHandle<()>,
@@ -371,61 +613,8 @@ impl Connection for PgSession {
 
 impl PgSession {
     pub async fn connect(endpoint: &Endpoint, settings: &Settings) -> Result<PgSession, EngineError> {
-        let mut config = tokio_postgres::Config::from_str(&endpoint.dsn)
-            .map_err(|e| EngineError::new(ErrorKind::Connect, e.to_string()))?;
-        match endpoint.password.read() {
-            Ok(Some(password)) => {
-                config.password(password);
-            }
-            Ok(None) => {}
-            Err(e) => return Err(EngineError::new(ErrorKind::Auth, e.to_string())),
-        }
-        if config.get_application_name().is_none() {
-            config.application_name("rpo-exporter");
-        }
-        config.connect_timeout(settings.connect_timeout);
         let table = settings.table.clone();
-        // Without a tls: block the DSN decides, as in libpq: sslmode=prefer (the
-        // default) asks for TLS first and stays in plaintext only when the server
-        // refuses it (given a connector, tokio-postgres falls back by itself when
-        // the server answers 'N' to its SSLRequest); sslmode=require encrypts and
-        // verifies nothing. A tls: block brings the configuration built from its
-        // files at load.
-        let rustls = match &endpoint.tls {
-            Some(tls) if tls.mode == TlsMode::Disable => None,
-            Some(tls) => {
-                config.ssl_mode(if tls.mode == TlsMode::Prefer { SslMode::Prefer } else { SslMode::Require });
-                // Checked when the config was loaded; never plaintext for want of it.
-                let built = super::tls::client_config(tls)
-                    .map_err(|e| EngineError::new(ErrorKind::Tls, format!("TLS client setup failed: {e}")))?;
-                Some(Arc::new(built))
-            }
-            None if config.get_ssl_mode() == SslMode::Disable => None,
-            None => {
-                Some(super::tls::unverified().map_err(|e| {
-                    EngineError::new(ErrorKind::Tls, format!("TLS client setup failed: {e:?}"))
-                })?)
-            }
-        };
-        let (client, connection) = match rustls {
-            None => {
-                config.ssl_mode(SslMode::Disable);
-                let (client, conn) = config.connect(NoTls).await.map_err(|e| classify(&e, &table))?;
-                (client, tokio::spawn(async move { drop(conn.await) }))
-            }
-            Some(rustls) => {
-                // The server's name for the handshake: a DSN giving only hostaddr
-                // names the server by its address, as libpq does.
-                if config.get_hosts().is_empty() {
-                    for addr in config.get_hostaddrs().to_vec() {
-                        config.host(addr.to_string());
-                    }
-                }
-                let connector = tokio_postgres_rustls::MakeRustlsConnect::new((*rustls).clone());
-                let (client, conn) = config.connect(connector).await.map_err(|e| classify(&e, &table))?;
-                (client, tokio::spawn(async move { drop(conn.await) }))
-            }
-        };
+        let (client, connection) = open(endpoint, settings).await?;
         // Settings, identity and every statement in one round trip: tokio-postgres
         // pipelines requests sent together, and the server runs them in order.
         // The server gives up on a statement before we do, and a heartbeat never

@@ -10,8 +10,9 @@
 //! recovery functions on replicas.
 
 use super::{
-    BoxFuture, CheckError, Connection, Engine, EngineError, ErrorKind, Field, HeartbeatRead, HeartbeatRow,
-    NodeField, NodeLabels, Probe, SchemaError, Session, Step, TickOutcome, TickPlan, WriteOutcome, Written,
+    BoxFuture, CheckError, Connection, DrillConnection, DrillSession, DrillWrite, Engine, EngineError, ErrorKind,
+    Field, HeartbeatRead, HeartbeatRow, NodeField, NodeLabels, Probe, SchemaError, Session, Step, TickOutcome,
+    TickPlan, WriteOutcome, Written,
 };
 use crate::endpoint::{Endpoint, Settings, TableName, TlsMode};
 use crate::heartbeat::mono_now;
@@ -110,6 +111,146 @@ impl Engine for Postgres {
 
     fn metrics(&self) -> &'static [&'static MetricDesc] {
         METRICS
+    }
+
+    fn connect_drill<'a>(
+        &'a self,
+        endpoint: &'a Endpoint,
+        settings: &'a Settings,
+    ) -> BoxFuture<'a, Result<DrillSession, EngineError>> {
+        Box::pin(async move { Ok(DrillSession::new(PgDrill::connect(endpoint, settings).await?)) })
+    }
+
+    fn drill_schema_sql(&self, table: &TableName, role: &str, host: Option<&str>) -> Result<String, SchemaError> {
+        match host {
+            None => Ok(drill_schema_sql(table, role)),
+            Some(_) => Err(SchemaError::NotApplicable { option: "host", engines: "mysql" }),
+        }
+    }
+}
+
+/// The drill table (`rpo-exporter drill`): one row per drill write.
+pub fn drill_schema_sql(table: &TableName, role: &str) -> String {
+    let TableName { schema, table: name } = table;
+    format!(
+        "-- rpo-exporter drill table for PostgreSQL: one row per drill write (a game day).
+-- Run once on the primary as an administrator; it replicates to every standby.
+-- Delete old runs when you like: DELETE FROM {schema}.{name} WHERE run = '...';
+CREATE SCHEMA IF NOT EXISTS {schema};
+CREATE TABLE IF NOT EXISTS {schema}.{name} (
+    run       text   NOT NULL,  -- the drill run
+    seq       bigint NOT NULL,  -- the write's number within the run
+    client_us bigint NOT NULL,  -- when the drill sent it: microseconds since the epoch, the drill's clock
+    node      text   NOT NULL,  -- the node it was sent to
+    PRIMARY KEY (run, seq)
+);
+GRANT USAGE ON SCHEMA {schema} TO {role};
+GRANT SELECT, INSERT ON {schema}.{name} TO {role};
+"
+    )
+}
+
+/// A drill connection: the role, one INSERT per drill write, the newest row of a
+/// run. Writes commit as the server's `synchronous_commit` says, as the
+/// application's do: with synchronous replication an acknowledged write is on a
+/// standby. No server-side statement timeout: a write cancelled while it waits for
+/// a synchronous standby is committed locally and still answered with success, so
+/// only the drill's own deadline (which abandons the connection) ends a write.
+struct PgDrill {
+    client: Client,
+    connection: JoinHandle<()>,
+    table: TableName,
+    role: Statement,
+    insert: Option<Statement>,
+    newest: Option<Statement>,
+}
+
+impl Drop for PgDrill {
+    fn drop(&mut self) {
+        self.connection.abort();
+    }
+}
+
+impl PgDrill {
+    async fn connect(endpoint: &Endpoint, settings: &Settings) -> Result<PgDrill, EngineError> {
+        let (client, connection) = open(endpoint, settings).await?;
+        let table = settings.table.clone();
+        let role_sql = PROBE_SQL.trim_end().trim_end_matches(',');
+        let role = client.prepare(role_sql).await.map_err(|e| classify(&e, &table));
+        let role = match role {
+            Ok(r) => r,
+            Err(e) => {
+                connection.abort();
+                return Err(e);
+            }
+        };
+        Ok(PgDrill { client, connection, table, role, insert: None, newest: None })
+    }
+
+    async fn statement(&mut self, insert: bool) -> Result<Statement, EngineError> {
+        let slot = if insert { &mut self.insert } else { &mut self.newest };
+        if let Some(s) = slot {
+            return Ok(s.clone());
+        }
+        let table = &self.table;
+        let sql = if insert {
+            format!("INSERT INTO {table} (run, seq, client_us, node) VALUES ($1, $2, $3, $4)")
+        } else {
+            format!("SELECT seq, client_us FROM {table} WHERE run = $1 AND seq <= $2 ORDER BY seq DESC LIMIT 1")
+        };
+        let prepared = self.client.prepare(&sql).await.map_err(|e| drill_error(&e, table))?;
+        *slot = Some(prepared.clone());
+        Ok(prepared)
+    }
+}
+
+/// A drill statement's error, naming the statements that create the drill table.
+fn drill_error(e: &tokio_postgres::Error, table: &TableName) -> EngineError {
+    let mut err = classify(e, table);
+    if matches!(err.kind, ErrorKind::MissingTable | ErrorKind::Permission) {
+        if let Some(i) = err.message.find("; run the statements") {
+            err.message.truncate(i);
+        }
+        err.message.push_str(&format!(
+            "; run the statements printed by `rpo-exporter schema postgres --drill-table {table}` as an administrator"
+        ));
+    }
+    err
+}
+
+impl DrillConnection for PgDrill {
+    fn writable(&mut self) -> BoxFuture<'_, Result<bool, EngineError>> {
+        Box::pin(async move {
+            let row = self.client.query_one(&self.role, &[]).await.map_err(|e| classify(&e, &self.table))?;
+            get(&row, 0)
+        })
+    }
+
+    fn write<'a>(&'a mut self, write: &'a DrillWrite) -> BoxFuture<'a, Result<(), EngineError>> {
+        Box::pin(async move {
+            let insert = self.statement(true).await?;
+            self.client
+                .execute(&insert, &[&write.run, &write.seq, &write.client_us, &write.node])
+                .await
+                .map_err(|e| drill_error(&e, &self.table))?;
+            Ok(())
+        })
+    }
+
+    fn newest<'a>(
+        &'a mut self,
+        run: &'a str,
+        up_to: i64,
+    ) -> BoxFuture<'a, Result<Option<(i64, i64)>, EngineError>> {
+        Box::pin(async move {
+            let newest = self.statement(false).await?;
+            let rows =
+                self.client.query(&newest, &[&run, &up_to]).await.map_err(|e| drill_error(&e, &self.table))?;
+            match rows.first() {
+                Some(row) => Ok(Some((get(row, 0)?, get(row, 1)?))),
+                None => Ok(None),
+            }
+        })
     }
 }
 
@@ -328,6 +469,67 @@ fn insert_sql(table: &TableName) -> String {
     )
 }
 
+/// Opens a connection as the node's settings say (password, TLS as libpq would,
+/// connect timeout); the task driving it is the caller's to abort.
+async fn open(endpoint: &Endpoint, settings: &Settings) -> Result<(Client, JoinHandle<()>), EngineError> {
+        let mut config = tokio_postgres::Config::from_str(&endpoint.dsn)
+            .map_err(|e| EngineError::new(ErrorKind::Connect, e.to_string()))?;
+        match endpoint.password.read() {
+            Ok(Some(password)) => {
+                config.password(password);
+            }
+            Ok(None) => {}
+            Err(e) => return Err(EngineError::new(ErrorKind::Auth, e.to_string())),
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("rpo-exporter");
+        }
+        config.connect_timeout(settings.connect_timeout);
+        let table = &settings.table;
+        // Without a tls: block the DSN decides, as in libpq: sslmode=prefer (the
+        // default) asks for TLS first and stays in plaintext only when the server
+        // refuses it (given a connector, tokio-postgres falls back by itself when
+        // the server answers 'N' to its SSLRequest); sslmode=require encrypts and
+        // verifies nothing. A tls: block brings the configuration built from its
+        // files at load.
+        let rustls = match &endpoint.tls {
+            Some(tls) if tls.mode == TlsMode::Disable => None,
+            Some(tls) => {
+                config.ssl_mode(if tls.mode == TlsMode::Prefer { SslMode::Prefer } else { SslMode::Require });
+                // Checked when the config was loaded; never plaintext for want of it.
+                let built = super::tls::client_config(tls)
+                    .map_err(|e| EngineError::new(ErrorKind::Tls, format!("TLS client setup failed: {e}")))?;
+                Some(Arc::new(built))
+            }
+            None if config.get_ssl_mode() == SslMode::Disable => None,
+            None => {
+                Some(super::tls::unverified().map_err(|e| {
+                    EngineError::new(ErrorKind::Tls, format!("TLS client setup failed: {e:?}"))
+                })?)
+            }
+        };
+        let (client, connection) = match rustls {
+            None => {
+                config.ssl_mode(SslMode::Disable);
+                let (client, conn) = config.connect(NoTls).await.map_err(|e| classify(&e, table))?;
+                (client, tokio::spawn(async move { drop(conn.await) }))
+            }
+            Some(rustls) => {
+                // The server's name for the handshake: a DSN giving only hostaddr
+                // names the server by its address, as libpq does.
+                if config.get_hosts().is_empty() {
+                    for addr in config.get_hostaddrs().to_vec() {
+                        config.host(addr.to_string());
+                    }
+                }
+                let connector = tokio_postgres_rustls::MakeRustlsConnect::new((*rustls).clone());
+                let (client, conn) = config.connect(connector).await.map_err(|e| classify(&e, table))?;
+                (client, tokio::spawn(async move { drop(conn.await) }))
+            }
+        };
+    Ok((client, connection))
+}
+
 pub struct PgSession {
     client: Client,
     connection: JoinHandle<()>,
@@ -371,61 +573,8 @@ impl Connection for PgSession {
 
 impl PgSession {
     pub async fn connect(endpoint: &Endpoint, settings: &Settings) -> Result<PgSession, EngineError> {
-        let mut config = tokio_postgres::Config::from_str(&endpoint.dsn)
-            .map_err(|e| EngineError::new(ErrorKind::Connect, e.to_string()))?;
-        match endpoint.password.read() {
-            Ok(Some(password)) => {
-                config.password(password);
-            }
-            Ok(None) => {}
-            Err(e) => return Err(EngineError::new(ErrorKind::Auth, e.to_string())),
-        }
-        if config.get_application_name().is_none() {
-            config.application_name("rpo-exporter");
-        }
-        config.connect_timeout(settings.connect_timeout);
         let table = settings.table.clone();
-        // Without a tls: block the DSN decides, as in libpq: sslmode=prefer (the
-        // default) asks for TLS first and stays in plaintext only when the server
-        // refuses it (given a connector, tokio-postgres falls back by itself when
-        // the server answers 'N' to its SSLRequest); sslmode=require encrypts and
-        // verifies nothing. A tls: block brings the configuration built from its
-        // files at load.
-        let rustls = match &endpoint.tls {
-            Some(tls) if tls.mode == TlsMode::Disable => None,
-            Some(tls) => {
-                config.ssl_mode(if tls.mode == TlsMode::Prefer { SslMode::Prefer } else { SslMode::Require });
-                // Checked when the config was loaded; never plaintext for want of it.
-                let built = super::tls::client_config(tls)
-                    .map_err(|e| EngineError::new(ErrorKind::Tls, format!("TLS client setup failed: {e}")))?;
-                Some(Arc::new(built))
-            }
-            None if config.get_ssl_mode() == SslMode::Disable => None,
-            None => {
-                Some(super::tls::unverified().map_err(|e| {
-                    EngineError::new(ErrorKind::Tls, format!("TLS client setup failed: {e:?}"))
-                })?)
-            }
-        };
-        let (client, connection) = match rustls {
-            None => {
-                config.ssl_mode(SslMode::Disable);
-                let (client, conn) = config.connect(NoTls).await.map_err(|e| classify(&e, &table))?;
-                (client, tokio::spawn(async move { drop(conn.await) }))
-            }
-            Some(rustls) => {
-                // The server's name for the handshake: a DSN giving only hostaddr
-                // names the server by its address, as libpq does.
-                if config.get_hosts().is_empty() {
-                    for addr in config.get_hostaddrs().to_vec() {
-                        config.host(addr.to_string());
-                    }
-                }
-                let connector = tokio_postgres_rustls::MakeRustlsConnect::new((*rustls).clone());
-                let (client, conn) = config.connect(connector).await.map_err(|e| classify(&e, &table))?;
-                (client, tokio::spawn(async move { drop(conn.await) }))
-            }
-        };
+        let (client, connection) = open(endpoint, settings).await?;
         // Settings, identity and every statement in one round trip: tokio-postgres
         // pipelines requests sent together, and the server runs them in order.
         // The server gives up on a statement before we do, and a heartbeat never

@@ -3,7 +3,8 @@
 # packages: PostgreSQL (server, client, pg_basebackup), MariaDB (server and client),
 # Prometheus (with promtool), Alertmanager (with amtool), and the DNS servers Knot
 # (authoritative) and Unbound (caching resolver); systemd-analyze checks the unit file;
-# jsonnet renders the monitoring mixin (mixin/, scripts/gen-mixin.sh).
+# jsonnet renders the monitoring mixin (mixin/, scripts/gen-mixin.sh); Patroni with etcd
+# (its etcd3 DCS; patroni pulls python3-etcd and python3-psycopg2) for the HA-manager lab.
 # With --bench, also postgres_exporter, mysqld_exporter and percona-toolkit (pt-heartbeat)
 # for scripts/bench.sh.
 #
@@ -32,6 +33,9 @@ present() {
     unbound) [ -x /usr/sbin/unbound ] ;;
     systemd) command -v systemd-analyze >/dev/null 2>&1 ;;
     jsonnet) command -v jsonnet >/dev/null 2>&1 ;;
+    patroni) command -v patroni >/dev/null 2>&1 && command -v patronictl >/dev/null 2>&1 &&
+        /usr/bin/python3 -c 'import etcd, psycopg2' >/dev/null 2>&1 ;;
+    etcd-server) command -v etcd >/dev/null 2>&1 ;;
     prometheus-postgres-exporter) command -v prometheus-postgres-exporter >/dev/null 2>&1 ;;
     prometheus-mysqld-exporter) command -v prometheus-mysqld-exporter >/dev/null 2>&1 ;;
     percona-toolkit) command -v pt-heartbeat >/dev/null 2>&1 ;;
@@ -39,7 +43,8 @@ present() {
     esac
 }
 
-packages=(postgresql mariadb-server mariadb-client prometheus prometheus-alertmanager knot unbound systemd jsonnet)
+packages=(postgresql mariadb-server mariadb-client prometheus prometheus-alertmanager knot unbound systemd jsonnet
+    patroni etcd-server)
 # `--bench`: also the peers the benchmark compares rpo-exporter with (bench/).
 if [ "${1:-}" = "--bench" ]; then
     packages+=(prometheus-postgres-exporter prometheus-mysqld-exporter percona-toolkit)
@@ -82,7 +87,7 @@ done
 log "installed: ${missing[*]}"
 
 # Report (never stop) services that hold the packages' default ports.
-for port in 53 3306 5432 9090 9093; do
+for port in 53 2379 3306 5432 8008 9090 9093; do
     if command -v ss >/dev/null 2>&1 && ss -Hltn "sport = :$port" | grep -q .; then
         log "note: something already listens on port $port (left alone; the lab uses its own ports)"
     fi

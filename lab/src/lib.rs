@@ -6,6 +6,9 @@
 //! - [`MariaLab`] — MariaDB primaries and GTID replicas (chained, multi-source), with the
 //!   same failure injections. Both are a generic [`Lab`] of [`Node`]s; what differs per
 //!   engine is an [`Engine`] ([`Postgres`], [`Mariadb`]).
+//! - [`PatroniLab`] — a PostgreSQL cluster under a real HA manager: Patroni nodes (one per
+//!   region) with etcd as their DCS, every link (replication, DCS, clients, REST) through a
+//!   [`Proxy`]; kill a region, partition a node, switch over, read Patroni's own times.
 //! - [`Prometheus`] — a Prometheus server scraping given targets, with query helpers.
 //! - [`Alertmanager`] — an Alertmanager with a given config, for Prometheus to notify.
 //! - [`Knot`] and [`Unbound`] — an authoritative DNS server serving a [`Zone`] the test
@@ -25,6 +28,7 @@ mod cluster;
 mod dns;
 mod httpd;
 mod mariadb;
+mod patroni;
 mod ports;
 mod postgres;
 mod process;
@@ -37,6 +41,7 @@ pub use alertmanager::{alertmanager_bin, Alertmanager};
 pub use cluster::Lab;
 pub use dns::{free_dns_port, Knot, Unbound, Zone};
 pub use mariadb::{MariaLab, MariaLabSpec, MariaNode, Mariadb};
+pub use patroni::{PatroniLab, PatroniNode, PatroniOptions};
 pub use ports::free_port;
 pub use postgres::{pg_bindir, PgLab, PgLabSpec, PgNode, Postgres};
 pub use process::Watchdog;

@@ -331,7 +331,8 @@ impl Report {
             at(self.unreachable),
         ));
         steps.push((PROMOTE, format!("new primary {new} writable"), self.writable, at(self.writable)));
-        let records = self.observed.dns.as_ref().map_or_else(String::new, |(r, _)| r.join(", "));
+        let records =
+            self.observed.dns.as_ref().map_or_else(|| "(no record)".to_owned(), |(r, _)| r.join(", "));
         let region =
             self.new_primary.and_then(|n| self.observed.nodes.get(n)).map_or("?", |(_, r)| r.as_str());
         steps.push((

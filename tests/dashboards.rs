@@ -81,7 +81,8 @@ const EXCEPTIONS: &[(&str, &str, &str, &str)] = &[
     ("rpo-cluster-detail", "Last drill: each step, seconds from the first failed write", "B", NO_DRILL),
 ];
 
-const NO_DRILL: &str = "rpo_drill_* exist only while `rpo-exporter drill` runs; the dashboards' lab runs none";
+const NO_DRILL: &str =
+    "rpo_drill_* exist only while `rpo-exporter drill` runs; the dashboards' lab runs none";
 
 /// What Grafana substitutes for its built-in interval variables in the test's queries.
 const BUILTINS: &[(&str, &str)] = &[("__rate_interval", "1m"), ("__interval", "1m"), ("__range", "5m")];

@@ -122,3 +122,57 @@ async fn mariadb_manual_failover_drill() {
     assert_eq!(report.stdout.trim(), report.markdown.trim(), "the drill prints its Markdown report");
     println!("mariadb drill test: {:.1} s wall", wall.elapsed().as_secs_f64());
 }
+
+/// Ctrl-C before any failure: the drill ends at once with a partial report (no
+/// failure, verdicts unknown), having served its metrics and written both tables
+/// (the drill table and the probe table) on the primary only.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_interrupted_drill_writes_a_partial_report() {
+    let mut sql = maria::schema_sql();
+    for table in ["rpo.drill", "rpo.app_probe"] {
+        sql += &rpo_exporter::engine::drill_schema_sql(
+            "mysql",
+            &table.parse().unwrap(),
+            ROLE,
+            Some("127.0.0.1"),
+        )
+        .unwrap();
+    }
+    let lab = MyLab::start_with_sql(MariaLabSpec::new().primary("a").replica("b", &["a"]), &sql).await;
+    let config = format!("clusters:\n{}", lab.cluster_yaml("maria", "single-writer", ""));
+    let mut drill = Drill::start(&config, "maria", &["--drill.probe-table", "rpo.app_probe"]).await;
+    drill.wait_acknowledged("maria", 10.0).await;
+    let m = drill.scrape().await;
+    let node = |n: &str| {
+        vec![
+            ("db_cluster", "maria".to_owned()),
+            ("node", n.to_owned()),
+            ("node_region", lab.region(n).to_owned()),
+        ]
+    };
+    assert_eq!(m.get("rpo_drill_node_writable", &node("a")), Some(1.0));
+    assert_eq!(m.get("rpo_drill_node_writable", &node("b")), Some(0.0));
+    assert_eq!(m.get("rpo_drill_writable_nodes", &[("db_cluster", "maria".to_owned())]), Some(1.0));
+    let probe = [
+        ("db_cluster", "maria".to_owned()),
+        ("writer", "probe".to_owned()),
+        ("outcome", "acknowledged".to_owned()),
+    ];
+    assert!(m.get("rpo_drill_writes_total", &probe).unwrap_or(0.0) >= 1.0, "the probe writer writes");
+    let started = Instant::now();
+    drill.interrupt();
+    let report = drill.finish(Duration::from_secs(10)).await;
+    assert!(started.elapsed() < Duration::from_secs(5), "Ctrl-C took {:?}", started.elapsed());
+    let j = &report.json;
+    assert_eq!(j["end"], "interrupted");
+    assert_eq!(j["first_failed_write"], serde_json::Value::Null);
+    assert_eq!(j["verdicts"]["rpo"], "UNKNOWN");
+    assert_eq!(j["verdicts"]["rto"], "UNKNOWN");
+    assert!(report.markdown.contains("No write failed"), "{}", report.markdown);
+    // The rows are really there, on the primary and replicated.
+    let rows = lab.db.node("a").query_one_string("SELECT COUNT(*) FROM rpo.drill").await.unwrap().unwrap();
+    assert!(rows.parse::<u64>().unwrap() >= 10, "{rows} drill rows");
+    let probe_rows =
+        lab.db.node("a").query_one_string("SELECT COUNT(*) FROM rpo.app_probe").await.unwrap().unwrap();
+    assert!(probe_rows.parse::<u64>().unwrap() >= 1, "{probe_rows} probe rows");
+}

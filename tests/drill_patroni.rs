@@ -35,9 +35,12 @@ async fn lab(options: PatroniOptions) -> PatroniLab {
     let lab = PatroniLab::start(options.nodes(2).timing(8, 1, 3))
         .await
         .expect("start the Patroni lab (run scripts/install-deps.sh?)");
-    let drill_sql =
-        rpo_exporter::engine::drill_schema_sql("postgres", &"rpo.drill".parse().unwrap(), ROLE, None)
-            .unwrap();
+    // The drill table, and an application table of the same shape for the probe writer.
+    let mut drill_sql = String::new();
+    for table in ["rpo.drill", "public.app_probe"] {
+        drill_sql +=
+            &rpo_exporter::engine::drill_schema_sql("postgres", &table.parse().unwrap(), ROLE, None).unwrap();
+    }
     lab.create_role(ROLE, PASSWORD, &drill_sql).await.expect("create the drill's role and table");
     lab
 }
@@ -139,7 +142,7 @@ async fn a_kill_the_region_after_the_link_went_dark() {
     let mut drill = Drill::start(
         &config(&lab, dir.path(), "1s", "30s"),
         "patroni",
-        &["--drill.settle", "1s", "--drill.duration", "120s"],
+        &["--drill.settle", "1s", "--drill.duration", "120s", "--drill.probe-table", "public.app_probe"],
     )
     .await;
     let truth = Truth::start(&lab, &old).await;
@@ -207,6 +210,9 @@ async fn a_kill_the_region_after_the_link_went_dark() {
     assert!(truth_loss > 2.0, "the link was dark 3 s: the ground truth lost only {truth_loss:.3} s");
     assert!((loss - truth_loss).abs() <= 0.3, "drill {loss:.3} s vs ground truth {truth_loss:.3} s");
     assert!(j["figures"]["data_loss_writes"].as_u64().unwrap() >= 20);
+    // The independent probe writer, over its own connections, saw the same loss.
+    let probe = j["probe_table"]["data_loss_seconds"].as_f64().expect("the probe writer's data loss");
+    assert!((probe - truth_loss).abs() <= 0.3, "probe writer {probe:.3} s vs ground truth {truth_loss:.3} s");
     assert!(
         (t0 + writable - history).abs() <= 1.0,
         "drill writable at t0 + {writable:.3} s, Patroni promoted at t0 + {:.3} s",

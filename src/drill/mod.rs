@@ -433,8 +433,29 @@ fn fresh(drill: &Drill, at: f64, now: f64) -> bool {
 async fn write_loop(drill: Arc<Drill>, writer: usize, table: TableName, stop: CancellationToken) {
     let mut every = pace(drill.options.interval);
     let mut seq: i64 = 0;
-    let mut target: Option<(usize, DrillSession)> = None;
+    let mut target: Option<usize> = None;
     let name = drill.cluster.nodes.iter().map(|n| n.name.clone()).collect::<Vec<_>>();
+    // A connection to every node, kept open ahead by a keeper per node, so that
+    // writes move to a new primary without a connect (TLS, authentication) on the way.
+    let slots: Arc<Vec<Mutex<Slot>>> = Arc::new((0..name.len()).map(|_| Mutex::default()).collect());
+    for node in 0..name.len() {
+        tokio::spawn(keep(drill.clone(), node, table.clone(), slots.clone(), stop.clone()));
+    }
+    let slot = |node: usize| slots[node].lock().unwrap_or_else(|p| p.into_inner());
+    // Taken for a statement (the keeper leaves the slot alone), then put back, or
+    // not (dropped) after a failure.
+    let take = |node: usize| {
+        let mut s = slot(node);
+        s.in_use = true;
+        s.session.take()
+    };
+    let put = |node: usize, session: Option<DrillSession>| {
+        let mut s = slot(node);
+        s.in_use = false;
+        if session.is_some() {
+            s.session = session;
+        }
+    };
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
@@ -444,8 +465,8 @@ async fn write_loop(drill: Arc<Drill>, writer: usize, table: TableName, stop: Ca
         // The node to write to: the current one, else a writable one (during an
         // outage, another than the old primary when there is one).
         let sent_at = drill.clock.now();
-        let node = match &target {
-            Some((node, _)) => Some(*node),
+        let node = match target {
+            Some(node) => Some(node),
             None => {
                 let shared = drill.lock();
                 let old = shared.observed.writers[writer].incident.as_ref().and_then(|i| i.old_node);
@@ -462,27 +483,38 @@ async fn write_loop(drill: Arc<Drill>, writer: usize, table: TableName, stop: Ca
             None => Err((None, "no writable node".to_owned())),
             Some(node) => {
                 let attempt = async {
-                    if target.is_none() {
-                        let session = drill.connect(node, &table).await.map_err(|e| e.to_string())?;
-                        target = Some((node, session));
-                    }
-                    let (_, session) = target.as_mut().expect("connected above");
+                    let mut session = match take(node) {
+                        Some(s) => s,
+                        None => match drill.connect(node, &table).await {
+                            Ok(s) => s,
+                            Err(e) => {
+                                put(node, None);
+                                return Err(e.to_string());
+                            }
+                        },
+                    };
                     let write = DrillWrite {
                         run: drill.run.clone(),
                         seq,
                         client_us: (sent_at * 1e6) as i64,
                         node: name[node].clone(),
                     };
-                    match tokio::time::timeout(drill.options.timeout, session.0.write(&write)).await {
+                    let result = match tokio::time::timeout(drill.options.timeout, session.0.write(&write))
+                        .await
+                    {
                         Ok(Ok(())) => Ok(()),
                         Ok(Err(e)) => Err(e.to_string()),
                         Err(_) => Err(EngineError::timeout("drill write", drill.options.timeout).to_string()),
-                    }
+                    };
+                    // A session whose write failed (or was abandoned mid-statement) is dropped.
+                    put(node, result.is_ok().then_some(session));
+                    result
                 };
                 let outcome = tokio::select! {
                     _ = stop.cancelled() => return,
                     r = attempt => r,
                 };
+                target = outcome.is_ok().then_some(node);
                 outcome.map(|()| node).map_err(|e| (Some(node), e))
             }
         };
@@ -508,20 +540,12 @@ async fn write_loop(drill: Arc<Drill>, writer: usize, table: TableName, stop: Ca
                 };
                 if let Some(up_to) = resumed {
                     tracing::info!(writer, node = %name[node], seq, "Drill: writes resumed; reading what survived");
-                    measure_loss(&drill, writer, up_to, target.as_mut().map(|(_, s)| s)).await;
-                } else if resumed.is_none() && writer == 0 {
-                    // First acknowledgement after an outage without earlier acks: nothing lost.
-                    let mut shared = drill.lock();
-                    if let Some(i) = &mut shared.observed.writers[0].incident {
-                        if i.resumed == Some(ack) && i.last_acked.is_none() {
-                            i.newest_present = Some(None);
-                            i.lost_writes = Some(0);
-                        }
-                    }
+                    let mut session = take(node);
+                    measure_loss(&drill, writer, up_to, session.as_mut()).await;
+                    put(node, session);
                 }
             }
             Err((node, error)) => {
-                target = None;
                 let mut shared = drill.lock();
                 let log = &mut shared.observed.writers[writer];
                 // Before the first acknowledgement nothing was lost: the drill is
@@ -546,6 +570,47 @@ async fn write_loop(drill: Arc<Drill>, writer: usize, table: TableName, stop: Ca
             }
         }
         check_done(&drill);
+    }
+}
+
+/// A writer's connection to one node: open and idle, or taken for a statement.
+#[derive(Default)]
+struct Slot {
+    session: Option<DrillSession>,
+    in_use: bool,
+}
+
+/// Keeps a connection to `node` ready in its slot for the writer: every interval
+/// (at least 250 ms), an empty slot is filled with a new connection.
+async fn keep(
+    drill: Arc<Drill>,
+    node: usize,
+    table: TableName,
+    slots: Arc<Vec<Mutex<Slot>>>,
+    stop: CancellationToken,
+) {
+    let mut every = pace(slow_pace(&drill));
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        {
+            let slot = slots[node].lock().unwrap_or_else(|p| p.into_inner());
+            if slot.in_use || slot.session.is_some() {
+                continue;
+            }
+        }
+        let session = tokio::select! {
+            _ = stop.cancelled() => return,
+            s = drill.connect(node, &table) => s,
+        };
+        if let Ok(s) = session {
+            let mut slot = slots[node].lock().unwrap_or_else(|p| p.into_inner());
+            if !slot.in_use && slot.session.is_none() {
+                slot.session = Some(s);
+            }
+        }
     }
 }
 
@@ -727,7 +792,10 @@ fn check_done(drill: &Drill) {
     if drill.done.is_cancelled() {
         return;
     }
-    let report = Report::from(drill.lock().observed.clone());
+    let observed = drill.lock().observed.clone();
+    // A probe writer that never failed has nothing to wait for.
+    let probe_failed = observed.writers.get(1).is_some_and(|w| w.incident.is_some());
+    let report = Report::from(observed);
     let measured = |f: report::Figure| f != report::Figure::NotReached;
     let same = report.new_primary.is_some() && report.new_primary == report.old_primary;
     let done = report.failed_at.is_some()
@@ -736,7 +804,7 @@ fn check_done(drill: &Drill) {
         && measured(report.dns100)
         && measured(report.health)
         && (same || measured(report.fenced) || measured(report.unreachable))
-        && report.probe.is_none_or(|(s, _, resumed)| s.is_some() && measured(resumed));
+        && (!probe_failed || report.probe.is_some_and(|(s, _, resumed)| s.is_some() && measured(resumed)));
     if done {
         drill.done.cancel();
     }

@@ -241,9 +241,7 @@ impl Report {
             },
         };
         let steps = [writable, resumed, dns100, health];
-        let recovery = if failed_at.is_none() {
-            None
-        } else if steps.iter().any(|f| *f == Figure::NotReached) {
+        let recovery = if failed_at.is_none() || steps.contains(&Figure::NotReached) {
             None
         } else {
             steps.iter().filter_map(|f| f.seconds()).reduce(f64::max)

@@ -123,20 +123,21 @@ async fn mariadb_manual_failover_drill() {
     println!("mariadb drill test: {:.1} s wall", wall.elapsed().as_secs_f64());
 }
 
-/// Ctrl-C before any failure: the drill ends at once with a partial report (no
-/// failure, verdicts unknown), having served its metrics and written both tables
-/// (the drill table and the probe table) on the primary only.
+/// A split brain, then Ctrl-C before any write failed: the drill reports the time
+/// two nodes were writable, and ends at once with a partial report (no failure,
+/// verdicts unknown), having served its metrics and written both tables (the drill
+/// table and the probe table). The tables are made with the statements
+/// `rpo-exporter schema mysql --drill-table` prints.
 #[tokio::test(flavor = "multi_thread")]
-async fn an_interrupted_drill_writes_a_partial_report() {
+async fn a_split_brain_then_ctrl_c_gives_a_partial_report() {
     let mut sql = maria::schema_sql();
     for table in ["rpo.drill", "rpo.app_probe"] {
-        sql += &rpo_exporter::engine::drill_schema_sql(
-            "mysql",
-            &table.parse().unwrap(),
-            ROLE,
-            Some("127.0.0.1"),
-        )
-        .unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_rpo-exporter"))
+            .args(["schema", "mysql", "--drill-table", table, "--role", ROLE, "--host", "127.0.0.1"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        sql += &String::from_utf8(out.stdout).unwrap();
     }
     let lab = MyLab::start_with_sql(MariaLabSpec::new().primary("a").replica("b", &["a"]), &sql).await;
     let config = format!("clusters:\n{}", lab.cluster_yaml("maria", "single-writer", ""));
@@ -159,6 +160,23 @@ async fn an_interrupted_drill_writes_a_partial_report() {
         ("outcome", "acknowledged".to_owned()),
     ];
     assert!(m.get("rpo_drill_writes_total", &probe).unwrap_or(0.0) >= 1.0, "the probe writer writes");
+    // The replica takes writes too for about a second (nobody writes to it).
+    let cluster = [("db_cluster", "maria".to_owned())];
+    lab.db.node("b").exec("SET GLOBAL read_only = OFF").await.unwrap();
+    let two = Instant::now();
+    let ok = support::wait_for(Duration::from_secs(5), || async {
+        drill.scrape().await.get("rpo_drill_writable_nodes", &cluster) == Some(2.0)
+    })
+    .await;
+    assert!(ok, "two writable nodes not seen; log:\n{}", drill.log());
+    tokio::time::sleep(Duration::from_secs(1).saturating_sub(two.elapsed())).await;
+    lab.db.node("b").exec("SET GLOBAL read_only = ON").await.unwrap();
+    let split = two.elapsed().as_secs_f64();
+    let ok = support::wait_for(Duration::from_secs(5), || async {
+        drill.scrape().await.get("rpo_drill_writable_nodes", &cluster) == Some(1.0)
+    })
+    .await;
+    assert!(ok, "b not seen read-only again");
     let started = Instant::now();
     drill.interrupt();
     let report = drill.finish(Duration::from_secs(10)).await;
@@ -169,6 +187,10 @@ async fn an_interrupted_drill_writes_a_partial_report() {
     assert_eq!(j["verdicts"]["rpo"], "UNKNOWN");
     assert_eq!(j["verdicts"]["rto"], "UNKNOWN");
     assert!(report.markdown.contains("No write failed"), "{}", report.markdown);
+    let seen = report.figure("split_brain_seconds").unwrap();
+    println!("split brain: {split:.3} s by the test's clock, {seen:.3} s by the drill's");
+    assert!((seen - split).abs() <= 0.4, "drill saw {seen:.3} s of split brain, the test made {split:.3} s");
+    assert!(report.markdown.contains("Two nodes were writable between"), "{}", report.markdown);
     // The rows are really there, on the primary and replicated.
     let rows = lab.db.node("a").query_one_string("SELECT COUNT(*) FROM rpo.drill").await.unwrap().unwrap();
     assert!(rows.parse::<u64>().unwrap() >= 10, "{rows} drill rows");

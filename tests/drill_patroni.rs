@@ -219,7 +219,7 @@ async fn a_kill_the_region_after_the_link_went_dark() {
         history - t0
     );
     assert!((t0 + writable - logged).abs() <= 1.0);
-    assert!((t0 - killed).abs() <= 0.5, "the first failed write came {:.3} s after the kill", t0 - killed);
+    assert!((t0 - killed).abs() <= 1.0, "the first failed write came {:.3} s after the kill", t0 - killed);
     assert!(report.figure("old_primary_unreachable_seconds").is_some(), "the dead region seen unreachable");
     assert_eq!(j["verdicts"]["rpo"], "FAIL", "3 s lost against a 1 s RPO");
     assert_eq!(j["verdicts"]["rto"], "PASS");

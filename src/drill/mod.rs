@@ -434,6 +434,7 @@ async fn write_loop(drill: Arc<Drill>, writer: usize, table: TableName, stop: Ca
     let mut every = pace(drill.options.interval);
     let mut seq: i64 = 0;
     let mut target: Option<usize> = None;
+    let mut not_yet: Option<String> = None;
     let name = drill.cluster.nodes.iter().map(|n| n.name.clone()).collect::<Vec<_>>();
     // A connection to every node, kept open ahead by a keeper per node, so that
     // writes move to a new primary without a connect (TLS, authentication) on the way.
@@ -551,6 +552,12 @@ async fn write_loop(drill: Arc<Drill>, writer: usize, table: TableName, stop: Ca
                 // Before the first acknowledgement nothing was lost: the drill is
                 // still finding its primary.
                 if log.last_ack.is_none() {
+                    // Said once per distinct problem (a missing table, a refused login).
+                    if not_yet.as_deref() != Some(error.as_str()) {
+                        tracing::warn!(writer, table = %table, node = ?node.map(|n| &name[n]), error = %error,
+                            "Drill: no write acknowledged yet");
+                        not_yet = Some(error);
+                    }
                     continue;
                 }
                 log.failed += 1;

@@ -362,6 +362,12 @@ impl Report {
         let _ = writeln!(m, "- Run: `{}` ({}), heartbeat every {:.3} s", o.run, o.end.as_str(), o.interval);
         let _ = writeln!(m, "- Started {}, ended {}", utc(o.started_at), utc(o.ended_at));
         match self.failed_at {
+            None if o.writers.first().is_some_and(|w| w.acked == 0) => {
+                let _ = writeln!(
+                    m,
+                    "- No write was ever acknowledged: the drill found no writable node (see its log)."
+                );
+            }
             None => {
                 let _ = writeln!(m, "- No write failed: the primary was not lost during the drill.");
             }

@@ -1,4 +1,5 @@
-//! Command line: serve (the default), `check-config FILE`, and `schema ENGINE`.
+//! Command line: serve (the default), `check-config FILE`, `schema ENGINE`, and `drill`
+//! (hands over to [`crate::drill`]).
 //!
 //! Flags follow the Prometheus exporters' names (`--config.file`,
 //! `--web.listen-address`, `--web.telemetry-path`, `--log.level`); each can also be
@@ -129,7 +130,83 @@ enum Command {
         /// the engine's nodes (the rules' tables), and nothing more.
         #[arg(long = "config.file", value_name = "FILE")]
         config_file: Option<PathBuf>,
+
+        /// Print the drill table's statements (for `rpo-exporter drill`) instead of the
+        /// heartbeat table's, e.g. --drill-table rpo.drill.
+        #[arg(long = "drill-table", value_name = "TABLE", value_parser = parse_table)]
+        drill_table: Option<TableName>,
     },
+    /// Time a failover drill (a game day) of one cluster: write numbered drill heartbeats,
+    /// watch every node, DNS and the health probes, and write a Markdown and a JSON report
+    /// of the data lost and the time each recovery step took, against the cluster's rpo and rto.
+    Drill(DrillArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct DrillArgs {
+    /// The configuration file (the exporter's).
+    #[arg(
+        long = "config.file",
+        env = "RPO_EXPORTER_CONFIG_FILE",
+        value_name = "FILE",
+        default_value = "rpo-exporter.yml"
+    )]
+    config_file: PathBuf,
+    /// The cluster to drill (its `name:` in the config).
+    #[arg(long = "cluster", env = "RPO_EXPORTER_CLUSTER", value_name = "NAME")]
+    cluster: String,
+    /// Between two drill writes, and two looks at every node's role.
+    #[arg(long = "drill.interval", env = "RPO_EXPORTER_DRILL_INTERVAL", value_name = "DURATION",
+          default_value = "100ms", value_parser = parse_positive_duration)]
+    interval: std::time::Duration,
+    /// Deadline for one drill statement (a write, a role probe); a write without an
+    /// acknowledgement by then counts as failed.
+    #[arg(long = "drill.timeout", env = "RPO_EXPORTER_DRILL_TIMEOUT", value_name = "DURATION",
+          default_value = "1s", value_parser = parse_positive_duration)]
+    timeout: std::time::Duration,
+    /// The drill table (`rpo-exporter schema ENGINE --drill-table TABLE` prints its DDL).
+    #[arg(long = "drill.table", env = "RPO_EXPORTER_DRILL_TABLE", value_name = "TABLE",
+          default_value = "rpo.drill", value_parser = parse_table)]
+    table: TableName,
+    /// An application table of the same shape as the drill table that a second, independent
+    /// writer writes over its own connections; its data loss is reported too.
+    #[arg(long = "drill.probe-table", env = "RPO_EXPORTER_DRILL_PROBE_TABLE", value_name = "TABLE",
+          value_parser = parse_table)]
+    probe_table: Option<TableName>,
+    /// Where to write the reports (drill-RUN.md and drill-RUN.json).
+    #[arg(
+        long = "drill.report-dir",
+        env = "RPO_EXPORTER_DRILL_REPORT_DIR",
+        value_name = "DIR",
+        default_value = "."
+    )]
+    report_dir: PathBuf,
+    /// The drill ends at the latest after this long (with a partial report).
+    #[arg(long = "drill.duration", env = "RPO_EXPORTER_DRILL_DURATION", value_name = "DURATION",
+          default_value = "1h", value_parser = parse_positive_duration)]
+    duration: std::time::Duration,
+    /// Once every figure is measured, the drill ends after this long.
+    #[arg(long = "drill.settle", env = "RPO_EXPORTER_DRILL_SETTLE", value_name = "DURATION",
+          default_value = "10s", value_parser = humantime::parse_duration)]
+    settle: std::time::Duration,
+    /// Where to serve the rpo_drill_* metrics on /metrics; empty for none.
+    #[arg(
+        long = "drill.listen-address",
+        env = "RPO_EXPORTER_DRILL_LISTEN_ADDRESS",
+        value_name = "ADDRESS",
+        default_value = ":10088"
+    )]
+    listen_address: String,
+    #[command(flatten)]
+    log: LogArgs,
+}
+
+fn parse_positive_duration(s: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("{e} (e.g. 100ms, 1s, 30m)"))?;
+    if d.is_zero() {
+        return Err("must be more than 0".to_owned());
+    }
+    Ok(d)
 }
 
 /// `--config.watch-interval`: `None` when 0 (the watch is off).
@@ -189,7 +266,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::FAILURE)
             }
         },
-        Some(Command::Schema { engine, table, role, server, host, config_file }) => {
+        Some(Command::Schema { engine, table, role, server, host, config_file, drill_table }) => {
             let residency = match &config_file {
                 None => Ok(String::new()),
                 Some(file) => match crate::load::file(file) {
@@ -200,9 +277,15 @@ pub fn run() -> anyhow::Result<ExitCode> {
                     }
                 },
             };
-            match engine::schema_sql(&engine, &table, &role, server.as_deref(), host.as_deref())
-                .and_then(|sql| Ok(sql + &residency?))
-            {
+            let sql = match &drill_table {
+                Some(_) if server.is_some() => Err(engine::SchemaError::NotApplicable {
+                    option: "server",
+                    engines: "the heartbeat table",
+                }),
+                Some(drill) => engine::drill_schema_sql(&engine, drill, &role, host.as_deref()),
+                None => engine::schema_sql(&engine, &table, &role, server.as_deref(), host.as_deref()),
+            };
+            match sql.and_then(|sql| Ok(sql + &residency?)) {
                 Ok(sql) => {
                     print!("{sql}");
                     Ok(ExitCode::SUCCESS)
@@ -213,6 +296,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
                 }
             }
         }
+        Some(Command::Drill(args)) => drill(args),
         None => serve(cli.serve),
     }
 }
@@ -244,6 +328,62 @@ fn residency_grants(
         return Ok(String::new());
     }
     engine::residency_grants(engine_name, &targets, &modes, role, host)
+}
+
+fn drill(args: DrillArgs) -> anyhow::Result<ExitCode> {
+    init_logging(&args.log);
+    let config = match crate::load::file(&args.config_file) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "Invalid configuration");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let options = crate::drill::Options {
+        cluster: args.cluster,
+        interval: args.interval,
+        timeout: args.timeout,
+        table: args.table,
+        probe_table: args.probe_table,
+        report_dir: args.report_dir,
+        duration: args.duration,
+        settle: args.settle,
+        listen: Some(args.listen_address).filter(|a| !a.is_empty()),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let result = runtime.block_on(async {
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        tokio::spawn(stop_on_signal(shutdown.clone()));
+        crate::drill::run(config, options, shutdown).await
+    });
+    match result {
+        Ok(written) => {
+            print!("{}", written.report.markdown());
+            tracing::info!(markdown = %written.markdown.display(), json = %written.json.display(),
+                rpo = written.report.rpo.as_str(), rto = written.report.rto.as_str(), "Drill report written");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "Drill failed");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// Cancels `shutdown` on SIGINT (Ctrl-C) or SIGTERM: the drill ends with a partial report.
+async fn stop_on_signal(shutdown: tokio_util::sync::CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+    else {
+        tracing::error!("Cannot install signal handlers");
+        return;
+    };
+    let name = tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    };
+    tracing::info!(signal = name, "Ending the drill; writing a partial report");
+    shutdown.cancel();
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -325,6 +465,13 @@ mod tests {
             checked += 1;
         }
         assert!(checked >= 7, "only {checked} flags");
+        // The drill's flags too.
+        let drill = cli.find_subcommand("drill").expect("a drill subcommand");
+        for arg in drill.get_arguments().filter(|a| !matches!(a.get_id().as_str(), "help" | "version")) {
+            let long = arg.get_long().unwrap_or_else(|| panic!("{} has no long name", arg.get_id()));
+            let expected = format!("RPO_EXPORTER_{}", long.to_uppercase().replace(['.', '-'], "_"));
+            assert_eq!(arg.get_env().and_then(|e| e.to_str()), Some(expected.as_str()), "drill --{long}");
+        }
     }
 
     #[test]

@@ -217,6 +217,43 @@ fn encode_text(out: &mut String, mut samples: Samples) -> std::fmt::Result {
     Ok(())
 }
 
+/// The Prometheus text format 0.0.4 of `families` alone, in their order: for a
+/// process that serves a few families of its own (`rpo-exporter drill`).
+pub fn encode_text_of(families: &[&'static MetricDesc], mut samples: Samples) -> String {
+    let mut out = String::new();
+    for desc in families {
+        let kind = match desc.kind {
+            MetricKind::Gauge => "gauge",
+            MetricKind::Counter => "counter",
+        };
+        let name = desc.sample_name();
+        out.push_str(&format!("# HELP {name} "));
+        escape(&mut out, desc.help, false);
+        out.push_str(&format!("\n# TYPE {name} {kind}\n"));
+        let Some(family) = samples.take(desc) else { continue };
+        for (labels, value) in family.samples() {
+            out.push_str(&name);
+            let mut first = true;
+            for (label, label_value) in labels {
+                out.push(if first { '{' } else { ',' });
+                first = false;
+                out.push_str(label);
+                out.push_str("=\"");
+                escape(&mut out, label_value, true);
+                out.push('"');
+            }
+            if !first {
+                out.push('}');
+            }
+            out.push(' ');
+            // Writing into a String cannot fail.
+            let _ = push_value(&mut out, value);
+            out.push('\n');
+        }
+    }
+    out
+}
+
 /// A HELP text or (`quotes`) a label value, escaped as the text format requires.
 fn escape(out: &mut String, text: &str, quotes: bool) {
     if !text.bytes().any(|b| matches!(b, b'\\' | b'\n' | b'"')) {

@@ -15,6 +15,7 @@
 pub mod cli;
 pub mod config;
 pub mod dns;
+pub mod drill;
 pub mod endpoint;
 pub mod engine;
 pub mod exporter;

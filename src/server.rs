@@ -224,6 +224,27 @@ pub async fn serve(
     }
 }
 
+/// Serves `render`'s text (the Prometheus text format 0.0.4) on `/metrics` and
+/// nothing else, until `shutdown` is cancelled: the small listener of a process
+/// that is no exporter, `rpo-exporter drill`.
+pub async fn serve_metrics(
+    listener: TcpListener,
+    render: Arc<dyn Fn() -> String + Send + Sync>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let app = Router::new().route(
+        "/metrics",
+        get(move || {
+            let render = render.clone();
+            async move {
+                ([(header::CONTENT_TYPE, exposition::Format::Text.content_type())], render()).into_response()
+            }
+        }),
+    );
+    axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await?;
+    Ok(())
+}
+
 /// Every route the exporter serves, in one place.
 fn router(state: AppState) -> Router {
     let telemetry_path = state.telemetry_path.clone();

@@ -2463,6 +2463,210 @@ function(d)
           y: 86,
         },
       },
+      {
+        type: 'row',
+        title: 'Last game day (rpo-exporter drill)',
+        id: 30,
+        collapsed: false,
+        gridPos: {
+          h: 1,
+          w: 24,
+          x: 0,
+          y: 94,
+        },
+        panels: [],
+      },
+      {
+        type: 'bargauge',
+        title: 'Last drill against the objectives',
+        description: "The last failover drill in the time range (rpo-exporter drill, docs/game-day.md): data lost as a share of the RPO, and the RTO figure (the last of writable primary, DNS on every resolver, health probes and writes resumed) as a share of the RTO. Past 100 % the objective failed. Empty until a drill ran in the time range with its listener scraped in the exporter's job.",
+        datasource: {
+          type: 'prometheus',
+          uid: '${datasource}',
+        },
+        targets: [
+          {
+            datasource: {
+              type: 'prometheus',
+              uid: '${datasource}',
+            },
+            refId: 'A',
+            expr: d.e('max by (%(G)sdb_cluster) (last_over_time(rpo_drill_data_loss_seconds{%(J)s, db_cluster=~"$db_cluster", writer="drill"}[$__range]))\n/ on (%(G)sdb_cluster) max by (%(G)sdb_cluster) (last_over_time(rpo_drill_objective_seconds{%(J)s, db_cluster=~"$db_cluster", objective="rpo"}[$__range]))'),
+            legendFormat: '{{db_cluster}} · data lost / RPO',
+            range: false,
+            instant: true,
+            editorMode: 'code',
+          },
+          {
+            datasource: {
+              type: 'prometheus',
+              uid: '${datasource}',
+            },
+            refId: 'B',
+            expr: d.e('max by (%(G)sdb_cluster) (last_over_time(rpo_drill_recovery_seconds{%(J)s, db_cluster=~"$db_cluster"}[$__range]))\n/ on (%(G)sdb_cluster) max by (%(G)sdb_cluster) (last_over_time(rpo_drill_objective_seconds{%(J)s, db_cluster=~"$db_cluster", objective="rto"}[$__range]))'),
+            legendFormat: '{{db_cluster}} · recovery / RTO',
+            range: false,
+            instant: true,
+            editorMode: 'code',
+          },
+        ],
+        fieldConfig: {
+          defaults: {
+            unit: 'percentunit',
+            min: 0,
+            max: 1.5,
+            thresholds: {
+              mode: 'absolute',
+              steps: [
+                {
+                  color: 'green',
+                  value: null,
+                },
+                {
+                  color: 'orange',
+                  value: 0.8,
+                },
+                {
+                  color: 'red',
+                  value: 1,
+                },
+              ],
+            },
+            mappings: [],
+            color: {
+              mode: 'thresholds',
+            },
+          },
+          overrides: [],
+        },
+        options: {
+          reduceOptions: {
+            values: false,
+            calcs: [
+              'lastNotNull',
+            ],
+            fields: '',
+          },
+          orientation: 'horizontal',
+          displayMode: 'gradient',
+          showUnfilled: true,
+          valueMode: 'color',
+          namePlacement: 'auto',
+          minVizWidth: 8,
+          minVizHeight: 16,
+          sizing: 'auto',
+        },
+        id: 31,
+        gridPos: {
+          h: 8,
+          w: 10,
+          x: 0,
+          y: 95,
+        },
+      },
+      {
+        type: 'table',
+        title: 'Last drill: each step, seconds from the first failed write',
+        description: "The last drill's timeline in the runbook's order: the old primary fenced, the new primary writable, DNS answering the new region on 80 % and 100 % of the resolvers, the new region's health probes passing, writes resumed; with the data lost (seconds of writes) and the split-brain window (seconds with two writable nodes). The drill's Markdown report has the same figures.",
+        datasource: {
+          type: 'prometheus',
+          uid: '${datasource}',
+        },
+        targets: [
+          {
+            datasource: {
+              type: 'prometheus',
+              uid: '${datasource}',
+            },
+            refId: 'A',
+            expr: d.e('max by (%(G)sdb_cluster, step) (last_over_time(rpo_drill_step_seconds{%(J)s, db_cluster=~"$db_cluster"}[$__range]))'),
+            legendFormat: '__auto',
+            range: false,
+            instant: true,
+            editorMode: 'code',
+            format: 'table',
+          },
+          {
+            datasource: {
+              type: 'prometheus',
+              uid: '${datasource}',
+            },
+            refId: 'B',
+            expr: d.e('label_replace(max by (%(G)sdb_cluster) (last_over_time(rpo_drill_data_loss_seconds{%(J)s, db_cluster=~"$db_cluster", writer="drill"}[$__range])), "step", "data lost", "", "")\nor\nlabel_replace(max by (%(G)sdb_cluster) (last_over_time(rpo_drill_split_brain_seconds{%(J)s, db_cluster=~"$db_cluster"}[$__range])), "step", "split brain", "", "")'),
+            legendFormat: '__auto',
+            range: false,
+            instant: true,
+            editorMode: 'code',
+            format: 'table',
+          },
+        ],
+        fieldConfig: {
+          defaults: {
+            unit: 's',
+            decimals: 3,
+            thresholds: {
+              mode: 'absolute',
+              steps: [
+                {
+                  color: 'green',
+                  value: null,
+                },
+              ],
+            },
+            mappings: [],
+            color: {
+              mode: 'thresholds',
+            },
+            custom: {
+              align: 'auto',
+              cellOptions: {
+                type: 'auto',
+              },
+              inspect: false,
+              filterable: false,
+            },
+          },
+          overrides: [],
+        },
+        options: {
+          showHeader: true,
+          cellHeight: 'sm',
+          footer: {
+            show: false,
+            reducer: [
+              'sum',
+            ],
+            countRows: false,
+            fields: '',
+          },
+        },
+        transformations: [
+          {
+            id: 'merge',
+            options: {},
+          },
+          {
+            id: 'organize',
+            options: {
+              excludeByName: {
+                Time: true,
+              },
+              renameByName: {
+                db_cluster: 'Cluster',
+                step: 'Step',
+                Value: 'Seconds',
+              },
+            },
+          },
+        ],
+        id: 32,
+        gridPos: {
+          h: 8,
+          w: 14,
+          x: 10,
+          y: 95,
+        },
+      },
     ],
     refresh: '30s',
     schemaVersion: 39,

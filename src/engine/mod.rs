@@ -81,6 +81,23 @@ pub trait Engine: Sync {
     /// Its own metric families.
     fn metrics(&self) -> &'static [&'static MetricDesc];
 
+    /// Connects for `rpo-exporter drill` ([`DrillSession`]): its writes are
+    /// acknowledged as the application's would be (no `synchronous_commit = local`),
+    /// `settings.table` is the drill table. The caller bounds the time it may take.
+    fn connect_drill<'a>(
+        &'a self,
+        endpoint: &'a Endpoint,
+        settings: &'a Settings,
+    ) -> BoxFuture<'a, Result<DrillSession, EngineError>>;
+
+    /// The drill table's DDL and grants (`rpo-exporter schema ENGINE --drill-table`).
+    fn drill_schema_sql(
+        &self,
+        table: &TableName,
+        role: &str,
+        host: Option<&str>,
+    ) -> Result<String, SchemaError>;
+
     /// Whether a node of this engine can get the cluster's data this way
     /// (`replication:`); the error says which ways it can.
     fn replication(&self, mode: Replication) -> Result<(), String> {
@@ -362,6 +379,58 @@ pub fn schema_sql(
 ) -> Result<String, SchemaError> {
     let engine = find(engine).map_err(|_| SchemaError::UnknownEngine(engine.to_owned()))?;
     engine.schema_sql(table, role, server, host)
+}
+
+/// The drill table's DDL and grants for the engine named `engine`.
+pub fn drill_schema_sql(
+    engine: &str,
+    table: &TableName,
+    role: &str,
+    host: Option<&str>,
+) -> Result<String, SchemaError> {
+    let engine = find(engine).map_err(|_| SchemaError::UnknownEngine(engine.to_owned()))?;
+    engine.drill_schema_sql(table, role, host)
+}
+
+/// Connects to a node for the drill through its engine.
+pub async fn connect_drill(endpoint: &Endpoint, settings: &Settings) -> Result<DrillSession, EngineError> {
+    let engine = find(&endpoint.engine).map_err(|e| EngineError::new(ErrorKind::Connect, e.problem))?;
+    engine.connect_drill(endpoint, settings).await
+}
+
+/// One drill write: the run it belongs to, its number within the run (each write
+/// has its own), when the drill sent it (µs since the epoch on the drill's clock)
+/// and the node it was sent to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DrillWrite {
+    pub run: String,
+    pub seq: i64,
+    pub client_us: i64,
+    pub node: String,
+}
+
+/// What the drill asks of one node, one statement at a time; the caller bounds each.
+pub trait DrillConnection: Send {
+    /// Whether the node accepts writes now.
+    fn writable(&mut self) -> BoxFuture<'_, Result<bool, EngineError>>;
+    /// Inserts one row into the drill table; `Ok` once the server acknowledged it.
+    fn write<'a>(&'a mut self, write: &'a DrillWrite) -> BoxFuture<'a, Result<(), EngineError>>;
+    /// The newest row of `run` with a sequence at most `up_to` this node holds:
+    /// (seq, client_us), or `None` when it holds none.
+    fn newest<'a>(
+        &'a mut self,
+        run: &'a str,
+        up_to: i64,
+    ) -> BoxFuture<'a, Result<Option<(i64, i64)>, EngineError>>;
+}
+
+/// An open drill connection to one node.
+pub struct DrillSession(pub Box<dyn DrillConnection>);
+
+impl DrillSession {
+    pub fn new(connection: impl DrillConnection + 'static) -> Self {
+        DrillSession(Box::new(connection))
+    }
 }
 
 /// Every engine's own metric families.

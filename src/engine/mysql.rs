@@ -12,9 +12,9 @@
 //! is read in the server's own time zone as pt-heartbeat itself does.
 
 use super::{
-    BoxFuture, CheckError, Connection, Engine, EngineError, ErrorKind, Field, HeartbeatRead, HeartbeatRow,
-    Holding, NodeField, NodeLabels, Probe, Reason, SchemaError, Session, Step, TickOutcome, TickPlan,
-    WriteOutcome, Written,
+    BoxFuture, CheckError, Connection, DrillSession, DrillWrite, Engine, EngineError, ErrorKind, Field,
+    HeartbeatRead, HeartbeatRow, Holding, NodeField, NodeLabels, Probe, Reason, SchemaError, Session, Step,
+    TickOutcome, TickPlan, WriteOutcome, Written,
 };
 use crate::endpoint::{Endpoint, HeartbeatFormat, Replication, Settings, TableMatch, TableName, Tables, Tls, TlsMode};
 use crate::heartbeat::mono_now;
@@ -211,6 +211,22 @@ impl Engine for Mysql {
 
     fn residency_grants(&self, targets: &[TableMatch], modes: &[Replication], role: &str, host: &str) -> String {
         residency_grants(targets, modes, role, host)
+    }
+
+    fn connect_drill<'a>(
+        &'a self,
+        endpoint: &'a Endpoint,
+        settings: &'a Settings,
+    ) -> BoxFuture<'a, Result<DrillSession, EngineError>> {
+        Box::pin(async move { Ok(DrillSession::new(MyDrill::connect(endpoint, settings).await?)) })
+    }
+
+    fn drill_schema_sql(&self, table: &TableName, role: &str, host: Option<&str>) -> Result<String, SchemaError> {
+        let host = host.unwrap_or("%");
+        if host.is_empty() || host.contains(['\'', '\\', '`', ' ']) {
+            return Err(SchemaError::Host(host.to_owned()));
+        }
+        Ok(drill_schema_sql(table, role, host))
     }
 }
 
@@ -473,6 +489,104 @@ fn wild(pattern: &str, name: &str) -> bool {
     }
     let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
     go(&p, &n)
+}
+
+
+/// The drill table (`rpo-exporter drill`): one row per drill write.
+pub fn drill_schema_sql(table: &TableName, role: &str, host: &str) -> String {
+    let TableName { schema, table: name } = table;
+    format!(
+        "-- rpo-exporter drill table for MySQL/MariaDB: one row per drill write (a game day).
+-- Run once on every primary as an administrator; it replicates to the replicas.
+-- Delete old runs when you like: DELETE FROM {schema}.{name} WHERE run = '...';
+CREATE DATABASE IF NOT EXISTS {schema};
+CREATE TABLE IF NOT EXISTS {schema}.{name} (
+    run       VARCHAR(64) NOT NULL,  -- the drill run
+    seq       BIGINT      NOT NULL,  -- the write's number within the run
+    client_us BIGINT      NOT NULL,  -- when the drill sent it: microseconds since the epoch, the drill's clock
+    node      VARCHAR(64) NOT NULL,  -- the node it was sent to
+    PRIMARY KEY (run, seq)
+) ENGINE=InnoDB;
+-- The drill's account must not hold SUPER (or ALL), which ignores read_only.
+GRANT SELECT, INSERT ON {schema}.{name} TO '{role}'@'{host}';
+"
+    )
+}
+
+/// A drill connection: the role (`read_only`), one INSERT per drill write, the
+/// newest row of a run; prepared statements on one connection.
+struct MyDrill {
+    conn: Conn,
+    table: TableName,
+    mariadb: bool,
+}
+
+impl MyDrill {
+    async fn connect(endpoint: &Endpoint, settings: &Settings) -> Result<MyDrill, EngineError> {
+        let opts =
+            Opts::from_url(&endpoint.dsn).map_err(|e| EngineError::new(ErrorKind::Connect, e.to_string()))?;
+        let password = endpoint.password.read().map_err(|e| EngineError::new(ErrorKind::Auth, e.to_string()))?;
+        let opts = OptsBuilder::from_opts(opts).pass(password).prefer_socket(false);
+        let opts = match &endpoint.tls {
+            Some(tls) => opts.ssl_opts(ssl_opts(tls)),
+            None => opts,
+        };
+        let mut conn = Conn::new(opts).await.map_err(|e| classify(&e, None, ""))?;
+        let version: Option<String> =
+            conn.query_first("SELECT VERSION()").await.map_err(|e| classify(&e, None, ""))?;
+        let mariadb = version.unwrap_or_default().to_lowercase().contains("mariadb");
+        Ok(MyDrill { conn, table: settings.table.clone(), mariadb })
+    }
+
+    fn error(&self, e: &mysql_async::Error) -> EngineError {
+        let mut err = classify(e, None, "");
+        if matches!(err.kind, ErrorKind::MissingTable | ErrorKind::Permission) {
+            if let Some(i) = err.message.find("; run the statements") {
+                err.message.truncate(i);
+            }
+            err.message.push_str(&format!(
+                "; run the statements printed by `rpo-exporter schema mysql --drill-table {}` as an administrator",
+                self.table
+            ));
+        }
+        err
+    }
+}
+
+impl super::DrillConnection for MyDrill {
+    fn writable(&mut self) -> BoxFuture<'_, Result<bool, EngineError>> {
+        Box::pin(async move {
+            let sql = if self.mariadb {
+                "SELECT @@global.read_only = 0"
+            } else {
+                "SELECT @@global.read_only = 0 AND @@global.super_read_only = 0"
+            };
+            let row: Option<i64> = self.conn.query_first(sql).await.map_err(|e| self.error(&e))?;
+            Ok(row == Some(1))
+        })
+    }
+
+    fn write<'a>(&'a mut self, write: &'a DrillWrite) -> BoxFuture<'a, Result<(), EngineError>> {
+        Box::pin(async move {
+            let sql = format!("INSERT INTO {} (run, seq, client_us, node) VALUES (?, ?, ?, ?)", self.table);
+            let params = (write.run.as_str(), write.seq, write.client_us, write.node.as_str());
+            self.conn.exec_drop(sql, params).await.map_err(|e| self.error(&e))
+        })
+    }
+
+    fn newest<'a>(
+        &'a mut self,
+        run: &'a str,
+        up_to: i64,
+    ) -> BoxFuture<'a, Result<Option<(i64, i64)>, EngineError>> {
+        Box::pin(async move {
+            let sql = format!(
+                "SELECT seq, client_us FROM {} WHERE run = ? AND seq <= ? ORDER BY seq DESC LIMIT 1",
+                self.table
+            );
+            self.conn.exec_first(sql, (run, up_to)).await.map_err(|e| self.error(&e))
+        })
+    }
 }
 
 fn check_dsn(dsn: &str) -> Result<(), CheckError> {

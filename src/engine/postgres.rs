@@ -10,9 +10,9 @@
 //! recovery functions on replicas.
 
 use super::{
-    BoxFuture, CheckError, Connection, Engine, EngineError, ErrorKind, Field, HeartbeatRead, HeartbeatRow,
-    Holding, NodeField, NodeLabels, Probe, Reason, SchemaError, Session, Step, TickOutcome, TickPlan,
-    WriteOutcome, Written,
+    BoxFuture, CheckError, Connection, DrillConnection, DrillSession, DrillWrite, Engine, EngineError, ErrorKind,
+    Field, HeartbeatRead, HeartbeatRow, Holding, NodeField, NodeLabels, Probe, Reason, SchemaError, Session, Step,
+    TickOutcome, TickPlan, WriteOutcome, Written,
 };
 use crate::endpoint::{Endpoint, Replication, Settings, TableMatch, TableName, Tables, TlsMode};
 use crate::heartbeat::mono_now;
@@ -147,6 +147,21 @@ impl Engine for Postgres {
 
     fn residency_grants(&self, targets: &[TableMatch], modes: &[Replication], role: &str, _host: &str) -> String {
         residency_grants(targets, modes, role)
+    }
+
+    fn connect_drill<'a>(
+        &'a self,
+        endpoint: &'a Endpoint,
+        settings: &'a Settings,
+    ) -> BoxFuture<'a, Result<DrillSession, EngineError>> {
+        Box::pin(async move { Ok(DrillSession::new(PgDrill::connect(endpoint, settings).await?)) })
+    }
+
+    fn drill_schema_sql(&self, table: &TableName, role: &str, host: Option<&str>) -> Result<String, SchemaError> {
+        match host {
+            None => Ok(drill_schema_sql(table, role)),
+            Some(_) => Err(SchemaError::NotApplicable { option: "host", engines: "mysql" }),
+        }
     }
 }
 
@@ -293,6 +308,131 @@ async fn publications(
     drop(client);
     connection.abort();
     Ok(out)
+}
+
+/// The drill table (`rpo-exporter drill`): one row per drill write.
+pub fn drill_schema_sql(table: &TableName, role: &str) -> String {
+    let TableName { schema, table: name } = table;
+    format!(
+        "-- rpo-exporter drill table for PostgreSQL: one row per drill write (a game day).
+-- Run once on the primary as an administrator; it replicates to every standby.
+-- Delete old runs when you like: DELETE FROM {schema}.{name} WHERE run = '...';
+CREATE SCHEMA IF NOT EXISTS {schema};
+CREATE TABLE IF NOT EXISTS {schema}.{name} (
+    run       text   NOT NULL,  -- the drill run
+    seq       bigint NOT NULL,  -- the write's number within the run
+    client_us bigint NOT NULL,  -- when the drill sent it: microseconds since the epoch, the drill's clock
+    node      text   NOT NULL,  -- the node it was sent to
+    PRIMARY KEY (run, seq)
+);
+GRANT USAGE ON SCHEMA {schema} TO {role};
+GRANT SELECT, INSERT ON {schema}.{name} TO {role};
+"
+    )
+}
+
+/// A drill connection: the role, one INSERT per drill write, the newest row of a
+/// run. Writes commit as the server's `synchronous_commit` says, as the
+/// application's do: with synchronous replication an acknowledged write is on a
+/// standby. No server-side statement timeout: a write cancelled while it waits for
+/// a synchronous standby is committed locally and still answered with success, so
+/// only the drill's own deadline (which abandons the connection) ends a write.
+struct PgDrill {
+    client: Client,
+    connection: JoinHandle<()>,
+    table: TableName,
+    role: Statement,
+    insert: Option<Statement>,
+    newest: Option<Statement>,
+}
+
+impl Drop for PgDrill {
+    fn drop(&mut self) {
+        self.connection.abort();
+    }
+}
+
+impl PgDrill {
+    async fn connect(endpoint: &Endpoint, settings: &Settings) -> Result<PgDrill, EngineError> {
+        let (client, connection) = open(endpoint, settings).await?;
+        let table = settings.table.clone();
+        let role_sql = PROBE_SQL.trim_end().trim_end_matches(',');
+        let role = client.prepare(role_sql).await.map_err(|e| classify(&e, &table));
+        let role = match role {
+            Ok(r) => r,
+            Err(e) => {
+                connection.abort();
+                return Err(e);
+            }
+        };
+        Ok(PgDrill { client, connection, table, role, insert: None, newest: None })
+    }
+
+    async fn statement(&mut self, insert: bool) -> Result<Statement, EngineError> {
+        let slot = if insert { &mut self.insert } else { &mut self.newest };
+        if let Some(s) = slot {
+            return Ok(s.clone());
+        }
+        let table = &self.table;
+        let sql = if insert {
+            format!("INSERT INTO {table} (run, seq, client_us, node) VALUES ($1, $2, $3, $4)")
+        } else {
+            format!("SELECT seq, client_us FROM {table} WHERE run = $1 AND seq <= $2 ORDER BY seq DESC LIMIT 1")
+        };
+        let prepared = self.client.prepare(&sql).await.map_err(|e| drill_error(&e, table))?;
+        *slot = Some(prepared.clone());
+        Ok(prepared)
+    }
+}
+
+/// A drill statement's error, naming the statements that create the drill table.
+fn drill_error(e: &tokio_postgres::Error, table: &TableName) -> EngineError {
+    let mut err = classify(e, table);
+    if matches!(err.kind, ErrorKind::MissingTable | ErrorKind::Permission) {
+        if let Some(i) = err.message.find("; run the statements") {
+            err.message.truncate(i);
+        }
+        err.message.push_str(&format!(
+            "; run the statements printed by `rpo-exporter schema postgres --drill-table {table}` as an administrator"
+        ));
+    }
+    err
+}
+
+impl DrillConnection for PgDrill {
+    fn writable(&mut self) -> BoxFuture<'_, Result<bool, EngineError>> {
+        Box::pin(async move {
+            let row = self.client.query_one(&self.role, &[]).await.map_err(|e| classify(&e, &self.table))?;
+            get(&row, 0)
+        })
+    }
+
+    fn write<'a>(&'a mut self, write: &'a DrillWrite) -> BoxFuture<'a, Result<(), EngineError>> {
+        Box::pin(async move {
+            let insert = self.statement(true).await?;
+            self.client
+                .execute(&insert, &[&write.run, &write.seq, &write.client_us, &write.node])
+                .await
+                .map_err(|e| drill_error(&e, &self.table))?;
+            Ok(())
+        })
+    }
+
+    fn newest<'a>(
+        &'a mut self,
+        run: &'a str,
+        up_to: i64,
+    ) -> BoxFuture<'a, Result<Option<(i64, i64)>, EngineError>> {
+        Box::pin(async move {
+            let newest = self.statement(false).await?;
+            let rows =
+                self.client.query(&newest, &[&run, &up_to]).await.map_err(|e| drill_error(&e, &self.table))?;
+            match rows.first() {
+                Some(row) => Ok(Some((get(row, 0)?, get(row, 1)?))),
+                None => Ok(None),
+            }
+        })
+    }
 }
 
 fn check_dsn(dsn: &str) -> Result<(), CheckError> {

@@ -299,6 +299,40 @@ fn http_client(probe: &Probe) -> Result<reqwest::Client, ClientError> {
     builder.build().map_err(|e| ClientError::Build(e.to_string()))
 }
 
+/// One region's probes, run on demand rather than by the loop: what
+/// `rpo-exporter drill` asks when it waits for the new region to pass.
+pub struct RegionCheck {
+    runners: Vec<Arc<Runner>>,
+    quorum: usize,
+}
+
+impl RegionCheck {
+    pub fn new(region: &crate::config::Region) -> RegionCheck {
+        let runners = region
+            .probes
+            .iter()
+            .enumerate()
+            .map(|(index, probe)| {
+                Arc::new(Runner {
+                    region: 0,
+                    index,
+                    region_name: region.name.clone(),
+                    client: http_client(probe),
+                    probe: probe.clone(),
+                })
+            })
+            .collect();
+        RegionCheck { runners, quorum: region.quorum }
+    }
+
+    /// Runs every probe once, concurrently, each within its timeout: (passed, quorum).
+    pub async fn run(&self) -> (usize, usize) {
+        let passed =
+            run_round(&self.runners).await.iter().filter(|(_, o)| o.status == ProbeStatus::Ok).count();
+        (passed, self.quorum)
+    }
+}
+
 /// Probes every region until `shutdown` is cancelled.
 async fn probe_loop(state: Arc<HealthState>, shutdown: CancellationToken) {
     let config = state.config.clone();

@@ -5,6 +5,7 @@
 
 pub mod adversarial;
 pub mod dns;
+pub mod drill;
 pub mod maria;
 pub mod probes;
 pub mod webhook;

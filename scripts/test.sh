@@ -63,6 +63,8 @@ else
         [mixin]=8 [db_tls]=6 [dns_follow_cluster]=5 [reload]=5 [mariadb_lab]=5 [postgres_lab]=5
         [adversarial_dns]=4 [alerts_rules]=4 [postgres_setup]=4 [health]=3 [logging]=3
         [adversarial_fuzz]=2 [dns_failures]=2 [deploy]=1 [layers]=1 [listen]=1 [proxy]=1
+        [patroni_lab]=25 [patroni_follow]=24 [drill_patroni]=22 [residency]=12 [drill_mariadb]=10
+        [package]=7
     )
     lanes=${RPO_TEST_LANES:-3}
     targets=()

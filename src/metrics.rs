@@ -16,13 +16,15 @@ pub enum MetricKind {
     Counter,
 }
 
-/// One metric family: its name, what it means, and the labels it carries.
+/// One metric family: its name, what it means, the labels it carries, and the
+/// collector switch that turns it off (`None`: always emitted).
 #[derive(Debug)]
 pub struct MetricDesc {
     pub name: &'static str,
     pub help: &'static str,
     pub kind: MetricKind,
     pub labels: &'static [&'static str],
+    pub switch: Option<Switch>,
 }
 
 impl MetricDesc {
@@ -40,7 +42,8 @@ pub const CLUSTER: &[&str] = &["db_cluster"];
 pub const NODE: &[&str] = &["db_cluster", "node", "node_region"];
 pub const PAIR: &[&str] = &["db_cluster", "source_node", "source_region", "replica_node", "replica_region"];
 
-/// Declares one metric family: `desc!(ID, "name", Gauge|Counter, labels, "help")`.
+/// Declares one metric family: `desc!(ID, "name", Gauge|Counter, labels, "help")`,
+/// and `desc!(…, "help", Switch)` for a family that `--no-collector.NAME` turns off.
 macro_rules! desc {
     ($id:ident, $name:literal, $kind:ident, $labels:expr, $help:literal) => {
         pub static $id: $crate::metrics::MetricDesc = $crate::metrics::MetricDesc {
@@ -48,10 +51,111 @@ macro_rules! desc {
             help: $help,
             kind: $crate::metrics::MetricKind::$kind,
             labels: $labels,
+            switch: None,
+        };
+    };
+    ($id:ident, $name:literal, $kind:ident, $labels:expr, $help:literal, $switch:ident) => {
+        pub static $id: $crate::metrics::MetricDesc = $crate::metrics::MetricDesc {
+            name: $name,
+            help: $help,
+            kind: $crate::metrics::MetricKind::$kind,
+            labels: $labels,
+            switch: Some($crate::metrics::Switch::$switch),
         };
     };
 }
 pub(crate) use desc;
+
+/// The optional collectors, switched as the Go exporters switch theirs:
+/// `--collector.NAME` / `--no-collector.NAME`. Each names the families it emits
+/// (`MetricDesc::switch`); what the shipped dashboards and alerts read is on by
+/// default, so every one is, and a large fleet turns off what it can spare.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Switch {
+    /// The engines' native replication signals; off, the native query is not
+    /// sent either.
+    Replication,
+    /// MySQL/MariaDB GTID positions, a part of `Replication`'s signals.
+    Gtid,
+    /// Each collector's last success and duration per node.
+    CollectorStats,
+    /// The heartbeat row status state set (one series per status and pair).
+    RowStatus,
+}
+
+impl Switch {
+    pub const ALL: [Switch; 4] = [Switch::Replication, Switch::Gtid, Switch::CollectorStats, Switch::RowStatus];
+
+    /// The name in `--collector.NAME`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Switch::Replication => "replication",
+            Switch::Gtid => "gtid",
+            Switch::CollectorStats => "collector_stats",
+            Switch::RowStatus => "row_status",
+        }
+    }
+
+    /// Its environment variable, `RPO_EXPORTER_COLLECTOR_` and the name in capitals.
+    pub fn env(self) -> &'static str {
+        match self {
+            Switch::Replication => "RPO_EXPORTER_COLLECTOR_REPLICATION",
+            Switch::Gtid => "RPO_EXPORTER_COLLECTOR_GTID",
+            Switch::CollectorStats => "RPO_EXPORTER_COLLECTOR_COLLECTOR_STATS",
+            Switch::RowStatus => "RPO_EXPORTER_COLLECTOR_ROW_STATUS",
+        }
+    }
+
+    /// What it emits, and what turning it off loses.
+    pub fn help(self) -> &'static str {
+        match self {
+            Switch::Replication => "The engines' native replication signals (rpo_pg_*, rpo_mysql_*); off, their query is not sent and collector=\"replication\" is absent (the RPOReplicationStreamDown and RPOReplicationReplayPaused alerts and the native panels go blank).",
+            Switch::Gtid => "MySQL/MariaDB GTID positions (rpo_mysql_replica_gtid_position, rpo_mysql_gtid_binlog_position; needs replication); off, the GTID panel goes blank.",
+            Switch::CollectorStats => "Each collector's last success and duration per node (rpo_collector_success, rpo_collector_duration_seconds); off, two cluster-detail panels go blank (errors and ages stay).",
+            Switch::RowStatus => "The heartbeat row status state set (rpo_heartbeat_row_status, one series per status and pair); off, the RPOClockSkew and RPOHeartbeatRowInvalid alerts cannot fire.",
+        }
+    }
+
+    fn bit(self) -> u8 {
+        1 << self as u8
+    }
+}
+
+/// Which optional collectors are on: a plain value the command line builds and
+/// the worker and the scrape read. Every one is on by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Switches(u8);
+
+impl Default for Switches {
+    fn default() -> Self {
+        Switch::ALL.iter().fold(Switches::none(), |s, w| s.with(*w, true))
+    }
+}
+
+impl Switches {
+    /// Every optional collector off (`--collector.disable-defaults`).
+    pub fn none() -> Switches {
+        Switches(0)
+    }
+
+    pub fn with(self, switch: Switch, on: bool) -> Switches {
+        Switches(if on { self.0 | switch.bit() } else { self.0 & !switch.bit() })
+    }
+
+    /// Whether `switch` is on; GTID positions also need the native query.
+    pub fn enabled(self, switch: Switch) -> bool {
+        let own = self.0 & switch.bit() != 0;
+        match switch {
+            Switch::Gtid => own && self.enabled(Switch::Replication),
+            _ => own,
+        }
+    }
+
+    /// Whether the family `desc` is emitted.
+    pub fn emits(self, desc: &MetricDesc) -> bool {
+        desc.switch.is_none_or(|s| self.enabled(s))
+    }
+}
 
 desc!(TASK_RESTARTS, "rpo_exporter_task_restarts", Counter, &["task"], "Times a background loop (task: worker, dns, health) crashed and was started again. Any increase is a bug worth reporting; the loop's readings resume after the restart.");
 desc!(RELOAD_OK, "rpo_exporter_config_last_reload_successful", Gauge, &[], "1 if the last configuration reload (SIGHUP, POST /-/reload or a change of the config file) succeeded, 0 if it failed and the previous configuration kept running.");
@@ -146,14 +250,16 @@ desc!(
     "rpo_collector_success",
     Gauge,
     &["db_cluster", "node", "node_region", "collector"],
-    "1 if the collector's last run on the node succeeded, else 0."
+    "1 if the collector's last run on the node succeeded, else 0.",
+    CollectorStats
 );
 desc!(
     COLLECTOR_DURATION,
     "rpo_collector_duration_seconds",
     Gauge,
     &["db_cluster", "node", "node_region", "collector"],
-    "Duration of the collector's last run on the node: from sending its request (with the rest of its tick, in one round trip) to its answer."
+    "Duration of the collector's last run on the node: from sending its request (with the rest of its tick, in one round trip) to its answer.",
+    CollectorStats
 );
 desc!(
     MEASUREMENT_AGE,
@@ -188,7 +294,7 @@ desc!(
     PAIR,
     "Source database-clock time of the newest source heartbeat visible on the replica."
 );
-desc!(ROW_STATUS, "rpo_heartbeat_row_status", Gauge, &["db_cluster", "source_node", "source_region", "replica_node", "replica_region", "status"], "1 for the current status of the source's heartbeat row as read on the replica (ok, null_timestamp, invalid_timestamp, invalid_sequence, future_timestamp, identity_mismatch, missing), 0 for the others.");
+desc!(ROW_STATUS, "rpo_heartbeat_row_status", Gauge, &["db_cluster", "source_node", "source_region", "replica_node", "replica_region", "status"], "1 for the current status of the source's heartbeat row as read on the replica (ok, null_timestamp, invalid_timestamp, invalid_sequence, future_timestamp, identity_mismatch, missing), 0 for the others.", RowStatus);
 desc!(SEQ_REGRESSIONS, "rpo_heartbeat_sequence_regressions", Counter, PAIR, "Times the source's heartbeat sequence went backwards as read on the replica (table recreated, or a foreign writer).");
 desc!(UNKNOWN_ROWS, "rpo_heartbeat_unknown_rows", Gauge, &["db_cluster", "replica_node", "replica_region", "reason"], "Heartbeat rows on the replica that are no pair's source: reason unlisted_source (a writer not in the config) or malformed (a name unfit to be a label, or too many sources).");
 

@@ -13,7 +13,7 @@
 use crate::config::Cluster;
 use crate::engine::{ErrorKind, Written};
 use crate::heartbeat::{mono_now, ClockSample, Reading, RowStatus, WriteHistory};
-use crate::metrics::{self, Sample, Samples};
+use crate::metrics::{self, Sample, Samples, Switch, Switches};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -164,7 +164,7 @@ impl ClusterState {
     }
 
     /// The cluster's samples and its nodes', copied out at monotonic time `now`.
-    pub fn samples(&self, now: f64, out: &mut Samples) {
+    pub fn samples(&self, now: f64, switches: Switches, out: &mut Samples) {
         let c = &self.config;
         let cl = &[c.name.as_str()];
         out.push(&metrics::CLUSTER_INFO, &[&c.name, c.write_mode.as_str()], 1.0);
@@ -176,12 +176,14 @@ impl ClusterState {
         let hb = &c.heartbeat;
         let max_age = (hb.interval + 2 * hb.timeout).as_secs_f64() + 1.0;
         for node in &self.nodes {
-            node_samples(node, now, max_age, out);
+            node_samples(node, now, max_age, switches, out);
         }
     }
 }
 
-fn node_samples(node: &NodeState, now: f64, max_age: f64, out: &mut Samples) {
+fn node_samples(node: &NodeState, now: f64, max_age: f64, switches: Switches, out: &mut Samples) {
+    let stats = switches.enabled(Switch::CollectorStats);
+    let row_status = switches.enabled(Switch::RowStatus);
     let d = node.lock();
     let labels = &[node.cluster.as_str(), &node.name, &node.region];
     let [cluster, name, region] = *labels;
@@ -206,8 +208,10 @@ fn node_samples(node: &NodeState, now: f64, max_age: f64, out: &mut Samples) {
             continue;
         }
         let l = &[cluster, name, region, c.as_str()];
-        out.push(&metrics::COLLECTOR_SUCCESS, l, f64::from(u8::from(cd.last_ok)));
-        out.push(&metrics::COLLECTOR_DURATION, l, cd.last_duration);
+        if stats {
+            out.push(&metrics::COLLECTOR_SUCCESS, l, f64::from(u8::from(cd.last_ok)));
+            out.push(&metrics::COLLECTOR_DURATION, l, cd.last_duration);
+        }
         if let Some(t) = cd.last_success_mono {
             out.push(&metrics::MEASUREMENT_AGE, l, (now - t).max(0.0));
         }
@@ -247,7 +251,7 @@ fn node_samples(node: &NodeState, now: f64, max_age: f64, out: &mut Samples) {
             out.push(&metrics::SEEN, pair, us as f64 / 1e6);
         }
         let [_, _, source_region, _, _] = *pair;
-        for s in RowStatus::ALL {
+        for s in RowStatus::ALL.into_iter().filter(|_| row_status) {
             let status = &[cluster, source, source_region, name, region, s.as_str()];
             out.push(&metrics::ROW_STATUS, status, f64::from(u8::from(p.status == s)));
         }

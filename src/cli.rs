@@ -117,6 +117,7 @@ impl clap::Args for CollectorArgs {
             Arg::new(DISABLE_DEFAULTS)
                 .long(DISABLE_DEFAULTS)
                 .env("RPO_EXPORTER_COLLECTOR_DISABLE_DEFAULTS")
+                .value_name("BOOL")
                 .value_parser(BoolishValueParser::new())
                 .num_args(0..=1)
                 .require_equals(true)

@@ -396,11 +396,15 @@ mod tests {
             (&["--collector.replication=false"][..], without(Switch::Replication)),
             (&["--no-collector.row_status", "--collector.row_status"][..], all),
             (&["--collector.row_status", "--no-collector.row_status"][..], without(Switch::RowStatus)),
-            (&["--no-collector.gtid", "--no-collector.collector_stats"][..],
-             without(Switch::Gtid).with(Switch::CollectorStats, false)),
+            (
+                &["--no-collector.gtid", "--no-collector.collector_stats"][..],
+                without(Switch::Gtid).with(Switch::CollectorStats, false),
+            ),
             (&["--collector.disable-defaults"][..], Switches::none()),
-            (&["--collector.disable-defaults", "--collector.gtid", "--collector.replication"][..],
-             Switches::none().with(Switch::Gtid, true).with(Switch::Replication, true)),
+            (
+                &["--collector.disable-defaults", "--collector.gtid", "--collector.replication"][..],
+                Switches::none().with(Switch::Gtid, true).with(Switch::Replication, true),
+            ),
         ] {
             assert_eq!(switches(args).unwrap(), want, "{args:?}");
         }

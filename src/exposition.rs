@@ -14,9 +14,8 @@
 //! whole. Sits above every part that declares metric families; only the server
 //! (and the benchmark) use it.
 
-use crate::metrics::{MetricDesc, MetricKind, Samples, Switches, CORE, PROCESS};
+use crate::metrics::{escape, MetricDesc, MetricKind, Samples, Switches, CORE, PROCESS};
 use crate::state::{Live, PROBES};
-use std::fmt::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
@@ -123,7 +122,7 @@ impl Exposition {
 }
 
 /// A family's fixed text, made once: its `# HELP` and `# TYPE` lines in each
-/// format and its sample name.
+/// format.
 struct FamilyText {
     desc: &'static MetricDesc,
     /// The format 0.0.4's, under the sample name (a counter's with `_total`, as
@@ -132,7 +131,6 @@ struct FamilyText {
     /// OpenMetrics', under the family name (a counter's without `_total`), as
     /// prometheus-client writes it.
     om_header: String,
-    sample_name: String,
 }
 
 /// Every family's fixed text, in the order of [`all`].
@@ -152,74 +150,29 @@ fn family_texts() -> &'static [FamilyText] {
                 let mut om_header = format!("# HELP {} ", desc.name);
                 escape(&mut om_header, desc.help, true);
                 om_header.push_str(&format!("\n# TYPE {} {kind}\n", desc.name));
-                FamilyText { desc, text_header, om_header, sample_name }
+                FamilyText { desc, text_header, om_header }
             })
             .collect()
     })
 }
 
 /// Encodes `samples` in `format`: per family its `# HELP` and `# TYPE` lines,
-/// then its samples (the same lines in both formats: a counter's sample name ends
-/// in `_total`, values as Go's parser reads them); OpenMetrics ends in `# EOF`.
+/// then its sample lines (the same in both formats, see [`Samples`]);
+/// OpenMetrics ends in `# EOF`.
 /// Families `switches` turn off are left out whole.
 fn encode(out: &mut String, mut samples: Samples, switches: Switches, format: Format) -> std::fmt::Result {
+    // Each family's sample lines were encoded as they were collected.
     for family in family_texts().iter().filter(|f| switches.emits(f.desc)) {
         out.push_str(match format {
             Format::Text => &family.text_header,
             Format::OpenMetrics => &family.om_header,
         });
-        let Some(samples) = samples.take(family.desc) else { continue };
-        for (labels, value) in samples.samples() {
-            out.push_str(&family.sample_name);
-            let mut first = true;
-            for (label, label_value) in labels {
-                out.push(if first { '{' } else { ',' });
-                first = false;
-                out.push_str(label);
-                out.push_str("=\"");
-                escape(out, label_value, true);
-                out.push('"');
-            }
-            if !first {
-                out.push('}');
-            }
-            out.push(' ');
-            push_value(out, value)?;
-            out.push('\n');
+        if let Some(samples) = samples.take(family.desc) {
+            out.push_str(samples.lines());
         }
     }
     if format == Format::OpenMetrics {
         out.push_str("# EOF\n");
-    }
-    Ok(())
-}
-
-/// A HELP text or (`quotes`) a label value, escaped as the text format requires
-/// (OpenMetrics escapes quotes in both).
-fn escape(out: &mut String, text: &str, quotes: bool) {
-    if !text.bytes().any(|b| matches!(b, b'\\' | b'\n' | b'"')) {
-        out.push_str(text);
-        return;
-    }
-    for c in text.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '"' if quotes => out.push_str("\\\""),
-            c => out.push(c),
-        }
-    }
-}
-
-/// A sample value as Go's parser reads it: the shortest decimal that reads back
-/// the same, `NaN`, `+Inf` or `-Inf`.
-fn push_value(out: &mut String, value: f64) -> std::fmt::Result {
-    if value.is_nan() {
-        out.push_str("NaN");
-    } else if value.is_infinite() {
-        out.push_str(if value > 0.0 { "+Inf" } else { "-Inf" });
-    } else {
-        write!(out, "{value}")?;
     }
     Ok(())
 }
@@ -290,7 +243,7 @@ mod tests {
                     let mut metric = encoder.encode_descriptor(desc.name, desc.help, None, kind)?;
                     let Some(family) = samples.take(desc) else { continue };
                     for (pairs, value) in family.samples() {
-                        let labels: Vec<(&str, &str)> = pairs.collect();
+                        let labels: Vec<(&str, String)> = pairs.collect();
                         let encoder = metric.encode_family(&labels)?;
                         match desc.kind {
                             MetricKind::Gauge => ConstGauge::new(value).encode(encoder)?,
@@ -337,7 +290,10 @@ mod tests {
             encode(&mut out, samples, switches, format).unwrap();
             assert!(out.contains("rpo_collector_success{"), "{out}");
             assert!(!out.contains("rpo_heartbeat_row_status"), "{out}");
-            assert!(out.contains("# TYPE rpo_pg_standbys gauge"), "engine families stay while replication is on");
+            assert!(
+                out.contains("# TYPE rpo_pg_standbys gauge"),
+                "engine families stay while replication is on"
+            );
         }
         let mut out = String::new();
         encode(&mut out, tricky(), Switches::none(), Format::Text).unwrap();
@@ -365,7 +321,7 @@ mod tests {
         assert!(!out.contains("# EOF"));
         let mut v = String::new();
         for x in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 1e21, -0.5, 1_764_000_000.125] {
-            push_value(&mut v, x).unwrap();
+            crate::metrics::push_value(&mut v, x);
             v.push(' ');
         }
         assert_eq!(v, "NaN +Inf -Inf 1000000000000000000000 -0.5 1764000000.125 ");

@@ -84,7 +84,8 @@ pub enum Switch {
 }
 
 impl Switch {
-    pub const ALL: [Switch; 4] = [Switch::Replication, Switch::Gtid, Switch::CollectorStats, Switch::RowStatus];
+    pub const ALL: [Switch; 4] =
+        [Switch::Replication, Switch::Gtid, Switch::CollectorStats, Switch::RowStatus];
 
     /// The name in `--collector.NAME`.
     pub fn name(self) -> &'static str {
@@ -364,31 +365,60 @@ pub struct Sample {
     pub value: f64,
 }
 
-/// The samples of one family for one scrape. Label values are packed into one
-/// buffer, so a sample costs a copy of its label bytes and no allocation of its own.
+/// The samples of one family for one scrape, already encoded: one line per
+/// sample, `name{label="value",…} value`, as both text formats write it (a
+/// counter's sample name ends in `_total`; label values escaped; values as Go's
+/// parser reads them). Encoding at push time lets a part that keeps a series'
+/// labels encoded ([`label_block`]) hand them over with one copy.
 #[derive(Debug)]
 pub struct Family {
     desc: &'static MetricDesc,
-    /// Every sample's label values, back to back.
-    text: String,
-    /// The end of each label value in `text`: `desc.labels.len()` per sample.
-    ends: Vec<usize>,
-    values: Vec<f64>,
+    lines: String,
 }
 
 impl Family {
-    /// The (name, value) label pairs and the value of each sample, in push order.
-    pub fn samples(
-        &self,
-    ) -> impl Iterator<Item = (impl Iterator<Item = (&'static str, &str)> + '_, f64)> + '_ {
-        let k = self.desc.labels.len();
-        self.values.iter().enumerate().map(move |(i, value)| {
-            let labels = self.desc.labels.iter().enumerate().map(move |(j, name)| {
-                let n = i * k + j;
-                let start = if n == 0 { 0 } else { self.ends[n - 1] };
-                (*name, &self.text[start..self.ends[n]])
-            });
-            (labels, *value)
+    /// The encoded sample lines, each ending in a newline.
+    pub fn lines(&self) -> &str {
+        &self.lines
+    }
+
+    /// The (name, value) label pairs and the value of each sample, read back from
+    /// the lines (for tests).
+    #[cfg(test)]
+    pub fn samples(&self) -> impl Iterator<Item = (impl Iterator<Item = (&'static str, String)>, f64)> + '_ {
+        self.lines.lines().map(|line| {
+            let (head, value) = line.rsplit_once(' ').expect("a value");
+            let mut rest = head.split_once('{').map_or("", |(_, r)| r);
+            let mut labels = Vec::new();
+            for name in self.desc.labels {
+                rest = rest.trim_start_matches(',').strip_prefix(*name).expect("label name");
+                rest = rest.strip_prefix("=\"").expect("opening quote");
+                let (mut v, mut chars) = (String::new(), rest.char_indices());
+                let mut end = rest.len();
+                while let Some((i, c)) = chars.next() {
+                    match c {
+                        '\\' => match chars.next() {
+                            Some((_, 'n')) => v.push('\n'),
+                            Some((_, other)) => v.push(other),
+                            None => break,
+                        },
+                        '"' => {
+                            end = i + 1;
+                            break;
+                        }
+                        c => v.push(c),
+                    }
+                }
+                rest = &rest[end..];
+                labels.push((*name, v));
+            }
+            let value = match value {
+                "NaN" => f64::NAN,
+                "+Inf" => f64::INFINITY,
+                "-Inf" => f64::NEG_INFINITY,
+                v => v.parse().expect("a number"),
+            };
+            (labels.into_iter(), value)
         })
     }
 }
@@ -407,6 +437,15 @@ impl Samples {
         self.push_values(desc, labels.iter().copied(), value);
     }
 
+    /// Adds a sample whose label set is already encoded: `block` is what
+    /// [`label_block`] made of the values of `desc.labels`.
+    pub fn push_block(&mut self, desc: &'static MetricDesc, block: &str, value: f64) {
+        let family = self.family(desc);
+        push_name(&mut family.lines, desc);
+        family.lines.push_str(block);
+        push_line_end(&mut family.lines, value);
+    }
+
     /// Adds samples a worker kept.
     pub fn extend(&mut self, samples: &[Sample]) {
         for s in samples {
@@ -421,31 +460,28 @@ impl Samples {
         value: f64,
     ) {
         let family = self.family(desc);
-        let mut n = 0;
+        push_name(&mut family.lines, desc);
         // Exactly one value per label name, whatever the caller passed, so one
-        // wrong call can never shift the labels of every sample after it.
-        for value in labels.take(desc.labels.len()) {
-            family.text.push_str(value);
-            family.ends.push(family.text.len());
-            n += 1;
+        // wrong call can never mislabel a sample.
+        let mut values = labels.take(desc.labels.len());
+        let mut n = 0;
+        for (i, name) in desc.labels.iter().enumerate() {
+            let value = values.next();
+            n += usize::from(value.is_some());
+            push_label(&mut family.lines, i == 0, name, value.unwrap_or(""));
         }
         debug_assert_eq!(n, desc.labels.len(), "label values of {}", desc.name);
-        for _ in n..desc.labels.len() {
-            family.ends.push(family.text.len());
+        if !desc.labels.is_empty() {
+            family.lines.push('}');
         }
-        family.values.push(value);
+        push_line_end(&mut family.lines, value);
     }
 
     fn family(&mut self, desc: &'static MetricDesc) -> &mut Family {
         let i = match self.families.iter().position(|f| std::ptr::eq(f.desc, desc)) {
             Some(i) => i,
             None => {
-                self.families.push(Family {
-                    desc,
-                    text: String::new(),
-                    ends: Vec::new(),
-                    values: Vec::new(),
-                });
+                self.families.push(Family { desc, lines: String::new() });
                 self.families.len() - 1
             }
         };
@@ -455,6 +491,73 @@ impl Samples {
     pub fn take(&mut self, desc: &'static MetricDesc) -> Option<Family> {
         let i = self.families.iter().position(|f| std::ptr::eq(f.desc, desc))?;
         Some(self.families.swap_remove(i))
+    }
+}
+
+/// A label set encoded once, to be reused by [`Samples::push_block`]:
+/// `{name="value",…}` for `names` and `values` in order (empty without labels).
+pub fn label_block(names: &[&str], values: &[&str]) -> String {
+    let mut out = String::new();
+    for (i, (name, value)) in names.iter().zip(values).enumerate() {
+        push_label(&mut out, i == 0, name, value);
+    }
+    if !names.is_empty() {
+        out.push('}');
+    }
+    out
+}
+
+/// `{name="value"` (the first label) or `,name="value"`.
+fn push_label(out: &mut String, first: bool, name: &str, value: &str) {
+    out.push(if first { '{' } else { ',' });
+    out.push_str(name);
+    out.push_str("=\"");
+    escape(out, value, true);
+    out.push('"');
+}
+
+/// The sample name: a counter's ends in `_total`.
+fn push_name(out: &mut String, desc: &MetricDesc) {
+    out.push_str(desc.name);
+    if desc.kind == MetricKind::Counter {
+        out.push_str("_total");
+    }
+}
+
+fn push_line_end(out: &mut String, value: f64) {
+    out.push(' ');
+    push_value(out, value);
+    out.push('\n');
+}
+
+/// A HELP text or (`quotes`) a label value, escaped as the text format requires
+/// (OpenMetrics escapes quotes in both).
+pub fn escape(out: &mut String, text: &str, quotes: bool) {
+    if !text.bytes().any(|b| matches!(b, b'\\' | b'\n' | b'"')) {
+        out.push_str(text);
+        return;
+    }
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '"' if quotes => out.push_str("\\\""),
+            c => out.push(c),
+        }
+    }
+}
+
+/// A sample value as Go's parser reads it: the shortest decimal that reads back
+/// the same, `NaN`, `+Inf` or `-Inf`.
+pub fn push_value(out: &mut String, value: f64) {
+    use std::fmt::Write;
+    if value.is_nan() {
+        out.push_str("NaN");
+    } else if value.is_infinite() {
+        out.push_str(if value > 0.0 { "+Inf" } else { "-Inf" });
+    } else {
+        // Writing to a String cannot fail.
+        let _ = write!(out, "{value}");
     }
 }
 

@@ -17,7 +17,7 @@
 use crate::metrics::{escape, MetricDesc, MetricKind, Samples, Switches, CORE, PROCESS};
 use crate::state::{Live, PROBES};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// Every family the exporter can emit: the core ones, then each engine's, then
 /// each probe subsystem's ([`PROBES`]), then the process's ([`PROCESS`]).
@@ -29,11 +29,11 @@ pub fn all() -> impl Iterator<Item = &'static MetricDesc> {
         .chain(PROCESS.iter().copied())
 }
 
-/// The samples of one scrape: the live state's, then this process's.
-fn snapshot(live: &Live) -> Samples {
-    let mut samples = live.samples();
-    crate::process::sample(&mut samples);
-    samples
+/// The samples of one scrape into `samples`: the live state's, then this
+/// process's.
+fn snapshot(live: &Live, samples: &mut Samples) {
+    live.collect(samples);
+    crate::process::sample(samples);
 }
 
 /// The text formats a scraper can get.
@@ -90,18 +90,26 @@ impl Format {
     }
 }
 
-/// What the server encodes on each scrape: the live state, and the size of the
-/// last exposition in each format, so a scrape writes into one buffer of the
-/// right size instead of growing (and copying) it a dozen times.
+/// What the server encodes on each scrape: the live state, the size of the last
+/// exposition in each format, so a scrape writes into one buffer of the right
+/// size instead of growing (and copying) it a dozen times, and the last scrape's
+/// sample buffers, emptied, for the next one to fill.
 #[derive(Debug)]
 pub struct Exposition {
     live: Arc<Live>,
     size_hint: [AtomicUsize; 2],
+    /// Taken by a scrape, given back after it; concurrent scrapes beyond the
+    /// first start with empty buffers.
+    spare: Mutex<Option<Samples>>,
 }
 
 impl Exposition {
     pub fn new(live: Arc<Live>) -> Exposition {
-        Exposition { live, size_hint: [AtomicUsize::new(16 * 1024), AtomicUsize::new(16 * 1024)] }
+        Exposition {
+            live,
+            size_hint: [AtomicUsize::new(16 * 1024), AtomicUsize::new(16 * 1024)],
+            spare: Mutex::new(None),
+        }
     }
 
     /// Renders the latest measurements as OpenMetrics text.
@@ -115,7 +123,13 @@ impl Exposition {
         // A little headroom for label values and numbers that grew since.
         let hint = size_hint.load(Ordering::Relaxed);
         let mut out = String::with_capacity(hint + hint / 8);
-        encode(&mut out, snapshot(&self.live), self.live.switches(), format)?;
+        let spare = self.spare.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let mut samples = spare.unwrap_or_default();
+        snapshot(&self.live, &mut samples);
+        let encoded = encode(&mut out, &samples, self.live.switches(), format);
+        samples.clear();
+        *self.spare.lock().unwrap_or_else(|p| p.into_inner()) = Some(samples);
+        encoded?;
         size_hint.store(out.len(), Ordering::Relaxed);
         Ok(out)
     }
@@ -160,14 +174,14 @@ fn family_texts() -> &'static [FamilyText] {
 /// then its sample lines (the same in both formats, see [`Samples`]);
 /// OpenMetrics ends in `# EOF`.
 /// Families `switches` turn off are left out whole.
-fn encode(out: &mut String, mut samples: Samples, switches: Switches, format: Format) -> std::fmt::Result {
+fn encode(out: &mut String, samples: &Samples, switches: Switches, format: Format) -> std::fmt::Result {
     // Each family's sample lines were encoded as they were collected.
     for family in family_texts().iter().filter(|f| switches.emits(f.desc)) {
         out.push_str(match format {
             Format::Text => &family.text_header,
             Format::OpenMetrics => &family.om_header,
         });
-        if let Some(samples) = samples.take(family.desc) {
+        if let Some(samples) = samples.get(family.desc) {
             out.push_str(samples.lines());
         }
     }
@@ -259,7 +273,7 @@ mod tests {
         let mut theirs = String::new();
         prometheus_client::encoding::text::encode(&mut theirs, &registry).unwrap();
         let mut ours = String::new();
-        encode(&mut ours, tricky(), Switches::default(), Format::OpenMetrics).unwrap();
+        encode(&mut ours, &tricky(), Switches::default(), Format::OpenMetrics).unwrap();
         assert_eq!(ours.lines().count(), theirs.lines().count(), "ours:\n{ours}\ntheirs:\n{theirs}");
         for (a, b) in ours.lines().zip(theirs.lines()) {
             if a.starts_with('#') {
@@ -287,7 +301,7 @@ mod tests {
             samples.push(&ROW_STATUS, &["c", "p", "r", "n", "r", "ok"], 1.0);
             let mut out = String::new();
             let switches = Switches::default().with(Switch::RowStatus, false);
-            encode(&mut out, samples, switches, format).unwrap();
+            encode(&mut out, &samples, switches, format).unwrap();
             assert!(out.contains("rpo_collector_success{"), "{out}");
             assert!(!out.contains("rpo_heartbeat_row_status"), "{out}");
             assert!(
@@ -296,11 +310,38 @@ mod tests {
             );
         }
         let mut out = String::new();
-        encode(&mut out, tricky(), Switches::none(), Format::Text).unwrap();
+        encode(&mut out, &tricky(), Switches::none(), Format::Text).unwrap();
         for gone in ["rpo_pg_standbys", "rpo_mysql_replica_gtid_position", "rpo_collector_duration_seconds"] {
             assert!(!out.contains(gone), "{gone} with every collector off");
         }
         assert!(out.contains("# TYPE rpo_node_up gauge"), "core families stay");
+    }
+
+    /// A scrape reuses the last one's buffers, never its samples: a change in
+    /// the store shows in the next scrape, in both formats, and nothing of the
+    /// scrape before is repeated.
+    #[test]
+    fn the_next_scrape_sees_the_store_as_it_is() {
+        let yaml = "clusters:\n  - name: c\n    rpo: 30s\n    rto: 5m\n    nodes:\n      - { name: p, region: r, engine: postgres, dsn: \"host=127.0.0.1 user=rpo dbname=postgres\" }\n";
+        let config = crate::config::Config::parse(std::path::Path::new("<test>"), yaml).unwrap();
+        let live = Arc::new(Live::new(crate::state::State::new(&config)));
+        let exposition = Exposition::new(live.clone());
+        let up = |v: u8| format!("\nrpo_node_up{{db_cluster=\"c\",node=\"p\",node_region=\"r\"}} {v}\n");
+        for format in [Format::Text, Format::OpenMetrics] {
+            let node = live.current().clusters[0].nodes[0].clone();
+            node.lock().up = false;
+            let before = exposition.render_as(format).unwrap();
+            assert!(before.contains(&up(0)), "{before}");
+            node.lock().up = true;
+            node.lock().sessions_opened = 7;
+            let after = exposition.render_as(format).unwrap();
+            assert!(after.contains(&up(1)) && !after.contains(&up(0)), "{after}");
+            assert!(after.contains(
+                "rpo_node_sessions_opened_total{db_cluster=\"c\",node=\"p\",node_region=\"r\"} 7\n"
+            ));
+            assert_eq!(after.matches("rpo_node_up{").count(), 1, "{after}");
+            assert_eq!(after.matches("# TYPE rpo_node_up gauge").count(), 1);
+        }
     }
 
     #[test]
@@ -310,7 +351,7 @@ mod tests {
         samples.push(&OBJECTIVE, &["c"], 0.25);
         samples.push(&TASK_RESTARTS, &["worker"], 3.0);
         let mut out = String::new();
-        encode(&mut out, samples, Switches::default(), Format::Text).unwrap();
+        encode(&mut out, &samples, Switches::default(), Format::Text).unwrap();
         assert!(out.contains(
             "# HELP rpo_node_up 1 if the node answered its last role probe, else 0.\n# TYPE rpo_node_up gauge\n\
              rpo_node_up{db_cluster=\"c\",node=\"n\\\"1\\\\\\n\",node_region=\"r\"} 1\n"

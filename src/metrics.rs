@@ -488,6 +488,19 @@ impl Samples {
         &mut self.families[i]
     }
 
+    /// The family of `desc`, if anything was pushed to it.
+    pub fn get(&self, desc: &'static MetricDesc) -> Option<&Family> {
+        self.families.iter().find(|f| std::ptr::eq(f.desc, desc))
+    }
+
+    /// Empties every family but keeps its buffer, so the next scrape collected
+    /// here writes into memory of the right size (no growing, no page faults).
+    pub fn clear(&mut self) {
+        for f in &mut self.families {
+            f.lines.clear();
+        }
+    }
+
     pub fn take(&mut self, desc: &'static MetricDesc) -> Option<Family> {
         let i = self.families.iter().position(|f| std::ptr::eq(f.desc, desc))?;
         Some(self.families.swap_remove(i))

@@ -91,7 +91,15 @@ impl Live {
 
     /// Everything a scrape shows.
     pub fn samples(&self) -> Samples {
-        let mut out = self.current().samples(self.switches);
+        let mut out = Samples::default();
+        self.collect(&mut out);
+        out
+    }
+
+    /// Everything a scrape shows, into `out` (a buffer kept from an earlier
+    /// scrape keeps its capacity).
+    pub fn collect(&self, out: &mut Samples) {
+        self.current().collect(self.switches, out);
         let (ok, at) = *self.reload.lock().unwrap_or_else(|p| p.into_inner());
         out.push(&metrics::RELOAD_OK, &[], f64::from(u8::from(ok)));
         out.push(&metrics::RELOAD_AT, &[], at);
@@ -102,7 +110,6 @@ impl Live {
             out.push(&metrics::WEB_RELOAD_OK, &[], f64::from(u8::from(ok)));
             out.push(&metrics::WEB_RELOAD_AT, &[], at);
         }
-        out
     }
 }
 
@@ -180,17 +187,15 @@ impl State {
 
     /// Everything a scrape shows, copied out of memory; families `switches`
     /// turn off are not collected.
-    pub fn samples(&self, switches: Switches) -> Samples {
-        let mut out = Samples::default();
+    pub fn collect(&self, switches: Switches, out: &mut Samples) {
         out.push(&metrics::BUILD_INFO, &metrics::BUILD_LABELS, 1.0);
         let now = mono_now();
         for cluster in &self.clusters {
-            cluster.samples(now, switches, &mut out);
+            cluster.samples(now, switches, out);
         }
         for probe in self.probes.iter().flatten() {
-            probe.samples(&mut out);
+            probe.samples(out);
         }
-        out
     }
 }
 

@@ -29,6 +29,15 @@ async fn exporter_with(config: &str, flags: &[&str]) -> Exporter {
     Exporter::spawn(dir, command, addr).await
 }
 
+/// Samples on `m` of the families the collector `switch` emits.
+fn series_of(m: &Metrics, switch: &str) -> usize {
+    let names: Vec<String> = rpo_exporter::exposition::all()
+        .filter(|d| d.switch.is_some_and(|s| s.name() == switch))
+        .map(|d| d.sample_name())
+        .collect();
+    m.samples.iter().filter(|s| names.contains(&s.name)).count()
+}
+
 /// Entries of the primary's log that executed a statement naming `view`. An
 /// entry starts with its timestamp; a statement's text goes on over the lines
 /// after it.
@@ -60,6 +69,8 @@ async fn no_collector_replication_drops_native_families_and_their_query() {
     // A few more ticks, each of which would have sent the native query.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let m = off.scrape().await;
+    let stats_series = series_of(&m, "collector_stats");
+    println!("without replication and row_status: {} series; collector_stats' {stats_series}", m.samples.len());
     assert!(m.get("rpo_replication_lag_seconds", &pair).is_some(), "lag present");
     assert!(m.get("rpo_data_loss_exposure_seconds", &pair).is_some(), "exposure present");
     for family in NATIVE.iter().chain(&["rpo_heartbeat_row_status"]) {
@@ -86,8 +97,21 @@ async fn no_collector_replication_drops_native_families_and_their_query() {
     .await;
     assert!(ok, "rpo_pg_standbys never showed with replication on; log:\n{}", on.log());
     let m = on.scrape().await;
+    println!(
+        "without collector_stats: {} series; replication's {}, gtid's {}, row_status' {}",
+        m.samples.len(),
+        series_of(&m, "replication"),
+        series_of(&m, "gtid"),
+        series_of(&m, "row_status")
+    );
     assert!(m.types.contains_key("rpo_heartbeat_row_status"));
-    assert!(!m.types.contains_key("rpo_collector_success") && !m.types.contains_key("rpo_collector_duration_seconds"));
-    assert!(m.get("rpo_measurement_age_seconds", &replication).is_some(), "ages stay without collector_stats");
+    assert!(
+        !m.types.contains_key("rpo_collector_success")
+            && !m.types.contains_key("rpo_collector_duration_seconds")
+    );
+    assert!(
+        m.get("rpo_measurement_age_seconds", &replication).is_some(),
+        "ages stay without collector_stats"
+    );
     assert!(executions(&lab, "pg_stat_replication") > 0, "the native query never showed in the log");
 }

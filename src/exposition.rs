@@ -361,7 +361,9 @@ mod tests {
         assert!(out.contains("rpo_exporter_task_restarts_total{task=\"worker\"} 3\n"));
         assert!(!out.contains("# EOF"));
         let mut v = String::new();
-        for x in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 1e21, -0.5, 1_764_000_000.125, 0.0, -0.0, -3.0, 1e15] {
+        for x in
+            [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 1e21, -0.5, 1_764_000_000.125, 0.0, -0.0, -3.0, 1e15]
+        {
             crate::metrics::push_value(&mut v, x);
             v.push(' ');
         }

@@ -70,7 +70,10 @@ async fn no_collector_replication_drops_native_families_and_their_query() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     let m = off.scrape().await;
     let stats_series = series_of(&m, "collector_stats");
-    println!("without replication and row_status: {} series; collector_stats' {stats_series}", m.samples.len());
+    println!(
+        "without replication and row_status: {} series; collector_stats' {stats_series}",
+        m.samples.len()
+    );
     assert!(m.get("rpo_replication_lag_seconds", &pair).is_some(), "lag present");
     assert!(m.get("rpo_data_loss_exposure_seconds", &pair).is_some(), "exposure present");
     for family in NATIVE.iter().chain(&["rpo_heartbeat_row_status"]) {

@@ -10,7 +10,7 @@
 //! Kubernetes ConfigMap's symlink swap, it is reloaded the same way.
 
 use crate::config::{Config, Heartbeat, Node};
-use crate::metrics::Switches;
+use crate::metrics::{Switch, Switches};
 use crate::probe::{AnySubsystem, Clusters};
 use crate::server;
 use crate::server::ReloadRequest;
@@ -60,6 +60,11 @@ pub async fn run(config: Config, options: ServeOptions) -> anyhow::Result<()> {
             nodes = config.clusters.iter().map(|c| c.nodes.len()).sum::<usize>(), "Listening");
     }
 
+    // As the Go exporters log theirs at start: which optional collectors run.
+    let (on, off): (Vec<Switch>, Vec<Switch>) =
+        Switch::ALL.into_iter().partition(|s| options.collectors.enabled(*s));
+    let names = |s: &[Switch]| s.iter().map(|s| s.name()).collect::<Vec<_>>().join(",");
+    tracing::info!(enabled = %names(&on), disabled = %names(&off), "Collectors");
     let (reload_tx, reload_rx) = mpsc::channel::<ReloadRequest>(4);
     log_warnings(&options.config_file, &config);
     let watch = options.watch_interval.map(|every| (ConfigFileWatch::new(&options.config_file), every));

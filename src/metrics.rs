@@ -383,7 +383,7 @@ impl Family {
     }
 
     /// The (name, value) label pairs and the value of each sample, read back from
-    /// the lines (for tests).
+    /// the lines (for tests; panics on a line whose labels are not the family's).
     #[cfg(test)]
     pub fn samples(&self) -> impl Iterator<Item = (impl Iterator<Item = (&'static str, String)>, f64)> + '_ {
         self.lines.lines().map(|line| {
@@ -412,6 +412,11 @@ impl Family {
                 rest = &rest[end..];
                 labels.push((*name, v));
             }
+            assert!(
+                rest == "}" || self.desc.labels.is_empty(),
+                "{line}: labels other than {:?}",
+                self.desc.labels
+            );
             let value = match value {
                 "NaN" => f64::NAN,
                 "+Inf" => f64::INFINITY,

@@ -346,6 +346,9 @@ mod tests {
         let mut text = String::new();
         for desc in metrics::CORE {
             if let Some(f) = out.take(desc) {
+                // Every line carries exactly its family's labels, in order: a
+                // kept label set can only be used for the families it was made for.
+                assert!(f.samples().all(|(labels, _)| labels.count() == desc.labels.len()));
                 text.push_str(f.lines());
             }
         }

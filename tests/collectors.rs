@@ -66,6 +66,8 @@ async fn no_collector_replication_drops_native_families_and_their_query() {
 
     let off = exporter_with(&config, &["--no-collector.replication", "--no-collector.row_status"]).await;
     wait_for_pair(&off, &pair).await;
+    let log = off.log();
+    assert!(log.contains("enabled=collector_stats disabled=replication,gtid,row_status"), "{log}");
     // A few more ticks, each of which would have sent the native query.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let m = off.scrape().await;

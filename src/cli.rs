@@ -13,7 +13,9 @@ mod logfmt;
 use crate::endpoint::{TableName, ValueError};
 use crate::engine::{self, CheckError};
 use crate::exporter::{self, ServeOptions};
-use clap::{Parser, Subcommand};
+use crate::metrics::{Switch, Switches};
+use clap::builder::BoolishValueParser;
+use clap::{Arg, ArgAction, ArgMatches, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -86,7 +88,96 @@ struct ServeArgs {
           value_parser = clap::builder::BoolishValueParser::new())]
     enable_lifecycle: bool,
     #[command(flatten)]
+    collectors: CollectorArgs,
+    #[command(flatten)]
     log: LogArgs,
+}
+
+/// Each optional collector's pair of flags, as the Go exporters spell them: the
+/// switch ([`Switch`]), `--collector.NAME` (also `=false`, and its environment
+/// variable) and `--no-collector.NAME` (the command line's last word wins).
+const COLLECTOR_FLAGS: [(Switch, &str, &str); 4] = [
+    (Switch::Replication, "collector.replication", "no-collector.replication"),
+    (Switch::Gtid, "collector.gtid", "no-collector.gtid"),
+    (Switch::CollectorStats, "collector.collector_stats", "no-collector.collector_stats"),
+    (Switch::RowStatus, "collector.row_status", "no-collector.row_status"),
+];
+
+const DISABLE_DEFAULTS: &str = "collector.disable-defaults";
+
+/// `--collector.disable-defaults` and the flags of [`COLLECTOR_FLAGS`], read into
+/// the [`Switches`] the exporter gets.
+#[derive(Debug, Clone, Copy)]
+struct CollectorArgs {
+    switches: Switches,
+}
+
+impl clap::Args for CollectorArgs {
+    fn augment_args(mut cmd: clap::Command) -> clap::Command {
+        cmd = cmd.arg(
+            Arg::new(DISABLE_DEFAULTS)
+                .long(DISABLE_DEFAULTS)
+                .env("RPO_EXPORTER_COLLECTOR_DISABLE_DEFAULTS")
+                .value_name("BOOL")
+                .value_parser(BoolishValueParser::new())
+                .num_args(0..=1)
+                .require_equals(true)
+                .default_missing_value("true")
+                .help_heading("Collectors")
+                .help("Turn every optional collector off; only those named with --collector.NAME run. The environment variable takes true or false."),
+        );
+        for (switch, on, off) in COLLECTOR_FLAGS {
+            cmd = cmd
+                .arg(
+                    Arg::new(on)
+                        .long(on)
+                        .env(switch.env())
+                        .value_name("BOOL")
+                        .value_parser(BoolishValueParser::new())
+                        .num_args(0..=1)
+                        .require_equals(true)
+                        .default_missing_value("true")
+                        .overrides_with(off)
+                        .help_heading("Collectors")
+                        .help(format!("[default: on] {}", switch.help())),
+                )
+                .arg(
+                    Arg::new(off)
+                        .long(off)
+                        .action(ArgAction::SetTrue)
+                        .overrides_with(on)
+                        .help_heading("Collectors")
+                        .help(format!("Turn the {} collector off.", switch.name())),
+                );
+        }
+        cmd
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
+    }
+}
+
+impl clap::FromArgMatches for CollectorArgs {
+    fn from_arg_matches(m: &ArgMatches) -> Result<Self, clap::Error> {
+        let mut switches = match m.get_one::<bool>(DISABLE_DEFAULTS) {
+            Some(true) => Switches::none(),
+            _ => Switches::default(),
+        };
+        for (switch, on, off) in COLLECTOR_FLAGS {
+            if m.get_flag(off) {
+                switches = switches.with(switch, false);
+            } else if let Some(value) = m.get_one::<bool>(on) {
+                switches = switches.with(switch, *value);
+            }
+        }
+        Ok(CollectorArgs { switches })
+    }
+
+    fn update_from_arg_matches(&mut self, m: &ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(m)?;
+        Ok(())
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -419,6 +510,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             telemetry_path: args.telemetry_path,
             lifecycle: args.enable_lifecycle,
             web_config,
+            collectors: args.collectors.switches,
         },
     ))?;
     Ok(ExitCode::SUCCESS)
@@ -453,13 +545,20 @@ mod tests {
     use clap::CommandFactory;
 
     /// Every flag of serving, present and future, has its environment variable, named
-    /// after the flag: `--web.listen-address` → `RPO_EXPORTER_WEB_LISTEN_ADDRESS`.
+    /// after the flag: `--web.listen-address` → `RPO_EXPORTER_WEB_LISTEN_ADDRESS`. A
+    /// negation, `--no-X`, is the environment variable of `--X` set to false: it
+    /// needs that twin, not a variable of its own.
     #[test]
     fn every_flag_has_its_env_var() {
         let cli = Cli::command();
         let mut checked = 0;
         for arg in cli.get_arguments().filter(|a| !matches!(a.get_id().as_str(), "help" | "version")) {
             let long = arg.get_long().unwrap_or_else(|| panic!("{} has no long name", arg.get_id()));
+            if let Some(twin) = long.strip_prefix("no-") {
+                assert!(arg.get_env().is_none(), "--{long} has its own environment variable");
+                assert!(cli.get_arguments().any(|a| a.get_long() == Some(twin)), "--{long} without --{twin}");
+                continue;
+            }
             let expected = format!("RPO_EXPORTER_{}", long.to_uppercase().replace(['.', '-'], "_"));
             assert_eq!(arg.get_env().and_then(|e| e.to_str()), Some(expected.as_str()), "--{long}");
             checked += 1;
@@ -471,6 +570,53 @@ mod tests {
             let long = arg.get_long().unwrap_or_else(|| panic!("{} has no long name", arg.get_id()));
             let expected = format!("RPO_EXPORTER_{}", long.to_uppercase().replace(['.', '-'], "_"));
             assert_eq!(arg.get_env().and_then(|e| e.to_str()), Some(expected.as_str()), "drill --{long}");
+        }
+    }
+
+    fn switches(args: &[&str]) -> Result<Switches, clap::Error> {
+        let argv = std::iter::once("rpo-exporter").chain(args.iter().copied());
+        Cli::try_parse_from(argv).map(|cli| cli.serve.collectors.switches)
+    }
+
+    #[test]
+    fn collector_flags_follow_the_go_exporters() {
+        let all = Switches::default();
+        let without = |s: Switch| all.with(s, false);
+        for (args, want) in [
+            (&[][..], all),
+            (&["--no-collector.replication"][..], without(Switch::Replication)),
+            (&["--collector.replication=false"][..], without(Switch::Replication)),
+            (&["--no-collector.row_status", "--collector.row_status"][..], all),
+            (&["--collector.row_status", "--no-collector.row_status"][..], without(Switch::RowStatus)),
+            (
+                &["--no-collector.gtid", "--no-collector.collector_stats"][..],
+                without(Switch::Gtid).with(Switch::CollectorStats, false),
+            ),
+            (&["--collector.disable-defaults"][..], Switches::none()),
+            (
+                &["--collector.disable-defaults", "--collector.gtid", "--collector.replication"][..],
+                Switches::none().with(Switch::Gtid, true).with(Switch::Replication, true),
+            ),
+        ] {
+            assert_eq!(switches(args).unwrap(), want, "{args:?}");
+        }
+        assert!(switches(&["--collector.nonsense"]).is_err());
+        assert!(switches(&["--collector.gtid=maybe"]).is_err());
+        // GTID positions come with the native query: off with it.
+        let gtid_only = Switches::none().with(Switch::Gtid, true);
+        assert!(!gtid_only.enabled(Switch::Gtid));
+        assert!(!without(Switch::Replication).enabled(Switch::Gtid));
+    }
+
+    /// One row per switch, named after it: the table and the switches cannot drift.
+    #[test]
+    fn every_switch_has_its_flags() {
+        assert_eq!(COLLECTOR_FLAGS.len(), Switch::ALL.len());
+        for ((switch, on, off), want) in COLLECTOR_FLAGS.iter().zip(Switch::ALL) {
+            assert_eq!(*switch, want);
+            assert_eq!(*on, format!("collector.{}", switch.name()));
+            assert_eq!(*off, format!("no-collector.{}", switch.name()));
+            assert_eq!(switch.env(), format!("RPO_EXPORTER_COLLECTOR_{}", switch.name().to_uppercase()));
         }
     }
 

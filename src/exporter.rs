@@ -10,6 +10,7 @@
 //! Kubernetes ConfigMap's symlink swap, it is reloaded the same way.
 
 use crate::config::{Config, Heartbeat, Node};
+use crate::metrics::{Switch, Switches};
 use crate::probe::{AnySubsystem, Clusters};
 use crate::server;
 use crate::server::ReloadRequest;
@@ -39,12 +40,14 @@ pub struct ServeOptions {
     pub lifecycle: bool,
     /// `--web.config.file`, loaded and validated: TLS and basic auth for the server.
     pub web_config: Option<server::WebConfigWatch>,
+    /// `--collector.NAME` / `--no-collector.NAME`: the optional collectors that run.
+    pub collectors: Switches,
 }
 
 /// Runs until SIGTERM or SIGINT; SIGHUP (and `reload` requests from the server)
 /// reload the config.
 pub async fn run(config: Config, options: ServeOptions) -> anyhow::Result<()> {
-    let live = Arc::new(Live::new(State::new(&config)));
+    let live = Arc::new(Live::with_switches(State::new(&config), options.collectors));
     let shutdown = CancellationToken::new();
     let listeners = if options.systemd_socket {
         server::systemd_listeners()?
@@ -57,12 +60,18 @@ pub async fn run(config: Config, options: ServeOptions) -> anyhow::Result<()> {
             nodes = config.clusters.iter().map(|c| c.nodes.len()).sum::<usize>(), "Listening");
     }
 
+    // As the Go exporters log theirs at start: which optional collectors run.
+    let (on, off): (Vec<Switch>, Vec<Switch>) =
+        Switch::ALL.into_iter().partition(|s| options.collectors.enabled(*s));
+    let names = |s: &[Switch]| s.iter().map(|s| s.name()).collect::<Vec<_>>().join(",");
+    tracing::info!(enabled = %names(&on), disabled = %names(&off), "Collectors");
     let (reload_tx, reload_rx) = mpsc::channel::<ReloadRequest>(4);
     log_warnings(&options.config_file, &config);
     let watch = options.watch_interval.map(|every| (ConfigFileWatch::new(&options.config_file), every));
     let controller = tokio::spawn(control(
         live.clone(),
         config,
+        options.collectors,
         options.config_file.clone(),
         watch,
         reload_rx,
@@ -150,11 +159,14 @@ struct Running {
     workers: HashMap<NodeKey, WorkerTask>,
     /// One slot per [`PROBES`] entry, in its order.
     probes: Vec<Option<ProbeTask>>,
+    /// The optional collectors every worker runs.
+    switches: Switches,
 }
 
 impl Running {
-    fn new() -> Running {
+    fn new(switches: Switches) -> Running {
         Running {
+            switches,
             clusters: HashMap::new(),
             workers: HashMap::new(),
             probes: PROBES.iter().map(|_| None).collect(),
@@ -224,7 +236,8 @@ impl Running {
         for (position, ((cluster, name), (node, config))) in new.into_iter().enumerate() {
             let phase = position as f64 / total as f64;
             let rx = self.clusters[&cluster].subscribe();
-            let task = Task::spawn(shutdown, |token| run_worker(rx, name.clone(), phase, token));
+            let switches = self.switches;
+            let task = Task::spawn(shutdown, |token| run_worker(rx, name.clone(), phase, switches, token));
             self.workers.insert((cluster, name), WorkerTask { task, node, config });
         }
         // A probe loop not running now (none was, or it changed and was stopped)
@@ -302,12 +315,13 @@ fn sha256(bytes: &[u8]) -> [u8; 32] {
 async fn control(
     live: Arc<Live>,
     mut config: Config,
+    switches: Switches,
     config_file: PathBuf,
     mut watch: Option<(ConfigFileWatch, Duration)>,
     mut requests: mpsc::Receiver<ReloadRequest>,
     shutdown: CancellationToken,
 ) {
-    let mut running = Running::new();
+    let mut running = Running::new(switches);
     running.reconcile(&live.current(), &live, &shutdown).await;
     let mut ticks = watch.as_ref().map(|(_, every)| {
         let mut ticks = tokio::time::interval(*every);
@@ -384,12 +398,13 @@ async fn run_worker(
     cluster: watch::Receiver<Arc<ClusterState>>,
     name: String,
     phase: f64,
+    switches: Switches,
     shutdown: CancellationToken,
 ) {
     let what = format!("{}/{name}", cluster.borrow().config.name);
     let token = shutdown.clone();
     supervise(Loop::WORKER, &what, shutdown, || {
-        Worker::new(cluster.clone(), &name, phase).map(|w| w.run(token.clone()))
+        Worker::new(cluster.clone(), &name, phase, switches).map(|w| w.run(token.clone()))
     })
     .await;
 }

@@ -2,25 +2,22 @@
 //! scraper gets ([`Format`]), and the encoders that turn the latest measurements
 //! into it.
 //!
-//! Both encoders read a snapshot of the live state ([`crate::state::Live`]) and
-//! this process's `/proc` readings ([`crate::process`]): they only copy numbers
-//! out of memory, so a scrape never waits on a database, DNS or a probe.
-//! OpenMetrics comes from a prometheus-client [`Collector`]; the Prometheus text
-//! format 0.0.4 from a small encoder of the same samples, with the same sample
-//! names (a counter's samples end in `_total` in both). Sits above every part
-//! that declares metric families; only the server (and the benchmark) use it.
+//! The encoder reads a snapshot of the live state ([`crate::state::Live`]) and
+//! this process's `/proc` readings ([`crate::process`]): it only copies numbers
+//! out of memory, so a scrape never waits on a database, DNS or a probe. One
+//! small encoder writes both formats, the Prometheus text format 0.0.4 and
+//! OpenMetrics: their sample lines are the same (a counter's samples end in
+//! `_total` in both), only the `# HELP`/`# TYPE` lines and OpenMetrics' closing
+//! `# EOF` differ. OpenMetrics used to come from prometheus-client's encoder,
+//! which cost about twice as much per series; a unit test keeps ours equal to
+//! what it writes. Families switched off (`--no-collector.NAME`) are left out
+//! whole. Sits above every part that declares metric families; only the server
+//! (and the benchmark) use it.
 
-use crate::metrics::{MetricDesc, MetricKind, Samples, CORE, PROCESS};
+use crate::metrics::{escape, MetricDesc, MetricKind, Samples, Switches, CORE, PROCESS};
 use crate::state::{Live, PROBES};
-use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
-use prometheus_client::metrics::counter::ConstCounter;
-use prometheus_client::metrics::gauge::ConstGauge;
-use prometheus_client::metrics::MetricType;
-use prometheus_client::registry::Registry;
-use std::fmt::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// Every family the exporter can emit: the core ones, then each engine's, then
 /// each probe subsystem's ([`PROBES`]), then the process's ([`PROCESS`]).
@@ -32,11 +29,11 @@ pub fn all() -> impl Iterator<Item = &'static MetricDesc> {
         .chain(PROCESS.iter().copied())
 }
 
-/// The samples of one scrape: the live state's, then this process's.
-fn snapshot(live: &Live) -> Samples {
-    let mut samples = live.samples();
-    crate::process::sample(&mut samples);
-    samples
+/// The samples of one scrape into `samples`: the live state's, then this
+/// process's.
+fn snapshot(live: &Live, samples: &mut Samples) {
+    live.collect(samples);
+    crate::process::sample(samples);
 }
 
 /// The text formats a scraper can get.
@@ -93,52 +90,26 @@ impl Format {
     }
 }
 
-/// The prometheus-client collector that reads the shared state on each scrape.
-#[derive(Debug)]
-struct StateCollector {
-    live: Arc<Live>,
-}
-
-impl Collector for StateCollector {
-    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let mut samples = snapshot(&self.live);
-        for desc in all() {
-            let kind = match desc.kind {
-                MetricKind::Gauge => MetricType::Gauge,
-                MetricKind::Counter => MetricType::Counter,
-            };
-            let mut metric_encoder = encoder.encode_descriptor(desc.name, desc.help, None, kind)?;
-            let Some(family) = samples.take(desc) else { continue };
-            let mut labels = Vec::with_capacity(desc.labels.len());
-            for (pairs, value) in family.samples() {
-                labels.clear();
-                labels.extend(pairs);
-                let encoder = metric_encoder.encode_family(&labels)?;
-                match desc.kind {
-                    MetricKind::Gauge => ConstGauge::new(value).encode(encoder)?,
-                    MetricKind::Counter => ConstCounter::new(value).encode(encoder)?,
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-/// What the server encodes on each scrape: the registry over the shared state,
-/// and the size of the last exposition in each format, so a scrape writes into
-/// one buffer of the right size instead of growing (and copying) it a dozen times.
+/// What the server encodes on each scrape: the live state, the size of the last
+/// exposition in each format, so a scrape writes into one buffer of the right
+/// size instead of growing (and copying) it a dozen times, and the last scrape's
+/// sample buffers, emptied, for the next one to fill.
 #[derive(Debug)]
 pub struct Exposition {
     live: Arc<Live>,
-    registry: Registry,
     size_hint: [AtomicUsize; 2],
+    /// Taken by a scrape, given back after it; concurrent scrapes beyond the
+    /// first start with empty buffers.
+    spare: Mutex<Option<Samples>>,
 }
 
 impl Exposition {
     pub fn new(live: Arc<Live>) -> Exposition {
-        let mut registry = Registry::default();
-        registry.register_collector(Box::new(StateCollector { live: live.clone() }));
-        Exposition { live, registry, size_hint: [AtomicUsize::new(16 * 1024), AtomicUsize::new(16 * 1024)] }
+        Exposition {
+            live,
+            size_hint: [AtomicUsize::new(16 * 1024), AtomicUsize::new(16 * 1024)],
+            spare: Mutex::new(None),
+        }
     }
 
     /// Renders the latest measurements as OpenMetrics text.
@@ -152,26 +123,33 @@ impl Exposition {
         // A little headroom for label values and numbers that grew since.
         let hint = size_hint.load(Ordering::Relaxed);
         let mut out = String::with_capacity(hint + hint / 8);
-        match format {
-            Format::OpenMetrics => prometheus_client::encoding::text::encode(&mut out, &self.registry)?,
-            Format::Text => encode_text(&mut out, snapshot(&self.live))?,
-        }
+        let spare = self.spare.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let mut samples = spare.unwrap_or_default();
+        snapshot(&self.live, &mut samples);
+        let encoded = encode(&mut out, &samples, self.live.switches(), format);
+        samples.clear();
+        *self.spare.lock().unwrap_or_else(|p| p.into_inner()) = Some(samples);
+        encoded?;
         size_hint.store(out.len(), Ordering::Relaxed);
         Ok(out)
     }
 }
 
-/// A family's fixed text in the format 0.0.4, made once: its `# HELP` and
-/// `# TYPE` lines and its sample name.
-struct TextFamily {
+/// A family's fixed text, made once: its `# HELP` and `# TYPE` lines in each
+/// format.
+struct FamilyText {
     desc: &'static MetricDesc,
-    header: String,
-    sample_name: String,
+    /// The format 0.0.4's, under the sample name (a counter's with `_total`, as
+    /// client_golang writes it).
+    text_header: String,
+    /// OpenMetrics', under the family name (a counter's without `_total`), as
+    /// prometheus-client writes it.
+    om_header: String,
 }
 
 /// Every family's fixed text, in the order of [`all`].
-fn text_families() -> &'static [TextFamily] {
-    static FAMILIES: OnceLock<Vec<TextFamily>> = OnceLock::new();
+fn family_texts() -> &'static [FamilyText] {
+    static FAMILIES: OnceLock<Vec<FamilyText>> = OnceLock::new();
     FAMILIES.get_or_init(|| {
         all()
             .map(|desc| {
@@ -180,46 +158,42 @@ fn text_families() -> &'static [TextFamily] {
                     MetricKind::Counter => "counter",
                 };
                 let sample_name = desc.sample_name();
-                let mut header = format!("# HELP {sample_name} ");
-                escape(&mut header, desc.help, false);
-                header.push_str(&format!("\n# TYPE {sample_name} {kind}\n"));
-                TextFamily { desc, header, sample_name }
+                let mut text_header = format!("# HELP {sample_name} ");
+                escape(&mut text_header, desc.help, false);
+                text_header.push_str(&format!("\n# TYPE {sample_name} {kind}\n"));
+                let mut om_header = format!("# HELP {} ", desc.name);
+                escape(&mut om_header, desc.help, true);
+                om_header.push_str(&format!("\n# TYPE {} {kind}\n", desc.name));
+                FamilyText { desc, text_header, om_header }
             })
             .collect()
     })
 }
 
-/// The Prometheus text format 0.0.4: `# HELP` and `# TYPE` under the sample name
-/// (a counter's with `_total`, as client_golang writes it), then the samples.
-fn encode_text(out: &mut String, mut samples: Samples) -> std::fmt::Result {
-    for family in text_families() {
-        out.push_str(&family.header);
-        let Some(samples) = samples.take(family.desc) else { continue };
-        for (labels, value) in samples.samples() {
-            out.push_str(&family.sample_name);
-            let mut first = true;
-            for (label, label_value) in labels {
-                out.push(if first { '{' } else { ',' });
-                first = false;
-                out.push_str(label);
-                out.push_str("=\"");
-                escape(out, label_value, true);
-                out.push('"');
-            }
-            if !first {
-                out.push('}');
-            }
-            out.push(' ');
-            push_value(out, value)?;
-            out.push('\n');
+/// Encodes `samples` in `format`: per family its `# HELP` and `# TYPE` lines,
+/// then its sample lines (the same in both formats, see [`Samples`]);
+/// OpenMetrics ends in `# EOF`.
+/// Families `switches` turn off are left out whole.
+fn encode(out: &mut String, samples: &Samples, switches: Switches, format: Format) -> std::fmt::Result {
+    // Each family's sample lines were encoded as they were collected.
+    for family in family_texts().iter().filter(|f| switches.emits(f.desc)) {
+        out.push_str(match format {
+            Format::Text => &family.text_header,
+            Format::OpenMetrics => &family.om_header,
+        });
+        if let Some(samples) = samples.get(family.desc) {
+            out.push_str(samples.lines());
         }
+    }
+    if format == Format::OpenMetrics {
+        out.push_str("# EOF\n");
     }
     Ok(())
 }
 
 /// The Prometheus text format 0.0.4 of `families` alone, in their order: for a
 /// process that serves a few families of its own (`rpo-exporter drill`).
-pub fn encode_text_of(families: &[&'static MetricDesc], mut samples: Samples) -> String {
+pub fn encode_text_of(families: &[&'static MetricDesc], samples: Samples) -> String {
     let mut out = String::new();
     for desc in families {
         let kind = match desc.kind {
@@ -230,57 +204,11 @@ pub fn encode_text_of(families: &[&'static MetricDesc], mut samples: Samples) ->
         out.push_str(&format!("# HELP {name} "));
         escape(&mut out, desc.help, false);
         out.push_str(&format!("\n# TYPE {name} {kind}\n"));
-        let Some(family) = samples.take(desc) else { continue };
-        for (labels, value) in family.samples() {
-            out.push_str(&name);
-            let mut first = true;
-            for (label, label_value) in labels {
-                out.push(if first { '{' } else { ',' });
-                first = false;
-                out.push_str(label);
-                out.push_str("=\"");
-                escape(&mut out, label_value, true);
-                out.push('"');
-            }
-            if !first {
-                out.push('}');
-            }
-            out.push(' ');
-            // Writing into a String cannot fail.
-            let _ = push_value(&mut out, value);
-            out.push('\n');
+        if let Some(family) = samples.get(desc) {
+            out.push_str(family.lines());
         }
     }
     out
-}
-
-/// A HELP text or (`quotes`) a label value, escaped as the text format requires.
-fn escape(out: &mut String, text: &str, quotes: bool) {
-    if !text.bytes().any(|b| matches!(b, b'\\' | b'\n' | b'"')) {
-        out.push_str(text);
-        return;
-    }
-    for c in text.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '"' if quotes => out.push_str("\\\""),
-            c => out.push(c),
-        }
-    }
-}
-
-/// A sample value as Go's parser reads it: the shortest decimal that reads back
-/// the same, `NaN`, `+Inf` or `-Inf`.
-fn push_value(out: &mut String, value: f64) -> std::fmt::Result {
-    if value.is_nan() {
-        out.push_str("NaN");
-    } else if value.is_infinite() {
-        out.push_str(if value > 0.0 { "+Inf" } else { "-Inf" });
-    } else {
-        write!(out, "{value}")?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -312,6 +240,130 @@ mod tests {
         }
     }
 
+    /// Samples of a gauge and a counter family with hard label values and values.
+    fn tricky() -> Samples {
+        let mut samples = Samples::default();
+        samples.push(&NODE_UP, &["c", "n\"1\\\n", "r"], 1.0);
+        samples.push(&NODE_UP, &["c", "é", "r"], 0.0);
+        samples.push(&OBJECTIVE, &["c"], 0.25);
+        samples.push(&OBJECTIVE, &["d"], 1_764_000_000.125);
+        samples.push(&TASK_RESTARTS, &["worker"], 3.0);
+        samples.push(&TASK_RESTARTS, &["dns"], 0.0);
+        samples.push(&crate::metrics::RELOAD_AT, &[], f64::NAN);
+        samples
+    }
+
+    /// Our OpenMetrics is what prometheus-client writes for the same samples: the
+    /// same lines in the same order, values equal as numbers (it writes `1.0`
+    /// where we write `1`, both valid).
+    #[test]
+    fn openmetrics_matches_prometheus_client() {
+        use prometheus_client::collector::Collector;
+        use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+        use prometheus_client::metrics::counter::ConstCounter;
+        use prometheus_client::metrics::gauge::ConstGauge;
+        use prometheus_client::metrics::MetricType;
+
+        #[derive(Debug)]
+        struct Oracle;
+        impl Collector for Oracle {
+            fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+                let mut samples = tricky();
+                for desc in all() {
+                    let kind = match desc.kind {
+                        MetricKind::Gauge => MetricType::Gauge,
+                        MetricKind::Counter => MetricType::Counter,
+                    };
+                    let mut metric = encoder.encode_descriptor(desc.name, desc.help, None, kind)?;
+                    let Some(family) = samples.take(desc) else { continue };
+                    for (pairs, value) in family.samples() {
+                        let labels: Vec<(&str, String)> = pairs.collect();
+                        let encoder = metric.encode_family(&labels)?;
+                        match desc.kind {
+                            MetricKind::Gauge => ConstGauge::new(value).encode(encoder)?,
+                            MetricKind::Counter => ConstCounter::new(value).encode(encoder)?,
+                        }
+                    }
+                }
+                Ok(())
+            }
+        }
+        let mut registry = prometheus_client::registry::Registry::default();
+        registry.register_collector(Box::new(Oracle));
+        let mut theirs = String::new();
+        prometheus_client::encoding::text::encode(&mut theirs, &registry).unwrap();
+        let mut ours = String::new();
+        encode(&mut ours, &tricky(), Switches::default(), Format::OpenMetrics).unwrap();
+        assert_eq!(ours.lines().count(), theirs.lines().count(), "ours:\n{ours}\ntheirs:\n{theirs}");
+        for (a, b) in ours.lines().zip(theirs.lines()) {
+            if a.starts_with('#') {
+                assert_eq!(a, b);
+                continue;
+            }
+            let (sa, va) = a.rsplit_once(' ').unwrap();
+            let (sb, vb) = b.rsplit_once(' ').unwrap();
+            assert_eq!(sa, sb);
+            let (va, vb): (f64, f64) = (va.parse().unwrap(), vb.parse().unwrap());
+            assert!(va == vb || (va.is_nan() && vb.is_nan()), "{a} vs {b}");
+        }
+        assert!(ours.ends_with("# EOF\n"));
+        assert!(ours.contains("# TYPE rpo_exporter_task_restarts counter\n"));
+        assert!(ours.contains("rpo_exporter_task_restarts_total{task=\"worker\"} 3\n"));
+    }
+
+    /// A family switched off is absent whole, in both formats.
+    #[test]
+    fn switched_off_families_are_absent() {
+        use crate::metrics::{Switch, COLLECTOR_SUCCESS, ROW_STATUS};
+        for format in [Format::Text, Format::OpenMetrics] {
+            let mut samples = tricky();
+            samples.push(&COLLECTOR_SUCCESS, &["c", "n", "r", "role"], 1.0);
+            samples.push(&ROW_STATUS, &["c", "p", "r", "n", "r", "ok"], 1.0);
+            let mut out = String::new();
+            let switches = Switches::default().with(Switch::RowStatus, false);
+            encode(&mut out, &samples, switches, format).unwrap();
+            assert!(out.contains("rpo_collector_success{"), "{out}");
+            assert!(!out.contains("rpo_heartbeat_row_status"), "{out}");
+            assert!(
+                out.contains("# TYPE rpo_pg_standbys gauge"),
+                "engine families stay while replication is on"
+            );
+        }
+        let mut out = String::new();
+        encode(&mut out, &tricky(), Switches::none(), Format::Text).unwrap();
+        for gone in ["rpo_pg_standbys", "rpo_mysql_replica_gtid_position", "rpo_collector_duration_seconds"] {
+            assert!(!out.contains(gone), "{gone} with every collector off");
+        }
+        assert!(out.contains("# TYPE rpo_node_up gauge"), "core families stay");
+    }
+
+    /// A scrape reuses the last one's buffers, never its samples: a change in
+    /// the store shows in the next scrape, in both formats, and nothing of the
+    /// scrape before is repeated.
+    #[test]
+    fn the_next_scrape_sees_the_store_as_it_is() {
+        let yaml = "clusters:\n  - name: c\n    rpo: 30s\n    rto: 5m\n    nodes:\n      - { name: p, region: r, engine: postgres, dsn: \"host=127.0.0.1 user=rpo dbname=postgres\" }\n";
+        let config = crate::config::Config::parse(std::path::Path::new("<test>"), yaml).unwrap();
+        let live = Arc::new(Live::new(crate::state::State::new(&config)));
+        let exposition = Exposition::new(live.clone());
+        let up = |v: u8| format!("\nrpo_node_up{{db_cluster=\"c\",node=\"p\",node_region=\"r\"}} {v}\n");
+        for format in [Format::Text, Format::OpenMetrics] {
+            let node = live.current().clusters[0].nodes[0].clone();
+            node.lock().up = false;
+            let before = exposition.render_as(format).unwrap();
+            assert!(before.contains(&up(0)), "{before}");
+            node.lock().up = true;
+            node.lock().sessions_opened = 7;
+            let after = exposition.render_as(format).unwrap();
+            assert!(after.contains(&up(1)) && !after.contains(&up(0)), "{after}");
+            assert!(after.contains(
+                "rpo_node_sessions_opened_total{db_cluster=\"c\",node=\"p\",node_region=\"r\"} 7\n"
+            ));
+            assert_eq!(after.matches("rpo_node_up{").count(), 1, "{after}");
+            assert_eq!(after.matches("# TYPE rpo_node_up gauge").count(), 1);
+        }
+    }
+
     #[test]
     fn encodes_the_text_format() {
         let mut samples = Samples::default();
@@ -319,7 +371,7 @@ mod tests {
         samples.push(&OBJECTIVE, &["c"], 0.25);
         samples.push(&TASK_RESTARTS, &["worker"], 3.0);
         let mut out = String::new();
-        encode_text(&mut out, samples).unwrap();
+        encode(&mut out, &samples, Switches::default(), Format::Text).unwrap();
         assert!(out.contains(
             "# HELP rpo_node_up 1 if the node answered its last role probe, else 0.\n# TYPE rpo_node_up gauge\n\
              rpo_node_up{db_cluster=\"c\",node=\"n\\\"1\\\\\\n\",node_region=\"r\"} 1\n"
@@ -329,10 +381,12 @@ mod tests {
         assert!(out.contains("rpo_exporter_task_restarts_total{task=\"worker\"} 3\n"));
         assert!(!out.contains("# EOF"));
         let mut v = String::new();
-        for x in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 1e21, -0.5, 1_764_000_000.125] {
-            push_value(&mut v, x).unwrap();
+        for x in
+            [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 1e21, -0.5, 1_764_000_000.125, 0.0, -0.0, -3.0, 1e15]
+        {
+            crate::metrics::push_value(&mut v, x);
             v.push(' ');
         }
-        assert_eq!(v, "NaN +Inf -Inf 1000000000000000000000 -0.5 1764000000.125 ");
+        assert_eq!(v, "NaN +Inf -Inf 1000000000000000000000 -0.5 1764000000.125 0 -0 -3 1000000000000000 ");
     }
 }

@@ -16,13 +16,15 @@ pub enum MetricKind {
     Counter,
 }
 
-/// One metric family: its name, what it means, and the labels it carries.
+/// One metric family: its name, what it means, the labels it carries, and the
+/// collector switch that turns it off (`None`: always emitted).
 #[derive(Debug)]
 pub struct MetricDesc {
     pub name: &'static str,
     pub help: &'static str,
     pub kind: MetricKind,
     pub labels: &'static [&'static str],
+    pub switch: Option<Switch>,
 }
 
 impl MetricDesc {
@@ -40,7 +42,8 @@ pub const CLUSTER: &[&str] = &["db_cluster"];
 pub const NODE: &[&str] = &["db_cluster", "node", "node_region"];
 pub const PAIR: &[&str] = &["db_cluster", "source_node", "source_region", "replica_node", "replica_region"];
 
-/// Declares one metric family: `desc!(ID, "name", Gauge|Counter, labels, "help")`.
+/// Declares one metric family: `desc!(ID, "name", Gauge|Counter, labels, "help")`,
+/// and `desc!(…, "help", Switch)` for a family that `--no-collector.NAME` turns off.
 macro_rules! desc {
     ($id:ident, $name:literal, $kind:ident, $labels:expr, $help:literal) => {
         pub static $id: $crate::metrics::MetricDesc = $crate::metrics::MetricDesc {
@@ -48,10 +51,112 @@ macro_rules! desc {
             help: $help,
             kind: $crate::metrics::MetricKind::$kind,
             labels: $labels,
+            switch: None,
+        };
+    };
+    ($id:ident, $name:literal, $kind:ident, $labels:expr, $help:literal, $switch:ident) => {
+        pub static $id: $crate::metrics::MetricDesc = $crate::metrics::MetricDesc {
+            name: $name,
+            help: $help,
+            kind: $crate::metrics::MetricKind::$kind,
+            labels: $labels,
+            switch: Some($crate::metrics::Switch::$switch),
         };
     };
 }
 pub(crate) use desc;
+
+/// The optional collectors, switched as the Go exporters switch theirs:
+/// `--collector.NAME` / `--no-collector.NAME`. Each names the families it emits
+/// (`MetricDesc::switch`); what the shipped dashboards and alerts read is on by
+/// default, so every one is, and a large fleet turns off what it can spare.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Switch {
+    /// The engines' native replication signals; off, the native query is not
+    /// sent either.
+    Replication,
+    /// MySQL/MariaDB GTID positions, a part of `Replication`'s signals.
+    Gtid,
+    /// Each collector's last success and duration per node.
+    CollectorStats,
+    /// The heartbeat row status state set (one series per status and pair).
+    RowStatus,
+}
+
+impl Switch {
+    pub const ALL: [Switch; 4] =
+        [Switch::Replication, Switch::Gtid, Switch::CollectorStats, Switch::RowStatus];
+
+    /// The name in `--collector.NAME`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Switch::Replication => "replication",
+            Switch::Gtid => "gtid",
+            Switch::CollectorStats => "collector_stats",
+            Switch::RowStatus => "row_status",
+        }
+    }
+
+    /// Its environment variable, `RPO_EXPORTER_COLLECTOR_` and the name in capitals.
+    pub fn env(self) -> &'static str {
+        match self {
+            Switch::Replication => "RPO_EXPORTER_COLLECTOR_REPLICATION",
+            Switch::Gtid => "RPO_EXPORTER_COLLECTOR_GTID",
+            Switch::CollectorStats => "RPO_EXPORTER_COLLECTOR_COLLECTOR_STATS",
+            Switch::RowStatus => "RPO_EXPORTER_COLLECTOR_ROW_STATUS",
+        }
+    }
+
+    /// What it emits, and what turning it off loses.
+    pub fn help(self) -> &'static str {
+        match self {
+            Switch::Replication => "The engines' native replication signals (rpo_pg_*, rpo_mysql_*); off, their query is not sent and collector=\"replication\" is absent (the RPOReplicationStreamDown and RPOReplicationReplayPaused alerts and the native panels go blank).",
+            Switch::Gtid => "MySQL/MariaDB GTID positions (rpo_mysql_replica_gtid_position, rpo_mysql_gtid_binlog_position; needs replication); off, the GTID panel goes blank.",
+            Switch::CollectorStats => "Each collector's last success and duration per node (rpo_collector_success, rpo_collector_duration_seconds); off, two cluster-detail panels go blank (errors and ages stay).",
+            Switch::RowStatus => "The heartbeat row status state set (rpo_heartbeat_row_status, one series per status and pair); off, the RPOClockSkew and RPOHeartbeatRowInvalid alerts cannot fire.",
+        }
+    }
+
+    fn bit(self) -> u8 {
+        1 << self as u8
+    }
+}
+
+/// Which optional collectors are on: a plain value the command line builds and
+/// the worker and the scrape read. Every one is on by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Switches(u8);
+
+impl Default for Switches {
+    fn default() -> Self {
+        Switch::ALL.iter().fold(Switches::none(), |s, w| s.with(*w, true))
+    }
+}
+
+impl Switches {
+    /// Every optional collector off (`--collector.disable-defaults`).
+    pub fn none() -> Switches {
+        Switches(0)
+    }
+
+    pub fn with(self, switch: Switch, on: bool) -> Switches {
+        Switches(if on { self.0 | switch.bit() } else { self.0 & !switch.bit() })
+    }
+
+    /// Whether `switch` is on; GTID positions also need the native query.
+    pub fn enabled(self, switch: Switch) -> bool {
+        let own = self.0 & switch.bit() != 0;
+        match switch {
+            Switch::Gtid => own && self.enabled(Switch::Replication),
+            _ => own,
+        }
+    }
+
+    /// Whether the family `desc` is emitted.
+    pub fn emits(self, desc: &MetricDesc) -> bool {
+        desc.switch.is_none_or(|s| self.enabled(s))
+    }
+}
 
 desc!(TASK_RESTARTS, "rpo_exporter_task_restarts", Counter, &["task"], "Times a background loop (task: worker, dns, health, residency) crashed and was started again. Any increase is a bug worth reporting; the loop's readings resume after the restart.");
 desc!(RELOAD_OK, "rpo_exporter_config_last_reload_successful", Gauge, &[], "1 if the last configuration reload (SIGHUP, POST /-/reload or a change of the config file) succeeded, 0 if it failed and the previous configuration kept running.");
@@ -146,14 +251,16 @@ desc!(
     "rpo_collector_success",
     Gauge,
     &["db_cluster", "node", "node_region", "collector"],
-    "1 if the collector's last run on the node succeeded, else 0."
+    "1 if the collector's last run on the node succeeded, else 0.",
+    CollectorStats
 );
 desc!(
     COLLECTOR_DURATION,
     "rpo_collector_duration_seconds",
     Gauge,
     &["db_cluster", "node", "node_region", "collector"],
-    "Duration of the collector's last run on the node: from sending its request (with the rest of its tick, in one round trip) to its answer."
+    "Duration of the collector's last run on the node: from sending its request (with the rest of its tick, in one round trip) to its answer.",
+    CollectorStats
 );
 desc!(
     MEASUREMENT_AGE,
@@ -188,7 +295,7 @@ desc!(
     PAIR,
     "Source database-clock time of the newest source heartbeat visible on the replica."
 );
-desc!(ROW_STATUS, "rpo_heartbeat_row_status", Gauge, &["db_cluster", "source_node", "source_region", "replica_node", "replica_region", "status"], "1 for the current status of the source's heartbeat row as read on the replica (ok, null_timestamp, invalid_timestamp, invalid_sequence, future_timestamp, identity_mismatch, missing), 0 for the others.");
+desc!(ROW_STATUS, "rpo_heartbeat_row_status", Gauge, &["db_cluster", "source_node", "source_region", "replica_node", "replica_region", "status"], "1 for the current status of the source's heartbeat row as read on the replica (ok, null_timestamp, invalid_timestamp, invalid_sequence, future_timestamp, identity_mismatch, missing), 0 for the others.", RowStatus);
 desc!(SEQ_REGRESSIONS, "rpo_heartbeat_sequence_regressions", Counter, PAIR, "Times the source's heartbeat sequence went backwards as read on the replica (table recreated, or a foreign writer).");
 desc!(UNKNOWN_ROWS, "rpo_heartbeat_unknown_rows", Gauge, &["db_cluster", "replica_node", "replica_region", "reason"], "Heartbeat rows on the replica that are no pair's source: reason unlisted_source (a writer not in the config) or malformed (a name unfit to be a label, or too many sources).");
 
@@ -258,31 +365,65 @@ pub struct Sample {
     pub value: f64,
 }
 
-/// The samples of one family for one scrape. Label values are packed into one
-/// buffer, so a sample costs a copy of its label bytes and no allocation of its own.
+/// The samples of one family for one scrape, already encoded: one line per
+/// sample, `name{label="value",…} value`, as both text formats write it (a
+/// counter's sample name ends in `_total`; label values escaped; values as Go's
+/// parser reads them). Encoding at push time lets a part that keeps a series'
+/// labels encoded ([`label_block`]) hand them over with one copy.
 #[derive(Debug)]
 pub struct Family {
     desc: &'static MetricDesc,
-    /// Every sample's label values, back to back.
-    text: String,
-    /// The end of each label value in `text`: `desc.labels.len()` per sample.
-    ends: Vec<usize>,
-    values: Vec<f64>,
+    lines: String,
 }
 
 impl Family {
-    /// The (name, value) label pairs and the value of each sample, in push order.
-    pub fn samples(
-        &self,
-    ) -> impl Iterator<Item = (impl Iterator<Item = (&'static str, &str)> + '_, f64)> + '_ {
-        let k = self.desc.labels.len();
-        self.values.iter().enumerate().map(move |(i, value)| {
-            let labels = self.desc.labels.iter().enumerate().map(move |(j, name)| {
-                let n = i * k + j;
-                let start = if n == 0 { 0 } else { self.ends[n - 1] };
-                (*name, &self.text[start..self.ends[n]])
-            });
-            (labels, *value)
+    /// The encoded sample lines, each ending in a newline.
+    pub fn lines(&self) -> &str {
+        &self.lines
+    }
+
+    /// The (name, value) label pairs and the value of each sample, read back from
+    /// the lines (for tests; panics on a line whose labels are not the family's).
+    #[cfg(test)]
+    pub fn samples(&self) -> impl Iterator<Item = (impl Iterator<Item = (&'static str, String)>, f64)> + '_ {
+        self.lines.lines().map(|line| {
+            let (head, value) = line.rsplit_once(' ').expect("a value");
+            let mut rest = head.split_once('{').map_or("", |(_, r)| r);
+            let mut labels = Vec::new();
+            for name in self.desc.labels {
+                rest = rest.trim_start_matches(',').strip_prefix(*name).expect("label name");
+                rest = rest.strip_prefix("=\"").expect("opening quote");
+                let (mut v, mut chars) = (String::new(), rest.char_indices());
+                let mut end = rest.len();
+                while let Some((i, c)) = chars.next() {
+                    match c {
+                        '\\' => match chars.next() {
+                            Some((_, 'n')) => v.push('\n'),
+                            Some((_, other)) => v.push(other),
+                            None => break,
+                        },
+                        '"' => {
+                            end = i + 1;
+                            break;
+                        }
+                        c => v.push(c),
+                    }
+                }
+                rest = &rest[end..];
+                labels.push((*name, v));
+            }
+            assert!(
+                rest == "}" || self.desc.labels.is_empty(),
+                "{line}: labels other than {:?}",
+                self.desc.labels
+            );
+            let value = match value {
+                "NaN" => f64::NAN,
+                "+Inf" => f64::INFINITY,
+                "-Inf" => f64::NEG_INFINITY,
+                v => v.parse().expect("a number"),
+            };
+            (labels.into_iter(), value)
         })
     }
 }
@@ -301,6 +442,15 @@ impl Samples {
         self.push_values(desc, labels.iter().copied(), value);
     }
 
+    /// Adds a sample whose label set is already encoded: `block` is what
+    /// [`label_block`] made of the values of `desc.labels`.
+    pub fn push_block(&mut self, desc: &'static MetricDesc, block: &str, value: f64) {
+        let family = self.family(desc);
+        push_name(&mut family.lines, desc);
+        family.lines.push_str(block);
+        push_line_end(&mut family.lines, value);
+    }
+
     /// Adds samples a worker kept.
     pub fn extend(&mut self, samples: &[Sample]) {
         for s in samples {
@@ -315,40 +465,121 @@ impl Samples {
         value: f64,
     ) {
         let family = self.family(desc);
-        let mut n = 0;
+        push_name(&mut family.lines, desc);
         // Exactly one value per label name, whatever the caller passed, so one
-        // wrong call can never shift the labels of every sample after it.
-        for value in labels.take(desc.labels.len()) {
-            family.text.push_str(value);
-            family.ends.push(family.text.len());
-            n += 1;
+        // wrong call can never mislabel a sample.
+        let mut values = labels.take(desc.labels.len());
+        let mut n = 0;
+        for (i, name) in desc.labels.iter().enumerate() {
+            let value = values.next();
+            n += usize::from(value.is_some());
+            push_label(&mut family.lines, i == 0, name, value.unwrap_or(""));
         }
         debug_assert_eq!(n, desc.labels.len(), "label values of {}", desc.name);
-        for _ in n..desc.labels.len() {
-            family.ends.push(family.text.len());
+        if !desc.labels.is_empty() {
+            family.lines.push('}');
         }
-        family.values.push(value);
+        push_line_end(&mut family.lines, value);
     }
 
     fn family(&mut self, desc: &'static MetricDesc) -> &mut Family {
         let i = match self.families.iter().position(|f| std::ptr::eq(f.desc, desc)) {
             Some(i) => i,
             None => {
-                self.families.push(Family {
-                    desc,
-                    text: String::new(),
-                    ends: Vec::new(),
-                    values: Vec::new(),
-                });
+                self.families.push(Family { desc, lines: String::new() });
                 self.families.len() - 1
             }
         };
         &mut self.families[i]
     }
 
+    /// The family of `desc`, if anything was pushed to it.
+    pub fn get(&self, desc: &'static MetricDesc) -> Option<&Family> {
+        self.families.iter().find(|f| std::ptr::eq(f.desc, desc))
+    }
+
+    /// Empties every family but keeps its buffer, so the next scrape collected
+    /// here writes into memory of the right size (no growing, no page faults).
+    pub fn clear(&mut self) {
+        for f in &mut self.families {
+            f.lines.clear();
+        }
+    }
+
     pub fn take(&mut self, desc: &'static MetricDesc) -> Option<Family> {
         let i = self.families.iter().position(|f| std::ptr::eq(f.desc, desc))?;
         Some(self.families.swap_remove(i))
+    }
+}
+
+/// A label set encoded once, to be reused by [`Samples::push_block`]:
+/// `{name="value",…}` for `names` and `values` in order (empty without labels).
+pub fn label_block(names: &[&str], values: &[&str]) -> String {
+    let mut out = String::new();
+    for (i, (name, value)) in names.iter().zip(values).enumerate() {
+        push_label(&mut out, i == 0, name, value);
+    }
+    if !names.is_empty() {
+        out.push('}');
+    }
+    out
+}
+
+/// `{name="value"` (the first label) or `,name="value"`.
+fn push_label(out: &mut String, first: bool, name: &str, value: &str) {
+    out.push(if first { '{' } else { ',' });
+    out.push_str(name);
+    out.push_str("=\"");
+    escape(out, value, true);
+    out.push('"');
+}
+
+/// The sample name: a counter's ends in `_total`.
+fn push_name(out: &mut String, desc: &MetricDesc) {
+    out.push_str(desc.name);
+    if desc.kind == MetricKind::Counter {
+        out.push_str("_total");
+    }
+}
+
+fn push_line_end(out: &mut String, value: f64) {
+    out.push(' ');
+    push_value(out, value);
+    out.push('\n');
+}
+
+/// A HELP text or (`quotes`) a label value, escaped as the text format requires
+/// (OpenMetrics escapes quotes in both).
+pub fn escape(out: &mut String, text: &str, quotes: bool) {
+    if !text.bytes().any(|b| matches!(b, b'\\' | b'\n' | b'"')) {
+        out.push_str(text);
+        return;
+    }
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '"' if quotes => out.push_str("\\\""),
+            c => out.push(c),
+        }
+    }
+}
+
+/// A sample value as Go's parser reads it: the shortest decimal that reads back
+/// the same, `NaN`, `+Inf` or `-Inf`.
+pub fn push_value(out: &mut String, value: f64) {
+    use std::fmt::Write;
+    if value.is_nan() {
+        out.push_str("NaN");
+    } else if value.is_infinite() {
+        out.push_str(if value > 0.0 { "+Inf" } else { "-Inf" });
+    } else if value.fract() == 0.0 && value.abs() < 1e15 && !(value == 0.0 && value.is_sign_negative()) {
+        // Most values are whole (0/1 flags, counters, sequence numbers): the
+        // integer's digits are the same and several times cheaper to find.
+        let _ = write!(out, "{}", value as i64);
+    } else {
+        // Writing to a String cannot fail.
+        let _ = write!(out, "{value}");
     }
 }
 

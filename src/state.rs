@@ -9,7 +9,7 @@
 
 use crate::config::{Cluster, Config};
 use crate::heartbeat::mono_now;
-use crate::metrics::{self, Samples};
+use crate::metrics::{self, Samples, Switches};
 use crate::probe::{AnySubsystem, Clusters, Kind};
 use crate::store::ClusterState;
 use crate::supervise::Loop;
@@ -41,15 +41,27 @@ pub struct Live {
     reload: Mutex<(bool, f64)>,
     /// The same for `--web.config.file`, when one is given.
     web_reload: Mutex<Option<(bool, f64)>>,
+    /// The optional collectors (`--collector.NAME`), fixed for the process.
+    switches: Switches,
 }
 
 impl Live {
+    /// The live state with every optional collector on.
     pub fn new(state: State) -> Live {
+        Live::with_switches(state, Switches::default())
+    }
+
+    pub fn with_switches(state: State, switches: Switches) -> Live {
         Live {
+            switches,
             state: RwLock::new(Arc::new(state)),
             reload: Mutex::new((true, wall_clock())),
             web_reload: Mutex::new(None),
         }
+    }
+
+    pub fn switches(&self) -> Switches {
+        self.switches
     }
 
     pub fn current(&self) -> Arc<State> {
@@ -80,7 +92,15 @@ impl Live {
 
     /// Everything a scrape shows.
     pub fn samples(&self) -> Samples {
-        let mut out = self.current().samples();
+        let mut out = Samples::default();
+        self.collect(&mut out);
+        out
+    }
+
+    /// Everything a scrape shows, into `out` (a buffer kept from an earlier
+    /// scrape keeps its capacity).
+    pub fn collect(&self, out: &mut Samples) {
+        self.current().collect(self.switches, out);
         let (ok, at) = *self.reload.lock().unwrap_or_else(|p| p.into_inner());
         out.push(&metrics::RELOAD_OK, &[], f64::from(u8::from(ok)));
         out.push(&metrics::RELOAD_AT, &[], at);
@@ -91,7 +111,6 @@ impl Live {
             out.push(&metrics::WEB_RELOAD_OK, &[], f64::from(u8::from(ok)));
             out.push(&metrics::WEB_RELOAD_AT, &[], at);
         }
-        out
     }
 }
 
@@ -167,18 +186,17 @@ impl State {
         State { clusters, probes }
     }
 
-    /// Everything a scrape shows, copied out of memory.
-    pub fn samples(&self) -> Samples {
-        let mut out = Samples::default();
+    /// Everything a scrape shows, copied out of memory; families `switches`
+    /// turn off are not collected.
+    pub fn collect(&self, switches: Switches, out: &mut Samples) {
         out.push(&metrics::BUILD_INFO, &metrics::BUILD_LABELS, 1.0);
         let now = mono_now();
         for cluster in &self.clusters {
-            cluster.samples(now, &mut out);
+            cluster.samples(now, switches, out);
         }
         for probe in self.probes.iter().flatten() {
-            probe.samples(&mut out);
+            probe.samples(out);
         }
-        out
     }
 }
 

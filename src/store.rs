@@ -6,14 +6,15 @@
 //! no lock is ever held across an `.await`. Counters live here too, so they
 //! survive reconnects. A [`ClusterState`] groups a cluster's nodes with the
 //! cluster's configuration and turns them into samples
-//! ([`ClusterState::samples`], exposure aged to the scrape). Which nodes are kept
+//! ([`ClusterState::samples`], exposure aged to the scrape), each node's label
+//! sets encoded once and reused by every scrape (only values are encoded anew). Which nodes are kept
 //! across a reload is the root's business (the `state` module); this module knows
 //! one configuration at a time.
 
 use crate::config::Cluster;
 use crate::engine::{ErrorKind, Written};
 use crate::heartbeat::{mono_now, ClockSample, Reading, RowStatus, WriteHistory};
-use crate::metrics::{self, Sample, Samples};
+use crate::metrics::{self, Sample, Samples, Switch, Switches};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -120,16 +121,69 @@ pub struct NodeState {
     pub name: String,
     pub region: String,
     data: Mutex<NodeData>,
+    /// The node's label sets, encoded once for the scrape.
+    keys: NodeKeys,
+}
+
+/// A node's label sets as the scrape writes them ([`metrics::label_block`]):
+/// its series' labels never change while the node lives, so only their values
+/// are encoded on each scrape. A cache that cannot serve a stale value: it
+/// holds labels only, each entry keyed by every label value it encodes.
+#[derive(Debug)]
+struct NodeKeys {
+    /// `{db_cluster,node,node_region}`.
+    node: String,
+    /// The same and `collector`, per [`Collector`].
+    collectors: [String; 4],
+    /// Per pair seen on this node: its source's name and region, and its blocks.
+    pairs: Mutex<BTreeMap<String, PairKeys>>,
+}
+
+#[derive(Debug)]
+struct PairKeys {
+    source_region: String,
+    /// `{db_cluster,source_node,source_region,replica_node,replica_region}`.
+    pair: String,
+    /// The same and `status`, per [`RowStatus::ALL`].
+    statuses: Vec<String>,
+}
+
+impl PairKeys {
+    fn new(node: &NodeState, source: &str, source_region: &str) -> PairKeys {
+        let pair = [node.cluster.as_str(), source, source_region, &node.name, &node.region];
+        PairKeys {
+            source_region: source_region.to_owned(),
+            pair: metrics::label_block(metrics::PAIR, &pair),
+            statuses: RowStatus::ALL
+                .iter()
+                .map(|s| {
+                    let [c, so, sr, n, r] = pair;
+                    metrics::label_block(metrics::ROW_STATUS.labels, &[c, so, sr, n, r, s.as_str()])
+                })
+                .collect(),
+        }
+    }
 }
 
 impl NodeState {
     /// A node with nothing measured yet.
     pub fn new(cluster: &str, name: &str, region: &str) -> NodeState {
+        let labels = [cluster, name, region];
         NodeState {
             cluster: cluster.to_owned(),
             name: name.to_owned(),
             region: region.to_owned(),
             data: Mutex::new(NodeData::default()),
+            keys: NodeKeys {
+                node: metrics::label_block(metrics::NODE, &labels),
+                collectors: Collector::ALL.map(|c| {
+                    metrics::label_block(
+                        metrics::COLLECTOR_SUCCESS.labels,
+                        &[cluster, name, region, c.as_str()],
+                    )
+                }),
+                pairs: Mutex::new(BTreeMap::new()),
+            },
         }
     }
 
@@ -164,7 +218,7 @@ impl ClusterState {
     }
 
     /// The cluster's samples and its nodes', copied out at monotonic time `now`.
-    pub fn samples(&self, now: f64, out: &mut Samples) {
+    pub fn samples(&self, now: f64, switches: Switches, out: &mut Samples) {
         let c = &self.config;
         let cl = &[c.name.as_str()];
         out.push(&metrics::CLUSTER_INFO, &[&c.name, c.write_mode.as_str()], 1.0);
@@ -176,40 +230,46 @@ impl ClusterState {
         let hb = &c.heartbeat;
         let max_age = (hb.interval + 2 * hb.timeout).as_secs_f64() + 1.0;
         for node in &self.nodes {
-            node_samples(node, now, max_age, out);
+            node_samples(node, now, max_age, switches, out);
         }
     }
 }
 
-fn node_samples(node: &NodeState, now: f64, max_age: f64, out: &mut Samples) {
+fn node_samples(node: &NodeState, now: f64, max_age: f64, switches: Switches, out: &mut Samples) {
+    let stats = switches.enabled(Switch::CollectorStats);
+    let row_status = switches.enabled(Switch::RowStatus);
     let d = node.lock();
+    let keys = &node.keys;
     let labels = &[node.cluster.as_str(), &node.name, &node.region];
     let [cluster, name, region] = *labels;
-    out.push(&metrics::NODE_UP, labels, f64::from(u8::from(d.up)));
+    let n = keys.node.as_str();
+    out.push_block(&metrics::NODE_UP, n, f64::from(u8::from(d.up)));
     if let (true, Some(w)) = (d.up, d.writable) {
-        out.push(&metrics::NODE_WRITABLE, labels, f64::from(u8::from(w)));
+        out.push_block(&metrics::NODE_WRITABLE, n, f64::from(u8::from(w)));
     }
-    out.push(&metrics::SESSIONS_OPENED, labels, d.sessions_opened as f64);
-    out.push(&metrics::ROLE_CHANGES, labels, d.role_changes as f64);
+    out.push_block(&metrics::SESSIONS_OPENED, n, d.sessions_opened as f64);
+    out.push_block(&metrics::ROLE_CHANGES, n, d.role_changes as f64);
     if let Some(at) = d.role_changed_at {
-        out.push(&metrics::ROLE_CHANGED, labels, at);
+        out.push_block(&metrics::ROLE_CHANGED, n, at);
     }
     if let Some(offset) = d.clock_offset {
-        out.push(&metrics::CLOCK_OFFSET, labels, offset);
+        out.push_block(&metrics::CLOCK_OFFSET, n, offset);
     }
     if let Some(clock) = d.clock {
-        out.push(&metrics::CLOCK_RTT, labels, clock.rtt);
+        out.push_block(&metrics::CLOCK_RTT, n, clock.rtt);
     }
     for c in Collector::ALL {
         let cd = &d.collectors[c.index()];
         if !cd.ran {
             continue;
         }
-        let l = &[cluster, name, region, c.as_str()];
-        out.push(&metrics::COLLECTOR_SUCCESS, l, f64::from(u8::from(cd.last_ok)));
-        out.push(&metrics::COLLECTOR_DURATION, l, cd.last_duration);
+        let l = keys.collectors[c.index()].as_str();
+        if stats {
+            out.push_block(&metrics::COLLECTOR_SUCCESS, l, f64::from(u8::from(cd.last_ok)));
+            out.push_block(&metrics::COLLECTOR_DURATION, l, cd.last_duration);
+        }
         if let Some(t) = cd.last_success_mono {
-            out.push(&metrics::MEASUREMENT_AGE, l, (now - t).max(0.0));
+            out.push_block(&metrics::MEASUREMENT_AGE, l, (now - t).max(0.0));
         }
         for (kind, n) in &cd.errors {
             out.push(
@@ -220,43 +280,130 @@ fn node_samples(node: &NodeState, now: f64, max_age: f64, out: &mut Samples) {
         }
     }
     if let Some(held) = d.write_lease {
-        out.push(&metrics::HB_WRITER, labels, f64::from(u8::from(held)));
+        out.push_block(&metrics::HB_WRITER, n, f64::from(u8::from(held)));
     }
     if d.writes > 0 {
-        out.push(&metrics::HB_WRITES, labels, d.writes as f64);
+        out.push_block(&metrics::HB_WRITES, n, d.writes as f64);
     }
     if let Some(w) = d.last_written {
-        out.push(&metrics::HB_WRITTEN, labels, w.written_us as f64 / 1e6);
-        out.push(&metrics::HB_SEQUENCE, labels, w.seq as f64);
+        out.push_block(&metrics::HB_WRITTEN, n, w.written_us as f64 / 1e6);
+        out.push_block(&metrics::HB_SEQUENCE, n, w.seq as f64);
     }
     // A pair's lag is only as good as the last read: when the node is down, the
     // read failed, or it is older than a worker can take to notice a failure, the
     // series go absent (unknown) rather than repeat an old value that may read 0.
     let read = &d.collectors[Collector::HeartbeatRead.index()];
     let fresh = d.up && read.last_ok && read.last_success_mono.is_some_and(|t| now - t <= max_age);
+    let mut pair_keys = keys.pairs.lock().unwrap_or_else(|p| p.into_inner());
+    // Only the pairs the node has now keep their blocks.
+    pair_keys.retain(|source, k| d.pairs.get(source).is_some_and(|p| p.source_region == k.source_region));
     for (source, p) in &d.pairs {
-        let pair = &[cluster, source, &p.source_region, name, region];
+        if !pair_keys.contains_key(source) {
+            pair_keys.insert(source.clone(), PairKeys::new(node, source, &p.source_region));
+        }
+        let k = &pair_keys[source];
+        let pair = k.pair.as_str();
         if let (true, Some(Reading::Ok { lag, exposure, .. })) = (fresh, p.reading) {
-            out.push(&metrics::LAG, pair, lag);
+            out.push_block(&metrics::LAG, pair, lag);
             // Exposure stays an upper bound of the truth until the next read: since
             // this one, the newest heartbeat the replica shows can only have aged.
             // Lag stays as read: the replica may have caught up since.
-            out.push(&metrics::EXPOSURE, pair, exposure + (now - p.read_mono).max(0.0));
+            out.push_block(&metrics::EXPOSURE, pair, exposure + (now - p.read_mono).max(0.0));
         }
         if let Some(us) = p.seen_written_us {
-            out.push(&metrics::SEEN, pair, us as f64 / 1e6);
+            out.push_block(&metrics::SEEN, pair, us as f64 / 1e6);
         }
-        let [_, _, source_region, _, _] = *pair;
-        for s in RowStatus::ALL {
-            let status = &[cluster, source, source_region, name, region, s.as_str()];
-            out.push(&metrics::ROW_STATUS, status, f64::from(u8::from(p.status == s)));
+        if row_status {
+            for (s, status) in RowStatus::ALL.iter().zip(&k.statuses) {
+                out.push_block(&metrics::ROW_STATUS, status, f64::from(u8::from(p.status == *s)));
+            }
         }
-        out.push(&metrics::SEQ_REGRESSIONS, pair, p.regressions as f64);
+        out.push_block(&metrics::SEQ_REGRESSIONS, pair, p.regressions as f64);
     }
+    drop(pair_keys);
     if read.ran {
         for (reason, rows) in [("unlisted_source", d.unlisted_rows), ("malformed", d.malformed_rows)] {
             out.push(&metrics::UNKNOWN_ROWS, &[cluster, name, region, reason], rows as f64);
         }
     }
     out.extend(&d.native);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::heartbeat::Basis;
+
+    fn cluster() -> ClusterState {
+        let yaml = "clusters:\n  - name: c\n    rpo: 30s\n    rto: 5m\n    nodes:\n      - { name: p, region: us-east-1, engine: postgres, dsn: \"host=127.0.0.1 user=rpo dbname=postgres\" }\n      - { name: r, region: eu-west-1, engine: postgres, dsn: \"host=127.0.0.1 port=5433 user=rpo dbname=postgres\" }\n";
+        let config = crate::config::Config::parse(std::path::Path::new("<test>"), yaml).unwrap();
+        ClusterState::new(&config.clusters[0])
+    }
+
+    fn scrape(c: &ClusterState, switches: Switches) -> String {
+        let mut out = Samples::default();
+        c.samples(crate::heartbeat::mono_now(), switches, &mut out);
+        let mut text = String::new();
+        for desc in metrics::CORE {
+            if let Some(f) = out.take(desc) {
+                // Every line carries exactly its family's labels, in order: a
+                // kept label set can only be used for the families it was made for.
+                assert!(f.samples().all(|(labels, _)| labels.count() == desc.labels.len()));
+                text.push_str(f.lines());
+            }
+        }
+        text
+    }
+
+    fn pair(region: &str, lag: f64) -> PairData {
+        PairData {
+            source_region: region.to_owned(),
+            status: RowStatus::Ok,
+            reading: Some(Reading::Ok { lag, exposure: lag + 0.5, basis: Basis::Monotonic }),
+            read_mono: mono_now(),
+            seen_written_us: Some(1_700_000_000_000_000),
+            last_seq: Some(1),
+            regressions: 0,
+        }
+    }
+
+    /// Label sets are encoded once and kept; every change in the store shows in
+    /// the next scrape, a changed label value (a source's region) included, and a
+    /// pair that is gone leaves no line and no kept block behind.
+    #[test]
+    fn each_scrape_shows_the_store_as_it_is_now() {
+        let c = cluster();
+        let r = &c.nodes[1];
+        {
+            let mut d = r.lock();
+            d.up = true;
+            d.writable = Some(false);
+            d.record_success(Collector::HeartbeatRead, 0.001);
+            d.pairs.insert("p".into(), pair("us-east-1", 0.25));
+        }
+        let first = scrape(&c, Switches::default());
+        let key = "{db_cluster=\"c\",source_node=\"p\",source_region=\"us-east-1\",replica_node=\"r\",replica_region=\"eu-west-1\"}";
+        assert!(first.contains(&format!("rpo_replication_lag_seconds{key} 0.25\n")), "{first}");
+        assert!(first.contains("rpo_node_up{db_cluster=\"c\",node=\"r\",node_region=\"eu-west-1\"} 1\n"));
+        assert!(first.contains("rpo_heartbeat_row_status{db_cluster=\"c\",source_node=\"p\",source_region=\"us-east-1\",replica_node=\"r\",replica_region=\"eu-west-1\",status=\"ok\"} 1\n"));
+
+        {
+            let mut d = r.lock();
+            d.up = false;
+            d.pairs.insert("p".into(), pair("us-west-2", 3.5));
+            d.record_success(Collector::Role, 0.125);
+        }
+        let second = scrape(&c, Switches::default());
+        assert!(second.contains("rpo_node_up{db_cluster=\"c\",node=\"r\",node_region=\"eu-west-1\"} 0\n"));
+        assert!(!second.contains("us-east-1\",replica_node"), "the old region's block stayed:\n{second}");
+        assert!(second.contains("source_region=\"us-west-2\""), "{second}");
+        assert!(!second.contains("rpo_replication_lag_seconds{"), "a down node's lag is unknown:\n{second}");
+        assert!(second.contains("rpo_collector_duration_seconds{db_cluster=\"c\",node=\"r\",node_region=\"eu-west-1\",collector=\"role\"} 0.125\n"));
+
+        r.lock().pairs.clear();
+        let third = scrape(&c, Switches::default().with(Switch::CollectorStats, false));
+        assert!(!third.contains("source_node="), "{third}");
+        assert!(!third.contains("rpo_collector_duration_seconds"), "{third}");
+        assert!(r.keys.pairs.lock().unwrap().is_empty(), "a gone pair's block is dropped");
+    }
 }

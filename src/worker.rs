@@ -27,6 +27,7 @@ use crate::engine::{
     WriteOutcome,
 };
 use crate::heartbeat::{ClockSample, WriteRecord};
+use crate::metrics::{Switch, Switches};
 use crate::pairs::{self, Event, NodeView};
 use crate::store::{ClusterState, Collector, NodeState};
 use crate::supervise::Pace;
@@ -139,13 +140,20 @@ pub struct Worker {
     /// readings nor a session per tick.
     native_backoff: Backoff,
     native_at: Instant,
+    /// The optional collectors: without `replication` no native query is sent.
+    switches: Switches,
 }
 
 impl Worker {
     /// The worker of the node named `name` in the cluster the watch holds; its
     /// first tick comes `phase` (0..1) of an interval after the start. `None` if
     /// the cluster has no such node.
-    pub fn new(cluster: watch::Receiver<Arc<ClusterState>>, name: &str, phase: f64) -> Option<Worker> {
+    pub fn new(
+        cluster: watch::Receiver<Arc<ClusterState>>,
+        name: &str,
+        phase: f64,
+        switches: Switches,
+    ) -> Option<Worker> {
         let current = cluster.borrow().clone();
         let node = current.node(name)?.clone();
         let node_config = current.config.nodes.iter().find(|n| n.name == name)?;
@@ -172,6 +180,7 @@ impl Worker {
             timing_out_since: None,
             suspect: false,
             advised: None,
+            switches,
         })
     }
 
@@ -204,7 +213,7 @@ impl Worker {
             probe: true,
             read: true,
             write: self.writes() && self.writable(),
-            native: Instant::now() >= self.native_at,
+            native: self.switches.enabled(Switch::Replication) && Instant::now() >= self.native_at,
         };
         let outcome = self.session_tick(plan).await;
         let healthy = self.apply(&cluster, plan, outcome);
@@ -333,7 +342,9 @@ impl Worker {
         }
         if let Some(Step { result, took, .. }) = outcome.native {
             match result {
-                Ok(samples) => {
+                Ok(mut samples) => {
+                    // Families switched off (GTID positions) are not kept.
+                    samples.retain(|s| self.switches.emits(s.desc));
                     self.node.lock().native = samples;
                     self.succeed(Collector::Replication, took);
                     self.native_backoff.reset();

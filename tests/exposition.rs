@@ -12,8 +12,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 use support::*;
 
-/// (name, type, labels, meaning) rows of the table in docs/metrics.md.
-fn documented() -> BTreeMap<String, (String, Vec<String>, String)> {
+/// A row of docs/metrics.md: type, labels, meaning.
+type Row = (String, Vec<String>, String);
+
+/// The rows of the tables in docs/metrics.md by name, and the collector switch
+/// named in a fifth column (`None` for "always" or none).
+fn documented_with_switch() -> BTreeMap<String, (Row, Option<String>)> {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/metrics.md")).unwrap();
     // The drill's own families (served by `rpo-exporter drill` only) close the page;
     // a unit test in src/drill checks them.
@@ -21,16 +25,30 @@ fn documented() -> BTreeMap<String, (String, Vec<String>, String)> {
     let mut rows = BTreeMap::new();
     for line in text.lines().filter(|l| l.starts_with("| `rpo_") || l.starts_with("| `process_")) {
         let cells: Vec<&str> = line.trim_matches('|').split(" | ").map(str::trim).collect();
-        assert_eq!(cells.len(), 4, "docs/metrics.md row {line:?}");
+        assert!(cells.len() == 4 || cells.len() == 5, "docs/metrics.md row {line:?}");
         let labels =
             cells[2].split(", ").filter(|l| !l.is_empty()).map(|l| l.trim_matches('`').to_owned()).collect();
         let name = cells[0].trim_matches('`').to_owned();
-        assert!(
-            rows.insert(name.clone(), (cells[1].to_owned(), labels, cells[3].to_owned())).is_none(),
-            "{name} twice"
-        );
+        let switch = cells.get(4).filter(|c| **c != "always").map(|c| c.trim_matches('`').to_owned());
+        let row = (cells[1].to_owned(), labels, cells[3].to_owned());
+        assert!(rows.insert(name.clone(), (row, switch)).is_none(), "{name} twice");
     }
     rows
+}
+
+fn documented() -> BTreeMap<String, Row> {
+    documented_with_switch().into_iter().map(|(name, (row, _))| (name, row)).collect()
+}
+
+/// Every family a `--no-collector.NAME` can turn off says so in its row, and no
+/// other does.
+#[test]
+fn docs_metrics_md_names_each_familys_collector() {
+    let docs = documented_with_switch();
+    for d in exposition::all() {
+        let (_, switch) = &docs[&d.sample_name()];
+        assert_eq!(switch.as_deref(), d.switch.map(|s| s.name()), "collector column of {}", d.name);
+    }
 }
 
 /// The table docs/metrics.md must hold, rendered from the metric table.

@@ -229,7 +229,17 @@ fn help_shows_the_env_var_of_every_flag() {
     }
     let mut flags = 0;
     for entry in entries.iter().filter(|e| e.starts_with("--")) {
-        let flag = entry.split([' ', '=']).next().unwrap();
+        // `--flag VALUE`, `--flag=VALUE` or an optional value, `--flag[=<BOOL>]`.
+        let flag = entry.split([' ', '=', '[']).next().unwrap();
+        // A negation, `--no-X`, is `--X`'s variable set to false.
+        if let Some(twin) = flag.strip_prefix("--no-") {
+            let twin = format!("--{twin}");
+            assert!(
+                entries.iter().any(|e| e.split([' ', '=', '[']).next() == Some(&twin)),
+                "{flag} without {twin}"
+            );
+            continue;
+        }
         let var = format!("RPO_EXPORTER_{}", flag[2..].to_uppercase().replace(['.', '-'], "_"));
         assert!(entry.contains(&format!("[env: {var}=]")), "{flag} does not show [env: {var}=]:\n{help}");
         flags += 1;

@@ -30,33 +30,36 @@ const CHANNEL_THREAD: &[&str] = &["db_cluster", "node", "node_region", "channel"
 const CHANNEL_GTID: &[&str] = &["db_cluster", "node", "node_region", "channel", "stage", "gtid_domain"];
 const NODE_GTID: &[&str] = &["db_cluster", "node", "node_region", "gtid_domain"];
 
-desc!(CHANNELS, "rpo_mysql_replica_channels", Gauge, NODE, "Replication channels (MariaDB connections) configured on this node; 0 on a server that replicates from nobody.");
-desc!(IO_STATE, "rpo_mysql_replica_io_state", Gauge, CHANNEL_STATE, "Per channel: 1 for the IO (receiver) thread's current state (yes, no, connecting, preparing), 0 for the others.");
+desc!(CHANNELS, "rpo_mysql_replica_channels", Gauge, NODE, "Replication channels (MariaDB connections) configured on this node; 0 on a server that replicates from nobody.", Replication);
+desc!(IO_STATE, "rpo_mysql_replica_io_state", Gauge, CHANNEL_STATE, "Per channel: 1 for the IO (receiver) thread's current state (yes, no, connecting, preparing), 0 for the others.", Replication);
 desc!(
     SQL_RUNNING,
     "rpo_mysql_replica_sql_running",
     Gauge,
     CHANNEL,
-    "Per channel: 1 if the SQL (applier) thread runs, else 0."
+    "Per channel: 1 if the SQL (applier) thread runs, else 0.",
+    Replication
 );
-desc!(SBM, "rpo_mysql_seconds_behind_source", Gauge, CHANNEL, "Per channel: Seconds_Behind_Master (Seconds_Behind_Source) as the server reports it; NaN while the server reports NULL (see rpo_mysql_seconds_behind_source_null). Reads 0 on a silently broken network: trust rpo_replication_lag_seconds.");
-desc!(SBM_NULL, "rpo_mysql_seconds_behind_source_null", Gauge, CHANNEL, "Per channel: 1 while Seconds_Behind_Master is NULL (a replication thread stopped, or never connected), else 0.");
+desc!(SBM, "rpo_mysql_seconds_behind_source", Gauge, CHANNEL, "Per channel: Seconds_Behind_Master (Seconds_Behind_Source) as the server reports it; NaN while the server reports NULL (see rpo_mysql_seconds_behind_source_null). Reads 0 on a silently broken network: trust rpo_replication_lag_seconds.", Replication);
+desc!(SBM_NULL, "rpo_mysql_seconds_behind_source_null", Gauge, CHANNEL, "Per channel: 1 while Seconds_Behind_Master is NULL (a replication thread stopped, or never connected), else 0.", Replication);
 desc!(
     SQL_DELAY,
     "rpo_mysql_sql_delay_seconds",
     Gauge,
     CHANNEL,
-    "Per channel: the configured delayed-replication SQL_Delay (MASTER_DELAY)."
+    "Per channel: the configured delayed-replication SQL_Delay (MASTER_DELAY).",
+    Replication
 );
 desc!(
     LAST_ERRNO,
     "rpo_mysql_replica_last_errno",
     Gauge,
     CHANNEL_THREAD,
-    "Per channel: Last_IO_Errno (thread=io) and Last_SQL_Errno (thread=sql); 0 when there is none."
+    "Per channel: Last_IO_Errno (thread=io) and Last_SQL_Errno (thread=sql); 0 when there is none.",
+    Replication
 );
-desc!(GTID_POS, "rpo_mysql_replica_gtid_position", Gauge, CHANNEL_GTID, "Per channel: the highest GTID sequence number received (stage=received: Gtid_IO_Pos / Retrieved_Gtid_Set) and executed (stage=executed: Gtid_Slave_Pos / Executed_Gtid_Set) per GTID domain (MariaDB) or source server UUID (MySQL).");
-desc!(BINLOG_POS, "rpo_mysql_gtid_binlog_position", Gauge, NODE_GTID, "The highest GTID sequence number in this server's own binary log, per GTID domain (@@gtid_binlog_pos) or source server UUID (@@gtid_executed).");
+desc!(GTID_POS, "rpo_mysql_replica_gtid_position", Gauge, CHANNEL_GTID, "Per channel: the highest GTID sequence number received (stage=received: Gtid_IO_Pos / Retrieved_Gtid_Set) and executed (stage=executed: Gtid_Slave_Pos / Executed_Gtid_Set) per GTID domain (MariaDB) or source server UUID (MySQL).", Gtid);
+desc!(BINLOG_POS, "rpo_mysql_gtid_binlog_position", Gauge, NODE_GTID, "The highest GTID sequence number in this server's own binary log, per GTID domain (@@gtid_binlog_pos) or source server UUID (@@gtid_executed).", Gtid);
 
 /// The MySQL family's own metric families.
 pub static METRICS: &[&MetricDesc] =

@@ -32,25 +32,27 @@ const STANDBY_STATE: &[&str] = &["db_cluster", "node", "node_region", "standby",
 const STANDBY_STAGE: &[&str] = &["db_cluster", "node", "node_region", "standby", "stage"];
 const RECEIVER_STATUS: &[&str] = &["db_cluster", "node", "node_region", "status"];
 
-desc!(STANDBY_STATE_DESC, "rpo_pg_standby_state", Gauge, STANDBY_STATE, "Per standby connected to this node (pg_stat_replication): 1 for its current state (startup, catchup, streaming, backup, stopping), 0 for the others.");
-desc!(STANDBY_LAG_DESC, "rpo_pg_standby_lag_seconds", Gauge, STANDBY_STAGE, "pg_stat_replication write_lag, flush_lag and replay_lag by stage; absent while PostgreSQL reports NULL (no recent WAL activity to time).");
-desc!(STANDBY_BYTES_DESC, "rpo_pg_standby_lag_bytes", Gauge, STANDBY_STAGE, "Bytes of WAL between this node's current position and the standby's sent, write, flush and replay positions.");
-desc!(STANDBY_COUNT_DESC, "rpo_pg_standbys", Gauge, NODE, "Standbys (WAL senders) connected to this node.");
-desc!(RECEIVER_DESC, "rpo_pg_wal_receiver_status", Gauge, RECEIVER_STATUS, "On a replica, 1 for the WAL receiver's current status (starting, streaming, waiting, restarting, stopping, stopped; stopped also when no receiver runs), 0 for the others.");
+desc!(STANDBY_STATE_DESC, "rpo_pg_standby_state", Gauge, STANDBY_STATE, "Per standby connected to this node (pg_stat_replication): 1 for its current state (startup, catchup, streaming, backup, stopping), 0 for the others.", Replication);
+desc!(STANDBY_LAG_DESC, "rpo_pg_standby_lag_seconds", Gauge, STANDBY_STAGE, "pg_stat_replication write_lag, flush_lag and replay_lag by stage; absent while PostgreSQL reports NULL (no recent WAL activity to time).", Replication);
+desc!(STANDBY_BYTES_DESC, "rpo_pg_standby_lag_bytes", Gauge, STANDBY_STAGE, "Bytes of WAL between this node's current position and the standby's sent, write, flush and replay positions.", Replication);
+desc!(STANDBY_COUNT_DESC, "rpo_pg_standbys", Gauge, NODE, "Standbys (WAL senders) connected to this node.", Replication);
+desc!(RECEIVER_DESC, "rpo_pg_wal_receiver_status", Gauge, RECEIVER_STATUS, "On a replica, 1 for the WAL receiver's current status (starting, streaming, waiting, restarting, stopping, stopped; stopped also when no receiver runs), 0 for the others.", Replication);
 desc!(
     REPLAY_PAUSED_DESC,
     "rpo_pg_replay_paused",
     Gauge,
     NODE,
-    "On a replica, 1 if WAL replay is paused (pg_wal_replay_pause()), else 0."
+    "On a replica, 1 if WAL replay is paused (pg_wal_replay_pause()), else 0.",
+    Replication
 );
-desc!(LAST_REPLAY_DESC, "rpo_pg_last_replay_timestamp_seconds", Gauge, NODE, "On a replica, commit time of the last replayed transaction (pg_last_xact_replay_timestamp()); does not move while the primary is idle, so it is no lag measure by itself.");
+desc!(LAST_REPLAY_DESC, "rpo_pg_last_replay_timestamp_seconds", Gauge, NODE, "On a replica, commit time of the last replayed transaction (pg_last_xact_replay_timestamp()); does not move while the primary is idle, so it is no lag measure by itself.", Replication);
 desc!(
     UNREPLAYED_DESC,
     "rpo_pg_unreplayed_bytes",
     Gauge,
     NODE,
-    "On a replica, bytes of WAL received but not yet replayed."
+    "On a replica, bytes of WAL received but not yet replayed.",
+    Replication
 );
 
 /// PostgreSQL's own metric families.

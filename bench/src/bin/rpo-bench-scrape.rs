@@ -9,7 +9,8 @@
 //! a loaded lab; this one isolates the encoder.
 //!
 //! `cargo run --release -p rpo-bench --bin rpo-bench-scrape -- --clusters 1,100,400`
-//! (`--format text` for the Prometheus text format 0.0.4 instead of OpenMetrics)
+//! (`--format text` for the Prometheus text format 0.0.4 instead of OpenMetrics;
+//! `--no-collector replication,row_status` as the exporter's `--no-collector.NAME`)
 
 use anyhow::{Context, Result};
 use clap::Parser;
@@ -17,7 +18,7 @@ use rpo_exporter::config::Config;
 use rpo_exporter::engine::{self, Engine, ErrorKind, Written};
 use rpo_exporter::exposition;
 use rpo_exporter::heartbeat::{Basis, ClockSample, Reading, RowStatus};
-use rpo_exporter::metrics::Sample;
+use rpo_exporter::metrics::{Sample, Switch, Switches};
 use rpo_exporter::state::{Live, State};
 use rpo_exporter::store::{Collector, PairData};
 use std::fmt::Write as _;
@@ -39,6 +40,10 @@ struct Args {
     /// Format to render: openmetrics (what Prometheus negotiates) or text (0.0.4).
     #[arg(long, default_value = "openmetrics")]
     format: String,
+    /// Optional collectors to turn off (comma list: replication, gtid,
+    /// collector_stats, row_status), as `--no-collector.NAME` does.
+    #[arg(long, default_value = "")]
+    no_collector: String,
 }
 
 fn config(n: usize, engine: &str) -> Result<Config> {
@@ -58,8 +63,10 @@ fn config(n: usize, engine: &str) -> Result<Config> {
     rpo_exporter::load::text(Path::new("<generated>"), &yaml).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
-/// Fills every node as a healthy worker leaves it after a few intervals.
-fn fill(state: &State, engine: &dyn Engine) {
+/// Fills every node as a healthy worker leaves it after a few intervals, with the
+/// collectors `switches` leaves on.
+fn fill(state: &State, engine: &dyn Engine, switches: Switches) {
+    let replication = switches.enabled(Switch::Replication);
     let now = rpo_exporter::heartbeat::mono_now();
     for cluster in &state.clusters {
         let primary = &cluster.nodes[0];
@@ -70,7 +77,8 @@ fn fill(state: &State, engine: &dyn Engine) {
             d.clock = Some(ClockSample { db_us: 1_700_000_000_000_000, mono: now, rtt: 0.0004 });
             d.clock_offset = Some(0.0001);
             for c in Collector::ALL {
-                if c == Collector::HeartbeatWrite && i != 0 {
+                if (c == Collector::HeartbeatWrite && i != 0) || (c == Collector::Replication && !replication)
+                {
                     continue;
                 }
                 d.record_success(c, 0.0007);
@@ -98,6 +106,7 @@ fn fill(state: &State, engine: &dyn Engine) {
             d.native = engine
                 .metrics()
                 .iter()
+                .filter(|desc| switches.emits(desc))
                 .map(|desc| {
                     let mut values = vec![node.cluster.clone(), node.name.clone(), node.region.clone()];
                     values.extend(desc.labels[3..].iter().map(|l| format!("{l}-value")));
@@ -122,13 +131,19 @@ fn main() -> Result<()> {
         "text" => exposition::Format::Text,
         other => anyhow::bail!("--format: {other:?} is neither openmetrics nor text"),
     };
-    println!("| Clusters | Series | Bytes | p50 (ms) | p99 (ms) | max (ms) | µs per series (p50) |");
-    println!("|---|---|---|---|---|---|---|");
+    let mut switches = Switches::default();
+    for name in args.no_collector.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let switch = Switch::ALL.into_iter().find(|s| s.name() == name);
+        switches =
+            switches.with(switch.with_context(|| format!("--no-collector: no collector {name:?}"))?, false);
+    }
+    println!("| Clusters | Series | Series per cluster | Bytes | p50 (ms) | p99 (ms) | max (ms) | µs per series (p50) |");
+    println!("|---|---|---|---|---|---|---|---|");
     for n in args.clusters.split(',') {
         let n: usize = n.trim().parse().with_context(|| format!("--clusters: {n:?}"))?;
         let state = State::new(&config(n, &args.engine)?);
-        fill(&state, engine);
-        let exposition = exposition::Exposition::new(Arc::new(Live::new(state)));
+        fill(&state, engine, switches);
+        let exposition = exposition::Exposition::new(Arc::new(Live::with_switches(state, switches)));
         let first = exposition.render_as(format)?;
         let series = first.lines().filter(|l| !l.is_empty() && !l.starts_with('#')).count();
         let mut ms: Vec<f64> = (0..args.renders)
@@ -141,7 +156,8 @@ fn main() -> Result<()> {
             .collect();
         let (p50, p99, max) = (pct(&mut ms, 0.5), pct(&mut ms, 0.99), pct(&mut ms, 1.0));
         println!(
-            "| {n} | {series} | {} | {p50:.3} | {p99:.3} | {max:.3} | {:.3} |",
+            "| {n} | {series} | {:.1} | {} | {p50:.3} | {p99:.3} | {max:.3} | {:.3} |",
+            series as f64 / n as f64,
             first.len(),
             p50 * 1000.0 / series as f64
         );

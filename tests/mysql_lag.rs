@@ -140,7 +140,11 @@ async fn master_delay_settles_lag_at_the_delay() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     println!("mariadb MASTER_DELAY=5: lag between {lo:.3} and {hi:.3} s over 5 s");
-    assert!(lo >= 3.5 && hi <= 6.5, "lag {lo}..{hi}, want 5 ± 1.5");
+    // MariaDB delays an event until its binlog timestamp, in whole seconds, plus 5 s:
+    // a heartbeat written at x.7 is applied 4.3 s later, so the true delay is in
+    // (4, 5] s, and lag, a lower bound on the heartbeat grid, up to one interval
+    // (1 s) below it: in (3, 5] (a run whose writes fell at .5 read 3.4991 steadily).
+    assert!(lo >= 2.95 && hi <= 6.5, "lag {lo}..{hi}, want within (3, 5] and a margin");
     let ch = with(lab.node_labels("b"), &[("channel", "default")]);
     assert_eq!(exporter.scrape().await.get("rpo_mysql_sql_delay_seconds", &ch), Some(5.0));
 }

@@ -332,22 +332,7 @@ impl PatroniNode {
     /// A superuser client straight to PostgreSQL's port (no proxy); the connection task
     /// runs on the current tokio runtime.
     pub async fn client(&self) -> Result<tokio_postgres::Client> {
-        let mut config = tokio_postgres::Config::new();
-        config
-            .host("127.0.0.1")
-            .port(self.pg_port)
-            .user("postgres")
-            .dbname("postgres")
-            .application_name("rpo-lab")
-            .connect_timeout(Duration::from_secs(5));
-        let (client, connection) = config
-            .connect(tokio_postgres::NoTls)
-            .await
-            .with_context(|| format!("connecting to {} as postgres", self.describe()))?;
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
-        Ok(client)
+        crate::postgres::node::superuser_client(self.pg_port, Duration::from_secs(5), &self.describe()).await
     }
 
     /// Runs `sql` (one or more statements) as superuser, straight to PostgreSQL.

@@ -11,7 +11,7 @@
 //! server refuses root); the lab directory is chowned to it.
 
 mod config;
-mod node;
+pub(crate) mod node;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -91,22 +91,7 @@ impl PgNode {
 
     /// A superuser client (the connection task is spawned on the current tokio runtime).
     pub async fn client(&self) -> Result<tokio_postgres::Client> {
-        let mut config = tokio_postgres::Config::new();
-        config
-            .host("127.0.0.1")
-            .port(self.port())
-            .user("postgres")
-            .dbname("postgres")
-            .application_name("rpo-lab")
-            .connect_timeout(Duration::from_secs(10));
-        let (client, connection) = config
-            .connect(tokio_postgres::NoTls)
-            .await
-            .with_context(|| format!("connecting to {} as postgres", self.describe()))?;
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
-        Ok(client)
+        superuser_client(self.port(), Duration::from_secs(10), &self.describe()).await
     }
 
     /// Runs `sql` (one or more statements) as superuser.
@@ -198,4 +183,29 @@ impl PgNode {
         }
         std::fs::remove_file(&pid_file).with_context(|| format!("removing stale {}", pid_file.display()))
     }
+}
+
+/// A superuser client of the PostgreSQL on `port` (loopback, no TLS), named
+/// `describe` in errors; the connection task is spawned on the current tokio runtime.
+pub(crate) async fn superuser_client(
+    port: u16,
+    connect_timeout: Duration,
+    describe: &str,
+) -> Result<tokio_postgres::Client> {
+    let mut config = tokio_postgres::Config::new();
+    config
+        .host("127.0.0.1")
+        .port(port)
+        .user("postgres")
+        .dbname("postgres")
+        .application_name("rpo-lab")
+        .connect_timeout(connect_timeout);
+    let (client, connection) = config
+        .connect(tokio_postgres::NoTls)
+        .await
+        .with_context(|| format!("connecting to {describe} as postgres"))?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(client)
 }

@@ -346,6 +346,11 @@ pub struct ReplayedCommit {
 /// with up to `age × MAX_CLOCK_DRIFT` more error.
 pub const MAX_CLOCK_DRIFT: f64 = 500e-6;
 
+/// How much tighter than the heartbeat bound, beyond the source clock's round
+/// trip, a replayed commit's bound must be to replace it: the time between a
+/// heartbeat's `now()` and its commit, on a busy server.
+pub const IDLE_MARGIN: f64 = 0.002;
+
 /// Tightens an `Ok` reading's exposure (at the read instant `read_mono`) with the
 /// replica's last replayed commit. Commit records replay in WAL order, so every
 /// transaction the source committed at or before that commit's time C is visible
@@ -362,8 +367,9 @@ pub const MAX_CLOCK_DRIFT: f64 = 500e-6;
 ///
 /// Unchanged, with [`ExposureSource::Heartbeat`]: no commit or no source clock,
 /// a commit in the future of the source's clock (no reading of the same clock can
-/// be), a reading other than `Ok`, or a heartbeat bound already the smaller (an
-/// idle source: its last commit is the heartbeat itself, or older).
+/// be), a reading other than `Ok`, or a heartbeat bound already the smaller or
+/// within the source clock's round trip and [`IDLE_MARGIN`] of it (an idle source:
+/// its last commit is the heartbeat itself, or older).
 pub fn refine_exposure(
     reading: Reading,
     read_mono: f64,
@@ -380,7 +386,10 @@ pub fn refine_exposure(
         return unchanged;
     }
     let bound = read_mono - commit_mono + slack;
-    if bound >= exposure {
+    // On an idle source the last replayed commit is the seen heartbeat's own:
+    // its bound then differs from the heartbeat's only by the two clocks'
+    // placements (a round trip at most). Only a tighter one is news.
+    if bound >= exposure - (src.rtt + IDLE_MARGIN) {
         return unchanged;
     }
     let exposure = bound.max(lag).max(0.0);
@@ -628,6 +637,9 @@ mod tests {
         let r = evaluate(&input(2, 11.0, 11.4, Some(&h)));
         assert_eq!(refined(r, 11.4, replayed(5.0, 11.41), source(11.0, 0.0)), (0.0, 0.4, "heartbeat"));
         assert_eq!(refine_exposure(r, 11.4, replayed(5.0, 11.41), source(11.0, 0.0)).0, r);
+        // The seen heartbeat's own commit, a millisecond after its `now()`: no news.
+        assert_eq!(refined(r, 11.4, replayed(11.001, 11.41), source(11.0, 0.0)), (0.0, 0.4, "heartbeat"));
+        assert_eq!(refined(r, 11.4, replayed(11.004, 11.41), source(11.0, 0.0)).2, "commit_timestamp");
     }
 
     #[test]

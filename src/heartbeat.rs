@@ -356,7 +356,11 @@ pub const IDLE_MARGIN: f64 = 0.002;
 /// transaction the source committed at or before that commit's time C is visible
 /// on the replica once it was observed; the oldest write the replica lacks was
 /// committed after C, so the true loss at any instant after the observation is at
-/// most that instant less C. C is placed on the monotonic clock through the
+/// most that instant less C. (A commit's timestamp is taken just before its
+/// record enters the WAL, so two concurrent commits may enter it in the other
+/// order; but one the replica lacks entered the WAL after the replayed one, so
+/// after C: as its client saw it, it committed after C.) C is placed on the
+/// monotonic clock through the
 /// *source's* clock sample only, its half round trip and drift since the sample
 /// added so the bound stays above the truth. Exposure is then aged to the scrape
 /// from `read_mono` like any other: `read_mono − C + slack + (scrape − read_mono)`

@@ -309,6 +309,97 @@ fn history_lag(h: &WriteHistory, seen: i64, read_mono: f64, exposure: f64, inter
     }
 }
 
+/// Which bound gave a pair's exposure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ExposureSource {
+    /// The age of the newest source heartbeat the replica shows.
+    #[default]
+    Heartbeat,
+    /// The age of the last source transaction the replica replayed
+    /// ([`refine_exposure`]): tighter while the source has write traffic.
+    CommitTimestamp,
+}
+
+impl ExposureSource {
+    pub const ALL: [ExposureSource; 2] = [ExposureSource::Heartbeat, ExposureSource::CommitTimestamp];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExposureSource::Heartbeat => "heartbeat",
+            ExposureSource::CommitTimestamp => "commit_timestamp",
+        }
+    }
+}
+
+/// The commit time, on the source's clock (µs), of the last transaction a
+/// physical replica replayed (PostgreSQL's `pg_last_xact_replay_timestamp()`), and
+/// the instant (monotonic) by which the replica had replayed it: the end of the
+/// round trip that read it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReplayedCommit {
+    pub commit_us: i64,
+    pub observed_mono: f64,
+}
+
+/// How fast a wall clock may drift from the monotonic one, s/s: NTP slews a clock
+/// by at most 500 ppm. A clock sample that is `age` seconds old places a time
+/// with up to `age × MAX_CLOCK_DRIFT` more error.
+pub const MAX_CLOCK_DRIFT: f64 = 500e-6;
+
+/// How much tighter than the heartbeat bound, beyond the source clock's round
+/// trip, a replayed commit's bound must be to replace it: the time between a
+/// heartbeat's `now()` and its commit, on a busy server.
+pub const IDLE_MARGIN: f64 = 0.002;
+
+/// Tightens an `Ok` reading's exposure (at the read instant `read_mono`) with the
+/// replica's last replayed commit. Commit records replay in WAL order, so every
+/// transaction the source committed at or before that commit's time C is visible
+/// on the replica once it was observed; the oldest write the replica lacks was
+/// committed after C, so the true loss at any instant after the observation is at
+/// most that instant less C. (A commit's timestamp is taken just before its
+/// record enters the WAL, so two concurrent commits may enter it in the other
+/// order; but one the replica lacks entered the WAL after the replayed one, so
+/// after C: as its client saw it, it committed after C.) C is placed on the
+/// monotonic clock through the
+/// *source's* clock sample only, its half round trip and drift since the sample
+/// added so the bound stays above the truth. Exposure is then aged to the scrape
+/// from `read_mono` like any other: `read_mono − C + slack + (scrape − read_mono)`
+/// is `scrape − C + slack`, honest for every scrape after the observation (the
+/// worker stores the reading only once the tick's steps have all answered). The
+/// result is the smaller bound, never below the reading's lag (a lower bound as of
+/// the read; the replica may have replayed more between the two statements).
+///
+/// Unchanged, with [`ExposureSource::Heartbeat`]: no commit or no source clock,
+/// a commit in the future of the source's clock (no reading of the same clock can
+/// be), a reading other than `Ok`, or a heartbeat bound already the smaller or
+/// within the source clock's round trip and [`IDLE_MARGIN`] of it (an idle source:
+/// its last commit is the heartbeat itself, or older).
+pub fn refine_exposure(
+    reading: Reading,
+    read_mono: f64,
+    commit: Option<ReplayedCommit>,
+    source_clock: Option<ClockSample>,
+) -> (Reading, ExposureSource) {
+    let unchanged = (reading, ExposureSource::Heartbeat);
+    let (Reading::Ok { lag, exposure, basis }, Some(c), Some(src)) = (reading, commit, source_clock) else {
+        return unchanged;
+    };
+    let commit_mono = src.to_mono(c.commit_us);
+    let slack = src.rtt / 2.0 + (c.observed_mono - src.mono).abs() * MAX_CLOCK_DRIFT;
+    if commit_mono - slack > c.observed_mono {
+        return unchanged;
+    }
+    let bound = read_mono - commit_mono + slack;
+    // On an idle source the last replayed commit is the seen heartbeat's own:
+    // its bound then differs from the heartbeat's only by the two clocks'
+    // placements (a round trip at most). Only a tighter one is news.
+    if bound >= exposure - (src.rtt + IDLE_MARGIN) {
+        return unchanged;
+    }
+    let exposure = bound.max(lag).max(0.0);
+    (Reading::Ok { lag, exposure, basis }, ExposureSource::CommitTimestamp)
+}
+
 /// A replica that shows no row at all of a source whose heartbeats this process
 /// writes (a replica a failover left following a dead primary, or one that never
 /// received the row): it has none of them. Lag is the age of the oldest write this
@@ -498,6 +589,78 @@ mod tests {
         assert_eq!(ok(evaluate_missing(&h, 15.0, Some(9.0)).unwrap()), (5.0, 9.0, Basis::Monotonic));
         assert_eq!(ok(evaluate_missing(&h, 9.0, None).unwrap()), (0.0, 0.0, Basis::Monotonic));
         assert!(evaluate_missing(&WriteHistory::default(), 15.0, None).is_none());
+    }
+
+    /// A source clock that reads monotonic time plus T0, sampled at `at`.
+    fn source(at: f64, rtt: f64) -> Option<ClockSample> {
+        Some(ClockSample { db_us: ((T0 + at) * 1e6) as i64, mono: at, rtt })
+    }
+
+    fn replayed(commit_at: f64, observed: f64) -> Option<ReplayedCommit> {
+        Some(ReplayedCommit { commit_us: ((T0 + commit_at) * 1e6) as i64, observed_mono: observed })
+    }
+
+    fn refined(
+        r: Reading,
+        read: f64,
+        c: Option<ReplayedCommit>,
+        src: Option<ClockSample>,
+    ) -> (f64, f64, &'static str) {
+        let (r, source) = refine_exposure(r, read, c, src);
+        let (lag, exposure, _) = ok(r);
+        (lag, exposure, source.as_str())
+    }
+
+    #[test]
+    fn a_newer_replayed_commit_tightens_exposure() {
+        // Traffic: the replica shows the heartbeat of 13.0 and replayed a commit of
+        // 13.7; read at 13.9, the replay time read just after.
+        let h = history(&[(1, 10.0), (2, 11.0), (3, 12.0), (4, 13.0)]);
+        let r = evaluate(&input(4, 13.0, 13.9, Some(&h)));
+        assert_eq!(ok(r), (0.0, 0.9, Basis::Monotonic));
+        assert_eq!(
+            refined(r, 13.9, replayed(13.7, 13.91), source(13.91, 0.0)),
+            (0.0, 0.2, "commit_timestamp")
+        );
+        // The source clock's half round trip, and its drift since the sample, are slack.
+        let (_, e, s) = refined(r, 13.9, replayed(13.7, 13.91), source(13.91, 0.02));
+        assert_eq!((e, s), (0.21, "commit_timestamp"));
+        let (_, e, _) = refined(r, 13.9, replayed(13.7, 113.91), source(13.91, 0.0));
+        assert_eq!(e, 0.25); // a sample 100 s older than the observation: 50 ms of drift
+                             // Never below the lag read at the same instant (the replica replayed more
+                             // between the read and the replay time's).
+        let r = evaluate(&input(1, 10.0, 13.5, Some(&h)));
+        let (lag, e, s) = refined(r, 13.5, replayed(13.49, 13.51), source(13.51, 0.0));
+        assert_eq!((lag, e, s), (2.5, 2.5, "commit_timestamp"));
+    }
+
+    #[test]
+    fn an_older_replayed_commit_keeps_the_heartbeat_bound() {
+        // Idle: the last commit the replica replayed is older than the heartbeat it shows.
+        let h = history(&[(1, 10.0), (2, 11.0)]);
+        let r = evaluate(&input(2, 11.0, 11.4, Some(&h)));
+        assert_eq!(refined(r, 11.4, replayed(5.0, 11.41), source(11.0, 0.0)), (0.0, 0.4, "heartbeat"));
+        assert_eq!(refine_exposure(r, 11.4, replayed(5.0, 11.41), source(11.0, 0.0)).0, r);
+        // The seen heartbeat's own commit, a millisecond after its `now()`: no news.
+        assert_eq!(refined(r, 11.4, replayed(11.001, 11.41), source(11.0, 0.0)), (0.0, 0.4, "heartbeat"));
+        assert_eq!(refined(r, 11.4, replayed(11.004, 11.41), source(11.0, 0.0)).2, "commit_timestamp");
+    }
+
+    #[test]
+    fn a_future_commit_or_no_source_clock_changes_nothing() {
+        let h = history(&[(1, 10.0), (2, 11.0), (3, 12.0), (4, 13.0)]);
+        let r = evaluate(&input(1, 10.0, 13.5, Some(&h)));
+        // A commit 2 s ahead of the source's clock at its observation: skew, ignored.
+        assert_eq!(refined(r, 13.5, replayed(15.5, 13.51), source(13.4, 0.002)), (2.5, 3.5, "heartbeat"));
+        // Through the replica's clock it would mix two hosts' clocks: no source clock, no refinement.
+        assert_eq!(refined(r, 13.5, replayed(13.3, 13.51), None), (2.5, 3.5, "heartbeat"));
+        assert_eq!(refined(r, 13.5, None, source(13.4, 0.0)), (2.5, 3.5, "heartbeat"));
+        // Only an Ok reading has an exposure to refine.
+        let bad = Reading::NullTimestamp;
+        assert_eq!(
+            refine_exposure(bad, 13.5, replayed(13.3, 13.51), source(13.4, 0.0)),
+            (bad, ExposureSource::Heartbeat)
+        );
     }
 
     #[test]

@@ -296,6 +296,7 @@ desc!(
     "Source database-clock time of the newest source heartbeat visible on the replica."
 );
 desc!(ROW_STATUS, "rpo_heartbeat_row_status", Gauge, &["db_cluster", "source_node", "source_region", "replica_node", "replica_region", "status"], "1 for the current status of the source's heartbeat row as read on the replica (ok, null_timestamp, invalid_timestamp, invalid_sequence, future_timestamp, identity_mismatch, missing), 0 for the others.", RowStatus);
+desc!(EXPOSURE_SOURCE, "rpo_exposure_source_info", Gauge, &["db_cluster", "source_node", "source_region", "replica_node", "replica_region", "source"], "Always 1, for the bound that gave the pair's data-loss exposure: source heartbeat (the newest source heartbeat visible on the replica) or commit_timestamp (on a PostgreSQL physical replica of the sole writer, the last source transaction it replayed, pg_last_xact_replay_timestamp(); tighter while the source has write traffic). Absent with the exposure.", RowStatus);
 desc!(SEQ_REGRESSIONS, "rpo_heartbeat_sequence_regressions", Counter, PAIR, "Times the source's heartbeat sequence went backwards as read on the replica (table recreated, or a foreign writer).");
 desc!(UNKNOWN_ROWS, "rpo_heartbeat_unknown_rows", Gauge, &["db_cluster", "replica_node", "replica_region", "reason"], "Heartbeat rows on the replica that are no pair's source: reason unlisted_source (a writer not in the config) or malformed (a name unfit to be a label, or too many sources).");
 
@@ -352,6 +353,7 @@ pub static CORE: &[&MetricDesc] = &[
     &EXPOSURE,
     &SEEN,
     &ROW_STATUS,
+    &EXPOSURE_SOURCE,
     &SEQ_REGRESSIONS,
     &UNKNOWN_ROWS,
 ];

@@ -23,12 +23,18 @@
 //! - a row whose identity differs from the one the replica expects reads
 //!   `identity_mismatch`; a sequence below the previous one counts a regression;
 //! - a live writer whose heartbeats this process writes, of which the replica
-//!   shows no row at all, gets a `missing` pair ([`evaluate_missing`]).
+//!   shows no row at all, gets a `missing` pair ([`evaluate_missing`]);
+//! - an `ok` pair's exposure is tightened with the replica's last replayed commit
+//!   ([`refine_exposure`]) only in a single-writer cluster whose source and replica
+//!   are both full copies (`replication: physical`), while the source answers its
+//!   probes: then the replica replays the source's own WAL stream, and the commit
+//!   time is on the source's clock, whose fresh sample places it.
 
 use crate::config::{is_label_safe, Sources, WriteMode};
 use crate::engine::HeartbeatRow;
 use crate::heartbeat::{
-    evaluate, evaluate_missing, ClockSample, PairInput, Reading, RowStatus, WriteHistory,
+    evaluate, evaluate_missing, refine_exposure, ClockSample, ExposureSource, PairInput, Reading,
+    ReplayedCommit, RowStatus, WriteHistory,
 };
 use std::collections::BTreeMap;
 
@@ -44,6 +50,8 @@ pub struct PairData {
     pub status: RowStatus,
     /// Lag and exposure at the read, when the row allowed a reading.
     pub reading: Option<Reading>,
+    /// Which bound gave the reading's exposure.
+    pub exposure_source: ExposureSource,
     /// When the read happened (monotonic): exposure ages from here until a scrape.
     pub read_mono: f64,
     pub seen_written_us: Option<i64>,
@@ -66,6 +74,8 @@ pub struct NodeView {
     pub history: WriteHistory,
     /// Its clock at its last probe.
     pub clock: Option<ClockSample>,
+    /// A full copy (`replication: physical`): a primary, or a streaming replica.
+    pub physical: bool,
 }
 
 impl NodeView {
@@ -96,6 +106,8 @@ pub struct Input<'a> {
     pub interval: f64,
     /// The replica's clock during the read; its `mono` is the read's instant.
     pub replica_clock: ClockSample,
+    /// The replica's last replayed commit, read in the same tick as the rows.
+    pub replayed: Option<ReplayedCommit>,
 }
 
 /// Something the worker logs, in the order it happened.
@@ -144,6 +156,10 @@ pub fn decide(input: &Input) -> Outcome {
     // The newest heartbeat of an earlier writer this node holds: its data ends
     // there, so a live writer it shows nothing of has lost at least that much.
     let mut earlier_writers_floor: Option<f64> = None;
+    // The replica replays one WAL stream, the sole writer's: its last replayed
+    // commit bounds what it lacks of that writer (see the module's rules).
+    let replica_physical = nodes.iter().any(|n| n.name == replica && n.physical);
+    let replayed = input.replayed.filter(|_| single_writer && replica_physical);
     for row in input.rows {
         let Some(name) = source_name(nodes, row) else { continue };
         if name == replica {
@@ -211,14 +227,24 @@ pub fn decide(input: &Input) -> Outcome {
             }
         }
         status_change(&mut out.events, &name, status, prev);
-        let reading = match (status, reading) {
-            (RowStatus::Ok, r @ Reading::Ok { .. }) => Some(r),
-            _ => None,
+        let (reading, exposure_source) = match (status, reading) {
+            (RowStatus::Ok, r @ Reading::Ok { .. }) => {
+                // Only while the source answers its probes: a clock sample from
+                // this tick or the last few places its commit time.
+                let source_clock = listed
+                    .filter(|s| s.physical && s.is_writer())
+                    .and_then(|s| s.clock)
+                    .filter(|c| replica_clock.mono - c.mono <= 2.0 * interval + 1.0);
+                let (r, source) = refine_exposure(r, replica_clock.mono, replayed, source_clock);
+                (Some(r), source)
+            }
+            _ => (None, ExposureSource::Heartbeat),
         };
         let pair = PairData {
             source_region,
             status,
             reading,
+            exposure_source,
             read_mono: replica_clock.mono,
             // Only a time that is a date: an invalid one is no timestamp to export.
             seen_written_us: row.written_us.get().filter(|_| status != RowStatus::InvalidTimestamp),
@@ -247,6 +273,7 @@ pub fn decide(input: &Input) -> Outcome {
                 source_region: src.region.clone(),
                 status: RowStatus::Missing,
                 reading: Some(reading),
+                exposure_source: ExposureSource::Heartbeat,
                 read_mono: replica_clock.mono,
                 seen_written_us: None,
                 last_seq: prev.and_then(|p| p.last_seq),
@@ -293,6 +320,7 @@ mod tests {
             aliases: vec![format!("id-{name}")],
             history,
             clock: up.then(|| ClockSample { db_us: us(99.0), mono: 99.0, rtt: 0.0 }),
+            physical: true,
         }
     }
 
@@ -327,6 +355,7 @@ mod tests {
             source_region: "p-region".into(),
             status,
             reading: None,
+            exposure_source: ExposureSource::Heartbeat,
             read_mono: READ - 1.0,
             seen_written_us: None,
             last_seq: Some(last_seq),
@@ -344,6 +373,7 @@ mod tests {
         write_mode: WriteMode,
         sources: Sources,
         writes: bool,
+        replayed: Option<ReplayedCommit>,
     }
 
     impl Case {
@@ -358,6 +388,7 @@ mod tests {
                 write_mode: WriteMode::SingleWriter,
                 sources: Sources::Listed,
                 writes: true,
+                replayed: None,
             }
         }
         fn multi_writer(self) -> Case {
@@ -389,6 +420,7 @@ mod tests {
                 writes: self.writes,
                 interval: 1.0,
                 replica_clock: ClockSample { db_us: us(READ), mono: READ, rtt: 0.0 },
+                replayed: self.replayed,
             })
         }
     }
@@ -400,6 +432,9 @@ mod tests {
             write!(s, "{name} ({}) {}", p.source_region, p.status.as_str()).unwrap();
             if let Some(Reading::Ok { lag, exposure, basis }) = p.reading {
                 write!(s, " lag {lag:.3} exposure {exposure:.3} {basis:?}").unwrap();
+            }
+            if p.exposure_source == ExposureSource::CommitTimestamp {
+                s.push_str(" by commit");
             }
             if let Some(seen) = p.seen_written_us {
                 write!(s, " seen {:.3}", seen as f64 / 1e6 - T0).unwrap();
@@ -429,6 +464,56 @@ mod tests {
     }
 
     const P: &[(i64, f64)] = &[(1, 97.0), (2, 98.0), (3, 99.0)];
+
+    #[test]
+    fn the_replayed_commit_tightens_only_a_physical_single_writer_pair() {
+        // The replica shows seq 1 (97) and replayed a commit of 99.8 on p's clock.
+        let replayed = Some(ReplayedCommit { commit_us: us(99.8), observed_mono: READ + 0.01 });
+        let case = |nodes| Case { replayed, ..Case::new(nodes, vec![row("p", 1, 97.0)]) };
+        check(
+            case(vec![writer("p", P)]),
+            "unlisted 0 malformed 0
+             p (p-region) ok lag 2.000 exposure 2.000 Monotonic by commit seen 97.000 seq 1",
+        );
+        // Lag stays the heartbeats'; without lag in the way the bound is 0.2 s, and
+        // 0.5 ms of drift for p's clock sample, 1.01 s older than the observation.
+        let caught_up = Case { replayed, ..Case::new(vec![writer("p", P)], vec![row("p", 3, 99.0)]) };
+        check(
+            caught_up,
+            "unlisted 0 malformed 0
+             p (p-region) ok lag 0.000 exposure 0.201 Monotonic by commit seen 99.000 seq 3",
+        );
+        let heartbeat_only = "unlisted 0 malformed 0
+             p (p-region) ok lag 2.000 exposure 3.000 Monotonic seen 97.000 seq 1";
+        // Multi-writer: the replica's commits may be another writer's.
+        check(case(vec![writer("p", P)]).multi_writer(), heartbeat_only);
+        // A logical subscriber (or a source that is one) replays no source WAL.
+        let mut c = case(vec![writer("p", P)]);
+        c.nodes[0].physical = false;
+        check(c, heartbeat_only);
+        let mut c = case(vec![writer("p", P)]);
+        c.nodes[1].physical = false;
+        check(c, heartbeat_only);
+        // A source that does not answer: no fresh clock sample to place the commit.
+        let mut c = case(vec![writer("p", P)]);
+        c.nodes[1].clock = Some(ClockSample { db_us: us(90.0), mono: 90.0, rtt: 0.0 });
+        check(c, heartbeat_only);
+        check(
+            case(vec![down("p", P)]),
+            "unlisted 0 malformed 0
+             p (p-region) ok lag 2.000 exposure 3.000 Monotonic seen 97.000 seq 1",
+        );
+        // A stranded replica (no row of the live writer, its commits an older
+        // primary's): the missing pair keeps its heartbeat bounds.
+        let stranded =
+            Case { replayed, ..Case::new(vec![down("old", &[]), writer("p", P)], vec![row("old", 5, 90.0)]) };
+        check(
+            stranded,
+            "unlisted 0 malformed 0
+             p (p-region) missing lag 3.000 exposure 10.000 Monotonic
+             ! p missing",
+        );
+    }
 
     #[test]
     fn listed_source_is_a_pair() {

@@ -13,7 +13,7 @@
 
 use crate::config::Cluster;
 use crate::engine::{ErrorKind, Written};
-use crate::heartbeat::{mono_now, ClockSample, Reading, RowStatus, WriteHistory};
+use crate::heartbeat::{mono_now, ClockSample, ExposureSource, Reading, RowStatus, WriteHistory};
 use crate::metrics::{self, Sample, Samples, Switch, Switches};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -146,6 +146,8 @@ struct PairKeys {
     pair: String,
     /// The same and `status`, per [`RowStatus::ALL`].
     statuses: Vec<String>,
+    /// The same and `source`, per [`ExposureSource::ALL`].
+    exposure_sources: Vec<String>,
 }
 
 impl PairKeys {
@@ -159,6 +161,13 @@ impl PairKeys {
                 .map(|s| {
                     let [c, so, sr, n, r] = pair;
                     metrics::label_block(metrics::ROW_STATUS.labels, &[c, so, sr, n, r, s.as_str()])
+                })
+                .collect(),
+            exposure_sources: ExposureSource::ALL
+                .iter()
+                .map(|s| {
+                    let [c, so, sr, n, r] = pair;
+                    metrics::label_block(metrics::EXPOSURE_SOURCE.labels, &[c, so, sr, n, r, s.as_str()])
                 })
                 .collect(),
         }
@@ -309,6 +318,10 @@ fn node_samples(node: &NodeState, now: f64, max_age: f64, switches: Switches, ou
             // this one, the newest heartbeat the replica shows can only have aged.
             // Lag stays as read: the replica may have caught up since.
             out.push_block(&metrics::EXPOSURE, pair, exposure + (now - p.read_mono).max(0.0));
+            if row_status {
+                let at = ExposureSource::ALL.iter().position(|s| *s == p.exposure_source).unwrap_or(0);
+                out.push_block(&metrics::EXPOSURE_SOURCE, &k.exposure_sources[at], 1.0);
+            }
         }
         if let Some(us) = p.seen_written_us {
             out.push_block(&metrics::SEEN, pair, us as f64 / 1e6);
@@ -360,6 +373,7 @@ mod tests {
             source_region: region.to_owned(),
             status: RowStatus::Ok,
             reading: Some(Reading::Ok { lag, exposure: lag + 0.5, basis: Basis::Monotonic }),
+            exposure_source: ExposureSource::Heartbeat,
             read_mono: mono_now(),
             seen_written_us: Some(1_700_000_000_000_000),
             last_seq: Some(1),

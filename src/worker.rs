@@ -21,12 +21,12 @@
 //! nodes, the write mode) it reads from a watch the exporter updates on reload.
 
 use crate::config::Heartbeat;
-use crate::endpoint::{Endpoint, Settings};
+use crate::endpoint::{Endpoint, Replication, Settings};
 use crate::engine::{
     self, EngineError, ErrorKind, HeartbeatRead, NodeLabels, Session, Step, TickOutcome, TickPlan,
     WriteOutcome,
 };
-use crate::heartbeat::{ClockSample, WriteRecord};
+use crate::heartbeat::{ClockSample, ReplayedCommit, WriteRecord};
 use crate::metrics::{Switch, Switches};
 use crate::pairs::{self, Event, NodeView};
 use crate::store::{ClusterState, Collector, NodeState};
@@ -326,12 +326,19 @@ impl Worker {
                 }
             }
         }
+        // The replica's last replayed commit, from this tick's native step: sent
+        // after the read, so observed after it, by the end of its round trip. A
+        // tick without the step (switched off, backing off, failed) has none.
+        let replayed = outcome.native.as_ref().and_then(|step| {
+            let commit_us = engine::postgres::replayed_commit_us(step.result.as_ref().ok()?)?;
+            Some(ReplayedCommit { commit_us, observed_mono: step.sent + step.took })
+        });
         if let Some(Step { result, sent, took }) = outcome.read {
             match result {
                 Ok(read) => {
                     let replica_clock =
                         ClockSample { db_us: read.db_now_us, mono: sent + took / 2.0, rtt: took };
-                    self.store_pairs(cluster, read, replica_clock);
+                    self.store_pairs(cluster, read, replica_clock, replayed);
                     self.succeed(Collector::HeartbeatRead, took);
                 }
                 Err(e) => {
@@ -472,11 +479,18 @@ impl Worker {
     /// Turns every row this node shows into its pairs ([`pairs::decide`]): each
     /// node's state is copied out under its own lock, one at a time, the decision
     /// made with no lock held, its events logged and its pairs stored.
-    fn store_pairs(&self, cluster: &ClusterState, read: HeartbeatRead, replica_clock: ClockSample) {
+    fn store_pairs(
+        &self,
+        cluster: &ClusterState,
+        read: HeartbeatRead,
+        replica_clock: ClockSample,
+        replayed: Option<ReplayedCommit>,
+    ) {
         let nodes: Vec<NodeView> = cluster
             .nodes
             .iter()
-            .map(|n| {
+            .zip(&cluster.config.nodes)
+            .map(|(n, config)| {
                 let d = n.lock();
                 NodeView {
                     name: n.name.clone(),
@@ -486,6 +500,7 @@ impl Worker {
                     aliases: d.aliases.clone(),
                     history: d.history.clone(),
                     clock: d.clock,
+                    physical: config.replication == Replication::Physical,
                 }
             })
             .collect();
@@ -504,6 +519,7 @@ impl Worker {
             writes: self.writes(),
             interval: self.heartbeat.interval.as_secs_f64(),
             replica_clock,
+            replayed,
         });
         for event in &outcome.events {
             match event {

@@ -75,6 +75,14 @@ fn epoch_us(expr: &str) -> String {
     format!("(extract(epoch from {expr}) * 1000000)::bigint")
 }
 
+/// The commit time (µs since the epoch, on the clock of the primary that
+/// committed it) of the last transaction a replica replayed, from the samples of
+/// its native step ([`LAST_REPLAY_DESC`]): what the worker tightens exposure with.
+pub fn replayed_commit_us(native: &[Sample]) -> Option<i64> {
+    let s = native.iter().find(|s| std::ptr::eq(s.desc, &LAST_REPLAY_DESC))?;
+    Some((s.value * 1e6).round() as i64)
+}
+
 /// PostgreSQL, from 12 on.
 pub struct Postgres;
 

@@ -65,13 +65,21 @@ impl Pace {
         Pace { ticker, shutdown }
     }
 
+    /// Waits for the next tick: `false` once shutdown is cancelled (the loop ends),
+    /// for a loop whose round watches the shutdown itself.
+    pub async fn tick(&mut self) -> bool {
+        tokio::select! {
+            _ = self.shutdown.cancelled() => false,
+            _ = self.ticker.tick() => true,
+        }
+    }
+
     /// Waits for the next tick, then runs `round`: its output, or `None` once
     /// shutdown is cancelled (the loop ends). `round` is first polled after the
     /// tick: give it an async fn's or block's future, which does nothing before.
     pub async fn round<T>(&mut self, round: impl Future<Output = T>) -> Option<T> {
-        tokio::select! {
-            _ = self.shutdown.cancelled() => return None,
-            _ = self.ticker.tick() => {}
+        if !self.tick().await {
+            return None;
         }
         tokio::select! {
             _ = self.shutdown.cancelled() => None,

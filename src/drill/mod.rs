@@ -23,6 +23,7 @@ use crate::config::{Active, Cluster, Config, RecordType};
 use crate::endpoint::{Settings, TableName};
 use crate::engine::{self, DrillSession, DrillWrite, EngineError};
 use crate::metrics::{desc, MetricDesc, Samples};
+use crate::supervise::Pace;
 use report::{Ack, End, Incident, Observed, Reach, Report, WriterLog};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -350,26 +351,20 @@ fn write_report(dir: &std::path::Path, run: &str, report: Report) -> Result<Writ
     Ok(Written { markdown, json, report })
 }
 
-/// A loop's pace: one round per `every`, a late round not made up.
-fn pace(every: Duration) -> tokio::time::Interval {
-    let mut i = tokio::time::interval(every);
-    i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    i
+/// A loop's pace from now: one round per `every`, a late round not made up, until `stop`.
+fn pace(every: Duration, stop: &CancellationToken) -> Pace {
+    Pace::new(tokio::time::Instant::now(), every, stop.clone())
 }
 
 /// One node's role, every interval, over its own connection. An error (the
 /// node down, unreachable, too slow) reads as unknown and drops the connection.
 async fn watch(drill: Arc<Drill>, node: usize, stop: CancellationToken) {
     let mut session: Option<DrillSession> = None;
-    let mut every = pace(drill.options.interval);
+    let mut pace = pace(drill.options.interval, &stop);
     let table = drill.options.table.clone();
     let name = drill.cluster.nodes[node].name.clone();
     let mut logged: Option<Option<bool>> = None;
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = every.tick() => {}
-        }
+    while pace.tick().await {
         let result = async {
             if session.is_none() {
                 session = Some(drill.connect(node, &table).await?);
@@ -431,7 +426,7 @@ fn fresh(drill: &Drill, at: f64, now: f64) -> bool {
 /// Writes numbered rows to `table` on whichever node is writable, every interval.
 /// Writer 0 (the drill table) starts the drill's clock at its first failure.
 async fn write_loop(drill: Arc<Drill>, writer: usize, table: TableName, stop: CancellationToken) {
-    let mut every = pace(drill.options.interval);
+    let mut pace = pace(drill.options.interval, &stop);
     let mut seq: i64 = 0;
     let mut target: Option<usize> = None;
     let mut not_yet: Option<String> = None;
@@ -457,11 +452,7 @@ async fn write_loop(drill: Arc<Drill>, writer: usize, table: TableName, stop: Ca
             s.session = session;
         }
     };
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = every.tick() => {}
-        }
+    while pace.tick().await {
         seq += 1;
         // The node to write to: the current one, else a writable one (during an
         // outage, another than the old primary when there is one).
@@ -596,12 +587,8 @@ async fn keep(
     slots: Arc<Vec<Mutex<Slot>>>,
     stop: CancellationToken,
 ) {
-    let mut every = pace(slow_pace(&drill));
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = every.tick() => {}
-        }
+    let mut pace = pace(slow_pace(&drill), &stop);
+    while pace.tick().await {
         {
             let slot = slots[node].lock().unwrap_or_else(|p| p.into_inner());
             if slot.in_use || slot.session.is_some() {
@@ -654,12 +641,8 @@ async fn measure_loss(drill: &Drill, writer: usize, up_to: i64, session: Option<
 
 /// Every interval: how many nodes are writable (the split-brain window).
 async fn tick_loop(drill: Arc<Drill>, stop: CancellationToken) {
-    let mut every = pace(drill.options.interval);
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = every.tick() => {}
-        }
+    let mut pace = pace(drill.options.interval, &stop);
+    while pace.tick().await {
         let now = drill.clock.now();
         let mut shared = drill.lock();
         let writable =
@@ -695,12 +678,8 @@ async fn dns_loop(
 ) {
     use crate::dns::query::{query_record, Mode};
     use hickory_net::proto::rr::{Name, RecordType as WireType};
-    let mut every = pace(slow_pace(&drill));
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = every.tick() => {}
-        }
+    let mut pace = pace(slow_pace(&drill), &stop);
+    while pace.tick().await {
         let started = drill.clock.now();
         let mut asks = Vec::new();
         for r in &records {
@@ -759,12 +738,8 @@ async fn dns_loop(
 async fn health_loop(drill: Arc<Drill>, regions: Vec<crate::config::Region>, stop: CancellationToken) {
     let checks: Vec<(String, crate::health::RegionCheck)> =
         regions.iter().map(|r| (r.name.clone(), crate::health::RegionCheck::new(r))).collect();
-    let mut every = pace(slow_pace(&drill));
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = every.tick() => {}
-        }
+    let mut pace = pace(slow_pace(&drill), &stop);
+    while pace.tick().await {
         let started = drill.clock.now();
         let rounds = futures_util::future::join_all(
             checks.iter().map(|(name, c)| async move { (name, c.run().await) }),

@@ -70,7 +70,8 @@ fn success(m: &Metrics, cluster: &str, node: &str) -> Option<f64> {
 
 /// Whether Prometheus has the residency alert firing for `node`.
 async fn firing(prom: &Prometheus, node: &str) -> bool {
-    let alerts = prom.alerts().await.unwrap_or_default();
+    // An unanswered alerts API is a failure, never "not firing".
+    let alerts = prom.alerts().await.unwrap_or_else(|e| panic!("Prometheus alerts API: {e:#}"));
     alerts.as_array().into_iter().flatten().any(|a| {
         a["labels"]["alertname"] == "RPOResidencyViolation"
             && a["labels"]["node"] == node

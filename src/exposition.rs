@@ -152,22 +152,31 @@ fn family_texts() -> &'static [FamilyText] {
     static FAMILIES: OnceLock<Vec<FamilyText>> = OnceLock::new();
     FAMILIES.get_or_init(|| {
         all()
-            .map(|desc| {
-                let kind = match desc.kind {
-                    MetricKind::Gauge => "gauge",
-                    MetricKind::Counter => "counter",
-                };
-                let sample_name = desc.sample_name();
-                let mut text_header = format!("# HELP {sample_name} ");
-                escape(&mut text_header, desc.help, false);
-                text_header.push_str(&format!("\n# TYPE {sample_name} {kind}\n"));
-                let mut om_header = format!("# HELP {} ", desc.name);
-                escape(&mut om_header, desc.help, true);
-                om_header.push_str(&format!("\n# TYPE {} {kind}\n", desc.name));
-                FamilyText { desc, text_header, om_header }
+            .map(|desc| FamilyText {
+                desc,
+                text_header: header(desc, Format::Text),
+                om_header: header(desc, Format::OpenMetrics),
             })
             .collect()
     })
+}
+
+/// A family's `# HELP` and `# TYPE` lines in `format`: under the sample name in
+/// the text format 0.0.4 (a counter's with `_total`), under the family's name in
+/// OpenMetrics.
+fn header(desc: &MetricDesc, format: Format) -> String {
+    let kind = match desc.kind {
+        MetricKind::Gauge => "gauge",
+        MetricKind::Counter => "counter",
+    };
+    let name = match format {
+        Format::Text => desc.sample_name(),
+        Format::OpenMetrics => desc.name.to_owned(),
+    };
+    let mut out = format!("# HELP {name} ");
+    escape(&mut out, desc.help, format == Format::OpenMetrics);
+    out.push_str(&format!("\n# TYPE {name} {kind}\n"));
+    out
 }
 
 /// Encodes `samples` in `format`: per family its `# HELP` and `# TYPE` lines,
@@ -196,14 +205,7 @@ fn encode(out: &mut String, samples: &Samples, switches: Switches, format: Forma
 pub fn encode_text_of(families: &[&'static MetricDesc], samples: Samples) -> String {
     let mut out = String::new();
     for desc in families {
-        let kind = match desc.kind {
-            MetricKind::Gauge => "gauge",
-            MetricKind::Counter => "counter",
-        };
-        let name = desc.sample_name();
-        out.push_str(&format!("# HELP {name} "));
-        escape(&mut out, desc.help, false);
-        out.push_str(&format!("\n# TYPE {name} {kind}\n"));
+        out.push_str(&header(desc, Format::Text));
         if let Some(family) = samples.get(desc) {
             out.push_str(family.lines());
         }

@@ -64,7 +64,7 @@ else
         [adversarial_dns]=4 [alerts_rules]=4 [postgres_setup]=4 [health]=3 [logging]=3
         [adversarial_fuzz]=2 [dns_failures]=2 [deploy]=1 [layers]=1 [listen]=1 [proxy]=1
         [patroni_lab]=25 [patroni_follow]=24 [drill_patroni]=22 [residency]=12 [drill_mariadb]=10
-        [package]=7 [postgres_exposure]=14 [collectors]=6
+        [package]=7 [postgres_exposure]=14 [collectors]=6 [lag_precision]=26
     )
     lanes=${RPO_TEST_LANES:-3}
     # Tests that time the exporter under attack (Prometheus's scrape must stay under

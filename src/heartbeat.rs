@@ -400,6 +400,161 @@ pub fn refine_exposure(
     (Reading::Ok { lag, exposure, basis }, ExposureSource::CommitTimestamp)
 }
 
+/// How far a source's committed history reached, in terms a replica's replay
+/// can be compared with ([`CommitPosition::ahead_of`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommitPosition {
+    /// The commit time of the last committed transaction, µs on the source's
+    /// clock: on a PostgreSQL primary `pg_last_committed_xact()` (with
+    /// `track_commit_timestamp`), on its physical replica
+    /// `pg_last_xact_replay_timestamp()`.
+    CommitTime(i64),
+    /// The highest sequence number per GTID domain, sorted by domain: a MariaDB
+    /// primary's `@@gtid_binlog_pos`, its replica's `Gtid_Slave_Pos`.
+    Gtid(Vec<(u32, u64)>),
+}
+
+impl CommitPosition {
+    /// Whether a source at `self` had committed a transaction a replica at
+    /// `replica` has not applied: a later commit time (commit records replay in
+    /// WAL order, see [`refine_exposure`]), or a higher sequence in any domain
+    /// both show.
+    /// Positions of different kinds compare as not ahead.
+    pub fn ahead_of(&self, replica: &CommitPosition) -> bool {
+        match (self, replica) {
+            (CommitPosition::CommitTime(s), CommitPosition::CommitTime(r)) => s > r,
+            // A domain the replica shows nothing of is no evidence: it may never
+            // have replicated it (writes on the source from before it was set up).
+            (CommitPosition::Gtid(s), CommitPosition::Gtid(r)) => {
+                s.iter().any(|(domain, seq)| r.iter().any(|(d, applied)| d == domain && seq > applied))
+            }
+            _ => false,
+        }
+    }
+
+    /// Which bound a lag refined by this kind of position comes from.
+    pub fn lag_source(&self) -> LagSource {
+        match self {
+            CommitPosition::CommitTime(_) => LagSource::CommitTimestamp,
+            CommitPosition::Gtid(_) => LagSource::GtidPosition,
+        }
+    }
+}
+
+/// A source's commit position, and the instant (monotonic) by which it had
+/// certainly been reached: the end of the round trip that read it, or earlier
+/// when the position is itself a commit time placed through the source's clock.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PositionSample {
+    pub position: CommitPosition,
+    pub by_mono: f64,
+}
+
+/// How many commit positions the exporter remembers per source. Only changes are
+/// kept: at ten samples per second of a busy source that is over six minutes;
+/// a replica further behind keeps a looser (still true) bound.
+pub const POSITION_HISTORY_LEN: usize = 4096;
+
+/// A source's commit positions as sampled between heartbeats, oldest first, one
+/// entry per change. A clone is cheap, like [`WriteHistory`]'s.
+#[derive(Debug, Default, Clone)]
+pub struct PositionHistory {
+    entries: Arc<VecDeque<PositionSample>>,
+}
+
+impl PositionHistory {
+    /// Records a sample when the position moved. One that went back (a restored
+    /// or rebuilt server, a GTID position reset) starts the history again: what
+    /// was remembered no longer describes this server's commits.
+    pub fn push(&mut self, sample: PositionSample) {
+        if self.entries.back().is_some_and(|last| last.position == sample.position) {
+            return;
+        }
+        let entries = Arc::make_mut(&mut self.entries);
+        if entries.back().is_some_and(|last| last.position.ahead_of(&sample.position)) {
+            entries.clear();
+        }
+        if entries.len() == POSITION_HISTORY_LEN {
+            entries.pop_front();
+        }
+        entries.push_back(sample);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The earliest instant by which the source had committed something a
+    /// replica at `replica` lacks, if any remembered sample shows one. Positions
+    /// only move forward here, so "ahead of the replica" holds from some sample on.
+    pub fn first_ahead_of(&self, replica: &CommitPosition) -> Option<f64> {
+        let idx = self.entries.partition_point(|s| !s.position.ahead_of(replica));
+        self.entries.get(idx).map(|s| s.by_mono)
+    }
+}
+
+/// Which bound gave a pair's lag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LagSource {
+    /// The age of the oldest source heartbeat the replica does not show.
+    #[default]
+    Heartbeat,
+    /// A source commit, sampled between heartbeats with its commit time, that
+    /// the replica has not replayed (PostgreSQL with `track_commit_timestamp`).
+    CommitTimestamp,
+    /// A source GTID position, sampled between heartbeats, beyond the replica's
+    /// executed position (MariaDB).
+    GtidPosition,
+}
+
+impl LagSource {
+    pub const ALL: [LagSource; 3] =
+        [LagSource::Heartbeat, LagSource::CommitTimestamp, LagSource::GtidPosition];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LagSource::Heartbeat => "heartbeat",
+            LagSource::CommitTimestamp => "commit_timestamp",
+            LagSource::GtidPosition => "gtid_position",
+        }
+    }
+}
+
+/// Tightens an `Ok` reading's lag (at the read instant `read_mono`) with the
+/// source's sampled commit positions. `replica` is the replica's applied
+/// position, read after the rows (so at least what it had applied at the read):
+/// if the source was ahead of it at a sample reached by instant `t`, a
+/// transaction committed by `t` was not visible at the read, so the true lag
+/// then was at least `read_mono − t`. A source samples its position several
+/// times per heartbeat interval, so under write traffic this bound comes within
+/// one sample period of the truth where the heartbeats' own bound can be a
+/// whole interval below it. Never above the reading's exposure (the upper
+/// bound), never below its lag.
+///
+/// Unchanged, with [`LagSource::Heartbeat`]: a reading other than `Ok`, no
+/// replica position, no sample ahead of it (an idle source: lag stays exactly
+/// what the heartbeats say, 0 on a replica that has them all), or a bound no
+/// tighter than the heartbeats'.
+pub fn refine_lag(
+    reading: Reading,
+    read_mono: f64,
+    replica: Option<&CommitPosition>,
+    positions: &PositionHistory,
+) -> (Reading, LagSource) {
+    let unchanged = (reading, LagSource::Heartbeat);
+    let (Reading::Ok { lag, exposure, basis }, Some(replica)) = (reading, replica) else {
+        return unchanged;
+    };
+    let Some(by) = positions.first_ahead_of(replica) else {
+        return unchanged;
+    };
+    let bound = (read_mono - by).min(exposure);
+    if bound <= lag {
+        return unchanged;
+    }
+    (Reading::Ok { lag: bound, exposure, basis }, replica.lag_source())
+}
+
 /// A replica that shows no row at all of a source whose heartbeats this process
 /// writes (a replica a failover left following a dead primary, or one that never
 /// received the row): it has none of them. Lag is the age of the oldest write this
@@ -661,6 +816,86 @@ mod tests {
             refine_exposure(bad, 13.5, replayed(13.3, 13.51), source(13.4, 0.0)),
             (bad, ExposureSource::Heartbeat)
         );
+    }
+
+    fn at(position: CommitPosition, by_mono: f64) -> PositionSample {
+        PositionSample { position, by_mono }
+    }
+
+    fn gtid(p: &[(u32, u64)]) -> CommitPosition {
+        CommitPosition::Gtid(p.to_vec())
+    }
+
+    #[test]
+    fn positions_compare_per_kind() {
+        use CommitPosition::CommitTime as T;
+        assert!(T(5).ahead_of(&T(4)));
+        assert!(!T(5).ahead_of(&T(5)) && !T(4).ahead_of(&T(5)));
+        assert!(gtid(&[(0, 10)]).ahead_of(&gtid(&[(0, 9)])));
+        assert!(!gtid(&[(0, 10)]).ahead_of(&gtid(&[(0, 10), (1, 3)])));
+        assert!(gtid(&[(0, 10), (2, 5)]).ahead_of(&gtid(&[(0, 10), (2, 4)])));
+        // A domain the replica shows nothing of is no evidence.
+        assert!(!gtid(&[(0, 10), (2, 1)]).ahead_of(&gtid(&[(0, 10)])));
+        assert!(!T(5).ahead_of(&gtid(&[(0, 1)])));
+    }
+
+    #[test]
+    fn position_history_keeps_changes_and_restarts_when_they_go_back() {
+        let mut h = PositionHistory::default();
+        h.push(at(gtid(&[(0, 1)]), 1.0));
+        h.push(at(gtid(&[(0, 1)]), 1.1)); // idle: no change, not kept
+        h.push(at(gtid(&[(0, 3)]), 1.2));
+        assert_eq!(h.entries.len(), 2);
+        assert_eq!(h.first_ahead_of(&gtid(&[(0, 1)])), Some(1.2));
+        assert_eq!(h.first_ahead_of(&gtid(&[(0, 0)])), Some(1.0));
+        assert_eq!(h.first_ahead_of(&gtid(&[(0, 3)])), None);
+        h.push(at(gtid(&[(0, 2)]), 1.3)); // reset under us
+        assert_eq!(h.entries.len(), 1);
+        for i in 0..(POSITION_HISTORY_LEN as i64 + 5) {
+            h.push(at(CommitPosition::CommitTime(i), i as f64));
+        }
+        assert_eq!(h.entries.len(), POSITION_HISTORY_LEN);
+    }
+
+    #[test]
+    fn a_sampled_position_tightens_lag_under_write_traffic() {
+        use CommitPosition::CommitTime as T;
+        // Heartbeats each second; the replica shows 12.0 and stalled after a
+        // commit at 12.45; the source committed again at 12.5 (sampled by 12.52).
+        let h = history(&[(1, 10.0), (2, 11.0), (3, 12.0), (4, 13.0), (5, 14.0)]);
+        let r = evaluate(&input(3, 12.0, 14.3, Some(&h)));
+        assert_eq!(ok(r), (1.3, 2.3, Basis::Monotonic));
+        let mut p = PositionHistory::default();
+        for (commit, by) in
+            [(11_900_000, 11.92), (12_450_000, 12.47), (12_500_000, 12.52), (13_000_000, 13.02)]
+        {
+            p.push(at(T(commit), by));
+        }
+        let (refined, source) = refine_lag(r, 14.3, Some(&T(12_450_000)), &p);
+        let (lag, exposure, _) = ok(refined);
+        assert!((lag - 1.78).abs() < 1e-9 && exposure == 2.3, "{lag} {exposure}");
+        assert_eq!(source, LagSource::CommitTimestamp);
+        // Caught up with the newest sample: nothing is known to be missing.
+        assert_eq!(refine_lag(r, 14.3, Some(&T(13_000_000)), &p), (r, LagSource::Heartbeat));
+        // No replica position, or no samples: the heartbeats' bound.
+        assert_eq!(refine_lag(r, 14.3, None, &p), (r, LagSource::Heartbeat));
+        assert_eq!(refine_lag(r, 14.3, Some(&T(0)), &PositionHistory::default()), (r, LagSource::Heartbeat));
+        // Never above the exposure, never below the heartbeats' lag.
+        let (capped, _) = refine_lag(r, 14.3, Some(&T(0)), &{
+            let mut q = PositionHistory::default();
+            q.push(at(T(1), 11.0));
+            q
+        });
+        assert_eq!(ok(capped).0, 2.3);
+        let (r2, s2) = refine_lag(r, 14.3, Some(&T(12_999_999)), &p);
+        assert_eq!((ok(r2).0, s2), (1.3, LagSource::Heartbeat));
+        // A GTID position names its own source.
+        let mut g = PositionHistory::default();
+        g.push(at(gtid(&[(0, 7)]), 12.2));
+        assert_eq!(refine_lag(r, 14.3, Some(&gtid(&[(0, 6)])), &g).1, LagSource::GtidPosition);
+        // Not an Ok reading: nothing to tighten.
+        let bad = Reading::NullTimestamp;
+        assert_eq!(refine_lag(bad, 14.3, Some(&T(0)), &p), (bad, LagSource::Heartbeat));
     }
 
     #[test]

@@ -297,6 +297,7 @@ desc!(
 );
 desc!(ROW_STATUS, "rpo_heartbeat_row_status", Gauge, &["db_cluster", "source_node", "source_region", "replica_node", "replica_region", "status"], "1 for the current status of the source's heartbeat row as read on the replica (ok, null_timestamp, invalid_timestamp, invalid_sequence, future_timestamp, identity_mismatch, missing), 0 for the others.", RowStatus);
 desc!(EXPOSURE_SOURCE, "rpo_exposure_source_info", Gauge, &["db_cluster", "source_node", "source_region", "replica_node", "replica_region", "source"], "Always 1, for the bound that gave the pair's data-loss exposure: source heartbeat (the newest source heartbeat visible on the replica) or commit_timestamp (on a PostgreSQL physical replica of the sole writer, the last source transaction it replayed, pg_last_xact_replay_timestamp(); tighter while the source has write traffic). Absent with the exposure.", RowStatus);
+desc!(LAG_SOURCE, "rpo_lag_source_info", Gauge, &["db_cluster", "source_node", "source_region", "replica_node", "replica_region", "source"], "Always 1, for the bound that gave the pair's replication lag: source heartbeat (the oldest source heartbeat not visible on the replica), commit_timestamp (PostgreSQL with track_commit_timestamp: a source commit sampled between heartbeats that the replica has not replayed) or gtid_position (MariaDB: a source GTID position sampled between heartbeats beyond the replica's executed one); the sampled bounds are within one sample period of the truth while the source has write traffic. Absent with the lag.", RowStatus);
 desc!(SEQ_REGRESSIONS, "rpo_heartbeat_sequence_regressions", Counter, PAIR, "Times the source's heartbeat sequence went backwards as read on the replica (table recreated, or a foreign writer).");
 desc!(UNKNOWN_ROWS, "rpo_heartbeat_unknown_rows", Gauge, &["db_cluster", "replica_node", "replica_region", "reason"], "Heartbeat rows on the replica that are no pair's source: reason unlisted_source (a writer not in the config) or malformed (a name unfit to be a label, or too many sources).");
 
@@ -354,6 +355,7 @@ pub static CORE: &[&MetricDesc] = &[
     &SEEN,
     &ROW_STATUS,
     &EXPOSURE_SOURCE,
+    &LAG_SOURCE,
     &SEQ_REGRESSIONS,
     &UNKNOWN_ROWS,
 ];

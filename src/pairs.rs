@@ -28,13 +28,18 @@
 //!   ([`refine_exposure`]) only in a single-writer cluster whose source and replica
 //!   are both full copies (`replication: physical`), while the source answers its
 //!   probes: then the replica replays the source's own WAL stream, and the commit
-//!   time is on the source's clock, whose fresh sample places it.
+//!   time is on the source's clock, whose fresh sample places it;
+//! - an `ok` pair's lag is tightened with the source's sampled commit positions
+//!   ([`refine_lag`]) under the same conditions (the replica applies the sole
+//!   writer's stream, so its applied position is on the source's scale), while
+//!   the source is the writer: its positions describe the stream the replica
+//!   applies.
 
 use crate::config::{is_label_safe, Sources, WriteMode};
 use crate::engine::HeartbeatRow;
 use crate::heartbeat::{
-    evaluate, evaluate_missing, refine_exposure, ClockSample, ExposureSource, PairInput, Reading,
-    ReplayedCommit, RowStatus, WriteHistory,
+    evaluate, evaluate_missing, refine_exposure, refine_lag, ClockSample, CommitPosition, ExposureSource,
+    LagSource, PairInput, PositionHistory, Reading, ReplayedCommit, RowStatus, WriteHistory,
 };
 use std::collections::BTreeMap;
 
@@ -52,6 +57,12 @@ pub struct PairData {
     pub reading: Option<Reading>,
     /// Which bound gave the reading's exposure.
     pub exposure_source: ExposureSource,
+    /// Which bound gave the reading's lag.
+    pub lag_source: LagSource,
+    /// The replica's applied position before the reading (or at the position
+    /// read that carried it), when known: unchanged later, nothing was applied
+    /// since.
+    pub applied: Option<CommitPosition>,
     /// When the read happened (monotonic): exposure ages from here until a scrape.
     pub read_mono: f64,
     pub seen_written_us: Option<i64>,
@@ -72,6 +83,8 @@ pub struct NodeView {
     pub aliases: Vec<String>,
     /// This process's writes on it.
     pub history: WriteHistory,
+    /// Its commit positions, sampled between heartbeats while writable.
+    pub positions: PositionHistory,
     /// Its clock at its last probe.
     pub clock: Option<ClockSample>,
     /// A full copy (`replication: physical`): a primary, or a streaming replica.
@@ -80,7 +93,7 @@ pub struct NodeView {
 
 impl NodeView {
     /// Up and accepting writes at its last probe.
-    fn is_writer(&self) -> bool {
+    pub fn is_writer(&self) -> bool {
         self.up && self.writable == Some(true)
     }
 }
@@ -108,6 +121,10 @@ pub struct Input<'a> {
     pub replica_clock: ClockSample,
     /// The replica's last replayed commit, read in the same tick as the rows.
     pub replayed: Option<ReplayedCommit>,
+    /// The replica's applied position, read in the same tick, after the rows.
+    pub replica_position: Option<CommitPosition>,
+    /// The same, read in the same tick before the rows (its probe).
+    pub applied_before: Option<CommitPosition>,
 }
 
 /// Something the worker logs, in the order it happened.
@@ -160,6 +177,7 @@ pub fn decide(input: &Input) -> Outcome {
     // commit bounds what it lacks of that writer (see the module's rules).
     let replica_physical = nodes.iter().any(|n| n.name == replica && n.physical);
     let replayed = input.replayed.filter(|_| single_writer && replica_physical);
+    let replica_position = input.replica_position.as_ref().filter(|_| single_writer && replica_physical);
     for row in input.rows {
         let Some(name) = source_name(nodes, row) else { continue };
         if name == replica {
@@ -227,7 +245,7 @@ pub fn decide(input: &Input) -> Outcome {
             }
         }
         status_change(&mut out.events, &name, status, prev);
-        let (reading, exposure_source) = match (status, reading) {
+        let (reading, exposure_source, lag_source) = match (status, reading) {
             (RowStatus::Ok, r @ Reading::Ok { .. }) => {
                 // Only while the source answers its probes: a clock sample from
                 // this tick or the last few places its commit time.
@@ -236,15 +254,21 @@ pub fn decide(input: &Input) -> Outcome {
                     .and_then(|s| s.clock)
                     .filter(|c| replica_clock.mono - c.mono <= 2.0 * interval + 1.0);
                 let (r, source) = refine_exposure(r, replica_clock.mono, replayed, source_clock);
-                (Some(r), source)
+                let (r, lag_source) = match listed.filter(|s| s.physical && s.is_writer()) {
+                    Some(src) => refine_lag(r, replica_clock.mono, replica_position, &src.positions),
+                    None => (r, LagSource::Heartbeat),
+                };
+                (Some(r), source, lag_source)
             }
-            _ => (None, ExposureSource::Heartbeat),
+            _ => (None, ExposureSource::Heartbeat, LagSource::Heartbeat),
         };
         let pair = PairData {
             source_region,
             status,
             reading,
             exposure_source,
+            lag_source,
+            applied: input.applied_before.clone(),
             read_mono: replica_clock.mono,
             // Only a time that is a date: an invalid one is no timestamp to export.
             seen_written_us: row.written_us.get().filter(|_| status != RowStatus::InvalidTimestamp),
@@ -274,6 +298,8 @@ pub fn decide(input: &Input) -> Outcome {
                 status: RowStatus::Missing,
                 reading: Some(reading),
                 exposure_source: ExposureSource::Heartbeat,
+                lag_source: LagSource::Heartbeat,
+                applied: None,
                 read_mono: replica_clock.mono,
                 seen_written_us: None,
                 last_seq: prev.and_then(|p| p.last_seq),
@@ -283,6 +309,76 @@ pub fn decide(input: &Input) -> Outcome {
         }
     }
     out
+}
+
+/// What a replica's position read between two reads of its heartbeat rows
+/// brings to its pairs ([`advance`]).
+#[derive(Debug, Clone)]
+pub struct Advance<'a> {
+    pub replica: &'a str,
+    /// Every node of the cluster, the replica too, in config order.
+    pub nodes: &'a [NodeView],
+    pub write_mode: WriteMode,
+    /// The heartbeat interval, seconds.
+    pub interval: f64,
+    /// The replica's applied position, read at `at_mono` (the read's midpoint).
+    pub applied: &'a CommitPosition,
+    pub at_mono: f64,
+    /// The same read as a replayed commit (PostgreSQL), observed by its end.
+    pub replayed: Option<ReplayedCommit>,
+}
+
+/// Carries the replica's `ok` pairs of the sole, physical writer from their
+/// last reading to the instant of a position read, under the conditions of the
+/// module's rules for refining: exposure aged to that instant (what a scrape
+/// would show) and tightened with the replayed commit; lag from the source's
+/// sampled positions against the replica's applied one ([`refine_lag`]), and
+/// while the replica applied nothing since the pair's last reading, at least
+/// that reading's lag aged to the instant (whatever it lacked then it still
+/// lacks: after a restart in a stall that is the `exposure − interval` floor,
+/// where the new process's positions reach back only to its start); else 0 when
+/// no sample is ahead of it (a lower bound: whatever the source committed after
+/// its newest sample is unknown). So between two ticks, the lag a scrape shows
+/// is at most one position read old. Pairs of other sources, and any pair of a
+/// multi-writer cluster or of a replica that is no full copy, keep their
+/// reading.
+pub fn advance(pairs: &mut BTreeMap<String, PairData>, input: &Advance) {
+    let replica_physical = input.nodes.iter().any(|n| n.name == input.replica && n.physical);
+    if input.write_mode != WriteMode::SingleWriter || !replica_physical {
+        return;
+    }
+    let t = input.at_mono;
+    for (name, pair) in pairs.iter_mut() {
+        let (RowStatus::Ok, Some(Reading::Ok { lag, exposure, basis })) = (pair.status, pair.reading) else {
+            continue;
+        };
+        let Some(src) = input.nodes.iter().find(|n| n.name == *name && n.physical && n.is_writer()) else {
+            continue;
+        };
+        if src.positions.is_empty() || t < pair.read_mono {
+            continue;
+        }
+        let elapsed = t - pair.read_mono;
+        let still = pair.applied.as_ref() == Some(input.applied);
+        // Lag 0 lacked nothing: there is nothing to carry.
+        let carried = if still && lag > 0.0 { lag + elapsed } else { 0.0 };
+        let aged = Reading::Ok { lag: carried, exposure: exposure + elapsed, basis };
+        let source_clock = src.clock.filter(|c| t - c.mono <= 2.0 * input.interval + 1.0);
+        let (r, exposure_source) = match refine_exposure(aged, t, input.replayed, source_clock) {
+            // Unrefined, the aged exposure keeps the bound it came from.
+            (r, ExposureSource::Heartbeat) => (r, pair.exposure_source),
+            refined => refined,
+        };
+        let (r, lag_source) = refine_lag(r, t, Some(input.applied), &src.positions);
+        // A carried lag keeps the bound it came from.
+        let lag_source =
+            if still && lag_source == LagSource::Heartbeat { pair.lag_source } else { lag_source };
+        pair.reading = Some(r);
+        pair.applied = Some(input.applied.clone());
+        pair.exposure_source = exposure_source;
+        pair.lag_source = lag_source;
+        pair.read_mono = t;
+    }
 }
 
 /// A status other than ok that the pair did not have before is worth a line.
@@ -319,6 +415,7 @@ mod tests {
             writable: Some(writable),
             aliases: vec![format!("id-{name}")],
             history,
+            positions: PositionHistory::default(),
             clock: up.then(|| ClockSample { db_us: us(99.0), mono: 99.0, rtt: 0.0 }),
             physical: true,
         }
@@ -356,6 +453,8 @@ mod tests {
             status,
             reading: None,
             exposure_source: ExposureSource::Heartbeat,
+            lag_source: LagSource::Heartbeat,
+            applied: None,
             read_mono: READ - 1.0,
             seen_written_us: None,
             last_seq: Some(last_seq),
@@ -374,6 +473,7 @@ mod tests {
         sources: Sources,
         writes: bool,
         replayed: Option<ReplayedCommit>,
+        replica_position: Option<CommitPosition>,
     }
 
     impl Case {
@@ -389,6 +489,7 @@ mod tests {
                 sources: Sources::Listed,
                 writes: true,
                 replayed: None,
+                replica_position: None,
             }
         }
         fn multi_writer(self) -> Case {
@@ -421,6 +522,8 @@ mod tests {
                 interval: 1.0,
                 replica_clock: ClockSample { db_us: us(READ), mono: READ, rtt: 0.0 },
                 replayed: self.replayed,
+                replica_position: self.replica_position.clone(),
+                applied_before: None,
             })
         }
     }
@@ -435,6 +538,9 @@ mod tests {
             }
             if p.exposure_source == ExposureSource::CommitTimestamp {
                 s.push_str(" by commit");
+            }
+            if p.lag_source != LagSource::Heartbeat {
+                write!(s, " lag by {}", p.lag_source.as_str()).unwrap();
             }
             if let Some(seen) = p.seen_written_us {
                 write!(s, " seen {:.3}", seen as f64 / 1e6 - T0).unwrap();
@@ -513,6 +619,108 @@ mod tests {
              p (p-region) missing lag 3.000 exposure 10.000 Monotonic
              ! p missing",
         );
+    }
+
+    #[test]
+    fn sampled_positions_tighten_lag_only_of_the_sole_physical_writer() {
+        use crate::heartbeat::PositionSample;
+        // The replica shows seq 1 (97) and applied GTID 0-…-40; p was at 41 by 97.3.
+        let mut positions = PositionHistory::default();
+        for (seq, by) in [(40, 97.1), (41, 97.3), (45, 98.1)] {
+            positions.push(PositionSample { position: CommitPosition::Gtid(vec![(0, seq)]), by_mono: by });
+        }
+        let case = |nodes: Vec<NodeView>| {
+            let mut c = Case::new(nodes, vec![row("p", 1, 97.0)]);
+            c.replica_position = Some(CommitPosition::Gtid(vec![(0, 40)]));
+            c.nodes[1].positions = positions.clone();
+            c
+        };
+        check(
+            case(vec![writer("p", P)]),
+            "unlisted 0 malformed 0
+             p (p-region) ok lag 2.700 exposure 3.000 Monotonic lag by gtid_position seen 97.000 seq 1",
+        );
+        let heartbeat_only = "unlisted 0 malformed 0
+             p (p-region) ok lag 2.000 exposure 3.000 Monotonic seen 97.000 seq 1";
+        check(case(vec![writer("p", P)]).multi_writer(), heartbeat_only);
+        let mut c = case(vec![writer("p", P)]);
+        c.nodes[0].physical = false;
+        check(c, heartbeat_only);
+        // A source that is no longer the writer: its positions describe no stream
+        // the replica applies now.
+        check(
+            case(vec![down("p", P)]),
+            "unlisted 0 malformed 0
+             p (p-region) ok lag 2.000 exposure 3.000 Monotonic seen 97.000 seq 1",
+        );
+        // Caught up with every sample: the heartbeats' lag.
+        let mut c = case(vec![writer("p", P)]);
+        c.replica_position = Some(CommitPosition::Gtid(vec![(0, 45)]));
+        check(c, heartbeat_only);
+    }
+
+    #[test]
+    fn a_position_read_carries_the_pairs_to_its_instant() {
+        use crate::heartbeat::PositionSample;
+        // After the read at 100 (lag 2, exposure 3), p committed GTID 41 by 97.3 and
+        // 45 by 98.1; the replica reads its applied position at 100.4.
+        let mut nodes = vec![reader("r", &[]), writer("p", P)];
+        for (seq, by) in [(40, 97.1), (41, 97.3), (45, 98.1)] {
+            nodes[1]
+                .positions
+                .push(PositionSample { position: CommitPosition::Gtid(vec![(0, seq)]), by_mono: by });
+        }
+        let decided = Case::new(nodes[1..].to_vec(), vec![row("p", 1, 97.0)]).decide().pairs;
+        let run = |nodes: &[NodeView], mode, applied: Vec<(u32, u64)>| {
+            let mut pairs = decided.clone();
+            let applied = CommitPosition::Gtid(applied);
+            let input = Advance {
+                replica: "r",
+                nodes,
+                write_mode: mode,
+                interval: 1.0,
+                applied: &applied,
+                at_mono: READ + 0.4,
+                replayed: None,
+            };
+            advance(&mut pairs, &input);
+            let p = &pairs["p"];
+            let Some(Reading::Ok { lag, exposure, .. }) = p.reading else { panic!("{p:?}") };
+            (format!("{lag:.3} {exposure:.3} {}", p.lag_source.as_str()), p.read_mono)
+        };
+        // Still at 40: lag from 41's sample, exposure aged to the read.
+        assert_eq!(
+            run(&nodes, WriteMode::SingleWriter, vec![(0, 40)]),
+            ("3.100 3.400 gtid_position".into(), READ + 0.4)
+        );
+        // Caught up with every sample: nothing known to be missing.
+        assert_eq!(run(&nodes, WriteMode::SingleWriter, vec![(0, 45)]).0, "0.000 3.400 heartbeat");
+        // Nothing applied since the reading: what it lacked then it still lacks.
+        let mut decided = decided.clone();
+        decided.get_mut("p").unwrap().applied = Some(CommitPosition::Gtid(vec![(0, 45)]));
+        let mut pairs = decided.clone();
+        let still = CommitPosition::Gtid(vec![(0, 45)]);
+        let input = Advance {
+            replica: "r",
+            nodes: &nodes,
+            write_mode: WriteMode::SingleWriter,
+            interval: 1.0,
+            applied: &still,
+            at_mono: READ + 0.4,
+            replayed: None,
+        };
+        advance(&mut pairs, &input);
+        let Some(Reading::Ok { lag, exposure, .. }) = pairs["p"].reading else { panic!("{:?}", pairs["p"]) };
+        assert_eq!((format!("{lag:.3}"), format!("{exposure:.3}")), ("2.400".into(), "3.400".into()));
+        // Multi-writer, or a source that is no longer the writer: the reading stays.
+        let unchanged = ("2.000 3.000 heartbeat".to_string(), READ);
+        assert_eq!(run(&nodes, WriteMode::MultiWriter, vec![(0, 40)]), unchanged);
+        let mut stale = nodes.clone();
+        stale[1].up = false;
+        assert_eq!(run(&stale, WriteMode::SingleWriter, vec![(0, 40)]), unchanged);
+        let mut no_positions = nodes.clone();
+        no_positions[1].positions = PositionHistory::default();
+        assert_eq!(run(&no_positions, WriteMode::SingleWriter, vec![(0, 40)]), unchanged);
     }
 
     #[test]

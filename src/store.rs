@@ -13,7 +13,9 @@
 
 use crate::config::Cluster;
 use crate::engine::{ErrorKind, Written};
-use crate::heartbeat::{mono_now, ClockSample, ExposureSource, Reading, RowStatus, WriteHistory};
+use crate::heartbeat::{
+    mono_now, ClockSample, ExposureSource, LagSource, PositionHistory, Reading, RowStatus, WriteHistory,
+};
 use crate::metrics::{self, Sample, Samples, Switch, Switches};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -77,6 +79,9 @@ pub struct NodeData {
     /// Whether this exporter holds the node's write lease, once it tried to write.
     pub write_lease: Option<bool>,
     pub history: WriteHistory,
+    /// This node's commit positions, sampled between heartbeats while it is
+    /// writable.
+    pub positions: PositionHistory,
     /// Sources seen on this node, by source node name.
     pub pairs: BTreeMap<String, PairData>,
     /// Times the node's role (writable or not) changed, and when it last did
@@ -148,6 +153,8 @@ struct PairKeys {
     statuses: Vec<String>,
     /// The same and `source`, per [`ExposureSource::ALL`].
     exposure_sources: Vec<String>,
+    /// The same and `source`, per [`LagSource::ALL`].
+    lag_sources: Vec<String>,
 }
 
 impl PairKeys {
@@ -168,6 +175,13 @@ impl PairKeys {
                 .map(|s| {
                     let [c, so, sr, n, r] = pair;
                     metrics::label_block(metrics::EXPOSURE_SOURCE.labels, &[c, so, sr, n, r, s.as_str()])
+                })
+                .collect(),
+            lag_sources: LagSource::ALL
+                .iter()
+                .map(|s| {
+                    let [c, so, sr, n, r] = pair;
+                    metrics::label_block(metrics::LAG_SOURCE.labels, &[c, so, sr, n, r, s.as_str()])
                 })
                 .collect(),
         }
@@ -321,6 +335,8 @@ fn node_samples(node: &NodeState, now: f64, max_age: f64, switches: Switches, ou
             if row_status {
                 let at = ExposureSource::ALL.iter().position(|s| *s == p.exposure_source).unwrap_or(0);
                 out.push_block(&metrics::EXPOSURE_SOURCE, &k.exposure_sources[at], 1.0);
+                let at = LagSource::ALL.iter().position(|s| *s == p.lag_source).unwrap_or(0);
+                out.push_block(&metrics::LAG_SOURCE, &k.lag_sources[at], 1.0);
             }
         }
         if let Some(us) = p.seen_written_us {
@@ -374,6 +390,8 @@ mod tests {
             status: RowStatus::Ok,
             reading: Some(Reading::Ok { lag, exposure: lag + 0.5, basis: Basis::Monotonic }),
             exposure_source: ExposureSource::Heartbeat,
+            lag_source: LagSource::Heartbeat,
+            applied: None,
             read_mono: mono_now(),
             seen_written_us: Some(1_700_000_000_000_000),
             last_seq: Some(1),

@@ -16,6 +16,15 @@
 //! own. Results land in the node's [`NodeState`]; the worker holds no lock across
 //! an `.await` and never holds two nodes' locks at once.
 //!
+//! Between ticks, every `heartbeat.position_interval`, the node's positions are
+//! read on the same session ([`crate::engine::Positions`]): a node writable at
+//! its last probe adds its commit position to its history
+//! ([`crate::heartbeat::PositionHistory`]); a replica of such a node carries its
+//! pairs to the instant of its applied position ([`pairs::advance`]). So a
+//! replica's lag is placed below one interval, and is at most one read old. An
+//! engine or server that offers no position is not asked again for the rest of
+//! the session.
+//!
 //! The worker's own node and heartbeat settings are fixed for its life (a reload
 //! that changes them starts a new worker); the rest of its cluster (the other
 //! nodes, the write mode) it reads from a watch the exporter updates on reload.
@@ -26,7 +35,9 @@ use crate::engine::{
     self, EngineError, ErrorKind, HeartbeatRead, NodeLabels, Session, Step, TickOutcome, TickPlan,
     WriteOutcome,
 };
-use crate::heartbeat::{ClockSample, ReplayedCommit, WriteRecord};
+use crate::heartbeat::{
+    ClockSample, CommitPosition, PositionSample, ReplayedCommit, WriteRecord, MAX_CLOCK_DRIFT,
+};
 use crate::metrics::{Switch, Switches};
 use crate::pairs::{self, Event, NodeView};
 use crate::store::{ClusterState, Collector, NodeState};
@@ -142,6 +153,10 @@ pub struct Worker {
     native_at: Instant,
     /// The optional collectors: without `replication` no native query is sent.
     switches: Switches,
+    /// Whether this session's engine offers positions, and its server commit
+    /// times (PostgreSQL: `track_commit_timestamp`).
+    positions_supported: bool,
+    commits_available: bool,
 }
 
 impl Worker {
@@ -181,17 +196,125 @@ impl Worker {
             suspect: false,
             advised: None,
             switches,
+            positions_supported: true,
+            commits_available: true,
         })
     }
 
-    /// Measures until `shutdown` is cancelled.
+    /// Measures until `shutdown` is cancelled: a tick every interval, and in
+    /// between, every `heartbeat.position_interval`, a commit position read.
     pub async fn run(mut self, shutdown: CancellationToken) {
         let interval = self.heartbeat.interval;
         let start = tokio::time::Instant::now() + interval.mul_f64(self.phase);
         // A shutdown mid-tick abandons the tick; nothing half-done is kept.
         let mut pace = Pace::new(start, interval, shutdown);
-        while pace.round(self.tick()).await.is_some() {}
+        while pace.round(self.round()).await.is_some() {}
         tracing::debug!(cluster = %self.labels.cluster, node = %self.labels.node, "Worker stopped");
+    }
+
+    /// One interval's work: the tick, then the position reads on their grid
+    /// from the tick's start. A read is skipped rather than let run into the
+    /// next tick (the heartbeats keep their cadence whatever a read costs), and
+    /// one whose slot a long tick took is not made up.
+    async fn round(&mut self) {
+        let start = tokio::time::Instant::now();
+        self.tick().await;
+        let (interval, period) = (self.heartbeat.interval, self.heartbeat.position_interval);
+        if period.is_zero() {
+            return;
+        }
+        let next_tick = start + interval;
+        let mut slot = start + period;
+        let mut took = Duration::ZERO;
+        while slot + took + period / 4 < next_tick {
+            if slot > tokio::time::Instant::now() {
+                tokio::time::sleep_until(slot).await;
+                let began = tokio::time::Instant::now();
+                if !self.sample_position().await {
+                    return;
+                }
+                took = began.elapsed();
+            }
+            slot += period;
+        }
+    }
+
+    /// Reads the node's positions over the open session: a writable node's
+    /// commit position goes into its history (what its replicas' lag is placed
+    /// with); a replica's applied position carries its pairs of a writer with
+    /// such a history to this instant ([`pairs::advance`]). False when there is
+    /// nothing to read until the next tick (no session, no position offered).
+    async fn sample_position(&mut self) -> bool {
+        if !self.positions_supported {
+            return false;
+        }
+        let writable = self.writable();
+        if writable && !self.commits_available {
+            return false;
+        }
+        let cluster = self.cluster.borrow().clone();
+        let views = if writable { Vec::new() } else { self.views(&cluster) };
+        let name = &self.node.name;
+        if !writable && !views.iter().any(|n| n.name != *name && n.is_writer() && !n.positions.is_empty()) {
+            // No writer with positions to compare with: nothing to learn now.
+            return true;
+        }
+        let Some(session) = self.session.as_mut() else { return false };
+        let outcome = session.position(self.heartbeat.timeout).await;
+        let step = outcome.step;
+        match step.result {
+            Ok(p) if !p.supported => self.positions_supported = false,
+            Ok(p) if writable => match p.committed {
+                Some(position) => {
+                    let by = step.sent + step.took;
+                    let mut d = self.node.lock();
+                    // A commit time is placed through this node's clock, its half
+                    // round trip and drift as slack; it was reached by the answer.
+                    let by_mono = match (&position, d.clock) {
+                        (CommitPosition::CommitTime(us), Some(clock)) => {
+                            let slack = clock.rtt / 2.0 + (by - clock.mono).abs() * MAX_CLOCK_DRIFT;
+                            (clock.to_mono(*us) + slack).min(by)
+                        }
+                        _ => by,
+                    };
+                    d.positions.push(PositionSample { position, by_mono });
+                }
+                None => {
+                    tracing::info!(cluster = %self.labels.cluster, node = %self.labels.node,
+                        "The primary offers no commit time (track_commit_timestamp is off): its replicas' lag stays on the heartbeat grid");
+                    self.commits_available = false;
+                }
+            },
+            Ok(p) => {
+                if let Some(applied) = p.applied {
+                    let replayed = match applied {
+                        CommitPosition::CommitTime(commit_us) => {
+                            Some(ReplayedCommit { commit_us, observed_mono: step.sent + step.took })
+                        }
+                        CommitPosition::Gtid(_) => None,
+                    };
+                    let advance = pairs::Advance {
+                        replica: name,
+                        nodes: &views,
+                        write_mode: cluster.config.write_mode,
+                        interval: self.heartbeat.interval.as_secs_f64(),
+                        applied: &applied,
+                        at_mono: step.sent + step.took / 2.0,
+                        replayed,
+                    };
+                    pairs::advance(&mut self.node.lock().pairs, &advance);
+                }
+            }
+            Err(e) => {
+                tracing::debug!(cluster = %self.labels.cluster, node = %self.labels.node,
+                    reason = e.kind.as_str(), error = %e, "Reading the node's positions failed");
+            }
+        }
+        if outcome.broken {
+            self.drop_session(false);
+            return false;
+        }
+        self.positions_supported
     }
 
     fn writes(&self) -> bool {
@@ -255,6 +378,8 @@ impl Worker {
         match result {
             Ok(session) => {
                 self.session = Some(session);
+                self.positions_supported = true;
+                self.commits_available = true;
                 self.suspect = false;
                 self.timing_out_since = None;
                 self.node.lock().sessions_opened += 1;
@@ -282,10 +407,12 @@ impl Worker {
         let mut healthy = true;
         let mut probed: Option<bool> = None;
         let mut probe_timed_out = false;
+        let mut applied_before = None;
         if let Some(step) = outcome.probe {
             match step.result {
                 Ok(probe) => {
                     probed = Some(probe.writable);
+                    applied_before = probe.applied.clone();
                     self.store_probe(probe, step.sent, step.took);
                 }
                 Err(e) => {
@@ -333,12 +460,15 @@ impl Worker {
             let commit_us = engine::postgres::replayed_commit_us(step.result.as_ref().ok()?)?;
             Some(ReplayedCommit { commit_us, observed_mono: step.sent + step.took })
         });
+        let replica_position =
+            outcome.native.as_ref().and_then(|step| engine::replica_position(step.result.as_ref().ok()?));
         if let Some(Step { result, sent, took }) = outcome.read {
             match result {
                 Ok(read) => {
                     let replica_clock =
                         ClockSample { db_us: read.db_now_us, mono: sent + took / 2.0, rtt: took };
-                    self.store_pairs(cluster, read, replica_clock, replayed);
+                    let positions = (replica_position, applied_before);
+                    self.store_pairs(cluster, read, replica_clock, replayed, positions);
                     self.succeed(Collector::HeartbeatRead, took);
                 }
                 Err(e) => {
@@ -476,17 +606,10 @@ impl Worker {
         }
     }
 
-    /// Turns every row this node shows into its pairs ([`pairs::decide`]): each
-    /// node's state is copied out under its own lock, one at a time, the decision
-    /// made with no lock held, its events logged and its pairs stored.
-    fn store_pairs(
-        &self,
-        cluster: &ClusterState,
-        read: HeartbeatRead,
-        replica_clock: ClockSample,
-        replayed: Option<ReplayedCommit>,
-    ) {
-        let nodes: Vec<NodeView> = cluster
+    /// Every node's state as [`pairs`] judges it, each copied out under its own
+    /// lock, one at a time.
+    fn views(&self, cluster: &ClusterState) -> Vec<NodeView> {
+        cluster
             .nodes
             .iter()
             .zip(&cluster.config.nodes)
@@ -499,11 +622,26 @@ impl Worker {
                     writable: d.writable,
                     aliases: d.aliases.clone(),
                     history: d.history.clone(),
+                    positions: d.positions.clone(),
                     clock: d.clock,
                     physical: config.replication == Replication::Physical,
                 }
             })
-            .collect();
+            .collect()
+    }
+
+    /// Turns every row this node shows into its pairs ([`pairs::decide`]): each
+    /// node's state is copied out under its own lock, one at a time, the decision
+    /// made with no lock held, its events logged and its pairs stored.
+    fn store_pairs(
+        &self,
+        cluster: &ClusterState,
+        read: HeartbeatRead,
+        replica_clock: ClockSample,
+        replayed: Option<ReplayedCommit>,
+        (replica_position, applied_before): (Option<CommitPosition>, Option<CommitPosition>),
+    ) {
+        let nodes = self.views(cluster);
         let (previous, expected_identity) = {
             let d = self.node.lock();
             (d.pairs.clone(), d.expected_row_identity.clone())
@@ -520,6 +658,8 @@ impl Worker {
             interval: self.heartbeat.interval.as_secs_f64(),
             replica_clock,
             replayed,
+            replica_position,
+            applied_before,
         });
         for event in &outcome.events {
             match event {
@@ -550,6 +690,7 @@ mod tests {
             interval: Duration::from_millis(interval_ms),
             timeout: Duration::from_millis(timeout_ms),
             connect_timeout: Duration::from_secs(5),
+            position_interval: Duration::ZERO,
             table: "rpo.heartbeat".parse().unwrap(),
             create_table: true,
             sources: Sources::Listed,

@@ -12,9 +12,10 @@ const DIR: &str = "tests/testdata/config";
 
 /// (file, the error after "FILE: ").
 const CASES: &[(&str, &str)] = &[
-    ("invalid-unknown-field.yml", "clusters[0].heartbeat.jitter: unknown field `jitter`, expected one of interval, timeout, connect_timeout, table, create_table, sources, format, utc at line 5, column 32"),
+    ("invalid-unknown-field.yml", "clusters[0].heartbeat.jitter: unknown field `jitter`, expected one of interval, timeout, connect_timeout, position_interval, table, create_table, sources, format, utc at line 5, column 32"),
     ("invalid-bad-duration.yml", "clusters[0].heartbeat.interval: invalid duration \"1 second please\": expected number at 9 (write it like 500ms, 10s or 5m)"),
     ("invalid-interval-out-of-range.yml", "clusters[0].heartbeat.interval: 2m is out of range: the interval must be between 100ms and 1m"),
+    ("invalid-position-interval.yml", "clusters[0].heartbeat.position_interval: 600ms is out of range: it must be 0s (off) or between 10ms and half the interval (500ms)"),
     ("invalid-connect-timeout.yml", "clusters[0].heartbeat.connect_timeout: 500ms is out of range: it must be at least the timeout (2s) and at most 30s"),
     ("invalid-missing-password-file.yml", "clusters[0].nodes[0].password_file: cannot read password_file tests/testdata/config/no-such-file: No such file or directory (os error 2)"),
     ("invalid-duplicate-node.yml", "clusters[0].nodes[1].name: duplicate node name \"orders-use1\" in cluster \"orders\""),

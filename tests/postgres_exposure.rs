@@ -1,7 +1,8 @@
 //! Exposure tightened with the replica's last replayed commit, against a real
 //! PostgreSQL primary and streaming replica: with write traffic and replay paused,
 //! exposure stays above the true data loss (measured from a ground-truth writer)
-//! and within one commit gap of it; idle again, the heartbeat bound is back.
+//! and within one commit gap of it; idle again, lag is 0 and exposure within an
+//! interval.
 
 mod support;
 
@@ -103,11 +104,14 @@ async fn replayed_commit_bounds_exposure_within_a_commit_gap() {
     let (lag, exposure) = (m.get(LAG, &pair), m.get(EXPOSURE, &pair));
     assert!(ok, "idle: lag {lag:?} exposure {exposure:?} by {:?}", exposure_source(&m, &pair));
     println!("idle: lag {lag:?} exposure {exposure:?} by {:?}", exposure_source(&m, &pair));
-    // It stays so while idle.
+    // It stays so while idle. Between two reads of the rows, the replica's
+    // position reads may place exposure with a newer heartbeat's replayed commit
+    // (`commit_timestamp`): either way it stays within an interval.
     for _ in 0..8 {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let m = exporter.scrape().await;
         assert_eq!(m.get(LAG, &pair), Some(0.0), "idle lag");
-        assert_eq!(exposure_source(&m, &pair).as_deref(), Some("heartbeat"), "idle source");
+        let exposure = m.get(EXPOSURE, &pair).expect("idle exposure");
+        assert!(exposure < 1.2, "idle exposure {exposure} by {:?}", exposure_source(&m, &pair));
     }
 }

@@ -97,6 +97,9 @@ pub struct Heartbeat {
     pub timeout: Duration,
     /// Deadline for opening a session: TCP, TLS, authentication, first statements.
     pub connect_timeout: Duration,
+    /// How often a writable node's commit position is read between heartbeats;
+    /// zero: never.
+    pub position_interval: Duration,
     pub table: TableName,
     pub create_table: bool,
     pub sources: Sources,
@@ -363,6 +366,15 @@ fn validate_cluster(ctx: &Ctx, path: &str, rc: RawCluster) -> Result<Cluster, Co
     Ok(Cluster { name, rpo, rto, write_mode, heartbeat, nodes, residency: None })
 }
 
+/// The shortest `heartbeat.position_interval`.
+const MIN_POSITION_INTERVAL: Duration = Duration::from_millis(10);
+
+/// A tenth of the interval, never under 50 ms (at the shortest interval, 100 ms,
+/// one sample between two heartbeats).
+pub fn default_position_interval(interval: Duration) -> Duration {
+    (interval / 10).max(Duration::from_millis(50))
+}
+
 fn validate_heartbeat(
     ctx: &Ctx,
     path: &str,
@@ -410,6 +422,25 @@ fn validate_heartbeat(
             ),
         ));
     }
+    // Sampling a writable node's commit position a few times per interval places
+    // a replica's lag within one sample period of the truth under write traffic
+    // (the heartbeats alone: within one interval). One read-only statement each.
+    let position_interval = match &rh.position_interval {
+        Some(v) => ctx.duration(&format!("{path}.position_interval"), v)?,
+        None => default_position_interval(interval),
+    };
+    if !position_interval.is_zero()
+        && (position_interval < MIN_POSITION_INTERVAL || position_interval > interval / 2)
+    {
+        return Err(ctx.err(
+            format!("{path}.position_interval"),
+            format!(
+                "{} is out of range: it must be 0s (off) or between 10ms and half the interval ({})",
+                humantime::format_duration(position_interval),
+                humantime::format_duration(interval / 2)
+            ),
+        ));
+    }
     let table = match &rh.table {
         Some(t) => t.parse().map_err(|e: ValueError| ctx.err(format!("{path}.table"), e))?,
         None => TableName { schema: "rpo".into(), table: "heartbeat".into() },
@@ -440,6 +471,7 @@ fn validate_heartbeat(
         interval,
         timeout,
         connect_timeout,
+        position_interval,
         table,
         create_table: rh.create_table.unwrap_or(true),
         sources,

@@ -43,6 +43,8 @@ pub struct RawHeartbeat {
     #[serde(default)]
     pub connect_timeout: Option<String>,
     #[serde(default)]
+    pub position_interval: Option<String>,
+    #[serde(default)]
     pub table: Option<String>,
     #[serde(default)]
     pub create_table: Option<bool>,

@@ -3,9 +3,10 @@
 //! An engine is a module with a unit type implementing [`Engine`]: the checks of
 //! an [`Endpoint`] it can make without connecting (run when the config is loaded),
 //! connecting, the heartbeat table's DDL and grants, and its own metric families.
-//! An open connection is a [`Session`] whose one method, `tick`, probes the node's
+//! An open connection is a [`Session`] whose method `tick` probes the node's
 //! role and clock, reads and writes heartbeats and reads the engine's own
-//! replication signals in one round trip. Each engine is the only place that knows
+//! replication signals in one round trip; `position` reads the node's commit
+//! position between ticks. Each engine is the only place that knows
 //! its SQL. Adding an engine adds a module and one line to [`ENGINES`] (the recipe
 //! is in ARCHITECTURE.md). Errors are reduced to a bounded [`ErrorKind`] (a label
 //! value) plus a message that never carries a credential.
@@ -13,6 +14,7 @@
 pub(crate) mod tls;
 
 use crate::endpoint::{Endpoint, HeartbeatFormat, Replication, Settings, TableMatch, TableName};
+use crate::heartbeat::CommitPosition;
 pub use crate::heartbeat::Field;
 use crate::metrics::{MetricDesc, Sample};
 use std::fmt;
@@ -553,6 +555,10 @@ pub struct Probe {
     /// (MySQL: its server_uuid and its server_id, which pt-heartbeat uses).
     pub aliases: Vec<String>,
     pub db_now_us: i64,
+    /// What the node had applied as a replica when probed, before the tick's
+    /// read ([`Positions::applied`]): if a later position read finds it
+    /// unchanged, nothing was applied since the read.
+    pub applied: Option<CommitPosition>,
 }
 
 /// One heartbeat row as stored; any field may be missing in a damaged table, and
@@ -682,6 +688,30 @@ pub struct TickOutcome {
     pub broken: bool,
 }
 
+/// How far a node's history reached, as one position read saw it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Positions {
+    /// What the node committed itself, where it accepts writes: PostgreSQL's
+    /// last commit time (with `track_commit_timestamp`), MariaDB's
+    /// `@@gtid_binlog_pos`. `None` where the engine or the server's settings
+    /// offer none (PostgreSQL without `track_commit_timestamp`, MySQL).
+    pub committed: Option<CommitPosition>,
+    /// What the node applied as a replica: PostgreSQL's last replayed commit
+    /// time, MariaDB's `@@gtid_slave_pos`. `None` on a primary, or before the
+    /// first replayed transaction.
+    pub applied: Option<CommitPosition>,
+    /// Whether the engine offers positions at all (not MySQL).
+    pub supported: bool,
+}
+
+/// What one read of a node's positions brought back.
+#[derive(Debug)]
+pub struct PositionOutcome {
+    pub step: Step<Positions>,
+    /// As [`TickOutcome::broken`].
+    pub broken: bool,
+}
+
 /// What an engine's open connection does: one tick at a time.
 pub trait Connection: Send {
     /// Runs the planned steps, each bounded by `deadline`. A step that misses it
@@ -692,6 +722,12 @@ pub trait Connection: Send {
         deadline: Duration,
         labels: &'a NodeLabels,
     ) -> BoxFuture<'a, TickOutcome>;
+
+    /// Reads how far the node's history reached ([`Positions`]), bounded by
+    /// `deadline`: one read-only statement, sampled between heartbeats so a
+    /// replica's lag can be placed below one interval, and kept fresh between
+    /// its reads.
+    fn position(&mut self, deadline: Duration) -> BoxFuture<'_, PositionOutcome>;
 }
 
 /// An open connection to one node.
@@ -707,6 +743,20 @@ impl Session {
     pub async fn tick(&mut self, plan: TickPlan, deadline: Duration, labels: &NodeLabels) -> TickOutcome {
         self.0.tick(plan, deadline, labels).await
     }
+
+    /// The node's positions ([`Connection::position`]).
+    pub async fn position(&mut self, deadline: Duration) -> PositionOutcome {
+        self.0.position(deadline).await
+    }
+}
+
+/// A replica's applied position, from the samples of its native step (read
+/// after its heartbeat rows, so at least what it had applied at that read):
+/// PostgreSQL's last replayed commit time, MariaDB's executed GTID position.
+pub fn replica_position(native: &[Sample]) -> Option<CommitPosition> {
+    postgres::replayed_commit_us(native)
+        .map(CommitPosition::CommitTime)
+        .or_else(|| mysql::replica_position(native))
 }
 
 #[cfg(test)]

@@ -13,11 +13,11 @@
 
 use super::{
     BoxFuture, CheckError, Connection, DrillSession, DrillWrite, Engine, EngineError, ErrorKind, Field,
-    HeartbeatRead, HeartbeatRow, Holding, NodeField, NodeLabels, Probe, Reason, SchemaError, Session, Step,
-    TickOutcome, TickPlan, WriteOutcome, Written,
+    HeartbeatRead, HeartbeatRow, Holding, NodeField, NodeLabels, PositionOutcome, Probe, Reason, SchemaError,
+    Session, Step, TickOutcome, TickPlan, Positions, WriteOutcome, Written,
 };
 use crate::endpoint::{Endpoint, HeartbeatFormat, Replication, Settings, TableMatch, TableName, Tables, Tls, TlsMode};
-use crate::heartbeat::mono_now;
+use crate::heartbeat::{mono_now, CommitPosition};
 use crate::metrics::{desc, MetricDesc, Sample, NODE};
 use mysql_async::prelude::{FromValue, Queryable};
 use mysql_async::{ClientIdentity, Conn, Opts, OptsBuilder, Row, SslOpts};
@@ -822,6 +822,10 @@ impl Connection for MySession {
     ) -> BoxFuture<'a, TickOutcome> {
         Box::pin(MySession::tick(self, plan, deadline, labels))
     }
+
+    fn position(&mut self, deadline: Duration) -> BoxFuture<'_, PositionOutcome> {
+        Box::pin(MySession::position(self, deadline))
+    }
 }
 
 impl MySession {
@@ -900,7 +904,7 @@ impl MySession {
         let table = &self.table;
         match part {
             Part::Probe => vec![if self.server.mariadb {
-                format!("SELECT @@global.read_only, 0, CAST(@@server_id AS CHAR), CAST(@@server_id AS CHAR), {NOW_US}")
+                format!("SELECT @@global.read_only, 0, CAST(@@server_id AS CHAR), CAST(@@server_id AS CHAR), {NOW_US}, @@global.gtid_slave_pos")
             } else {
                 format!(
                     "SELECT @@global.read_only, @@global.super_read_only, @@server_uuid, CAST(@@server_id AS CHAR), {NOW_US}"
@@ -1172,6 +1176,13 @@ impl MySession {
             expected_row_identity: None,
             aliases,
             db_now_us: col(row, 4).unwrap_or_default(),
+            applied: self
+                .server
+                .mariadb
+                .then(|| col::<String, usize>(row, 5))
+                .flatten()
+                .map(|p| gtid_position(&p))
+                .filter(|p| *p != CommitPosition::Gtid(Vec::new())),
         })
     }
 
@@ -1195,6 +1206,44 @@ impl MySession {
         })?;
         tracing::info!(table = %table, "Created heartbeat table");
         Ok(())
+    }
+
+    /// MariaDB's `@@gtid_binlog_pos` and `@@gtid_slave_pos` as
+    /// [`CommitPosition`]s. MySQL's GTID sets (server UUIDs with intervals, which
+    /// a replica may fill out of order) are no position: none, without a query.
+    async fn position(&mut self, deadline: Duration) -> PositionOutcome {
+        let (sent, start) = (mono_now(), Instant::now());
+        let done = |result, broken| PositionOutcome {
+            step: Step::new(result, sent, start.elapsed().as_secs_f64()),
+            broken,
+        };
+        if !self.server.mariadb {
+            return done(Ok(Positions::default()), false);
+        }
+        let read = self.conn.query_first::<(Option<String>, Option<String>), _>(
+            "SELECT @@global.gtid_binlog_pos, @@global.gtid_slave_pos",
+        );
+        match tokio::time::timeout(deadline, read).await {
+            Ok(Ok(pos)) => {
+                let (binlog, slave) = pos.unwrap_or_default();
+                let applied = gtid_position(slave.as_deref().unwrap_or_default());
+                done(
+                    Ok(Positions {
+                        committed: Some(gtid_position(binlog.as_deref().unwrap_or_default())),
+                        applied: Some(applied).filter(|p| *p != CommitPosition::Gtid(Vec::new())),
+                        supported: true,
+                    }),
+                    false,
+                )
+            }
+            Ok(Err(e)) => {
+                let e = self.classify(&e);
+                let broken = e.kind.is_connection();
+                done(Err(e), broken)
+            }
+            // The driver is left in the middle of a reply.
+            Err(_) => done(Err(EngineError::timeout("reading the GTID position", deadline)), true),
+        }
     }
 
     fn parse_native(&self, status: &[Row], binlog: &[Row], labels: &NodeLabels) -> Vec<Sample> {
@@ -1281,6 +1330,38 @@ fn set(outcome: &mut TickOutcome, part: Part, e: EngineError, sent: f64, took: f
 
 fn sample(desc: &'static MetricDesc, values: Vec<String>, value: f64) -> Sample {
     Sample { desc, values, value }
+}
+
+/// A MariaDB GTID position (`0-1-100,1-2-7`) as a [`CommitPosition`]: the
+/// highest sequence per numeric domain, sorted by domain.
+fn gtid_position(pos: &str) -> CommitPosition {
+    let mut domains: Vec<(u32, u64)> =
+        gtid_positions(pos).into_iter().filter_map(|(d, seq)| Some((d.parse().ok()?, seq))).collect();
+    domains.sort_unstable();
+    CommitPosition::Gtid(domains)
+}
+
+/// A MariaDB replica's executed position (`Gtid_Slave_Pos`, the same on every
+/// channel) from the samples of its native step; `None` on MySQL (its sets are
+/// keyed by server UUID) or where the replica reports none.
+pub fn replica_position(native: &[Sample]) -> Option<CommitPosition> {
+    let mut domains: Vec<(u32, u64)> = Vec::new();
+    for s in native.iter().filter(|s| std::ptr::eq(s.desc, &GTID_POS)) {
+        let (Some("executed"), Some(domain)) = (s.values.get(4).map(String::as_str), s.values.get(5)) else {
+            continue;
+        };
+        let Ok(domain) = domain.parse::<u32>() else { return None };
+        let seq = s.value as u64;
+        match domains.iter_mut().find(|(d, _)| *d == domain) {
+            Some(entry) => entry.1 = entry.1.max(seq),
+            None => domains.push((domain, seq)),
+        }
+    }
+    if domains.is_empty() {
+        return None;
+    }
+    domains.sort_unstable();
+    Some(CommitPosition::Gtid(domains))
 }
 
 /// The highest sequence number per domain of a GTID position or set:
@@ -1379,6 +1460,25 @@ mod tests {
         assert_eq!(Server::parse("mysql-8.0.36").unwrap().replica_status_sql(), "SHOW REPLICA STATUS");
         assert!(Server::parse("oracle-19").is_err());
         assert!(Server::parse("mysql").is_err());
+    }
+
+    #[test]
+    fn gtid_positions_compare_as_commit_positions() {
+        let p = gtid_position("1-2-7,0-1-100,0-3-90");
+        assert_eq!(p, CommitPosition::Gtid(vec![(0, 100), (1, 7)]));
+        assert_eq!(gtid_position(""), CommitPosition::Gtid(vec![]));
+        let labels = NodeLabels { cluster: "c".into(), node: "r".into(), region: "x".into() };
+        let pos = |stage: &str, domain: &str, seq: f64| Sample {
+            desc: &GTID_POS,
+            values: labels.with(&["default", stage, domain]),
+            value: seq,
+        };
+        let native = [pos("received", "0", 120.0), pos("executed", "0", 99.0), pos("executed", "1", 7.0)];
+        let replica = replica_position(&native).unwrap();
+        assert_eq!(replica, CommitPosition::Gtid(vec![(0, 99), (1, 7)]));
+        assert!(p.ahead_of(&replica));
+        assert_eq!(replica_position(&[pos("executed", "3e11fa47-71ca-11e1-9e33-c80aa9429562", 5.0)]), None);
+        assert_eq!(replica_position(&[pos("received", "0", 5.0)]), None);
     }
 
     #[test]

@@ -11,11 +11,11 @@
 
 use super::{
     BoxFuture, CheckError, Connection, DrillConnection, DrillSession, DrillWrite, Engine, EngineError, ErrorKind,
-    Field, HeartbeatRead, HeartbeatRow, Holding, NodeField, NodeLabels, Probe, Reason, SchemaError, Session, Step,
-    TickOutcome, TickPlan, WriteOutcome, Written,
+    Field, HeartbeatRead, HeartbeatRow, Holding, NodeField, NodeLabels, PositionOutcome, Probe, Reason,
+    SchemaError, Session, Step, TickOutcome, TickPlan, Positions, WriteOutcome, Written,
 };
 use crate::endpoint::{Endpoint, Replication, Settings, TableMatch, TableName, Tables, TlsMode};
-use crate::heartbeat::mono_now;
+use crate::heartbeat::{mono_now, CommitPosition};
 use crate::metrics::{desc, MetricDesc, Sample, NODE};
 use std::future::Future;
 use std::str::FromStr;
@@ -564,6 +564,19 @@ fn receiver_sql() -> String {
     )
 }
 
+/// The commit times (µs) of the last transaction the server committed, NULL on
+/// a replica or unless `track_commit_timestamp` is on (without it
+/// `pg_last_committed_xact()` raises an error; CASE never calls it then), 0
+/// before its first commit (ahead of no replica), and of the last one it
+/// replayed (NULL on a primary).
+fn position_sql() -> String {
+    format!(
+        "SELECT CASE WHEN NOT pg_is_in_recovery() AND current_setting('track_commit_timestamp')::bool THEN COALESCE({}, 0) END, {}",
+        epoch_us("(pg_last_committed_xact()).timestamp"),
+        epoch_us("pg_last_xact_replay_timestamp()")
+    )
+}
+
 fn read_sql(table: &TableName) -> String {
     // The left join returns the clock even from an empty table; the limit bounds
     // what a flooded table can cost us. No value of one row may fail the read of
@@ -732,6 +745,9 @@ pub struct PgSession {
     probe: Statement,
     standbys: Statement,
     receiver: Statement,
+    /// The commit times of the last transaction committed (NULL on a replica
+    /// or without `track_commit_timestamp`) and replayed (NULL on a primary).
+    position: Statement,
     /// Prepared at connect when the table exists, else on the first tick that
     /// needs them.
     read: Option<Statement>,
@@ -759,6 +775,23 @@ impl Connection for PgSession {
     ) -> BoxFuture<'a, TickOutcome> {
         Box::pin(PgSession::tick(self, plan, deadline, labels))
     }
+
+    fn position(&mut self, deadline: Duration) -> BoxFuture<'_, PositionOutcome> {
+        Box::pin(async move {
+            let (sent, start) = (mono_now(), Instant::now());
+            let step = timed(sent, start, deadline, async {
+                let row =
+                    self.client.query_one(&self.position, &[]).await.map_err(|e| classify(&e, &self.table))?;
+                Ok(Positions {
+                    committed: get::<Option<i64>>(&row, 0)?.map(CommitPosition::CommitTime),
+                    applied: get::<Option<i64>>(&row, 1)?.map(CommitPosition::CommitTime),
+                    supported: true,
+                })
+            })
+            .await;
+            PositionOutcome { step, broken: self.client.is_closed() }
+        })
+    }
 }
 
 impl PgSession {
@@ -784,17 +817,23 @@ impl PgSession {
              SELECT set_config('idle_session_timeout', '{idle}', false)
                WHERE current_setting('server_version_num')::int >= 140000"
         );
-        let probe_sql = format!("{PROBE_SQL}{}", epoch_us("clock_timestamp()"));
+        let probe_sql = format!(
+            "{PROBE_SQL}{}, {}",
+            epoch_us("clock_timestamp()"),
+            epoch_us("pg_last_xact_replay_timestamp()")
+        );
         let (update_sql, insert_sql) = (update_sql(&table), insert_sql(&table));
         let receiver_sql = receiver_sql();
         let writes = settings.format.writes();
         let sent = Instant::now();
-        let (setup, lease, probe, standbys, receiver, read, (update, insert)) = tokio::join!(
+        let position_sql = position_sql();
+        let (setup, lease, probe, standbys, receiver, position, read, (update, insert)) = tokio::join!(
             client.simple_query(&setup),
             client.prepare(LEASE_SQL),
             client.prepare(&probe_sql),
             client.prepare(STANDBYS_SQL),
             client.prepare(&receiver_sql),
+            client.prepare(&position_sql),
             prepare_read(&client, &table),
             async {
                 if writes {
@@ -831,6 +870,7 @@ impl PgSession {
             probe: prepared(probe)?,
             standbys: prepared(standbys)?,
             receiver: prepared(receiver)?,
+            position: prepared(position)?,
             // A missing table is the tick's business: it reports it, or creates it.
             read: read.ok(),
             // Both or neither: the write needs both.
@@ -980,6 +1020,7 @@ impl PgSession {
             aliases: vec![identity.clone()],
             identity,
             db_now_us: get(&row, 1)?,
+            applied: get::<Option<i64>>(&row, 2)?.map(CommitPosition::CommitTime),
         })
     }
 

@@ -17,7 +17,7 @@ use clap::Parser;
 use rpo_exporter::config::Config;
 use rpo_exporter::engine::{self, Engine, ErrorKind, Written};
 use rpo_exporter::exposition;
-use rpo_exporter::heartbeat::{Basis, ClockSample, ExposureSource, Reading, RowStatus};
+use rpo_exporter::heartbeat::{Basis, ClockSample, ExposureSource, LagSource, Reading, RowStatus};
 use rpo_exporter::metrics::{Sample, Switch, Switches};
 use rpo_exporter::state::{Live, State};
 use rpo_exporter::store::{Collector, PairData};
@@ -96,6 +96,8 @@ fn fill(state: &State, engine: &dyn Engine, switches: Switches) {
                         status: RowStatus::Ok,
                         reading: Some(Reading::Ok { lag: 0.0, exposure: 0.42, basis: Basis::Monotonic }),
                         exposure_source: ExposureSource::Heartbeat,
+                        lag_source: LagSource::Heartbeat,
+                        applied: None,
                         read_mono: now,
                         seen_written_us: Some(1_700_000_000_000_000),
                         last_seq: Some(1234),

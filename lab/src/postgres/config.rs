@@ -19,6 +19,9 @@ wal_level = replica
 max_wal_senders = 16
 max_replication_slots = 16
 hot_standby = on
+# Commit times on the primary (pg_last_committed_xact()): rpo-exporter samples them
+# between heartbeats to place a replica's lag below one interval.
+track_commit_timestamp = on
 # Default: 5s. A replica whose upstream went away retries this often; keep reconnects fast.
 wal_retrieve_retry_interval = '1s'
 # wal_sender_timeout and wal_receiver_timeout keep their defaults (60s).

@@ -450,10 +450,11 @@ pub struct PositionSample {
     pub by_mono: f64,
 }
 
-/// How many commit positions the exporter remembers per source. Only changes are
-/// kept: at ten samples per second of a busy source that is over six minutes;
-/// a replica further behind keeps a looser (still true) bound.
-pub const POSITION_HISTORY_LEN: usize = 4096;
+/// How many commit positions the exporter remembers per source (about 50 KiB).
+/// Only changes are kept: at ten samples per second of a busy source that is
+/// 100 s. A replica further behind keeps the heartbeats' bound, and while it
+/// applies nothing its lag is carried forward from its last reading.
+pub const POSITION_HISTORY_LEN: usize = 1024;
 
 /// A source's commit positions as sampled between heartbeats, oldest first, one
 /// entry per change. A clone is cheap, like [`WriteHistory`]'s.

@@ -305,6 +305,13 @@ impl Worker {
                     pairs::advance(&mut self.node.lock().pairs, &advance);
                 }
             }
+            // A node that cannot answer one trivial statement within the timeout,
+            // or whose connection broke, is down: the same evidence as a failed
+            // probe, reported now rather than at the next tick (which may first
+            // have to connect).
+            Err(e) if e.kind == ErrorKind::Timeout || e.kind.is_connection() || outcome.broken => {
+                self.fail(Collector::Role, step.took, &e);
+            }
             Err(e) => {
                 tracing::debug!(cluster = %self.labels.cluster, node = %self.labels.node,
                     reason = e.kind.as_str(), error = %e, "Reading the node's positions failed");

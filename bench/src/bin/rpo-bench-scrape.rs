@@ -65,9 +65,13 @@ struct Args {
     /// With --url: pause between two scrapes.
     #[arg(long, default_value_t = 250)]
     interval_ms: u64,
-    /// Over HTTP: send `Accept-Encoding: gzip`.
+    /// Over HTTP: send `Accept-Encoding: gzip`. Without --http: gzip each render
+    /// at --gzip-level, timed with it (the size is the gzipped one).
     #[arg(long)]
     gzip: bool,
+    /// Without --http: the gzip level, 1 (what the server uses) to 9.
+    #[arg(long, default_value_t = 1)]
+    gzip_level: u32,
     /// Over HTTP: scrapes sent at once, each round.
     #[arg(long, default_value_t = 1)]
     concurrent: usize,
@@ -227,6 +231,14 @@ async fn scrape_loop(
     Ok((head, ms, first.bytes, first.series))
 }
 
+/// `text` gzipped at `level`, as the server compresses a scrape.
+fn gzip(text: &str, level: u32) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(level));
+    encoder.write_all(text.as_bytes()).expect("in memory");
+    encoder.finish().expect("in memory")
+}
+
 fn pct(v: &mut [f64], p: f64) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     let i = ((p * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1;
@@ -323,15 +335,18 @@ fn main() -> Result<()> {
                 touch(&state, args.touch, round);
                 let t = Instant::now();
                 let text = exposition.render_as(format).expect("render");
+                if args.gzip {
+                    std::hint::black_box(gzip(&text, args.gzip_level));
+                }
                 std::hint::black_box(text);
                 t.elapsed().as_secs_f64() * 1000.0
             })
             .collect();
         let (p50, p99, max) = (pct(&mut ms, 0.5), pct(&mut ms, 0.99), pct(&mut ms, 1.0));
+        let bytes = if args.gzip { gzip(&first, args.gzip_level).len() } else { first.len() };
         println!(
-            "| {n} | {series} | {:.1} | {} | {p50:.3} | {p99:.3} | {max:.3} | {:.3} |",
+            "| {n} | {series} | {:.1} | {bytes} | {p50:.3} | {p99:.3} | {max:.3} | {:.3} |",
             series as f64 / n as f64,
-            first.len(),
             p50 * 1000.0 / series as f64
         );
     }

@@ -191,8 +191,16 @@ async fn scrape(
 
     let body = response.bytes().await?;
     let ms = t.elapsed().as_secs_f64() * 1000.0;
-    let series =
-        if gzip { 0 } else { body.split(|b| *b == b'\n').filter(|l| !l.is_empty() && l[0] != b'#').count() };
+    // Counted after the timing: a gzipped body is unpacked first.
+    let text = if gzip {
+        use std::io::Read;
+        let mut text = Vec::new();
+        flate2::read::GzDecoder::new(&body[..]).read_to_end(&mut text)?;
+        text
+    } else {
+        body.to_vec()
+    };
+    let series = text.split(|b| *b == b'\n').filter(|l| !l.is_empty() && l[0] != b'#').count();
     Ok(Scraped { head_ms, ms, bytes: body.len(), series })
 }
 

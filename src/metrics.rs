@@ -455,6 +455,14 @@ impl Samples {
         push_line_end(&mut family.lines, value);
     }
 
+    /// Adds every sample of `other` (lines encoded earlier), family by family,
+    /// after the ones already here.
+    pub fn append(&mut self, other: &Samples) {
+        for f in other.families.iter().filter(|f| !f.lines.is_empty()) {
+            self.family(f.desc).lines.push_str(&f.lines);
+        }
+    }
+
     /// Adds samples a worker kept.
     pub fn extend(&mut self, samples: &[Sample]) {
         for s in samples {

@@ -13,6 +13,7 @@
 use crate::config::ConfigError;
 use crate::exposition::{self, Exposition};
 use crate::webconfig::WebConfig;
+use axum::body::Bytes;
 use axum::extract::{Request, State as AxumState};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
@@ -26,6 +27,7 @@ use hyper_util::service::TowerToHyperService;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
@@ -42,6 +44,9 @@ pub type ReloadRequest = oneshot::Sender<Result<(), ConfigError>>;
 #[derive(Clone)]
 struct AppState {
     exposition: Arc<Exposition>,
+    /// One render in flight per format and encoding, shared by the scrapes
+    /// that arrive while it runs.
+    renders: Arc<SharedRenders>,
     telemetry_path: Arc<str>,
     reload: mpsc::Sender<ReloadRequest>,
     /// `--web.enable-lifecycle`: whether `/-/reload` may reload at all.
@@ -212,6 +217,7 @@ pub async fn serve(
     check_telemetry_path(telemetry_path).map_err(anyhow::Error::msg)?;
     let state = AppState {
         exposition: Arc::new(exposition),
+        renders: Arc::default(),
         telemetry_path: telemetry_path.into(),
         reload,
         lifecycle,
@@ -259,10 +265,15 @@ fn router(state: AppState) -> Router {
 
 /// `GET /metrics`: the format the Accept header asks for (see
 /// [`exposition::Format::negotiate`]), gzipped when Accept-Encoding allows it.
+/// Scrapes that arrive while a render of the same format and encoding runs get
+/// its bytes ([`SharedRenders`]).
 async fn scrape(AxumState(state): AxumState<AppState>, headers: HeaderMap) -> Response {
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
     let format = exposition::Format::negotiate(accept);
-    let body = match state.exposition.render_as(format) {
+    let gzipped = accepts_gzip(&headers);
+    let exposition = &state.exposition;
+    let rendered = state.renders.flight(format, gzipped).get(|| render(exposition, format, gzipped)).await;
+    let body = match rendered {
         Ok(body) => body,
         Err(e) => {
             tracing::error!(error = %e, "Encoding metrics failed");
@@ -271,15 +282,117 @@ async fn scrape(AxumState(state): AxumState<AppState>, headers: HeaderMap) -> Re
     };
     let content_type = (header::CONTENT_TYPE, format.content_type());
     let vary = (header::VARY, "Accept, Accept-Encoding");
-    if !accepts_gzip(&headers) {
-        return ([content_type, vary], body).into_response();
+    match body {
+        Rendered::Plain(body) => ([content_type, vary], body).into_response(),
+        Rendered::Gzip(gz) => ([content_type, vary, (header::CONTENT_ENCODING, "gzip")], gz).into_response(),
     }
-    match gzip(body.as_bytes()) {
-        Ok(gz) => ([content_type, vary, (header::CONTENT_ENCODING, "gzip")], gz).into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "Compressing metrics failed");
-            ([content_type, vary], body).into_response()
+}
+
+/// A scrape's body: the exposition as it is, or gzipped.
+#[derive(Debug, Clone)]
+enum Rendered {
+    Plain(Bytes),
+    Gzip(Bytes),
+}
+
+/// Renders the exposition in `format`, gzipped when `gzipped` (as it is when
+/// compressing fails: the scrape is still answered). The time each step took
+/// goes to the debug log.
+fn render(
+    exposition: &Exposition,
+    format: exposition::Format,
+    gzipped: bool,
+) -> Result<Rendered, std::fmt::Error> {
+    let start = std::time::Instant::now();
+    let body = exposition.render_as(format)?;
+    let rendered = start.elapsed();
+    let bytes = body.len();
+    let out = if gzipped {
+        match gzip(body.as_bytes()) {
+            Ok(gz) => Rendered::Gzip(gz.into()),
+            Err(e) => {
+                tracing::error!(error = %e, "Compressing metrics failed");
+                Rendered::Plain(body.into())
+            }
         }
+    } else {
+        Rendered::Plain(body.into())
+    };
+    tracing::debug!(
+        ?format,
+        bytes,
+        gzip = gzipped,
+        render_ms = rendered.as_secs_f64() * 1e3,
+        total_ms = start.elapsed().as_secs_f64() * 1e3,
+        "Scrape rendered"
+    );
+    Ok(out)
+}
+
+/// The single flights of the scrape: one per format and whether gzipped.
+#[derive(Default)]
+struct SharedRenders {
+    flights: [SingleFlight<Rendered>; 4],
+}
+
+impl SharedRenders {
+    fn flight(&self, format: exposition::Format, gzipped: bool) -> &SingleFlight<Rendered> {
+        let format = match format {
+            exposition::Format::Text => 0,
+            exposition::Format::OpenMetrics => 1,
+        };
+        &self.flights[format * 2 + usize::from(gzipped)]
+    }
+}
+
+/// Concurrent callers of [`SingleFlight::get`] share one result: a caller waits
+/// for the one running and takes its result when it finished after the caller
+/// arrived (so it shows the state at most one render older than the caller's own
+/// render would), else makes its own. The result is kept only while callers
+/// wait for it, so an idle exporter holds no copy of its last scrape.
+struct SingleFlight<T> {
+    /// Arrivals and finished renders, in order: each takes the next number.
+    clock: AtomicU64,
+    /// Callers arrived and not yet served.
+    waiting: AtomicUsize,
+    /// The last result and the number its render took when it finished.
+    last: tokio::sync::Mutex<Option<(u64, T)>>,
+}
+
+impl<T> Default for SingleFlight<T> {
+    fn default() -> Self {
+        SingleFlight { clock: AtomicU64::new(0), waiting: AtomicUsize::new(0), last: Default::default() }
+    }
+}
+
+impl<T: Clone> SingleFlight<T> {
+    /// The result of a `render` that finished after this call began: one
+    /// already running (another caller's), or this caller's own. `render` runs
+    /// while the others wait, without awaiting anything.
+    async fn get<E>(&self, render: impl FnOnce() -> Result<T, E>) -> Result<T, E> {
+        /// Counts a caller out when it is served or gives up (its client left).
+        struct Waiting<'a>(&'a AtomicUsize);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        let arrived = self.clock.fetch_add(1, Ordering::SeqCst);
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let waiting = Waiting(&self.waiting);
+        let mut last = self.last.lock().await;
+        let result = match &*last {
+            Some((finished, shared)) if *finished > arrived => Ok(shared.clone()),
+            _ => render().inspect(|fresh| {
+                *last = Some((self.clock.fetch_add(1, Ordering::SeqCst), fresh.clone()));
+            }),
+        };
+        drop(waiting);
+        // Nobody else waits: let the bytes go. One who arrives now renders anew.
+        if self.waiting.load(Ordering::SeqCst) == 0 {
+            *last = None;
+        }
+        result
     }
 }
 
@@ -985,6 +1098,48 @@ async fn accept_loop(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Callers that arrive while a render runs wait for it and get its result;
+    /// one that arrives after it finished renders anew; nothing is kept once
+    /// every caller is served.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_scrapes_share_one_render() {
+        const CALLERS: usize = 8;
+        let flight = Arc::new(SingleFlight::<u32>::default());
+        let renders = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let (release, hold) = std::sync::mpsc::channel::<()>();
+        let hold = Arc::new(Mutex::new(hold));
+        let mut callers = Vec::new();
+        for _ in 0..CALLERS {
+            let (flight, renders, hold) = (flight.clone(), renders.clone(), hold.clone());
+            callers.push(tokio::spawn(async move {
+                flight
+                    .get(|| {
+                        // The first render holds its worker thread until every
+                        // caller has arrived and waits.
+                        let n = renders.fetch_add(1, Ordering::SeqCst) + 1;
+                        hold.lock().unwrap().recv_timeout(Duration::from_secs(30)).expect("released");
+                        Ok::<u32, ()>(n)
+                    })
+                    .await
+            }));
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while flight.waiting.load(Ordering::SeqCst) < CALLERS {
+            assert!(std::time::Instant::now() < deadline, "the callers never all arrived");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        release.send(()).unwrap();
+        for caller in callers {
+            assert_eq!(caller.await.unwrap(), Ok(1), "every caller gets the one render");
+        }
+        assert_eq!(renders.load(Ordering::SeqCst), 1);
+        assert!(flight.last.lock().await.is_none(), "nothing kept once all are served");
+
+        // A caller arriving after that render finished gets a render of its own.
+        let later = flight.get(|| Ok::<u32, ()>(renders.fetch_add(1, Ordering::SeqCst) + 1)).await;
+        assert_eq!(later, Ok(2));
+    }
 
     #[test]
     fn gzip_only_when_accept_encoding_allows_it() {

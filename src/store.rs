@@ -10,14 +10,23 @@
 //! sets encoded once and reused by every scrape (only values are encoded anew). Which nodes are kept
 //! across a reload is the root's business (the `state` module); this module knows
 //! one configuration at a time.
+//!
+//! A scrape also reuses a node's encoded samples while the node is unchanged:
+//! every write to a node's data goes through [`NodeGuard`], which counts it (the
+//! node's generation), and the samples that depend on the data alone are encoded
+//! again only when the generation moved since they were last encoded. What depends
+//! on the scrape's instant (measurement ages, exposure, whether the last read is
+//! still fresh) is worked out on every scrape.
 
 use crate::config::Cluster;
 use crate::engine::{ErrorKind, Written};
 use crate::heartbeat::{
-    mono_now, ClockSample, ExposureSource, LagSource, PositionHistory, Reading, RowStatus, WriteHistory,
+    mono_now, ClockSample, ExposureSource, LagSource, PositionHistory, PositionSample, Reading, RowStatus,
+    WriteHistory,
 };
 use crate::metrics::{self, Sample, Samples, Switch, Switches};
 use std::collections::BTreeMap;
+use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// The measurement loops a worker runs on each node.
@@ -79,9 +88,6 @@ pub struct NodeData {
     /// Whether this exporter holds the node's write lease, once it tried to write.
     pub write_lease: Option<bool>,
     pub history: WriteHistory,
-    /// This node's commit positions, sampled between heartbeats while it is
-    /// writable.
-    pub positions: PositionHistory,
     /// Sources seen on this node, by source node name.
     pub pairs: BTreeMap<String, PairData>,
     /// Times the node's role (writable or not) changed, and when it last did
@@ -125,9 +131,64 @@ pub struct NodeState {
     pub cluster: String,
     pub name: String,
     pub region: String,
-    data: Mutex<NodeData>,
+    data: Mutex<Tracked>,
     /// The node's label sets, encoded once for the scrape.
     keys: NodeKeys,
+    /// The node's samples that depend on its data alone, as the last scrape
+    /// encoded them.
+    encoded: Mutex<Encoded>,
+    /// The node's commit positions, sampled between heartbeats while it is
+    /// writable. Apart from its data: no series shows them, so recording one
+    /// leaves the node's encoded samples valid.
+    positions: Mutex<PositionHistory>,
+}
+
+/// A node's data and its generation: how many times it was borrowed for
+/// writing. Only [`NodeGuard`] reaches the data, so no change can leave the
+/// generation where it was.
+#[derive(Debug, Default)]
+struct Tracked {
+    data: NodeData,
+    generation: u64,
+}
+
+/// A node's data, locked ([`NodeState::lock`]). Reading through it changes
+/// nothing; every mutable borrow moves the node's generation on (before the
+/// lock is let go), whether or not a value then changes.
+pub struct NodeGuard<'a> {
+    guard: MutexGuard<'a, Tracked>,
+}
+
+impl NodeGuard<'_> {
+    /// Moves on with every mutable borrow of the data: two equal generations
+    /// read under the lock mean the data was not written in between.
+    pub fn generation(&self) -> u64 {
+        self.guard.generation
+    }
+}
+
+impl Deref for NodeGuard<'_> {
+    type Target = NodeData;
+    fn deref(&self) -> &NodeData {
+        &self.guard.data
+    }
+}
+
+impl DerefMut for NodeGuard<'_> {
+    fn deref_mut(&mut self) -> &mut NodeData {
+        let tracked = &mut *self.guard;
+        tracked.generation = tracked.generation.wrapping_add(1);
+        &mut tracked.data
+    }
+}
+
+/// A node's samples that depend on its data alone ([`fixed_samples`]), and
+/// what they were encoded from: the node's generation and whether its last
+/// read was fresh. Reused while both are the same; never shown for another.
+#[derive(Debug, Default)]
+struct Encoded {
+    from: Option<(u64, bool)>,
+    samples: Samples,
 }
 
 /// A node's label sets as the scrape writes them ([`metrics::label_block`]):
@@ -196,7 +257,7 @@ impl NodeState {
             cluster: cluster.to_owned(),
             name: name.to_owned(),
             region: region.to_owned(),
-            data: Mutex::new(NodeData::default()),
+            data: Mutex::default(),
             keys: NodeKeys {
                 node: metrics::label_block(metrics::NODE, &labels),
                 collectors: Collector::ALL.map(|c| {
@@ -207,13 +268,25 @@ impl NodeState {
                 }),
                 pairs: Mutex::new(BTreeMap::new()),
             },
+            encoded: Mutex::default(),
+            positions: Mutex::default(),
         }
     }
 
-    pub fn lock(&self) -> MutexGuard<'_, NodeData> {
+    /// The node's commit positions (a cheap clone).
+    pub fn positions(&self) -> PositionHistory {
+        self.positions.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Records a commit position sampled on the node.
+    pub fn record_position(&self, sample: PositionSample) {
+        self.positions.lock().unwrap_or_else(|p| p.into_inner()).push(sample);
+    }
+
+    pub fn lock(&self) -> NodeGuard<'_> {
         // A panic while holding the lock cannot leave numbers half-written in a
         // way that matters more than losing the exporter; keep serving.
-        self.data.lock().unwrap_or_else(|p| p.into_inner())
+        NodeGuard { guard: self.data.lock().unwrap_or_else(|p| p.into_inner()) }
     }
 }
 
@@ -258,10 +331,71 @@ impl ClusterState {
     }
 }
 
+/// A node's samples: the ones of its data alone as the last scrape encoded them
+/// when the node has not changed since (and its last read is as fresh or stale
+/// as then), else encoded anew; then the ones of the scrape's instant.
 fn node_samples(node: &NodeState, now: f64, max_age: f64, switches: Switches, out: &mut Samples) {
+    let d = node.lock();
+    // A pair's lag is only as good as the last read: when the node is down, the
+    // read failed, or it is older than a worker can take to notice a failure, the
+    // series go absent (unknown) rather than repeat an old value that may read 0.
+    let read = &d.collectors[Collector::HeartbeatRead.index()];
+    let fresh = d.up && read.last_ok && read.last_success_mono.is_some_and(|t| now - t <= max_age);
+    let mut encoded = node.encoded.lock().unwrap_or_else(|p| p.into_inner());
+    let from = Some((d.generation(), fresh));
+    if encoded.from != from {
+        encoded.samples.clear();
+        fixed_samples(node, &d, fresh, switches, &mut encoded.samples);
+        encoded.from = from;
+    }
+    out.append(&encoded.samples);
+    drop(encoded);
+    instant_samples(node, &d, now, fresh, out);
+}
+
+/// The samples of the scrape's instant: each collector's measurement age, each
+/// fresh pair's exposure aged to the scrape.
+fn instant_samples(node: &NodeState, d: &NodeData, now: f64, fresh: bool, out: &mut Samples) {
+    for c in Collector::ALL {
+        let cd = &d.collectors[c.index()];
+        if let (true, Some(t)) = (cd.ran, cd.last_success_mono) {
+            out.push_block(&metrics::MEASUREMENT_AGE, &node.keys.collectors[c.index()], (now - t).max(0.0));
+        }
+    }
+    if !fresh {
+        return;
+    }
+    let mut pair_keys = node.keys.pairs.lock().unwrap_or_else(|p| p.into_inner());
+    for (source, p) in &d.pairs {
+        if let Some(Reading::Ok { exposure, .. }) = p.reading {
+            // Exposure stays an upper bound of the truth until the next read: since
+            // this one, the newest heartbeat the replica shows can only have aged.
+            // Lag stays as read: the replica may have caught up since.
+            let k = pair_key(node, &mut pair_keys, source, p);
+            out.push_block(&metrics::EXPOSURE, &k.pair, exposure + (now - p.read_mono).max(0.0));
+        }
+    }
+}
+
+/// The kept label sets of the pair from `source`, made when it is new.
+fn pair_key<'a>(
+    node: &NodeState,
+    pair_keys: &'a mut BTreeMap<String, PairKeys>,
+    source: &str,
+    p: &PairData,
+) -> &'a PairKeys {
+    if !pair_keys.contains_key(source) {
+        pair_keys.insert(source.to_owned(), PairKeys::new(node, source, &p.source_region));
+    }
+    &pair_keys[source]
+}
+
+/// The node's samples that depend on its data alone (and on whether its last
+/// read is `fresh`), not on the scrape's instant: what a scrape may reuse while
+/// the node's generation stays the same.
+fn fixed_samples(node: &NodeState, d: &NodeData, fresh: bool, switches: Switches, out: &mut Samples) {
     let stats = switches.enabled(Switch::CollectorStats);
     let row_status = switches.enabled(Switch::RowStatus);
-    let d = node.lock();
     let keys = &node.keys;
     let labels = &[node.cluster.as_str(), &node.name, &node.region];
     let [cluster, name, region] = *labels;
@@ -291,9 +425,6 @@ fn node_samples(node: &NodeState, now: f64, max_age: f64, switches: Switches, ou
             out.push_block(&metrics::COLLECTOR_SUCCESS, l, f64::from(u8::from(cd.last_ok)));
             out.push_block(&metrics::COLLECTOR_DURATION, l, cd.last_duration);
         }
-        if let Some(t) = cd.last_success_mono {
-            out.push_block(&metrics::MEASUREMENT_AGE, l, (now - t).max(0.0));
-        }
         for (kind, n) in &cd.errors {
             out.push(
                 &metrics::COLLECTOR_ERRORS,
@@ -312,26 +443,15 @@ fn node_samples(node: &NodeState, now: f64, max_age: f64, switches: Switches, ou
         out.push_block(&metrics::HB_WRITTEN, n, w.written_us as f64 / 1e6);
         out.push_block(&metrics::HB_SEQUENCE, n, w.seq as f64);
     }
-    // A pair's lag is only as good as the last read: when the node is down, the
-    // read failed, or it is older than a worker can take to notice a failure, the
-    // series go absent (unknown) rather than repeat an old value that may read 0.
     let read = &d.collectors[Collector::HeartbeatRead.index()];
-    let fresh = d.up && read.last_ok && read.last_success_mono.is_some_and(|t| now - t <= max_age);
     let mut pair_keys = keys.pairs.lock().unwrap_or_else(|p| p.into_inner());
     // Only the pairs the node has now keep their blocks.
     pair_keys.retain(|source, k| d.pairs.get(source).is_some_and(|p| p.source_region == k.source_region));
     for (source, p) in &d.pairs {
-        if !pair_keys.contains_key(source) {
-            pair_keys.insert(source.clone(), PairKeys::new(node, source, &p.source_region));
-        }
-        let k = &pair_keys[source];
+        let k = pair_key(node, &mut pair_keys, source, p);
         let pair = k.pair.as_str();
-        if let (true, Some(Reading::Ok { lag, exposure, .. })) = (fresh, p.reading) {
+        if let (true, Some(Reading::Ok { lag, .. })) = (fresh, p.reading) {
             out.push_block(&metrics::LAG, pair, lag);
-            // Exposure stays an upper bound of the truth until the next read: since
-            // this one, the newest heartbeat the replica shows can only have aged.
-            // Lag stays as read: the replica may have caught up since.
-            out.push_block(&metrics::EXPOSURE, pair, exposure + (now - p.read_mono).max(0.0));
             if row_status {
                 let at = ExposureSource::ALL.iter().position(|s| *s == p.exposure_source).unwrap_or(0);
                 out.push_block(&metrics::EXPOSURE_SOURCE, &k.exposure_sources[at], 1.0);
@@ -370,8 +490,12 @@ mod tests {
     }
 
     fn scrape(c: &ClusterState, switches: Switches) -> String {
+        scrape_at(c, switches, crate::heartbeat::mono_now())
+    }
+
+    fn scrape_at(c: &ClusterState, switches: Switches, now: f64) -> String {
         let mut out = Samples::default();
-        c.samples(crate::heartbeat::mono_now(), switches, &mut out);
+        c.samples(now, switches, &mut out);
         let mut text = String::new();
         for desc in metrics::CORE {
             if let Some(f) = out.take(desc) {
@@ -437,5 +561,102 @@ mod tests {
         assert!(!third.contains("source_node="), "{third}");
         assert!(!third.contains("rpo_collector_duration_seconds"), "{third}");
         assert!(r.keys.pairs.lock().unwrap().is_empty(), "a gone pair's block is dropped");
+    }
+
+    /// The node's encoded samples of its data alone, and what they were made from.
+    fn encoded(node: &NodeState) -> (Option<(u64, bool)>, String) {
+        let e = node.encoded.lock().unwrap();
+        let text = metrics::CORE.iter().filter_map(|d| e.samples.get(d)).map(|f| f.lines()).collect();
+        (e.from, text)
+    }
+
+    /// Reading a node leaves its generation alone; any write moves it on.
+    #[test]
+    fn only_writes_move_a_node_generation() {
+        let c = cluster();
+        let node = &c.nodes[0];
+        let g0 = node.lock().generation();
+        assert!(!node.lock().is_writer());
+        let _ = node.lock().pairs.len();
+        assert_eq!(node.lock().generation(), g0, "reads are no change");
+        node.lock().sessions_opened += 1;
+        let g1 = node.lock().generation();
+        assert_ne!(g1, g0);
+        node.lock().record_success(Collector::Role, 0.001);
+        assert_ne!(node.lock().generation(), g1, "a write through a method counts too");
+    }
+
+    /// An unchanged node's encoded samples are reused byte for byte; a changed
+    /// one's are encoded again and show the new values on the next scrape; what
+    /// depends on the scrape's instant (ages, exposure, whether the last read is
+    /// still fresh) follows the instant even while the node's samples are reused.
+    #[test]
+    fn a_scrape_reuses_only_unchanged_nodes_samples() {
+        let c = cluster();
+        let (p, r) = (&c.nodes[0], &c.nodes[1]);
+        let t0 = mono_now();
+        {
+            let mut d = p.lock();
+            d.up = true;
+            d.writable = Some(true);
+            d.writes = 5;
+            d.record_success(Collector::HeartbeatWrite, 0.002);
+        }
+        {
+            let mut d = r.lock();
+            d.up = true;
+            d.writable = Some(false);
+            d.record_success(Collector::HeartbeatRead, 0.001);
+            d.collector(Collector::HeartbeatRead).last_success_mono = Some(t0);
+            let mut pair = pair("us-east-1", 0.25);
+            pair.read_mono = t0;
+            d.pairs.insert("p".into(), pair);
+        }
+        let key = "{db_cluster=\"c\",source_node=\"p\",source_region=\"us-east-1\",replica_node=\"r\",replica_region=\"eu-west-1\"}";
+        let age = |s: f64| {
+            format!("rpo_measurement_age_seconds{{db_cluster=\"c\",node=\"r\",node_region=\"eu-west-1\",collector=\"heartbeat_read\"}} {s}\n")
+        };
+        let first = scrape_at(&c, Switches::default(), t0 + 1.0);
+        assert!(first.contains(&format!("rpo_data_loss_exposure_seconds{key} 1.75\n")), "{first}");
+        assert!(first.contains(&age(1.0)), "{first}");
+        let (p_from, p_text) = encoded(p);
+        let (r_from, r_text) = encoded(r);
+        assert!(p_text.contains(
+            "rpo_heartbeat_writes_total{db_cluster=\"c\",node=\"p\",node_region=\"us-east-1\"} 5\n"
+        ));
+
+        // Nothing written: both nodes' samples are reused as they were, while
+        // the ages and the exposure move with the scrape's instant.
+        let second = scrape_at(&c, Switches::default(), t0 + 3.0);
+        assert_eq!(encoded(p), (p_from, p_text.clone()));
+        assert_eq!(encoded(r), (r_from, r_text.clone()));
+        assert!(second.contains(&format!("rpo_data_loss_exposure_seconds{key} 3.75\n")), "{second}");
+        assert!(second.contains(&age(3.0)) && !second.contains(&age(1.0)), "{second}");
+        assert!(second.contains(&format!("rpo_replication_lag_seconds{key} 0.25\n")));
+
+        // The primary writes a heartbeat: its samples are encoded again and show
+        // it; the replica's are still reused.
+        p.lock().writes = 6;
+        let third = scrape_at(&c, Switches::default(), t0 + 3.0);
+        assert!(
+            third.contains(
+                "rpo_heartbeat_writes_total{db_cluster=\"c\",node=\"p\",node_region=\"us-east-1\"} 6\n"
+            ),
+            "{third}"
+        );
+        assert!(!third.contains("} 5\n"), "{third}");
+        assert_ne!(encoded(p).0, p_from);
+        assert_eq!(encoded(r), (r_from, r_text.clone()));
+
+        // Long after the last read, the replica's lag goes absent although the
+        // replica itself has not changed: freshness is the scrape's instant's.
+        let late = scrape_at(&c, Switches::default(), t0 + 3600.0);
+        assert!(!late.contains("rpo_replication_lag_seconds{"), "{late}");
+        assert!(!late.contains("rpo_data_loss_exposure_seconds{"), "{late}");
+        assert!(late.contains(&format!("rpo_heartbeat_seen_timestamp_seconds{key} 1700000000\n")));
+        assert_eq!(encoded(r).0, r_from.map(|(g, _)| (g, false)));
+        // And back at a fresh instant it is there again, as before.
+        let again = scrape_at(&c, Switches::default(), t0 + 3.0);
+        assert_eq!(again, third);
     }
 }

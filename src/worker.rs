@@ -267,17 +267,17 @@ impl Worker {
             Ok(p) if writable => match p.committed {
                 Some(position) => {
                     let by = step.sent + step.took;
-                    let mut d = self.node.lock();
+                    let clock = self.node.lock().clock;
                     // A commit time is placed through this node's clock, its half
                     // round trip and drift as slack; it was reached by the answer.
-                    let by_mono = match (&position, d.clock) {
+                    let by_mono = match (&position, clock) {
                         (CommitPosition::CommitTime(us), Some(clock)) => {
                             let slack = clock.rtt / 2.0 + (by - clock.mono).abs() * MAX_CLOCK_DRIFT;
                             (clock.to_mono(*us) + slack).min(by)
                         }
                         _ => by,
                     };
-                    d.positions.push(PositionSample { position, by_mono });
+                    self.node.record_position(PositionSample { position, by_mono });
                 }
                 None => {
                     tracing::info!(cluster = %self.labels.cluster, node = %self.labels.node,
@@ -629,7 +629,7 @@ impl Worker {
                     writable: d.writable,
                     aliases: d.aliases.clone(),
                     history: d.history.clone(),
-                    positions: d.positions.clone(),
+                    positions: n.positions(),
                     clock: d.clock,
                     physical: config.replication == Replication::Physical,
                 }

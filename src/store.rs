@@ -278,6 +278,11 @@ impl NodeState {
         self.positions.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    /// Whether any commit position was sampled on the node.
+    pub fn has_positions(&self) -> bool {
+        !self.positions.lock().unwrap_or_else(|p| p.into_inner()).is_empty()
+    }
+
     /// Records a commit position sampled on the node.
     pub fn record_position(&self, sample: PositionSample) {
         self.positions.lock().unwrap_or_else(|p| p.into_inner()).push(sample);

@@ -253,12 +253,14 @@ impl Worker {
             return false;
         }
         let cluster = self.cluster.borrow().clone();
-        let views = if writable { Vec::new() } else { self.views(&cluster) };
         let name = &self.node.name;
-        if !writable && !views.iter().any(|n| n.name != *name && n.is_writer() && !n.positions.is_empty()) {
+        let compared =
+            || cluster.nodes.iter().any(|n| n.name != *name && n.has_positions() && n.lock().is_writer());
+        if !writable && !compared() {
             // No writer with positions to compare with: nothing to learn now.
             return true;
         }
+        let views = if writable { Vec::new() } else { self.views(&cluster) };
         let Some(session) = self.session.as_mut() else { return false };
         let outcome = session.position(self.heartbeat.timeout).await;
         let step = outcome.step;

@@ -262,7 +262,8 @@ impl Worker {
         }
         let views = if writable { Vec::new() } else { self.views(&cluster) };
         let Some(session) = self.session.as_mut() else { return false };
-        let outcome = session.position(self.heartbeat.timeout).await;
+        let deadline = self.heartbeat.timeout;
+        let outcome = session.position(deadline).await;
         let step = outcome.step;
         match step.result {
             Ok(p) if !p.supported => self.positions_supported = false,
@@ -307,11 +308,12 @@ impl Worker {
                     pairs::advance(&mut self.node.lock().pairs, &advance);
                 }
             }
-            // A node that cannot answer one trivial statement within the timeout,
-            // or whose connection broke, is down: the same evidence as a failed
-            // probe, reported now rather than at the next tick (which may first
-            // have to connect).
-            Err(e) if e.kind == ErrorKind::Timeout || e.kind.is_connection() || outcome.broken => {
+            // A node that did not answer one trivial statement within the
+            // timeout, or whose connection broke, is down: the same evidence as a
+            // failed probe, reported now rather than at the next tick (which may
+            // first have to connect). A statement the server itself gave up on
+            // answered in time, and says nothing of the node.
+            Err(e) if step.took >= deadline.as_secs_f64() || e.kind.is_connection() || outcome.broken => {
                 self.fail(Collector::Role, step.took, &e);
             }
             Err(e) => {

@@ -143,9 +143,9 @@ fn error_summary_md(samples: &[Sample]) -> String {
         for (interval, lt, et) in INTERVALS {
             for (traffic, writes) in [("with writes", true), ("without (idle primary)", false)] {
                 let pick = |tool: &'static str| {
-                    samples
-                        .iter()
-                        .filter(move |s| s.engine == engine && s.tool == tool && (s.scenario != IDLE) == writes)
+                    samples.iter().filter(move |s| {
+                        s.engine == engine && s.tool == tool && (s.scenario != IDLE) == writes
+                    })
                 };
                 if pick(lt).next().is_none() {
                     continue;
@@ -334,6 +334,8 @@ pub struct ScaleStep {
     pub bytes: usize,
     /// The exporter's CPU seconds per wall second.
     pub share: f64,
+    /// The same for the bench itself (scraping and parsing the exporter's output).
+    pub bench: f64,
     /// The same for every process of the PostgreSQL servers (postmasters and their
     /// children, exited ones included).
     pub servers: f64,
@@ -348,6 +350,9 @@ pub struct ScaleStep {
     /// Fewest pairs reporting lag in a scrape of the step, and the most before it.
     pub pairs_min: usize,
     pub pairs: usize,
+    /// Sessions the exporter opened during the step (`rpo_node_sessions_opened_total`):
+    /// 0 in a steady state, reconnects after timeouts otherwise.
+    pub reconnects: f64,
 }
 
 /// The scale section's heading and table head, and `scale.csv`'s header, for `secs` s per
@@ -358,15 +363,16 @@ pub fn scale_head(secs: u64, labs: usize, cores: usize) -> (String, String) {
     } else {
         format!("{labs} PostgreSQL pairs, clusters dealt round robin, table rpo.hb_NNN per cluster")
     };
-    let md = format!("## Scale: rpo-exporter watching N clusters at 1 s ({on}, {secs} s per step)\n\nCPU share = CPU seconds / wall seconds over the step (1.0 = one core; the host has {cores}). Exporter: the rpo-exporter process. Servers: every process of the PostgreSQL servers (each postmaster and its children, exited ones included), from /proc. Host: the whole machine's busy time from /proc/stat (the bench itself and any other work on the host included). Limit: what ran out first, judged from those shares. Jitter = |interval between consecutive written heartbeat timestamps − 1 s| (from `rpo_heartbeat_written_timestamp_seconds` and `rpo_heartbeat_sequence`, scraped every 250 ms). Scrape latency over the step's scrapes; bytes and series of the last one.\n\n| Clusters | Series | Series per cluster | Bytes per scrape | Exporter CPU share | Servers CPU share | Host CPU share | RSS (MiB) | RSS per cluster (KiB) | Jitter p99 (ms) | Scrape p50 (ms) | Scrape p99 (ms) | Pairs reporting | Limit |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    let md = format!("## Scale: rpo-exporter watching N clusters at 1 s ({on}, {secs} s per step)\n\nCPU share = CPU seconds / wall seconds over the step (1.0 = one core; the host has {cores}). Exporter: the rpo-exporter process. Servers: every process of the PostgreSQL servers (each postmaster and its children, exited ones included), from /proc. Host: the whole machine's busy time from /proc/stat (the bench itself and any other work on the host included; the bench's own share is in `scale.csv`). Limit: what ran out first, judged from those shares. Jitter = |interval between consecutive written heartbeat timestamps − 1 s| (from `rpo_heartbeat_written_timestamp_seconds` and `rpo_heartbeat_sequence`, scraped every 250 ms). Scrape latency over the step's scrapes; bytes and series of the last one. Sessions opened: `rpo_node_sessions_opened_total` over the step (0 when every session lives; reconnects after timeouts otherwise).\n\n| Clusters | Series | Series per cluster | Bytes per scrape | Exporter CPU share | Servers CPU share | Host CPU share | RSS (MiB) | RSS per cluster (KiB) | Jitter p99 (ms) | Scrape p50 (ms) | Scrape p99 (ms) | Pairs reporting | Sessions opened | Limit |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     let csv = String::from(
-        "clusters,series,bytes,cpu_share,servers_cpu_share,host_cpu_share,rss_bytes,jitter_p99_ms,scrape_p50_ms,scrape_p99_ms,pairs\n",
+        "clusters,series,bytes,cpu_share,servers_cpu_share,host_cpu_share,bench_cpu_share,rss_bytes,jitter_p99_ms,scrape_p50_ms,scrape_p99_ms,pairs,sessions_opened\n",
     );
     (md, csv)
 }
 
 /// What limited a step of `n` clusters on `cores` CPUs: the host's CPU when it was
-/// (nearly) all busy, else none yet; and which of servers and exporter used more.
+/// (nearly) all busy, and by whom (the servers and the exporter, or other work on the
+/// host), else none yet; and which of servers and exporter used more.
 pub fn scale_limit(step: &ScaleStep, n: usize, cores: usize) -> String {
     let busier = if step.servers >= step.share {
         format!("servers {:.1}× the exporter", step.servers / step.share.max(1e-9))
@@ -374,8 +380,19 @@ pub fn scale_limit(step: &ScaleStep, n: usize, cores: usize) -> String {
         format!("exporter {:.1}× the servers", step.share / step.servers.max(1e-9))
     };
     let failing = if step.pairs_min < n { ", pairs missing" } else { "" };
+    let own = step.servers + step.share;
     if step.host >= 0.9 * cores as f64 {
-        format!("{cores} cores saturated ({busier}){failing}")
+        if own >= 0.5 * step.host {
+            format!(
+                "{cores} cores saturated, {:.0}% by servers and exporter ({busier}){failing}",
+                100.0 * own / step.host
+            )
+        } else {
+            format!(
+                "{cores} cores saturated by other work (servers and exporter {own:.2}, the bench {:.2}, of {:.2}; {busier}){failing}",
+                step.bench, step.host
+            )
+        }
     } else {
         format!("none: {:.0}% of {cores} cores busy ({busier}){failing}", 100.0 * step.host / cores as f64)
     }
@@ -384,17 +401,31 @@ pub fn scale_limit(step: &ScaleStep, n: usize, cores: usize) -> String {
 /// Appends the step of `n` clusters to the scale table and CSV.
 pub fn scale_row(md: &mut String, csv: &mut String, n: usize, step: &ScaleStep, cores: usize) {
     let limit = scale_limit(step, n, cores);
-    let ScaleStep { series, bytes, share, servers, host, rss, j99, p50, p99, pairs_min, pairs } = step;
+    let ScaleStep {
+        series,
+        bytes,
+        share,
+        bench,
+        servers,
+        host,
+        rss,
+        j99,
+        p50,
+        p99,
+        pairs_min,
+        pairs,
+        reconnects,
+    } = step;
     let _ = writeln!(
         md,
-        "| {n} | {series} | {:.1} | {bytes} | {share:.3} | {servers:.3} | {host:.3} | {:.1} | {:.0} | {j99:.1} | {p50:.2} | {p99:.2} | {pairs_min}–{pairs} of {n} | {limit} |",
+        "| {n} | {series} | {:.1} | {bytes} | {share:.3} | {servers:.3} | {host:.3} | {:.1} | {:.0} | {j99:.1} | {p50:.2} | {p99:.2} | {pairs_min}–{pairs} of {n} | {reconnects:.0} | {limit} |",
         *series as f64 / n as f64,
         rss / 1048576.0,
         rss / 1024.0 / n as f64
     );
     let _ = writeln!(
         csv,
-        "{n},{series},{bytes},{share:.4},{servers:.4},{host:.4},{rss},{j99:.2},{p50:.3},{p99:.3},{pairs_min}"
+        "{n},{series},{bytes},{share:.4},{servers:.4},{host:.4},{bench:.4},{rss},{j99:.2},{p50:.3},{p99:.3},{pairs_min},{reconnects}"
     );
 }
 
@@ -481,7 +512,13 @@ mod tests {
         let md = accuracy_md(&samples);
         let section = |title: &str| -> Vec<String> {
             let at = md.find(title).unwrap_or_else(|| panic!("{title} in {md}"));
-            md[at..].lines().skip(1).skip_while(|l| !l.starts_with("| mariadb")).take_while(|l| l.starts_with('|')).map(str::to_owned).collect()
+            md[at..]
+                .lines()
+                .skip(1)
+                .skip_while(|l| !l.starts_with("| mariadb"))
+                .take_while(|l| l.starts_with('|'))
+                .map(str::to_owned)
+                .collect()
         };
         assert_eq!(
             section("lag error by interval and traffic"),
@@ -507,6 +544,7 @@ mod tests {
             series: 2000,
             bytes: 250_000,
             share,
+            bench: 0.05,
             servers,
             host,
             rss: 20.0 * 1048576.0,
@@ -515,14 +553,19 @@ mod tests {
             p99: 2.0,
             pairs_min,
             pairs: 10,
+            reconnects: 0.0,
         };
         let (mut md, mut csv) = (String::new(), String::new());
         scale_row(&mut md, &mut csv, 10, &step(0.1, 0.4, 0.6, 10), 2);
-        assert_eq!(md, "| 10 | 2000 | 200.0 | 250000 | 0.100 | 0.400 | 0.600 | 20.0 | 2048 | 3.0 | 1.00 | 2.00 | 10–10 of 10 | none: 30% of 2 cores busy (servers 4.0× the exporter) |\n");
-        assert_eq!(csv, "10,2000,250000,0.1000,0.4000,0.6000,20971520,3.00,1.000,2.000,10\n");
+        assert_eq!(md, "| 10 | 2000 | 200.0 | 250000 | 0.100 | 0.400 | 0.600 | 20.0 | 2048 | 3.0 | 1.00 | 2.00 | 10–10 of 10 | 0 | none: 30% of 2 cores busy (servers 4.0× the exporter) |\n");
+        assert_eq!(csv, "10,2000,250000,0.1000,0.4000,0.6000,0.0500,20971520,3.00,1.000,2.000,10,0\n");
         assert_eq!(
             scale_limit(&step(0.9, 0.6, 1.85, 7), 10, 2),
-            "2 cores saturated (exporter 1.5× the servers), pairs missing"
+            "2 cores saturated, 81% by servers and exporter (exporter 1.5× the servers), pairs missing"
+        );
+        assert_eq!(
+            scale_limit(&step(0.01, 0.02, 1.9, 10), 10, 2),
+            "2 cores saturated by other work (servers and exporter 0.03, the bench 0.05, of 1.90; servers 2.0× the exporter)"
         );
     }
 

@@ -9,8 +9,8 @@
 
 use crate::report::{self, ScaleStep};
 use crate::tools::{
-    cluster_yaml, host_cpu, lag_pairs, pg_node_yaml, proc_usage, rpo_exporter, schema_sql, scrape,
-    series_count, tree_cpu, written_heartbeats, Proc,
+    cluster_yaml, host_cpu, lag_pairs, metric_sum, pg_node_yaml, proc_usage, rpo_exporter, schema_sql,
+    scrape, series_count, tree_cpu, written_heartbeats, Proc,
 };
 use crate::{PASSWORD, ROLE};
 use anyhow::Result;
@@ -100,8 +100,10 @@ impl Scale<'_> {
         let one = schema_sql(bin, &["postgres", "--table", "rpo.hb_000"])?;
         for (k, lab) in labs.iter().enumerate() {
             Self::size(lab, max.div_ceil(pairs)).await?;
-            let sql: String =
-                (k..max).step_by(pairs).map(|i| one.replace("rpo.hb_000", &format!("rpo.hb_{i:03}"))).collect();
+            let sql: String = (k..max)
+                .step_by(pairs)
+                .map(|i| one.replace("rpo.hb_000", &format!("rpo.hb_{i:03}")))
+                .collect();
             lab.create_role(ROLE, PASSWORD, &sql).await?;
         }
         let pw = work.join("scale-password");
@@ -178,6 +180,7 @@ async fn scale_step(
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (_, c0) = proc_usage(p.pid());
+    let (_, b0) = proc_usage(std::process::id());
     // Scanning 2,000 server processes takes a while on a busy host: each CPU figure gets
     // the wall time between the middles of its two readings.
     let (s0, ts0) = timed(servers_cpu);
@@ -187,6 +190,8 @@ async fn scale_step(
     let mut jitter = Jitter::default();
     let (mut series, mut bytes) = (0, 0);
     let mut pairs_min = usize::MAX;
+    // Sessions the exporter opened, at the first and the last scrape of the step.
+    let mut opened: Option<(f64, f64)> = None;
     while t0.elapsed() < Duration::from_secs(secs) {
         let tick = Instant::now();
         if let Some((text, d)) = scrape(client, &p.url).await {
@@ -194,12 +199,15 @@ async fn scale_step(
             series = series_count(&text);
             bytes = text.len();
             pairs_min = pairs_min.min(lag_pairs(&text));
+            let o = metric_sum(&text, "rpo_node_sessions_opened_total");
+            opened = Some((opened.map_or(o, |(first, _)| first), o));
             jitter.observe(&text);
         }
         tokio::time::sleep(Duration::from_millis(250).saturating_sub(tick.elapsed())).await;
     }
     let wall = t0.elapsed().as_secs_f64();
     let (rss, c1) = proc_usage(p.pid());
+    let (_, b1) = proc_usage(std::process::id());
     let h1 = host_cpu();
     let (s1, ts1) = timed(servers_cpu);
     let (p50, p99, j99) =
@@ -209,6 +217,7 @@ async fn scale_step(
         series,
         bytes,
         share: (c1 - c0) / wall,
+        bench: (b1 - b0) / wall,
         servers: (s1 - s0) / ts1.duration_since(ts0).as_secs_f64(),
         // Busy ticks over all ticks, times the cores: no wall clock involved.
         host: (h1.0 - h0.0) / (h1.1 - h0.1) * cores as f64,
@@ -218,6 +227,7 @@ async fn scale_step(
         p99,
         pairs_min,
         pairs,
+        reconnects: opened.map_or(f64::NAN, |(a, b)| b - a),
     })
 }
 

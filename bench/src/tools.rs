@@ -96,6 +96,15 @@ pub fn lag_pairs(text: &str) -> usize {
     text.lines().filter(|l| l.starts_with("rpo_replication_lag_seconds{")).count()
 }
 
+/// The sum of every sample of `name` in one scrape (a counter over all its label sets).
+pub fn metric_sum(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter_map(|l| l.strip_prefix(name))
+        .filter(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        .filter_map(|rest| rest.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 /// Each rpo-exporter writer's (heartbeat sequence, written timestamp) in one scrape, by
 /// label text; writers lacking either are left out.
 pub fn written_heartbeats(text: &str) -> BTreeMap<String, (f64, f64)> {
@@ -504,11 +513,14 @@ pub struct Reading {
 /// What every tool reported in `round`, each against its lab's truth at `now`, in the
 /// samples' order.
 pub fn readings(round: &Round, truths: &Truths, now: Instant) -> Vec<Reading> {
-    let plain = |engine, tool, truth: f64, value: Option<f64>| Reading { engine, tool, truth, value, source: None };
+    let plain =
+        |engine, tool, truth: f64, value: Option<f64>| Reading { engine, tool, truth, value, source: None };
     let mut out = Vec::new();
     let (tr_b, tr_d) = (truths.pgb.at(now), truths.myb.at(now));
     // PostgreSQL
-    out.extend(rpo_readings(&round.rpo_pg, "r1", truths.pga, now).map(|r| Reading { engine: "postgres", ..r }));
+    out.extend(
+        rpo_readings(&round.rpo_pg, "r1", truths.pga, now).map(|r| Reading { engine: "postgres", ..r }),
+    );
     out.extend(fast_readings("postgres", &round.rpo_fast, "rf", truths.pga.at(now)));
     let pg_lag = metric(&round.pg_exp, "pg_replication_lag", &[]);
     out.push(plain("postgres", "postgres_exporter pg_replication_lag", tr_b, pg_lag));
@@ -584,6 +596,7 @@ mod tests {
             assert_eq!(metric(text, name, want), got, "{name} {want:?}");
         }
         assert_eq!(series_count(text), 4);
+        assert_eq!(metric_sum("x{a=\"1\"} 2\nx_total 5\nx{a=\"2\"} 3\nx 1\n", "x"), 6.0);
         let info = "rpo_lag_source_info{source_node=\"p\",replica_node=\"r\",source=\"heartbeat\"} 0\n\
                     rpo_lag_source_info{source_node=\"p\",replica_node=\"r\",source=\"gtid_position\"} 1\n\
                     rpo_lag_source_info{source=\"commit_timestamp\",replica_node=\"s\"} 1\n";
@@ -646,7 +659,10 @@ mod tests {
             readings(&round, &truths, now).into_iter().filter_map(|r| Some((r.tool, r.source?))).collect();
         assert_eq!(
             sources,
-            [("rpo-exporter lag", "commit_timestamp".to_owned()), ("rpo-exporter 100ms lag", "gtid_position".into())]
+            [
+                ("rpo-exporter lag", "commit_timestamp".to_owned()),
+                ("rpo-exporter 100ms lag", "gtid_position".into())
+            ]
         );
         let want = [
             ("postgres", "rpo-exporter lag", 4.0, Some(3.9)),

@@ -31,6 +31,9 @@ const ROLE: &str = "rpo_exporter";
 const PASSWORD: &str = "bench-Pw-7d1c";
 
 #[derive(Parser)]
+// A flag given twice takes the last value: `scripts/bench.sh --out DIR` overrides the
+// script's own `--out bench/results`.
+#[command(args_override_self = true)]
 struct Args {
     /// The rpo-exporter binary (scripts/bench.sh passes the dist build).
     #[arg(long, default_value = "target/release/rpo-exporter")]

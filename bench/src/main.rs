@@ -178,6 +178,7 @@ async fn compare(
         let rows = scenario::footprint(&tools, client, args.scrapes).await;
         let (csv, table) = report::footprint(&rows, args.scrapes);
         md.push_str(&table);
+        md.push('\n');
         std::fs::write(args.out.join("footprint.csv"), csv)?;
         report::write_md(&args.out, md)?;
     }

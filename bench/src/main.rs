@@ -31,8 +31,11 @@ const ROLE: &str = "rpo_exporter";
 const PASSWORD: &str = "bench-Pw-7d1c";
 
 #[derive(Parser)]
+// A flag given twice takes the last value: `scripts/bench.sh --out DIR` overrides the
+// script's own `--out bench/results`.
+#[command(args_override_self = true)]
 struct Args {
-    /// The rpo-exporter binary (release build).
+    /// The rpo-exporter binary (scripts/bench.sh passes the dist build).
     #[arg(long, default_value = "target/release/rpo-exporter")]
     exporter: PathBuf,
     /// Where to write the report.
@@ -48,8 +51,15 @@ struct Args {
     #[arg(long, default_value_t = 1000)]
     scrapes: usize,
     /// Cluster counts of the scale test (empty: skip).
-    #[arg(long, default_value = "10,100,400")]
+    #[arg(long, default_value = "10,100,400,1000")]
     scale: String,
+    /// PostgreSQL pairs the scale test's clusters are dealt over (round robin).
+    #[arg(long, default_value_t = 1)]
+    scale_pairs: usize,
+    /// More heartbeat settings for every cluster of the scale test, in YAML flow style
+    /// (e.g. "timeout: 900ms, connect_timeout: 15s"); the interval stays 1 s.
+    #[arg(long, default_value = "")]
+    scale_heartbeat: String,
     /// Seconds each scale step is measured.
     #[arg(long, default_value_t = 20)]
     scale_secs: u64,
@@ -86,9 +96,10 @@ async fn main() -> Result<()> {
     let load0 = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     writeln!(
         md,
-        "# rpo-bench report\n\nHost: {host}, {} CPUs; load average at start: {}\n",
+        "# rpo-bench report\n\nHost: {host}, {} CPUs; load average at start: {}\n\nrpo-exporter: {}\n",
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
-        load0.trim()
+        load0.trim(),
+        args.exporter.display()
     )?;
     if args.only.iter().any(|p| matches!(p, Part::Scenarios | Part::Footprint)) {
         compare(&args, &bin, &work, &client, started, &mut md).await?;
@@ -102,9 +113,10 @@ async fn main() -> Result<()> {
             bin: &bin,
             work: &work,
             out: &args.out,
-            client: &client,
             counts: &counts,
             secs: args.scale_secs,
+            pairs: args.scale_pairs,
+            heartbeat: &args.scale_heartbeat,
         };
         match part.run().await {
             Ok((table, csv)) => {
@@ -166,6 +178,7 @@ async fn compare(
         let rows = scenario::footprint(&tools, client, args.scrapes).await;
         let (csv, table) = report::footprint(&rows, args.scrapes);
         md.push_str(&table);
+        md.push('\n');
         std::fs::write(args.out.join("footprint.csv"), csv)?;
         report::write_md(&args.out, md)?;
     }

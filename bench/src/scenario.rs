@@ -26,10 +26,15 @@ pub struct PgSide {
 }
 
 /// A PostgreSQL primary `p` and replica `r1` (through a proxy), its truth table, and the
-/// exporter's role made with `role_sql` if given.
-async fn pg_side(role_sql: Option<&str>) -> Result<PgSide> {
+/// exporter's role made with `role_sql` if given. With `commit_ts` the primary must run
+/// with `track_commit_timestamp = on` (the lab's default).
+async fn pg_side(role_sql: Option<&str>, commit_ts: bool) -> Result<PgSide> {
     let lab = PgLab::start(PgLabSpec::new().primary("p").replica("r1", "p")).await?;
     let p = lab.node("p");
+    // The lab's servers run with it (rpo_lab's shared settings).
+    if commit_ts && p.query_one_string("SHOW track_commit_timestamp").await?.as_deref() != Some("on") {
+        bail!("track_commit_timestamp is off on the lab's primary");
+    }
     if let Some(sql) = role_sql {
         lab.create_role(ROLE, PASSWORD, sql).await?;
     }
@@ -87,11 +92,12 @@ async fn maria_side(user_sql: Option<&str>) -> Result<MariaSide> {
 
 /// The four labs of the comparison.
 pub struct Labs {
-    /// PostgreSQL watched by rpo-exporter (1 s and 100 ms).
+    /// PostgreSQL watched by rpo-exporter (1 s and 100 ms); its primary tracks commit
+    /// timestamps.
     pub pga: PgSide,
     /// PostgreSQL watched by postgres_exporter.
     pub pgb: PgSide,
-    /// MariaDB watched by rpo-exporter.
+    /// MariaDB watched by rpo-exporter (1 s and 100 ms).
     pub mya: MariaSide,
     /// MariaDB watched by mysqld_exporter and pt-heartbeat.
     pub myb: MariaSide,
@@ -105,8 +111,8 @@ impl Labs {
         let my_schema =
             crate::tools::schema_sql(bin, &["mysql", "--server", "mariadb-10.11", "--host", "127.0.0.1"])?;
         let (pga, pgb, mya, myb) = tokio::join!(
-            pg_side(Some(&pg_schema)),
-            pg_side(None),
+            pg_side(Some(&pg_schema), true),
+            pg_side(None, false),
             maria_side(Some(&my_schema)),
             maria_side(None)
         );
@@ -204,11 +210,12 @@ impl Labs {
     /// written (per rpo-exporter writer), PostgreSQL A's WAL position, both MariaDB
     /// primaries' binlog positions.
     async fn counters(&self, tools: &Tools, client: &reqwest::Client) -> Counters {
-        let [fast, pg, my] = tools.heartbeats_written(client).await;
+        let [fast, pg, my, my_fast] = tools.heartbeats_written(client).await;
         Counters {
             fast,
             pg,
             my,
+            my_fast,
             wal: lsn(&self.pga.lab).await,
             binlog_a: binlog(&self.mya.lab).await,
             binlog_b: binlog(&self.myb.lab).await,
@@ -238,6 +245,7 @@ struct Counters {
     fast: Option<f64>,
     pg: Option<f64>,
     my: Option<f64>,
+    my_fast: Option<f64>,
     wal: Option<f64>,
     binlog_a: Option<(String, f64)>,
     binlog_b: Option<(String, f64)>,
@@ -251,10 +259,9 @@ fn cost_rows(c0: &Counters, c1: &Counters, idle_secs: f64) -> [Cost; 3] {
         (Some((fa, pa)), Some((fb, pb))) if fa == fb => Some(pb - pa),
         _ => None,
     };
-    let pg_beats = match (diff(c0.pg, c1.pg), diff(c0.fast, c1.fast)) {
-        (Some(x), Some(y)) => Some(x + y),
-        _ => None,
-    };
+    let sum = |x: Option<f64>, y: Option<f64>| Some(x? + y?);
+    let pg_beats = sum(diff(c0.pg, c1.pg), diff(c0.fast, c1.fast));
+    let my_beats = sum(diff(c0.my, c1.my), diff(c0.my_fast, c1.my_fast));
     [
         Cost {
             tool: "rpo-exporter (1 s + 100 ms writers)",
@@ -264,9 +271,9 @@ fn cost_rows(c0: &Counters, c1: &Counters, idle_secs: f64) -> [Cost; 3] {
             note: "WAL LSN diff over the idle scenario",
         },
         Cost {
-            tool: "rpo-exporter",
+            tool: "rpo-exporter (1 s + 100 ms writers)",
             engine: "MariaDB binlog",
-            beats: diff(c0.my, c1.my),
+            beats: my_beats,
             bytes: bdiff(&c0.binlog_a, &c1.binlog_a),
             note: "binlog position diff over the idle scenario",
         },
@@ -307,7 +314,7 @@ impl Scenarios<'_> {
         eprintln!("bench: idle primary {} s", self.idle_secs);
         let c0 = labs.counters(self.tools, self.client).await;
         let idle_start = Instant::now();
-        let mut samples = self.sample("idle primary", self.idle_secs, t0).await;
+        let mut samples = self.sample(report::IDLE, self.idle_secs, t0).await;
         let idle_secs = idle_start.elapsed().as_secs_f64();
         let c1 = labs.counters(self.tools, self.client).await;
         let cost = cost_rows(&c0, &c1, idle_secs);
@@ -352,6 +359,7 @@ impl Scenarios<'_> {
                 t,
                 truth: r.truth,
                 value: r.value,
+                source: r.source,
             }));
         }
         out

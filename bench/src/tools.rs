@@ -96,6 +96,15 @@ pub fn lag_pairs(text: &str) -> usize {
     text.lines().filter(|l| l.starts_with("rpo_replication_lag_seconds{")).count()
 }
 
+/// The sum of every sample of `name` in one scrape (a counter over all its label sets).
+pub fn metric_sum(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter_map(|l| l.strip_prefix(name))
+        .filter(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        .filter_map(|rest| rest.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 /// Each rpo-exporter writer's (heartbeat sequence, written timestamp) in one scrape, by
 /// label text; writers lacking either are left out.
 pub fn written_heartbeats(text: &str) -> BTreeMap<String, (f64, f64)> {
@@ -118,6 +127,28 @@ pub fn written_heartbeats(text: &str) -> BTreeMap<String, (f64, f64)> {
     seq.into_iter().filter_map(|(k, s)| Some((k.clone(), (s, *ts.get(&k)?)))).collect()
 }
 
+/// The `label` of the first sample of `name` whose label text contains every one of
+/// `want` and whose value is 1 (an info metric's current state).
+pub fn info_label(text: &str, name: &str, want: &[&str], label: &str) -> Option<String> {
+    let key = format!("{label}=\"");
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix(name) else { continue };
+        let Some(labels) = rest.strip_prefix('{') else { continue };
+        let Some((labels, value)) = labels.rsplit_once("} ") else { continue };
+        if value.trim().parse::<f64>().ok() != Some(1.0) || !want.iter().all(|w| labels.contains(w)) {
+            continue;
+        }
+        // The label at the start or after a comma, not the tail of a longer name.
+        let at = labels
+            .match_indices(&key)
+            .map(|(i, _)| i)
+            .find(|&i| i == 0 || labels.as_bytes()[i - 1] == b',')?;
+        let v = &labels[at + key.len()..];
+        return Some(v[..v.find('"')?].to_owned());
+    }
+    None
+}
+
 /// (RSS bytes, CPU seconds) of a process.
 pub fn proc_usage(pid: u32) -> (f64, f64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -133,6 +164,33 @@ pub fn proc_usage(pid: u32) -> (f64, f64) {
     let ticks = |i: usize| f.get(i).and_then(|x| x.parse::<f64>().ok()).unwrap_or(f64::NAN);
     // Fields 14 and 15 (utime, stime) are at 11 and 12 after the ")".
     (rss, (ticks(11) + ticks(12)) / 100.0)
+}
+
+/// CPU seconds of a server process and its children: its own utime and stime, those of
+/// its children that exited (cutime, cstime: a PostgreSQL backend's CPU stays counted
+/// after its session ends) and those of `children` still running.
+pub fn tree_cpu(pid: u32, children: &[i32]) -> f64 {
+    let fields = |pid: i64| -> Vec<f64> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let after = stat.rsplit_once(')').map(|x| x.1).unwrap_or("");
+        // utime, stime, cutime, cstime: fields 14 to 17, at 11 to 14 after the ")".
+        after.split_whitespace().skip(11).take(4).map(|x| x.parse::<f64>().unwrap_or(0.0)).collect()
+    };
+    let own: f64 = fields(i64::from(pid)).iter().sum();
+    let kids: f64 = children.iter().map(|&c| fields(i64::from(c)).iter().take(2).sum::<f64>()).sum();
+    (own + kids) / 100.0
+}
+
+/// (busy, total) CPU seconds of the whole host since boot, from /proc/stat (busy: all
+/// but idle and iowait).
+pub fn host_cpu() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let Some(line) = stat.lines().find(|l| l.starts_with("cpu ")) else { return (f64::NAN, f64::NAN) };
+    let v: Vec<f64> = line.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+    // user nice system idle iowait irq softirq steal (guest time is inside user already).
+    let total: f64 = v.iter().take(8).sum();
+    let idle = v.get(3).unwrap_or(&0.0) + v.get(4).unwrap_or(&0.0);
+    ((total - idle) / 100.0, total / 100.0)
 }
 
 /// pt-heartbeat's latest --monitor line ("0.00s [ ... ]"), if written in the last 3 s.
@@ -205,6 +263,7 @@ pub struct Tools {
     pub rpo_pg: Proc,
     pub rpo_fast: Proc,
     pub rpo_my: Proc,
+    pub rpo_my_fast: Proc,
     pub pg_exp: Proc,
     pub my_exp: Proc,
     _pt_update: Proc,
@@ -220,7 +279,7 @@ impl Tools {
         let pw_file = work.join("password");
         std::fs::write(&pw_file, format!("{PASSWORD}\n"))?;
         eprintln!("bench: starting exporters");
-        let [rpo_pg, rpo_my, rpo_fast] = rpo_exporters(bin, work, labs, &pw_file).await?;
+        let [rpo_pg, rpo_my, rpo_fast, rpo_my_fast] = rpo_exporters(bin, work, labs, &pw_file).await?;
         let pg_exp = postgres_exporter(labs.pgb.lab.node("r1").port(), work)?;
         let (a, b) = (labs.myb.lab.node("a"), labs.myb.lab.node("b"));
         // mysqld_exporter insists on a password: a monitoring account made on the primary.
@@ -247,6 +306,7 @@ impl Tools {
             rpo_pg,
             rpo_fast,
             rpo_my,
+            rpo_my_fast,
             pg_exp,
             my_exp,
             _pt_update: pt_update,
@@ -258,7 +318,7 @@ impl Tools {
     /// Waits until every exporter answers, then (up to 30 s) until both rpo-exporter pairs
     /// report lag.
     pub async fn wait_ready(&self, client: &reqwest::Client) -> Result<()> {
-        for p in [&self.rpo_pg, &self.rpo_my, &self.pg_exp, &self.my_exp, &self.rpo_fast] {
+        for p in [&self.rpo_pg, &self.rpo_my, &self.pg_exp, &self.my_exp, &self.rpo_fast, &self.rpo_my_fast] {
             p.wait_ready(client).await?;
         }
         let lag = |url: &str, pair: &'static str| {
@@ -282,18 +342,19 @@ impl Tools {
     }
 
     /// The exporters, in the footprint table's order.
-    pub fn exporters(&self) -> [&Proc; 5] {
-        [&self.rpo_pg, &self.rpo_fast, &self.rpo_my, &self.pg_exp, &self.my_exp]
+    pub fn exporters(&self) -> [&Proc; 6] {
+        [&self.rpo_pg, &self.rpo_fast, &self.rpo_my, &self.rpo_my_fast, &self.pg_exp, &self.my_exp]
     }
 
     /// Scrapes every tool once, at once (an empty text where a scrape failed).
     pub async fn scrape_round(&self, client: &reqwest::Client) -> Round {
-        let (s1, s2, s3, s4, s5) = tokio::join!(
+        let (s1, s2, s3, s4, s5, s6) = tokio::join!(
             scrape(client, &self.rpo_pg.url),
             scrape(client, &self.pg_exp.url),
             scrape(client, &self.rpo_my.url),
             scrape(client, &self.my_exp.url),
-            scrape(client, &self.rpo_fast.url)
+            scrape(client, &self.rpo_fast.url),
+            scrape(client, &self.rpo_my_fast.url)
         );
         let txt = |s: Option<(String, Duration)>| s.map(|x| x.0).unwrap_or_default();
         Round {
@@ -302,14 +363,15 @@ impl Tools {
             rpo_my: txt(s3),
             my_exp: txt(s4),
             rpo_fast: txt(s5),
+            rpo_my_fast: txt(s6),
             pt: pt_reading(&self.pt_file),
             my_primary_id: self.my_primary_id,
         }
     }
 
-    /// Heartbeats written so far by the 100 ms and 1 s PostgreSQL writers and the MariaDB
-    /// writer of rpo-exporter.
-    pub async fn heartbeats_written(&self, client: &reqwest::Client) -> [Option<f64>; 3] {
+    /// Heartbeats written so far by rpo-exporter's 100 ms and 1 s PostgreSQL writers and its
+    /// 1 s and 100 ms MariaDB writers.
+    pub async fn heartbeats_written(&self, client: &reqwest::Client) -> [Option<f64>; 4] {
         let writes = |url: &str, node: &str| {
             let want = format!("node=\"{node}\"");
             let client = client.clone();
@@ -324,13 +386,14 @@ impl Tools {
             writes(&self.rpo_fast.url, "pf").await,
             writes(&self.rpo_pg.url, "p").await,
             writes(&self.rpo_my.url, "a").await,
+            writes(&self.rpo_my_fast.url, "af").await,
         ]
     }
 }
 
-/// rpo-exporter on PostgreSQL A at 1 s, on MariaDB A at 1 s, and on PostgreSQL A again at
-/// 100 ms (its own table and node names).
-async fn rpo_exporters(bin: &Path, work: &Path, labs: &Labs, pw: &Path) -> Result<[Proc; 3]> {
+/// rpo-exporter on PostgreSQL A at 1 s, on MariaDB A at 1 s, and on each of them again at
+/// 100 ms (its own table `rpo.hb_fast` and node names `pf`/`rf`, `af`/`bf`).
+async fn rpo_exporters(bin: &Path, work: &Path, labs: &Labs, pw: &Path) -> Result<[Proc; 4]> {
     let (pga, mya) = (&labs.pga.lab, &labs.mya.lab);
     let pg_pair = |cluster: &str, heartbeat: &str, [p, r]: [&str; 2]| {
         config_yaml(
@@ -343,14 +406,17 @@ async fn rpo_exporters(bin: &Path, work: &Path, labs: &Labs, pw: &Path) -> Resul
         )
     };
     let pg_cfg = pg_pair("pg", "interval: 1s, table: rpo.heartbeat, create_table: false", ["p", "r1"]);
-    let my_cfg = config_yaml(
-        "maria",
-        "interval: 1s, create_table: false",
-        &[
-            my_node_yaml("a", "us-east-1", &mya.node("a").dsn(ROLE), pw),
-            my_node_yaml("b", "eu-west-1", &mya.node("b").dsn(ROLE), pw),
-        ],
-    );
+    let my_pair = |cluster: &str, heartbeat: &str, [a, b]: [&str; 2]| {
+        config_yaml(
+            cluster,
+            heartbeat,
+            &[
+                my_node_yaml(a, "us-east-1", &mya.node("a").dsn(ROLE), pw),
+                my_node_yaml(b, "eu-west-1", &mya.node("b").dsn(ROLE), pw),
+            ],
+        )
+    };
+    let my_cfg = my_pair("maria", "interval: 1s, create_table: false", ["a", "b"]);
     let rpo_pg = rpo_exporter(bin, work, "rpo-exporter-pg", &pg_cfg)?;
     let rpo_my = rpo_exporter(bin, work, "rpo-exporter-mariadb", &my_cfg)?;
     let fast_sql = schema_sql(bin, &["postgres", "--table", "rpo.hb_fast"])?;
@@ -359,7 +425,16 @@ async fn rpo_exporters(bin: &Path, work: &Path, labs: &Labs, pw: &Path) -> Resul
     let fast_cfg =
         pg_pair("pgfast", "interval: 100ms, table: rpo.hb_fast, create_table: false", ["pf", "rf"]);
     let rpo_fast = rpo_exporter(bin, work, "rpo-exporter-pg-100ms", &fast_cfg)?;
-    Ok([rpo_pg, rpo_my, rpo_fast])
+    let my_fast_sql = schema_sql(
+        bin,
+        &["mysql", "--server", "mariadb-10.11", "--host", "127.0.0.1", "--table", "rpo.hb_fast"],
+    )?;
+    mya.create_user(ROLE, PASSWORD, &my_fast_sql).await?;
+    mya.wait_replicated(Duration::from_secs(30)).await?;
+    let my_fast_cfg =
+        my_pair("mariafast", "interval: 100ms, table: rpo.hb_fast, create_table: false", ["af", "bf"]);
+    let rpo_my_fast = rpo_exporter(bin, work, "rpo-exporter-mariadb-100ms", &my_fast_cfg)?;
+    Ok([rpo_pg, rpo_my, rpo_fast, rpo_my_fast])
 }
 
 fn postgres_exporter(port: u16, work: &Path) -> Result<Proc> {
@@ -409,6 +484,7 @@ pub struct Round {
     pub rpo_my: String,
     pub my_exp: String,
     pub rpo_fast: String,
+    pub rpo_my_fast: String,
     /// pt-heartbeat --monitor's latest reading.
     pub pt: Option<f64>,
     /// The server id whose heartbeats mysqld_exporter reports.
@@ -430,31 +506,29 @@ pub struct Reading {
     pub tool: &'static str,
     pub truth: f64,
     pub value: Option<f64>,
+    /// rpo-exporter's lag only: the pair's `rpo_lag_source_info` source, if exported.
+    pub source: Option<String>,
 }
 
 /// What every tool reported in `round`, each against its lab's truth at `now`, in the
 /// samples' order.
 pub fn readings(round: &Round, truths: &Truths, now: Instant) -> Vec<Reading> {
+    let plain =
+        |engine, tool, truth: f64, value: Option<f64>| Reading { engine, tool, truth, value, source: None };
     let mut out = Vec::new();
-    let mut push =
-        |engine, tool, truth: f64, value: Option<f64>| out.push(Reading { engine, tool, truth, value });
-    let (tr_a, tr_b, tr_d) = (truths.pga.at(now), truths.pgb.at(now), truths.myb.at(now));
+    let (tr_b, tr_d) = (truths.pgb.at(now), truths.myb.at(now));
     // PostgreSQL
-    for (tool, truth, value) in rpo_readings(&round.rpo_pg, "r1", truths.pga, now) {
-        push("postgres", tool, truth, value);
-    }
-    let lag = metric(&round.rpo_fast, "rpo_replication_lag_seconds", &["replica_node=\"rf\""]);
-    let exp = metric(&round.rpo_fast, "rpo_data_loss_exposure_seconds", &["replica_node=\"rf\""]);
-    push("postgres", "rpo-exporter 100ms lag", tr_a, lag);
-    push("postgres", "rpo-exporter 100ms exposure", tr_a, exp);
+    out.extend(
+        rpo_readings(&round.rpo_pg, "r1", truths.pga, now).map(|r| Reading { engine: "postgres", ..r }),
+    );
+    out.extend(fast_readings("postgres", &round.rpo_fast, "rf", truths.pga.at(now)));
     let pg_lag = metric(&round.pg_exp, "pg_replication_lag", &[]);
-    push("postgres", "postgres_exporter pg_replication_lag", tr_b, pg_lag);
+    out.push(plain("postgres", "postgres_exporter pg_replication_lag", tr_b, pg_lag));
     // MariaDB
-    for (tool, truth, value) in rpo_readings(&round.rpo_my, "b", truths.mya, now) {
-        push("mariadb", tool, truth, value);
-    }
+    out.extend(rpo_readings(&round.rpo_my, "b", truths.mya, now).map(|r| Reading { engine: "mariadb", ..r }));
+    out.extend(fast_readings("mariadb", &round.rpo_my_fast, "bf", truths.mya.at(now)));
     let sbm = metric(&round.my_exp, "mysql_slave_status_seconds_behind_master", &[]);
-    push("mariadb", "mysqld_exporter Seconds_Behind_Master", tr_d, sbm);
+    out.push(plain("mariadb", "mysqld_exporter Seconds_Behind_Master", tr_d, sbm));
     let sid = format!("server_id=\"{}\"", round.my_primary_id);
     let hb = match (
         metric(&round.my_exp, "mysql_heartbeat_now_timestamp_seconds", &[&sid]),
@@ -463,31 +537,44 @@ pub fn readings(round: &Round, truths: &Truths, now: Instant) -> Vec<Reading> {
         (Some(n), Some(s)) => Some(n - s),
         _ => None,
     };
-    push("mariadb", "mysqld_exporter heartbeat (now - stored)", tr_d, hb);
-    push("mariadb", "pt-heartbeat --monitor", tr_d, round.pt);
+    out.push(plain("mariadb", "mysqld_exporter heartbeat (now - stored)", tr_d, hb));
+    out.push(plain("mariadb", "pt-heartbeat --monitor", tr_d, round.pt));
     out
 }
 
-/// rpo-exporter's lag and exposure of the pair ending at `replica`, from one scrape,
-/// each against the truth at scrape time and at the time of the reading (scrape time
-/// minus `rpo_measurement_age_seconds` of the replica's heartbeat read).
-fn rpo_readings(
-    text: &str,
-    replica: &str,
-    truth: &Truth,
-    now: Instant,
-) -> [(&'static str, f64, Option<f64>); 4] {
+/// The 100 ms rpo-exporter's lag (with its source) and exposure of the pair ending at
+/// `replica`, against the truth `truth` at scrape time.
+fn fast_readings(engine: &'static str, text: &str, replica: &str, truth: f64) -> [Reading; 2] {
+    let pair = format!("replica_node=\"{replica}\"");
+    let (lag, exp) = (
+        metric(text, "rpo_replication_lag_seconds", &[&pair]),
+        metric(text, "rpo_data_loss_exposure_seconds", &[&pair]),
+    );
+    let source = info_label(text, "rpo_lag_source_info", &[&pair], "source");
+    [
+        Reading { engine, tool: "rpo-exporter 100ms lag", truth, value: lag, source },
+        Reading { engine, tool: "rpo-exporter 100ms exposure", truth, value: exp, source: None },
+    ]
+}
+
+/// rpo-exporter's lag (with its source) and exposure of the pair ending at `replica`, from
+/// one scrape, each against the truth at scrape time and at the time of the reading
+/// (scrape time minus `rpo_measurement_age_seconds` of the replica's heartbeat read); the
+/// engine is left for the caller.
+fn rpo_readings(text: &str, replica: &str, truth: &Truth, now: Instant) -> [Reading; 4] {
     let pair = format!("replica_node=\"{replica}\"");
     let lag = metric(text, "rpo_replication_lag_seconds", &[&pair]);
     let exp = metric(text, "rpo_data_loss_exposure_seconds", &[&pair]);
+    let source = info_label(text, "rpo_lag_source_info", &[&pair], "source");
     let node = format!("node=\"{replica}\"");
     let age = metric(text, "rpo_measurement_age_seconds", &["collector=\"heartbeat_read\"", &node]);
     let then = now.checked_sub(Duration::from_secs_f64(age.unwrap_or(0.0).max(0.0))).unwrap_or(now);
+    let r = |tool, truth, value, source| Reading { engine: "", tool, truth, value, source };
     [
-        ("rpo-exporter lag", truth.at(now), lag),
-        ("rpo-exporter exposure", truth.at(now), exp),
-        ("rpo-exporter lag (vs truth at reading)", truth.at(then), lag),
-        ("rpo-exporter exposure (vs truth at reading)", truth.at(then), exp),
+        r("rpo-exporter lag", truth.at(now), lag, source),
+        r("rpo-exporter exposure", truth.at(now), exp, None),
+        r("rpo-exporter lag (vs truth at reading)", truth.at(then), lag, None),
+        r("rpo-exporter exposure (vs truth at reading)", truth.at(then), exp, None),
     ]
 }
 
@@ -509,6 +596,17 @@ mod tests {
             assert_eq!(metric(text, name, want), got, "{name} {want:?}");
         }
         assert_eq!(series_count(text), 4);
+        assert_eq!(metric_sum("x{a=\"1\"} 2\nx_total 5\nx{a=\"2\"} 3\nx 1\n", "x"), 6.0);
+        let info = "rpo_lag_source_info{source_node=\"p\",replica_node=\"r\",source=\"heartbeat\"} 0\n\
+                    rpo_lag_source_info{source_node=\"p\",replica_node=\"r\",source=\"gtid_position\"} 1\n\
+                    rpo_lag_source_info{source=\"commit_timestamp\",replica_node=\"s\"} 1\n";
+        for (want, got) in [
+            (&["replica_node=\"r\""][..], Some("gtid_position")), // the sample at 1, not the one at 0
+            (&["replica_node=\"s\""][..], Some("commit_timestamp")), // the label first
+            (&["replica_node=\"t\""][..], None),
+        ] {
+            assert_eq!(info_label(info, "rpo_lag_source_info", want, "source").as_deref(), got, "{want:?}");
+        }
         assert_eq!(lag_pairs("rpo_replication_lag_seconds{a=\"1\"} 1\nrpo_replication_lag_seconds 2\n"), 1);
     }
 
@@ -534,7 +632,9 @@ mod tests {
         let round = Round {
             rpo_pg: "rpo_replication_lag_seconds{source_node=\"p\",replica_node=\"r1\"} 3.9\n\
                      rpo_data_loss_exposure_seconds{source_node=\"p\",replica_node=\"r1\"} 4.2\n\
-                     rpo_measurement_age_seconds{node=\"r1\",collector=\"heartbeat_read\"} 5\n"
+                     rpo_measurement_age_seconds{node=\"r1\",collector=\"heartbeat_read\"} 5\n\
+                     rpo_lag_source_info{db_cluster=\"pg\",source_node=\"p\",replica_node=\"r1\",source=\"heartbeat\"} 0\n\
+                     rpo_lag_source_info{db_cluster=\"pg\",source_node=\"p\",replica_node=\"r1\",source=\"commit_timestamp\"} 1\n"
                 .into(),
             pg_exp: "pg_replication_lag 3\n".into(),
             rpo_my: "rpo_replication_lag_seconds{replica_node=\"b\"} 1.5\n".into(),
@@ -544,6 +644,9 @@ mod tests {
                      mysql_heartbeat_stored_timestamp_seconds{server_id=\"8\"} 0\n"
                 .into(),
             rpo_fast: String::new(),
+            rpo_my_fast: "rpo_replication_lag_seconds{source_node=\"af\",replica_node=\"bf\"} 1.9\n\
+                          rpo_lag_source_info{source_node=\"af\",replica_node=\"bf\",source=\"gtid_position\"} 1\n"
+                .into(),
             pt: Some(1.0),
             my_primary_id: 7,
         };
@@ -552,6 +655,15 @@ mod tests {
             .into_iter()
             .map(|r| (r.engine, r.tool, (r.truth * 1e6).round() / 1e6, r.value))
             .collect();
+        let sources: Vec<_> =
+            readings(&round, &truths, now).into_iter().filter_map(|r| Some((r.tool, r.source?))).collect();
+        assert_eq!(
+            sources,
+            [
+                ("rpo-exporter lag", "commit_timestamp".to_owned()),
+                ("rpo-exporter 100ms lag", "gtid_position".into())
+            ]
+        );
         let want = [
             ("postgres", "rpo-exporter lag", 4.0, Some(3.9)),
             ("postgres", "rpo-exporter exposure", 4.0, Some(4.2)),
@@ -564,6 +676,8 @@ mod tests {
             ("mariadb", "rpo-exporter exposure", 2.0, None),
             ("mariadb", "rpo-exporter lag (vs truth at reading)", 2.0, Some(1.5)),
             ("mariadb", "rpo-exporter exposure (vs truth at reading)", 2.0, None),
+            ("mariadb", "rpo-exporter 100ms lag", 2.0, Some(1.9)),
+            ("mariadb", "rpo-exporter 100ms exposure", 2.0, None),
             ("mariadb", "mysqld_exporter Seconds_Behind_Master", 1.0, Some(0.0)),
             ("mariadb", "mysqld_exporter heartbeat (now - stored)", 1.0, Some(1.0)),
             ("mariadb", "pt-heartbeat --monitor", 1.0, Some(1.0)),

@@ -8,6 +8,13 @@
 //!   the time this script last ran. It reruns only when HEAD moves or those variables
 //!   change, so an edit-compile loop does not rebuild the crate for a new date.
 //! - rustc: the version of the compiler cargo uses (`$RUSTC --version`).
+//!
+//! And one link flag for the binary on Linux with glibc: `-z pack-relative-relocs`
+//! (RELR), which shrinks the position-independent binary's relocation table from
+//! about 0.5 MB to a few kB. The dynamic loader reads that table whole at every
+//! start, so it was resident for the process's life (docs/benchmarks.md, "Memory:
+//! where it goes"). It needs glibc 2.36 (Debian 12) at run time and binutils 2.38 or
+//! lld 15 to link; `RPO_BUILD_PACKED_RELOCS=0` leaves it out for an older glibc.
 
 use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -28,6 +35,13 @@ fn main() {
     println!("cargo:rustc-env=RPO_BUILD_REVISION={revision}");
     println!("cargo:rustc-env=RPO_BUILD_DATE={}", rfc3339(epoch));
     println!("cargo:rustc-env=RPO_BUILD_RUSTC={}", rustc_version());
+
+    println!("cargo:rerun-if-env-changed=RPO_BUILD_PACKED_RELOCS");
+    let linux_gnu = std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux")
+        && std::env::var("CARGO_CFG_TARGET_ENV").as_deref() == Ok("gnu");
+    if linux_gnu && std::env::var("RPO_BUILD_PACKED_RELOCS").as_deref() != Ok("0") {
+        println!("cargo:rustc-link-arg-bins=-Wl,-z,pack-relative-relocs");
+    }
 }
 
 /// The short hash of HEAD, and the files whose change means HEAD moved.

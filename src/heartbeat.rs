@@ -485,6 +485,11 @@ impl PositionHistory {
         self.entries.is_empty()
     }
 
+    /// The newest position sampled.
+    pub fn latest(&self) -> Option<&CommitPosition> {
+        self.entries.back().map(|s| &s.position)
+    }
+
     /// The earliest instant by which the source had committed something a
     /// replica at `replica` lacks, if any remembered sample shows one. Positions
     /// only move forward here, so "ahead of the replica" holds from some sample on.

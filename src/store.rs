@@ -21,8 +21,8 @@
 use crate::config::Cluster;
 use crate::engine::{ErrorKind, Written};
 use crate::heartbeat::{
-    mono_now, ClockSample, ExposureSource, LagSource, PositionHistory, PositionSample, Reading, RowStatus,
-    WriteHistory,
+    mono_now, ClockSample, CommitPosition, ExposureSource, LagSource, PositionHistory, PositionSample,
+    Reading, RowStatus, WriteHistory,
 };
 use crate::metrics::{self, Sample, Samples, Switch, Switches};
 use std::collections::BTreeMap;
@@ -278,9 +278,9 @@ impl NodeState {
         self.positions.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// Whether any commit position was sampled on the node.
-    pub fn has_positions(&self) -> bool {
-        !self.positions.lock().unwrap_or_else(|p| p.into_inner()).is_empty()
+    /// The newest commit position sampled on the node, if any.
+    pub fn latest_position(&self) -> Option<CommitPosition> {
+        self.positions.lock().unwrap_or_else(|p| p.into_inner()).latest().cloned()
     }
 
     /// Records a commit position sampled on the node.

@@ -157,6 +157,8 @@ pub struct Worker {
     /// times (PostgreSQL: `track_commit_timestamp`).
     positions_supported: bool,
     commits_available: bool,
+    /// What the node applied as a replica at its last probe or position read.
+    last_applied: Option<CommitPosition>,
 }
 
 impl Worker {
@@ -198,6 +200,7 @@ impl Worker {
             switches,
             positions_supported: true,
             commits_available: true,
+            last_applied: None,
         })
     }
 
@@ -254,10 +257,17 @@ impl Worker {
         }
         let cluster = self.cluster.borrow().clone();
         let name = &self.node.name;
-        let compared =
-            || cluster.nodes.iter().any(|n| n.name != *name && n.has_positions() && n.lock().is_writer());
-        if !writable && !compared() {
-            // No writer with positions to compare with: nothing to learn now.
+        // Only a writer's sampled position this replica has not applied (as of
+        // its last probe or position read) can move its pairs. With none (no
+        // writer with positions, or every sample applied: an idle primary), lag
+        // stays what it is and exposure ages at the scrape without a read.
+        let behind = |n: &Arc<NodeState>| {
+            n.name != *name
+                && n.latest_position()
+                    .is_some_and(|p| self.last_applied.as_ref().is_none_or(|a| p.ahead_of(a)))
+                && n.lock().is_writer()
+        };
+        if !writable && !cluster.nodes.iter().any(behind) {
             return true;
         }
         let views = if writable { Vec::new() } else { self.views(&cluster) };
@@ -289,6 +299,7 @@ impl Worker {
                 }
             },
             Ok(p) => {
+                self.last_applied.clone_from(&p.applied);
                 if let Some(applied) = p.applied {
                     let replayed = match applied {
                         CommitPosition::CommitTime(commit_us) => {
@@ -424,6 +435,7 @@ impl Worker {
                 Ok(probe) => {
                     probed = Some(probe.writable);
                     applied_before = probe.applied.clone();
+                    self.last_applied.clone_from(&probe.applied);
                     self.store_probe(probe, step.sent, step.took);
                 }
                 Err(e) => {

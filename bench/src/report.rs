@@ -97,7 +97,7 @@ pub fn samples_csv(samples: &[Sample]) -> String {
 /// rpo-exporter bracket table.
 pub fn accuracy_md(samples: &[Sample]) -> String {
     let mut md = String::new();
-    let _ = writeln!(md, "## Accuracy against ground truth\n\nError = |reported − true lag| per 1 s sample. False alarm: reported > 2 s while truth < 0.5 s. Silent zero: reported < 0.5 s while truth > 2 s. Missing: scrape failed or series absent (not counted in the errors). Rows \"vs truth at reading\" compare rpo-exporter's reading with the truth at the time it was measured (scrape time − `rpo_measurement_age_seconds`).\n");
+    let _ = writeln!(md, "## Accuracy against ground truth\n\nError = |reported − true lag| per 1 s sample. False alarm: reported > 2 s while truth < 0.5 s. Silent zero: reported < 0.5 s while truth > 2 s. Missing: scrape failed or series absent (not counted in the errors).\n");
     let _ = writeln!(md, "| Engine | Scenario | Tool | Samples | Mean abs error (s) | Max abs error (s) | False alarms | Silent zeros | Missing |\n|---|---|---|---|---|---|---|---|---|");
     let mut keys: Vec<(&str, &str, &str)> = Vec::new();
     for s in samples {
@@ -242,11 +242,6 @@ fn bracket_md(samples: &[Sample]) -> String {
         for sc in scen {
             for (label, lt, et) in [
                 ("scrape", "rpo-exporter lag", "rpo-exporter exposure"),
-                (
-                    "reading",
-                    "rpo-exporter lag (vs truth at reading)",
-                    "rpo-exporter exposure (vs truth at reading)",
-                ),
                 ("scrape, 100 ms interval", "rpo-exporter 100ms lag", "rpo-exporter 100ms exposure"),
             ] {
                 let (mut both, mut inside) = (0, 0);
@@ -474,9 +469,7 @@ mod tests {
                 "| mariadb | idle | none | 1 | – | – | 0 | 0 | 1 |",
                 // Lag 0.1 ≤ 3 ≤ 3.5 and 0.96 ≤ 1 ≤ 2 (the second pair lacks a lag).
                 "| postgres | idle | scrape | 2 | 2 | 100.0% |",
-                "| postgres | idle | reading | 0 | 0 | – |",
                 "| mariadb | idle | scrape | 0 | 0 | – |",
-                "| mariadb | idle | reading | 0 | 0 | – |",
                 // "idle" is not the idle scenario: it counts as with writes.
                 "| postgres | 1 s | with writes | 2 | 1.470 | 0.567 | 2 of 2 (100.0%) |",
                 "| postgres | idle | 1 s | 3 | – |",

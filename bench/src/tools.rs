@@ -558,24 +558,17 @@ fn fast_readings(engine: &'static str, text: &str, replica: &str, truth: f64) ->
 }
 
 /// rpo-exporter's lag (with its source) and exposure of the pair ending at `replica`, from
-/// one scrape, each against the truth at scrape time and at the time of the reading
-/// (scrape time minus `rpo_measurement_age_seconds` of the replica's heartbeat read); the
-/// engine is left for the caller.
-fn rpo_readings(text: &str, replica: &str, truth: &Truth, now: Instant) -> [Reading; 4] {
+/// one scrape, against the truth at scrape time; the engine is left for the caller. (No
+/// comparison "at the reading": between two heartbeat reads the exporter carries its pairs
+/// with position reads, so `rpo_measurement_age_seconds` of the heartbeat read no longer
+/// dates a pair's reading. The scrape-time comparison is the stricter one.)
+fn rpo_readings(text: &str, replica: &str, truth: &Truth, now: Instant) -> [Reading; 2] {
     let pair = format!("replica_node=\"{replica}\"");
     let lag = metric(text, "rpo_replication_lag_seconds", &[&pair]);
     let exp = metric(text, "rpo_data_loss_exposure_seconds", &[&pair]);
     let source = info_label(text, "rpo_lag_source_info", &[&pair], "source");
-    let node = format!("node=\"{replica}\"");
-    let age = metric(text, "rpo_measurement_age_seconds", &["collector=\"heartbeat_read\"", &node]);
-    let then = now.checked_sub(Duration::from_secs_f64(age.unwrap_or(0.0).max(0.0))).unwrap_or(now);
     let r = |tool, truth, value, source| Reading { engine: "", tool, truth, value, source };
-    [
-        r("rpo-exporter lag", truth.at(now), lag, source),
-        r("rpo-exporter exposure", truth.at(now), exp, None),
-        r("rpo-exporter lag (vs truth at reading)", truth.at(then), lag, None),
-        r("rpo-exporter exposure (vs truth at reading)", truth.at(then), exp, None),
-    ]
+    [r("rpo-exporter lag", truth.at(now), lag, source), r("rpo-exporter exposure", truth.at(now), exp, None)]
 }
 
 #[cfg(test)]
@@ -667,15 +660,11 @@ mod tests {
         let want = [
             ("postgres", "rpo-exporter lag", 4.0, Some(3.9)),
             ("postgres", "rpo-exporter exposure", 4.0, Some(4.2)),
-            ("postgres", "rpo-exporter lag (vs truth at reading)", 0.0, Some(3.9)),
-            ("postgres", "rpo-exporter exposure (vs truth at reading)", 0.0, Some(4.2)),
             ("postgres", "rpo-exporter 100ms lag", 4.0, None),
             ("postgres", "rpo-exporter 100ms exposure", 4.0, None),
             ("postgres", "postgres_exporter pg_replication_lag", 3.0, Some(3.0)),
             ("mariadb", "rpo-exporter lag", 2.0, Some(1.5)),
             ("mariadb", "rpo-exporter exposure", 2.0, None),
-            ("mariadb", "rpo-exporter lag (vs truth at reading)", 2.0, Some(1.5)),
-            ("mariadb", "rpo-exporter exposure (vs truth at reading)", 2.0, None),
             ("mariadb", "rpo-exporter 100ms lag", 2.0, Some(1.9)),
             ("mariadb", "rpo-exporter 100ms exposure", 2.0, None),
             ("mariadb", "mysqld_exporter Seconds_Behind_Master", 1.0, Some(0.0)),

@@ -182,13 +182,7 @@ fn error_summary_md(samples: &[Sample]) -> String {
 fn source_md(samples: &[Sample]) -> String {
     let mut md = String::from("\n### rpo-exporter: source of the lag (`rpo_lag_source_info`)\n\nShare of the scenario's samples by the `source` label of the pair's `rpo_lag_source_info` (heartbeat, commit_timestamp, gtid_position); \"–\": not exported.\n\n| Engine | Scenario | Interval | Samples | Source |\n|---|---|---|---|---|\n");
     for engine in ["postgres", "mariadb"] {
-        let mut scen: Vec<&str> = Vec::new();
-        for s in samples.iter().filter(|s| s.engine == engine) {
-            if !scen.contains(&s.scenario.as_str()) {
-                scen.push(&s.scenario);
-            }
-        }
-        for sc in scen {
+        for sc in scenarios(samples, engine) {
             for (interval, lt, _) in INTERVALS {
                 let n = of(samples, engine, sc, lt).count();
                 if n == 0 {
@@ -229,17 +223,22 @@ fn of<'a>(
     samples.iter().filter(move |s| s.engine == engine && s.scenario == scenario && s.tool == tool)
 }
 
+/// The scenarios of `engine`'s samples, in the order they ran.
+fn scenarios<'a>(samples: &'a [Sample], engine: &str) -> Vec<&'a str> {
+    let mut scen: Vec<&str> = Vec::new();
+    for s in samples.iter().filter(|s| s.engine == engine) {
+        if !scen.contains(&s.scenario.as_str()) {
+            scen.push(&s.scenario);
+        }
+    }
+    scen
+}
+
 /// How often the truth lies inside rpo-exporter's [lag, exposure] (50 ms tolerance).
 fn bracket_md(samples: &[Sample]) -> String {
     let mut md = String::from("\n### rpo-exporter: truth inside [lag, exposure] (50 ms tolerance)\n\n| Engine | Scenario | Truth at | Samples with both | Inside | Share |\n|---|---|---|---|---|---|\n");
     for engine in ["postgres", "mariadb"] {
-        let mut scen: Vec<&str> = Vec::new();
-        for s in samples.iter().filter(|s| s.engine == engine) {
-            if !scen.contains(&s.scenario.as_str()) {
-                scen.push(&s.scenario);
-            }
-        }
-        for sc in scen {
+        for sc in scenarios(samples, engine) {
             for (label, lt, et) in [
                 ("scrape", "rpo-exporter lag", "rpo-exporter exposure"),
                 ("scrape, 100 ms interval", "rpo-exporter 100ms lag", "rpo-exporter 100ms exposure"),

@@ -599,7 +599,9 @@ mod tests {
     fn a_scrape_reuses_only_unchanged_nodes_samples() {
         let c = cluster();
         let (p, r) = (&c.nodes[0], &c.nodes[1]);
-        let t0 = mono_now();
+        // A whole second, so the instants below and their differences are exact
+        // in binary and print as written (t0 + 1.0 − t0 is 0.9999… for some t0).
+        let t0 = mono_now().floor();
         {
             let mut d = p.lock();
             d.up = true;

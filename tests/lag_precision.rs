@@ -81,34 +81,57 @@ where
     })
 }
 
-/// Scrapes the stalled pair 16 times, 250 ms apart, from 1.5 s after the stall:
-/// lag a lower bound within reach of the truth, exposure above it, the named
-/// source. Returns the mean error.
+/// How many stalls `stalled` may begin before the position source must have
+/// shown. A stall that begins just before a heartbeat's write has the heartbeat
+/// as its tighter bound (rightly: `refine_lag` keeps the larger lower bound), so
+/// it says nothing of the positions; that happens for roughly one stall in
+/// seven (a sample period and a trip of the 1 s interval), so four attempts
+/// fail a correct exporter about once in 2,000 runs, and a broken one always.
+const ATTEMPTS: usize = 4;
+
+/// Stalls the replica with `stall` (which returns the first write the replica
+/// lacks) and scrapes the pair 16 times, 250 ms apart, from 1.5 s after the
+/// stall: lag a lower bound within reach of the truth, exposure above it, the
+/// named source. While the first scrape of a stall names the heartbeat, the
+/// replica is resumed (`resume`) and stalled again. Returns the mean error.
 async fn stalled(
     exporter: &Exporter,
     pair: &[(&'static str, String)],
     truth: &Truth,
-    first_missing: usize,
     source: &str,
+    mut stall: impl AsyncFnMut() -> usize,
+    mut resume: impl AsyncFnMut(),
 ) -> f64 {
-    tokio::time::sleep(Duration::from_millis(1500)).await;
     let mut errors = Vec::new();
-    for _ in 0..16 {
-        let before = Instant::now();
-        let m = exporter.scrape().await;
-        let at = before + before.elapsed() / 2;
-        let (low, high) = truth.loss(first_missing, at);
-        let lag = m.get(LAG, pair).expect("lag while stalled");
-        let exposure = m.get(EXPOSURE, pair).expect("exposure while stalled");
-        let by = lag_source(&m, pair);
-        println!(
-            "stalled: truth {low:.4}..{high:.4} s lag {lag:.4} s exposure {exposure:.4} s lag by {by:?}"
-        );
-        assert!(lag <= high + 0.02, "lag {lag} above the truth {high}; log:\n{}", exporter.log());
-        assert!(exposure >= low - 0.02, "exposure {exposure} below the truth {low}");
-        assert_eq!(by.as_deref(), Some(source), "{}", exporter.log());
-        errors.push(low - lag);
-        tokio::time::sleep(Duration::from_millis(250)).await;
+    for attempt in 1..=ATTEMPTS {
+        let first_missing = stall().await;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        for scrape in 0..16 {
+            let before = Instant::now();
+            let m = exporter.scrape().await;
+            let at = before + before.elapsed() / 2;
+            let (low, high) = truth.loss(first_missing, at);
+            let lag = m.get(LAG, pair).expect("lag while stalled");
+            let exposure = m.get(EXPOSURE, pair).expect("exposure while stalled");
+            let by = lag_source(&m, pair);
+            println!(
+                "stalled: truth {low:.4}..{high:.4} s lag {lag:.4} s exposure {exposure:.4} s lag by {by:?}"
+            );
+            assert!(lag <= high + 0.02, "lag {lag} above the truth {high}; log:\n{}", exporter.log());
+            assert!(exposure >= low - 0.02, "exposure {exposure} below the truth {low}");
+            if scrape == 0 && by.as_deref() == Some("heartbeat") && attempt < ATTEMPTS {
+                println!("stall {attempt} began behind a heartbeat: its bound is the tighter; again");
+                break;
+            }
+            assert_eq!(by.as_deref(), Some(source), "stall {attempt}, scrape {scrape}; {}", exporter.log());
+            errors.push(low - lag);
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        if !errors.is_empty() {
+            break;
+        }
+        resume().await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
     let mean = errors.iter().sum::<f64>() / errors.len() as f64;
     let max = errors.iter().copied().fold(f64::MIN, f64::max);
@@ -162,12 +185,17 @@ async fn sampled_positions_place_lag_within_a_sample_of_the_truth() {
         }
     });
     tokio::time::sleep(Duration::from_secs(2)).await;
-    r1.execute("SELECT pg_wal_replay_pause()").await.unwrap();
-    r1.wait_for_value("SELECT pg_get_wal_replay_pause_state()", "paused", Duration::from_secs(5))
-        .await
-        .unwrap();
-    let held = r1.query_one_string("SELECT (max(id) + 1)::text FROM truth").await.unwrap().unwrap();
-    let pg_mean = stalled(&exporter, &pg_pair, &truth, held.parse().unwrap(), "commit_timestamp").await;
+    let pause = async || {
+        r1.execute("SELECT pg_wal_replay_pause()").await.unwrap();
+        r1.wait_for_value("SELECT pg_get_wal_replay_pause_state()", "paused", Duration::from_secs(5))
+            .await
+            .unwrap();
+        let held = r1.query_one_string("SELECT (max(id) + 1)::text FROM truth").await.unwrap().unwrap();
+        held.parse().unwrap()
+    };
+    let pg_mean =
+        stalled(&exporter, &pg_pair, &truth, "commit_timestamp", pause, async || resume_replay(r1).await)
+            .await;
     truth.stop.store(true, Ordering::Relaxed);
     writer.await.unwrap();
     resume_replay(r1).await;
@@ -193,9 +221,16 @@ async fn sampled_positions_place_lag_within_a_sample_of_the_truth() {
         }
     });
     tokio::time::sleep(Duration::from_secs(2)).await;
-    b.exec("STOP SLAVE SQL_THREAD").await.unwrap();
-    let held = b.query_one_string("SELECT CAST(max(id) + 1 AS CHAR) FROM rpo.truth").await.unwrap().unwrap();
-    let my_mean = stalled(&exporter, &my_pair, &truth, held.parse().unwrap(), "gtid_position").await;
+    let stop = async || {
+        b.exec("STOP SLAVE SQL_THREAD").await.unwrap();
+        let held =
+            b.query_one_string("SELECT CAST(max(id) + 1 AS CHAR) FROM rpo.truth").await.unwrap().unwrap();
+        held.parse().unwrap()
+    };
+    let my_mean = stalled(&exporter, &my_pair, &truth, "gtid_position", stop, async || {
+        b.exec("START SLAVE SQL_THREAD").await.unwrap()
+    })
+    .await;
     truth.stop.store(true, Ordering::Relaxed);
     writer.await.unwrap();
     b.exec("START SLAVE SQL_THREAD").await.unwrap();

@@ -161,6 +161,24 @@ fn family_texts() -> &'static [FamilyText] {
     })
 }
 
+/// The place of `desc` in [`family_texts`] (and [`all`]); `None` for a family
+/// not listed there, which is never shown. A binary search by address: a
+/// scrape asks once per family of each node.
+fn family_index(desc: &'static MetricDesc) -> Option<usize> {
+    static BY_ADDRESS: OnceLock<Vec<(usize, usize)>> = OnceLock::new();
+    let by_address = BY_ADDRESS.get_or_init(|| {
+        let mut v: Vec<(usize, usize)> = family_texts()
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (std::ptr::from_ref(f.desc) as usize, i))
+            .collect();
+        v.sort_unstable();
+        v
+    });
+    let address = std::ptr::from_ref(desc) as usize;
+    by_address.binary_search_by_key(&address, |&(a, _)| a).ok().map(|k| by_address[k].1)
+}
+
 /// A family's `# HELP` and `# TYPE` lines in `format`: under the sample name in
 /// the text format 0.0.4 (a counter's with `_total`), under the family's name in
 /// OpenMetrics.
@@ -184,14 +202,24 @@ fn header(desc: &MetricDesc, format: Format) -> String {
 /// OpenMetrics ends in `# EOF`.
 /// Families `switches` turn off are left out whole.
 fn encode(out: &mut String, samples: &Samples, switches: Switches, format: Format) -> std::fmt::Result {
-    // Each family's sample lines were encoded as they were collected.
-    for family in family_texts().iter().filter(|f| switches.emits(f.desc)) {
+    // Each family's sample lines were encoded as they were collected, some in
+    // parts kept by the nodes: gather every part's lines of each family (by its
+    // place in `family_texts`), then write the families in order, each line
+    // copied once.
+    let texts = family_texts();
+    let mut lines: Vec<Vec<&str>> = vec![Vec::new(); texts.len()];
+    samples.for_each_family(|desc, text| {
+        if let Some(i) = family_index(desc) {
+            lines[i].push(text);
+        }
+    });
+    for (family, lines) in texts.iter().zip(&lines).filter(|(f, _)| switches.emits(f.desc)) {
         out.push_str(match format {
             Format::Text => &family.text_header,
             Format::OpenMetrics => &family.om_header,
         });
-        if let Some(samples) = samples.get(family.desc) {
-            out.push_str(samples.lines());
+        for text in lines {
+            out.push_str(text);
         }
     }
     if format == Format::OpenMetrics {
@@ -364,6 +392,43 @@ mod tests {
             assert_eq!(after.matches("rpo_node_up{").count(), 1, "{after}");
             assert_eq!(after.matches("# TYPE rpo_node_up gauge").count(), 1);
         }
+    }
+
+    /// Parts shared by reference (a node's kept samples) are written under
+    /// their families' headers with the collection's own lines, each family
+    /// once and whole: the same text as when every line is copied in.
+    #[test]
+    fn shared_parts_are_written_with_their_families() {
+        let mut part = Samples::default();
+        part.push(&NODE_UP, &["c", "b", "r"], 0.0);
+        part.push(&TASK_RESTARTS, &["dns"], 2.0);
+        let part = Arc::new(part);
+        let mut shared = Samples::default();
+        shared.push(&NODE_UP, &["c", "a", "r"], 1.0);
+        shared.push(&OBJECTIVE, &["c"], 0.25);
+        shared.append_shared(part.clone());
+        shared.append_shared(part.clone());
+        let mut copied = Samples::default();
+        copied.push(&NODE_UP, &["c", "a", "r"], 1.0);
+        copied.push(&OBJECTIVE, &["c"], 0.25);
+        copied.append(&part);
+        copied.append(&part);
+        for format in [Format::Text, Format::OpenMetrics] {
+            let (mut a, mut b) = (String::new(), String::new());
+            encode(&mut a, &shared, Switches::default(), format).unwrap();
+            encode(&mut b, &copied, Switches::default(), format).unwrap();
+            assert_eq!(a, b);
+            assert_eq!(a.matches("# TYPE rpo_node_up gauge").count(), 1);
+            assert!(a.contains(
+                "rpo_node_up{db_cluster=\"c\",node=\"a\",node_region=\"r\"} 1\n\
+                 rpo_node_up{db_cluster=\"c\",node=\"b\",node_region=\"r\"} 0\n\
+                 rpo_node_up{db_cluster=\"c\",node=\"b\",node_region=\"r\"} 0\n"
+            ));
+        }
+        shared.flatten();
+        assert_eq!(shared.get(&TASK_RESTARTS).map(|f| f.lines().lines().count()), Some(2));
+        shared.clear();
+        assert_eq!(Arc::strong_count(&part), 1, "a cleared collection lets the shared parts go");
     }
 
     #[test]

@@ -9,6 +9,8 @@
 //! of them (`exposition`). Label values come from configuration or are bounded
 //! enums; none is taken raw from a database.
 
+use std::sync::Arc;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MetricKind {
     Gauge,
@@ -374,7 +376,7 @@ pub struct Sample {
 /// counter's sample name ends in `_total`; label values escaped; values as Go's
 /// parser reads them). Encoding at push time lets a part that keeps a series'
 /// labels encoded ([`label_block`]) hand them over with one copy.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Family {
     desc: &'static MetricDesc,
     lines: String,
@@ -433,11 +435,15 @@ impl Family {
 }
 
 /// Collects the samples of one scrape, grouped by family.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Samples {
     /// In order of first push; a scrape has a few dozen families, so finding
     /// one by address is a short scan.
     families: Vec<Family>,
+    /// Parts encoded earlier and kept by their owner (a node's unchanged
+    /// samples), shown by reference: the encoder copies their lines once, into
+    /// the scrape's body ([`Samples::for_each_family`]).
+    shared: Vec<Arc<Samples>>,
 }
 
 impl Samples {
@@ -458,8 +464,37 @@ impl Samples {
     /// Adds every sample of `other` (lines encoded earlier), family by family,
     /// after the ones already here.
     pub fn append(&mut self, other: &Samples) {
-        for f in other.families.iter().filter(|f| !f.lines.is_empty()) {
-            self.family(f.desc).lines.push_str(&f.lines);
+        other.for_each_family(|desc, lines| self.family(desc).lines.push_str(lines));
+    }
+
+    /// Adds every sample of `part` by reference, without copying its lines:
+    /// [`Samples::for_each_family`] shows them after this collection's own. Kept
+    /// until [`Samples::clear`].
+    pub fn append_shared(&mut self, part: Arc<Samples>) {
+        self.shared.push(part);
+    }
+
+    /// Calls `f` with each family's encoded lines: this collection's own, then
+    /// each shared part's, in order; a family may come several times (once per
+    /// part), never with no lines.
+    pub fn for_each_family<'a>(&'a self, mut f: impl FnMut(&'static MetricDesc, &'a str)) {
+        self.for_each_family_dyn(&mut f);
+    }
+
+    fn for_each_family_dyn<'a>(&'a self, f: &mut dyn FnMut(&'static MetricDesc, &'a str)) {
+        for family in self.families.iter().filter(|family| !family.lines.is_empty()) {
+            f(family.desc, &family.lines);
+        }
+        for part in &self.shared {
+            part.for_each_family_dyn(f);
+        }
+    }
+
+    /// Copies the shared parts' lines in, family by family, so that
+    /// [`Samples::get`] and [`Samples::take`] see every sample.
+    pub fn flatten(&mut self) {
+        for part in std::mem::take(&mut self.shared) {
+            self.append(&part);
         }
     }
 
@@ -505,19 +540,23 @@ impl Samples {
         &mut self.families[i]
     }
 
-    /// The family of `desc`, if anything was pushed to it.
+    /// The family of `desc`, if anything was pushed to it (here: the shared
+    /// parts' lines count only after [`Samples::flatten`]).
     pub fn get(&self, desc: &'static MetricDesc) -> Option<&Family> {
         self.families.iter().find(|f| std::ptr::eq(f.desc, desc))
     }
 
     /// Empties every family but keeps its buffer, so the next scrape collected
-    /// here writes into memory of the right size (no growing, no page faults).
+    /// here writes into memory of the right size (no growing, no page faults),
+    /// and lets the shared parts go.
     pub fn clear(&mut self) {
         for f in &mut self.families {
             f.lines.clear();
         }
+        self.shared.clear();
     }
 
+    /// Removes the family of `desc` (as [`Samples::get`] sees it).
     pub fn take(&mut self, desc: &'static MetricDesc) -> Option<Family> {
         let i = self.families.iter().position(|f| std::ptr::eq(f.desc, desc))?;
         Some(self.families.swap_remove(i))

@@ -90,10 +90,11 @@ impl Live {
         *r = Some((ok, at));
     }
 
-    /// Everything a scrape shows.
+    /// Everything a scrape shows, every line in its own families (none shared).
     pub fn samples(&self) -> Samples {
         let mut out = Samples::default();
         self.collect(&mut out);
+        out.flatten();
         out
     }
 

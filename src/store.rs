@@ -16,7 +16,9 @@
 //! node's generation), and the samples that depend on the data alone are encoded
 //! again only when the generation moved since they were last encoded. What depends
 //! on the scrape's instant (measurement ages, exposure, whether the last read is
-//! still fresh) is worked out on every scrape.
+//! still fresh) is worked out on every scrape. The reused samples are handed to
+//! the scrape by reference (an `Arc`), so their lines are copied once, into the
+//! scrape's body.
 
 use crate::config::Cluster;
 use crate::engine::{ErrorKind, Written};
@@ -24,7 +26,7 @@ use crate::heartbeat::{
     mono_now, ClockSample, CommitPosition, ExposureSource, LagSource, PositionHistory, PositionSample,
     Reading, RowStatus, WriteHistory,
 };
-use crate::metrics::{self, Sample, Samples, Switch, Switches};
+use crate::metrics::{self, Samples, Switch, Switches};
 use std::collections::BTreeMap;
 use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -96,7 +98,9 @@ pub struct NodeData {
     pub role_changed_at: Option<f64>,
     pub unlisted_rows: usize,
     pub malformed_rows: usize,
-    pub native: Vec<Sample>,
+    /// The engine's native replication samples, encoded by the worker when it
+    /// collected them (so a scrape that encodes the node again copies them).
+    pub native: Samples,
 }
 
 impl NodeData {
@@ -188,7 +192,9 @@ impl DerefMut for NodeGuard<'_> {
 #[derive(Debug, Default)]
 struct Encoded {
     from: Option<(u64, bool)>,
-    samples: Samples,
+    /// Shared with the scrapes that show them ([`Samples::append_shared`]):
+    /// encoded again in place when no scrape holds them any more, else anew.
+    samples: Arc<Samples>,
 }
 
 /// A node's label sets as the scrape writes them ([`metrics::label_block`]):
@@ -349,11 +355,12 @@ fn node_samples(node: &NodeState, now: f64, max_age: f64, switches: Switches, ou
     let mut encoded = node.encoded.lock().unwrap_or_else(|p| p.into_inner());
     let from = Some((d.generation(), fresh));
     if encoded.from != from {
-        encoded.samples.clear();
-        fixed_samples(node, &d, fresh, switches, &mut encoded.samples);
+        let samples = Arc::make_mut(&mut encoded.samples);
+        samples.clear();
+        fixed_samples(node, &d, fresh, switches, samples);
         encoded.from = from;
     }
-    out.append(&encoded.samples);
+    out.append_shared(encoded.samples.clone());
     drop(encoded);
     instant_samples(node, &d, now, fresh, out);
 }
@@ -480,7 +487,7 @@ fn fixed_samples(node: &NodeState, d: &NodeData, fresh: bool, switches: Switches
             out.push(&metrics::UNKNOWN_ROWS, &[cluster, name, region, reason], rows as f64);
         }
     }
-    out.extend(&d.native);
+    out.append(&d.native);
 }
 
 #[cfg(test)]
@@ -501,6 +508,7 @@ mod tests {
     fn scrape_at(c: &ClusterState, switches: Switches, now: f64) -> String {
         let mut out = Samples::default();
         c.samples(now, switches, &mut out);
+        out.flatten();
         let mut text = String::new();
         for desc in metrics::CORE {
             if let Some(f) = out.take(desc) {

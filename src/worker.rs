@@ -38,7 +38,7 @@ use crate::engine::{
 use crate::heartbeat::{
     ClockSample, CommitPosition, PositionSample, ReplayedCommit, WriteRecord, MAX_CLOCK_DRIFT,
 };
-use crate::metrics::{Switch, Switches};
+use crate::metrics::{Samples, Switch, Switches};
 use crate::pairs::{self, Event, NodeView};
 use crate::store::{ClusterState, Collector, NodeState};
 use crate::supervise::Pace;
@@ -505,7 +505,10 @@ impl Worker {
                 Ok(mut samples) => {
                     // Families switched off (GTID positions) are not kept.
                     samples.retain(|s| self.switches.emits(s.desc));
-                    self.node.lock().native = samples;
+                    // Encoded here, off the scrape's path: a scrape copies the lines.
+                    let mut native = Samples::default();
+                    native.extend(&samples);
+                    self.node.lock().native = native;
                     self.succeed(Collector::Replication, took);
                     self.native_backoff.reset();
                 }

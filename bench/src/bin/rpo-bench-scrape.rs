@@ -26,7 +26,7 @@ use rpo_exporter::config::Config;
 use rpo_exporter::engine::{self, Engine, ErrorKind, Written};
 use rpo_exporter::exposition;
 use rpo_exporter::heartbeat::{Basis, ClockSample, ExposureSource, LagSource, Reading, RowStatus};
-use rpo_exporter::metrics::{Sample, Switch, Switches};
+use rpo_exporter::metrics::{Sample, Samples, Switch, Switches};
 use rpo_exporter::state::{Live, State};
 use rpo_exporter::store::{Collector, PairData};
 use std::fmt::Write as _;
@@ -137,7 +137,7 @@ fn fill(state: &State, engine: &dyn Engine, switches: Switches) {
                 );
             }
             // One sample of every native family, with the node labels first.
-            d.native = engine
+            let native: Vec<Sample> = engine
                 .metrics()
                 .iter()
                 .filter(|desc| switches.emits(desc))
@@ -147,6 +147,8 @@ fn fill(state: &State, engine: &dyn Engine, switches: Switches) {
                     Sample { desc, values, value: 1.5 }
                 })
                 .collect();
+            d.native = Samples::default();
+            d.native.extend(&native);
         }
     }
 }

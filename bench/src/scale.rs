@@ -10,7 +10,7 @@
 use crate::report::{self, ScaleStep};
 use crate::tools::{
     cluster_yaml, host_cpu, lag_pairs, metric_sum, pg_node_yaml, proc_usage, rpo_exporter, schema_sql,
-    scrape, series_count, tree_cpu, written_heartbeats, Proc,
+    scrape, series_count, tree_cpu, written_heartbeats, Proc, TimedScraper,
 };
 use crate::{PASSWORD, ROLE};
 use anyhow::Result;
@@ -97,6 +97,7 @@ impl Scale<'_> {
         let pairs = labs.len();
         // A scrape of 1,000 clusters is some 8 MB: give it time on a busy host.
         let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
+        let timed = TimedScraper::new(Duration::from_secs(10))?;
         let one = schema_sql(bin, &["postgres", "--table", "rpo.hb_000"])?;
         for (k, lab) in labs.iter().enumerate() {
             Self::size(lab, max.div_ceil(pairs)).await?;
@@ -132,7 +133,7 @@ impl Scale<'_> {
             }
             let started = Instant::now();
             let p = rpo_exporter(bin, work, &format!("rpo-exporter-scale-{n}"), &cfg)?;
-            let step = scale_step(&p, &client, n, secs, &servers_cpu, cores).await;
+            let step = scale_step(&p, &client, &timed, n, secs, &servers_cpu, cores).await;
             if let Err(e) = p.save_log(&out.join(format!("scale-{n}.log"))) {
                 eprintln!("bench: warning: {e:#}");
             }
@@ -156,10 +157,11 @@ impl Scale<'_> {
 }
 
 /// Waits for the exporter `p` (watching `n` clusters) to report, then measures it `secs`
-/// s; `servers_cpu` gives the servers' CPU seconds so far.
+/// s; `servers_cpu` gives the servers' CPU seconds so far. The latency is timed by `scraper`.
 async fn scale_step(
     p: &Proc,
     client: &reqwest::Client,
+    scraper: &TimedScraper,
     n: usize,
     secs: u64,
     servers_cpu: &dyn Fn() -> f64,
@@ -194,7 +196,7 @@ async fn scale_step(
     let mut opened: Option<(f64, f64)> = None;
     while t0.elapsed() < Duration::from_secs(secs) {
         let tick = Instant::now();
-        if let Some((text, d)) = scrape(client, &p.url).await {
+        if let Some((text, d)) = scraper.scrape(&p.url).await {
             lat.push(d.as_secs_f64() * 1000.0);
             series = series_count(&text);
             bytes = text.len();

@@ -251,6 +251,19 @@ fn gzip(text: &str, level: u32) -> Vec<u8> {
     encoder.finish().expect("in memory")
 }
 
+/// A row of the scrape-latency tables: what was scraped (URL or cluster count),
+/// series and bytes of a scrape, head p50, then p50, p99 and max of the whole
+/// scrapes (ms).
+fn latency_row(what: &str, series: usize, bytes: usize, head: &mut [f64], ms: &mut [f64]) -> String {
+    format!(
+        "| {what} | {series} | {bytes} | {:.3} | {:.3} | {:.3} | {:.3} |",
+        pct(head, 0.5),
+        pct(ms, 0.5),
+        pct(ms, 0.99),
+        pct(ms, 1.0)
+    )
+}
+
 fn pct(v: &mut [f64], p: f64) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     let i = ((p * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1;
@@ -278,13 +291,7 @@ fn main() -> Result<()> {
             client_rt.block_on(scrape_loop(url, &args, format, args.renders, pause, |_| {}))?;
         println!("| URL | Series | Bytes | head p50 (ms) | p50 (ms) | p99 (ms) | max (ms) |");
         println!("|---|---|---|---|---|---|---|");
-        println!(
-            "| {url} | {series} | {bytes} | {:.3} | {:.3} | {:.3} | {:.3} |",
-            pct(&mut head, 0.5),
-            pct(&mut ms, 0.5),
-            pct(&mut ms, 0.99),
-            pct(&mut ms, 1.0)
-        );
+        println!("{}", latency_row(url, series, bytes, &mut head, &mut ms));
         return Ok(());
     }
     if args.http {
@@ -330,13 +337,7 @@ fn main() -> Result<()> {
             shutdown.cancel();
             server_rt.block_on(server)??;
             let (mut head, mut ms, bytes, series) = result?;
-            println!(
-                "| {n} | {series} | {bytes} | {:.3} | {:.3} | {:.3} | {:.3} |",
-                pct(&mut head, 0.5),
-                pct(&mut ms, 0.5),
-                pct(&mut ms, 0.99),
-                pct(&mut ms, 1.0)
-            );
+            println!("{}", latency_row(&n.to_string(), series, bytes, &mut head, &mut ms));
             continue;
         }
         let first = exposition.render_as(format)?;

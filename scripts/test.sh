@@ -14,6 +14,20 @@ fi
 # about 3 GB to target/ (measured). A developer may set CARGO_INCREMENTAL=1.
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
+# Disk: a clean clone's target/ grows to 3.0 GB (measured at its peak: the build, the
+# cargo-deb build, the Python tools); the tests' servers keep their data in /dev/shm
+# when it is there (lab/src/process.rs). Fail now with the numbers rather than in
+# the middle of a link ("No space left on device", "Bus error").
+mkdir -p target
+have_mb=$(df -Pm target | awk 'NR == 2 { print $4 }')
+used_mb=$(du -sm target | cut -f1)
+need_mb=$((3500 - used_mb))
+[ "$need_mb" -lt 500 ] && need_mb=500
+if [ "$have_mb" -lt "$need_mb" ]; then
+    echo "test.sh: only $have_mb MB free on the filesystem of $(pwd)/target; the build and the tests need about $need_mb MB more (a clean build's target/ peaks at 3.0 GB)" >&2
+    exit 1
+fi
+
 scripts/install-deps.sh
 scripts/install-kubernetes-validate.sh
 # cargo-deb for tests/package.rs, into target/tools: about 50 s on a clean clone.

@@ -517,11 +517,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// The runtime that serves the exporter and runs the drill: tokio's multi-thread
-/// runtime, a worker per core. A current-thread runtime would save 0.7 MiB of
-/// resident memory (two threads, and libm, which only the multi-thread scheduler
-/// needs), but with one thread every scrape of a flood takes its turn before
-/// Prometheus's own: not adopted until measured (docs/benchmarks.md, "Memory: where
-/// it goes").
+/// runtime, a worker per core. A current-thread runtime saved 0.5–0.9 MiB of
+/// resident memory in the bench (two threads, and libm, which only the multi-thread
+/// scheduler needs), not enough for issue #19's goal, and with one thread a large
+/// scrape's render would run where the heartbeats tick: not adopted
+/// (docs/benchmarks.md, "The current-thread runtime in the bench").
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build()
 }

@@ -97,7 +97,7 @@ pub fn samples_csv(samples: &[Sample]) -> String {
 /// rpo-exporter bracket table.
 pub fn accuracy_md(samples: &[Sample]) -> String {
     let mut md = String::new();
-    let _ = writeln!(md, "## Accuracy against ground truth\n\nError = |reported − true lag| per 1 s sample. False alarm: reported > 2 s while truth < 0.5 s. Silent zero: reported < 0.5 s while truth > 2 s. Missing: scrape failed or series absent (not counted in the errors).\n");
+    let _ = writeln!(md, "## Accuracy against ground truth\n\nError = |reported − true lag| per sample (every 1.03 s). False alarm: reported > 2 s while truth < 0.5 s. Silent zero: reported < 0.5 s while truth > 2 s. Missing: scrape failed or series absent (not counted in the errors).\n");
     let _ = writeln!(md, "| Engine | Scenario | Tool | Samples | Mean abs error (s) | Max abs error (s) | False alarms | Silent zeros | Missing |\n|---|---|---|---|---|---|---|---|---|");
     let mut keys: Vec<(&str, &str, &str)> = Vec::new();
     for s in samples {

@@ -342,10 +342,10 @@ impl Scenarios<'_> {
         Ok(Outcome { samples, cost, idle_secs })
     }
 
-    /// Every tool's readings once a second for `secs` s; `t` counts from `t0`.
+    /// Every tool's readings every [`SAMPLE_PERIOD`] for `secs` s; `t` counts from `t0`.
     async fn sample(&self, scenario: &str, secs: u64, t0: Instant) -> Vec<Sample> {
         let mut out = Vec::new();
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut tick = tokio::time::interval(SAMPLE_PERIOD);
         let end = Instant::now() + Duration::from_secs(secs);
         while Instant::now() < end {
             tick.tick().await;
@@ -365,6 +365,14 @@ impl Scenarios<'_> {
         out
     }
 }
+
+/// How often the scenarios sample every tool: no multiple of the 100 ms at which the
+/// truth writers commit and the exporters read positions, nor of the 1 s heartbeat,
+/// so a scenario's samples sweep their phases (30 ms further each sample: ten phases
+/// of 100 ms in ten samples) instead of drawing one phase for the whole scenario, as
+/// once-a-second samples did (the error then hardly moved within a scenario and
+/// differed between runs by the phase).
+pub const SAMPLE_PERIOD: Duration = Duration::from_millis(1030);
 
 /// Scrapes each exporter `scrapes` times in turn: its RSS after, its CPU and its scrape
 /// latency over them.

@@ -150,7 +150,7 @@ async fn compare(
 ) -> Result<()> {
     writeln!(
         md,
-        "Idle scenario {} s, fault scenarios {} s each, one sample per second per tool.\n",
+        "Idle scenario {} s, fault scenarios {} s each, one sample every 1.03 s per tool.\n",
         args.idle_secs, args.fault_secs
     )?;
     let labs = Labs::start(bin).await?;

@@ -56,10 +56,21 @@ async fn pg_side(role_sql: Option<&str>, commit_ts: bool) -> Result<PgSide> {
     let sql = "SELECT count(*) FROM pg_stat_wal_receiver WHERE status = 'streaming'";
     tokio::time::sleep(Duration::from_secs(1)).await;
     r1.wait_for_value(sql, "1", Duration::from_secs(20)).await?;
-    let truth =
-        start_truth(Db::Pg(p.port()), Db::Pg(r1.port()), "INSERT INTO bench_truth (id) VALUES ({id})");
+    // The lab watched by rpo-exporter: its heartbeats are commits the truth counts.
+    let heartbeats: &[&str] = if role_sql.is_some() { &HEARTBEAT_TABLES } else { &[] };
+    let truth = start_truth(
+        Db::Pg(p.port()),
+        Db::Pg(r1.port()),
+        "INSERT INTO bench_truth (id) VALUES ({id})",
+        heartbeats,
+    );
     Ok(PgSide { lab, proxy, truth })
 }
+
+/// The heartbeat tables of the two rpo-exporters of a lab (1 s and 100 ms; see
+/// `tools::start`). pt-heartbeat's table on lab B is not counted: the truth there is
+/// the writer's rows alone.
+const HEARTBEAT_TABLES: [&str; 2] = ["rpo.heartbeat", "rpo.hb_fast"];
 
 pub struct MariaSide {
     pub lab: MariaLab,
@@ -82,10 +93,12 @@ async fn maria_side(user_sql: Option<&str>) -> Result<MariaSide> {
     let b = lab.node("b");
     b.exec(&format!("STOP SLAVE; CHANGE MASTER TO MASTER_PORT={}; START SLAVE", proxy.port())).await?;
     b.wait_replication_running(Duration::from_secs(20)).await?;
+    let heartbeats: &[&str] = if user_sql.is_some() { &HEARTBEAT_TABLES } else { &[] };
     let truth = start_truth(
         Db::Maria(a.root_opts()),
         Db::Maria(b.root_opts()),
         "INSERT INTO bench.truth (id) VALUES ({id})",
+        heartbeats,
     );
     Ok(MariaSide { lab, proxy, truth })
 }

@@ -150,8 +150,10 @@ async fn compare(
 ) -> Result<()> {
     writeln!(
         md,
-        "Idle scenario {} s, fault scenarios {} s each, one sample every 1.03 s per tool.\n",
-        args.idle_secs, args.fault_secs
+        "Idle scenario {} s, fault scenarios {} s each, one sample every {:.2} s per tool.\n",
+        args.idle_secs,
+        args.fault_secs,
+        scenario::SAMPLE_PERIOD.as_secs_f64()
     )?;
     let labs = Labs::start(bin).await?;
     let tools = Tools::start(bin, work, &labs).await?;

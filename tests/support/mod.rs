@@ -6,6 +6,7 @@
 pub mod adversarial;
 pub mod dns;
 pub mod drill;
+pub mod interrupted;
 pub mod maria;
 pub mod probes;
 pub mod webhook;

@@ -180,11 +180,25 @@ async fn sidecars_show_a_stranded_replica_through_its_alert() {
         let node = series["metric"]["node"].as_str().unwrap();
         assert!(["r2", "c"].contains(&node), "the alert holds for {node}, a survivor that streams: {held}");
     }
-    // Each stranded replica's own sidecar keeps a growing lag from the dead primary.
-    for (side, pair) in [(&r2_side, pg.pair("p", "r2")), (&c_side, my.pair("a", "c"))] {
-        let before = side.scrape().await.get(LAG, &pair).expect("lag from the dead primary");
+    // Each stranded replica's own sidecar keeps a growing lag from the dead primary: the
+    // lag now (the last read's lag plus that read's age) grows one for one with time.
+    for (side, pair, node) in [(&r2_side, pg.pair("p", "r2"), "r2"), (&c_side, my.pair("a", "c"), "c")] {
+        let read_age = [("collector", "heartbeat_read".to_owned()), ("node", node.to_owned())];
+        let lag_now = || async {
+            let m = side.scrape().await;
+            let lag = m.get(LAG, &pair).expect("lag from the dead primary");
+            (
+                lag + m.get("rpo_measurement_age_seconds", &read_age).expect("age of the last read"),
+                Instant::now(),
+            )
+        };
+        let (before, t0) = lag_now().await;
         tokio::time::sleep(Duration::from_secs(3)).await;
-        let after = side.scrape().await.get(LAG, &pair).expect("lag from the dead primary");
-        assert!(after > before + 2.0, "{pair:?}: lag {before} → {after} over 3 s");
+        let (after, t1) = lag_now().await;
+        let elapsed = (t1 - t0).as_secs_f64();
+        assert!(
+            (after - before - elapsed).abs() <= 0.5,
+            "{pair:?}: lag now {before:.3} → {after:.3} s over {elapsed:.3} s"
+        );
     }
 }

@@ -8,6 +8,7 @@ mod support;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use support::dns::unix_now;
 use support::*;
 
 const LAG: &str = "rpo_replication_lag_seconds";
@@ -104,14 +105,71 @@ async fn replayed_commit_bounds_exposure_within_a_commit_gap() {
     let (lag, exposure) = (m.get(LAG, &pair), m.get(EXPOSURE, &pair));
     assert!(ok, "idle: lag {lag:?} exposure {exposure:?} by {:?}", exposure_source(&m, &pair));
     println!("idle: lag {lag:?} exposure {exposure:?} by {:?}", exposure_source(&m, &pair));
-    // It stays so while idle. Between two reads of the rows, the replica's
-    // position reads may place exposure with a newer heartbeat's replayed commit
-    // (`commit_timestamp`): either way it stays within an interval.
-    for _ in 0..8 {
-        tokio::time::sleep(Duration::from_millis(500)).await;
+    // It stays so while idle. Between two reads of the rows, the replica's position
+    // reads may place exposure with a newer heartbeat's replayed commit
+    // (`commit_timestamp`): either way the exporter learns of a replayed heartbeat
+    // within a few position reads (100 ms apart). The truth is the replica's own
+    // heartbeat row, polled every 20 ms: exposure is never older than the newest
+    // heartbeat the replica had replayed 0.3 s before the scrape (give or take the
+    // clock offset's estimate). (A bare bound of
+    // interval + 0.2 s failed on a loaded host, where a commit and its replay took
+    // longer.)
+    let replayed: Arc<Mutex<Vec<(f64, f64)>>> = Arc::default();
+    stop.store(false, std::sync::atomic::Ordering::Relaxed);
+    let poller = {
+        let (replayed, stop, client) = (replayed.clone(), stop.clone(), r1.client().await.unwrap());
+        tokio::spawn(async move {
+            let select = client
+                .prepare("SELECT extract(epoch FROM written_at)::float8 FROM rpo.heartbeat WHERE node = 'p'")
+                .await
+                .unwrap();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let w: f64 = client.query_one(&select, &[]).await.unwrap().get(0);
+                {
+                    let mut seen = replayed.lock().unwrap();
+                    if seen.last().map(|(_, last)| *last) != Some(w) {
+                        seen.push((unix_now(), w));
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    let (mut checked, mut closest) = (0, (f64::MAX, 0.0));
+    let idle = Instant::now();
+    while idle.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let before = unix_now();
         let m = exporter.scrape().await;
+        let after = unix_now();
         assert_eq!(m.get(LAG, &pair), Some(0.0), "idle lag");
         let exposure = m.get(EXPOSURE, &pair).expect("idle exposure");
-        assert!(exposure < 1.2, "idle exposure {exposure} by {:?}", exposure_source(&m, &pair));
+        let known =
+            replayed.lock().unwrap().iter().rev().find(|(seen, _)| *seen <= before - 0.3).map(|(_, w)| *w);
+        let Some(w) = known else { continue };
+        // + 50 ms: the exporter reads the replica's clock through an offset estimated
+        // from its probes, off by up to half a probe's round trip.
+        let bound = after - w + 0.05;
+        if bound - exposure < closest.0 {
+            closest = (bound - exposure, exposure);
+        }
+        checked += 1;
+        assert!(
+            exposure <= bound,
+            "idle exposure {exposure:.3} s by {:?}: the replica had replayed a heartbeat written {bound:.3} s before \
+             the scrape's end at least 0.3 s before its start",
+            exposure_source(&m, &pair)
+        );
     }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    poller.await.unwrap();
+    println!(
+        "idle: {checked} scrapes checked against the replica's heartbeat row; closest: exposure {:.3} s, {:.3} s under the bound",
+        closest.1, closest.0
+    );
+    assert!(
+        checked >= 30,
+        "only {checked} scrapes had a replayed heartbeat 0.3 s old: {:?}",
+        replayed.lock().unwrap()
+    );
 }
